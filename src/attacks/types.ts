@@ -1,0 +1,24 @@
+import type * as tf from '@tensorflow/tfjs';
+
+/** A classifier as the attacks see it: inputs in [0, 1] (NHWC) -> logits, inference mode, no state change. */
+export type ModelFn = (x: tf.Tensor4D) => tf.Tensor2D;
+
+export type Norm = 'linf' | 'l2';
+
+export interface AttackOptions {
+  eps: number;
+  norm: Norm;
+  /** Iterations (queries for Square). */
+  steps: number;
+  /** Absolute step size (PGD/FGSM). */
+  stepSize?: number;
+  restarts: number;
+  seed: number;
+}
+
+export interface AttackResult {
+  /** Adversarial inputs, same shape as x, inside the eps-ball and [0, 1]. Caller disposes. */
+  xAdv: tf.Tensor4D;
+  /** 1 where the model misclassifies xAdv (the attack succeeded or the point was already wrong). */
+  success: Uint8Array;
+}
