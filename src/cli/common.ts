@@ -1,0 +1,49 @@
+/**
+ * What every command shares: error → exit-code mapping and number parsing for flags.
+ * Commands stay thin: parse flags, call the library, map the outcome to an exit code.
+ */
+import { EXIT, InputError } from '../errors.js';
+
+/**
+ * Runs a command body. InputError → its message on one line, exit 2 (nothing written is lost: the body only
+ * writes atomically). Any other error → exit 1, the stack trace only with `verbose`.
+ */
+export async function runMain(name: string, body: () => Promise<number | void>, opts: { verbose?: boolean } = {}): Promise<never> {
+  let code: number;
+  try {
+    code = (await body()) ?? EXIT.ok;
+  } catch (e) {
+    if (e instanceof InputError) {
+      process.stderr.write(`${name}: ${e.message.replace(/\s*\n\s*/g, ' ')}\n`);
+      code = EXIT.badInput;
+    } else {
+      const err = e as Error;
+      process.stderr.write(`${name}: error: ${err?.message ?? String(e)}\n`);
+      if (opts.verbose || process.argv.includes('--verbose')) process.stderr.write(`${err?.stack ?? ''}\n`);
+      else process.stderr.write(`${name}: (run with --verbose for the stack trace)\n`);
+      code = EXIT.failure;
+    }
+  }
+  // Let pino's synchronous destination and pending stdout writes flush before exiting.
+  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+  process.exit(code);
+}
+
+/**
+ * Parses a number given as a decimal ('0.031'), a fraction ('8/255') or an integer. `source` names the flag or
+ * config key in the error.
+ */
+export function parseNumberExpr(value: string | number, source: string): number {
+  if (typeof value === 'number') {
+    if (Number.isFinite(value)) return value;
+    throw new InputError(`${source}: expected a finite number, got ${value}`);
+  }
+  const s = value.trim();
+  const frac = /^([+-]?\d+(?:\.\d+)?)\s*\/\s*(\d+(?:\.\d+)?)$/.exec(s);
+  let n: number;
+  if (frac) n = Number(frac[1]) / Number(frac[2]);
+  else if (/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(s)) n = Number(s);
+  else n = Number.NaN;
+  if (!Number.isFinite(n)) throw new InputError(`${source}: expected a number or a fraction like 8/255, got '${value}'`);
+  return n;
+}
