@@ -4,3 +4,13 @@
  */
 export * from './errors.js';
 export * from './backend.js';
+export * from './log.js';
+export * from './rng.js';
+export * from './losses/index.js';
+export * from './data/index.js';
+export * from './models/index.js';
+export * from './attacks/index.js';
+export * from './checkpoint/index.js';
+export * from './config/index.js';
+export * from './train/index.js';
+export * from './eval/index.js';

@@ -1,3 +1,5 @@
+import type * as tf from '@tensorflow/tfjs';
+
 /** Images kept as uint8 NHWC (N×32×32×3) in memory; float batches are built on demand. */
 export interface ImageSet {
   name: string;
@@ -14,3 +16,41 @@ export interface ImageSet {
 
 export const DATASETS = ['cifar10', 'cifar100', 'synthetic'] as const;
 export type DatasetName = (typeof DATASETS)[number];
+
+/** One training/evaluation batch. The caller disposes `x` and `y`. */
+export interface Batch {
+  /** B×H×W×C float32 in [0, 1]. */
+  x: tf.Tensor4D;
+  /** B int32 labels. */
+  y: tf.Tensor1D;
+  /** Index of this batch within its epoch (0-based, counts skipped batches too). */
+  index: number;
+}
+
+export interface BatchOptions {
+  batchSize: number;
+  /** Visit the set in the order permutation(seed, epoch); false keeps the stored order. */
+  shuffle: boolean;
+  /** Random crop from 4-pixel zero padding + horizontal flip, per sample (training data only). */
+  augment: boolean;
+  /** Base seed of the run. Default 0. */
+  seed?: number;
+  /** Epoch number used to derive the shuffle order and augmentation. Default 0. */
+  epoch?: number;
+  /** Skip the first `startBatch` batches (mid-epoch resume); the remaining batches are unchanged. Default 0. */
+  startBatch?: number;
+  /** Drop a last, smaller batch. Default false. */
+  dropLast?: boolean;
+  /**
+   * Additional training data (e.g. generated images): each batch takes round(ratio · batchSize) samples from
+   * `set` and the rest from the original data. The epoch keeps the original data's number of batches.
+   */
+  extra?: { set: ImageSet; ratio: number };
+}
+
+/** The built-in synthetic dataset: sizes and the seed that fixes every pixel. */
+export interface SyntheticOptions {
+  nTrain: number;
+  nTest: number;
+  seed: number;
+}

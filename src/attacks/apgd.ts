@@ -1,0 +1,331 @@
+/**
+ * APGD (Croce & Hein 2020, "Reliable evaluation of adversarial robustness with an ensemble of diverse
+ * parameter-free attacks"): PGD with momentum whose step size needs no tuning. It starts at 2·eps and is halved
+ * per example at checkpoints when progress stalls, restarting from the best point found so far.
+ * APGD-CE maximises cross-entropy; APGD-T maximises the targeted DLR loss towards each of the top classes in turn.
+ * Written from the paper's Algorithm 1 and Section 3; where the released code made a choice the paper leaves open
+ * (the oscillation test is "≤ ρ·k", the momentum term after a restart uses the pre-step iterate), we follow the code,
+ * since that is what produced the published numbers.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { crossEntropy, dlrLoss, dlrTargetedLoss } from '../losses/index.js';
+import { InputError } from '../errors.js';
+import { correctMask, lossAndGrad, type PerExampleLoss } from './grad.js';
+import { deriveSeed } from '../rng.js';
+import { linfNormPerExample, normalizeL2, perExample, project, selectPerExample, steepestDirection } from './project.js';
+import { gatherRows, indicesWhere, scatterRows } from './subset.js';
+import type { AttackOptions, AttackResult, ModelFn, Norm } from './types.js';
+import { checkCount, checkInputs, checkNonNegative, checkNorm } from './validate.js';
+
+/** Momentum weight α of the paper: x^{k+1} = x^k + α(z^{k+1} − x^k) + (1 − α)(x^k − x^{k−1}). */
+export const APGD_MOMENTUM = 0.75;
+/** ρ: the step size is halved when at most this fraction of the steps since the last checkpoint increased the loss. */
+export const APGD_RHO = 0.75;
+/** AutoAttack's number of target classes for APGD-T (the 2nd to the 10th most likely class). */
+export const APGD_TARGET_CLASSES = 9;
+
+export type ApgdLoss = 'ce' | 'dlr';
+
+export interface ApgdOptions extends AttackOptions {
+  /** Threshold ρ of the oscillation condition (default 0.75). */
+  rho?: number;
+}
+
+export interface ApgdTOptions extends ApgdOptions {
+  /** Number of target classes, tried in order of the clean logits (default 9, capped at C − 1). */
+  numTargetClasses?: number;
+}
+
+/**
+ * Iteration counts after which APGD checks the step size: w_j = ⌈p_j·N⌉ with p_0 = 0, p_1 = 0.22,
+ * p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.06). Computed in whole iterations as the reference does
+ * (first interval ⌊0.22N⌋, each next one 3% of N shorter, never below 6% of N).
+ */
+export function apgdCheckpoints(nIter: number): number[] {
+  // +1e-9: 0.03·300 is 8.999… in floating point, and the schedule means 9.
+  const frac = (p: number): number => Math.max(Math.floor(p * nIter + 1e-9), 1);
+  const decrease = frac(0.03);
+  const minInterval = frac(0.06);
+  const out: number[] = [];
+  let interval = frac(0.22);
+  for (let at = interval; at <= nIter; at += interval) {
+    out.push(at);
+    interval = Math.max(interval - decrease, minInterval);
+  }
+  return out;
+}
+
+/** The reference's random start: a random direction scaled to norm exactly eps (on the sphere for L2, a corner-touching box point for L-inf), clamped to [0, 1]. */
+export function apgdStart(x: tf.Tensor4D, eps: number, norm: Norm, seed: number): tf.Tensor4D {
+  return tf.tidy(() => {
+    let delta: tf.Tensor;
+    if (norm === 'linf') {
+      const t = tf.randomUniform(x.shape, -1, 1, 'float32', seed);
+      delta = tf.mul(tf.div(t, perExample(linfNormPerExample(t)).add(1e-12)), eps);
+    } else {
+      delta = tf.mul(normalizeL2(tf.randomNormal(x.shape, 0, 1, 'float32', seed)), eps);
+    }
+    return tf.clipByValue(tf.add(x, delta), 0, 1) as tf.Tensor4D;
+  });
+}
+
+// A type alias, not an interface: tf.tidy needs it assignable to TensorContainer.
+type ApgdState = {
+  xAdv: tf.Tensor4D;
+  /** The iterate before the last step (the momentum term is xAdv − xPrev). */
+  xPrev: tf.Tensor4D;
+  grad: tf.Tensor4D;
+  /** Highest-loss point so far, its gradient and loss. */
+  xBest: tf.Tensor4D;
+  gradBest: tf.Tensor4D;
+  lossBest: tf.Tensor1D;
+  /** The latest misclassified iterate, and whether there has been one. */
+  xBestAdv: tf.Tensor4D;
+  fooled: tf.Tensor1D;
+  /** Per-example step size η. */
+  stepSize: tf.Tensor1D;
+  lossPrev: tf.Tensor1D;
+  /** Steps since the last checkpoint that increased the loss. */
+  increases: tf.Tensor1D;
+  lossBestLastCheck: tf.Tensor1D;
+  reducedLastCheck: tf.Tensor1D;
+};
+
+function replaceState(old: ApgdState, next: ApgdState): ApgdState {
+  const keep = new Set<tf.Tensor>(Object.values(next));
+  for (const t of Object.values(old) as tf.Tensor[]) if (!keep.has(t)) t.dispose();
+  return next;
+}
+
+export type ApgdRun = {
+  /** Per example: the latest misclassified iterate if fooled, else the highest-loss point. */
+  xAdv: tf.Tensor4D;
+  fooled: tf.Tensor1D;
+  lossBest: tf.Tensor1D;
+};
+
+/**
+ * One APGD run from one random start on every example of x (no restarts, no bookkeeping of clean errors).
+ * Synchronous: one tidy per iteration and no download, the checkpoint schedule being the same for every example.
+ */
+export function apgdRun(
+  model: ModelFn,
+  x: tf.Tensor4D,
+  y: tf.Tensor1D,
+  lossFn: PerExampleLoss,
+  opts: { eps: number; norm: Norm; steps: number; seed: number; rho?: number; x0?: tf.Tensor4D },
+): ApgdRun {
+  const { eps, norm, steps } = opts;
+  const rho = opts.rho ?? APGD_RHO;
+  const checkpoints = apgdCheckpoints(steps);
+  let state = tf.tidy((): ApgdState => {
+    // opts.x0: a given start (warm starts; tests that replay the algorithm from a known point).
+    const x0 = opts.x0 ? project(opts.x0, x, eps, norm) : apgdStart(x, eps, norm, opts.seed);
+    const { loss, logits, grad } = lossAndGrad(model, lossFn, x0);
+    const b = x.shape[0];
+    return {
+      xAdv: x0,
+      xPrev: x0,
+      grad,
+      xBest: x0,
+      gradBest: grad,
+      lossBest: loss,
+      xBestAdv: x0,
+      fooled: tf.logicalNot(correctMask(logits, y)) as tf.Tensor1D,
+      stepSize: tf.fill([b], 2 * eps) as tf.Tensor1D,
+      lossPrev: loss,
+      increases: tf.zeros([b]) as tf.Tensor1D,
+      lossBestLastCheck: loss,
+      reducedLastCheck: tf.zeros([b], 'bool') as tf.Tensor1D,
+    };
+  });
+  let lastCheck = 0;
+  for (let i = 0; i < steps; i++) {
+    const checkpoint = checkpoints.includes(i + 1);
+    const interval = i + 1 - lastCheck;
+    if (checkpoint) lastCheck = i + 1;
+    const s = state;
+    state = replaceState(
+      s,
+      tf.tidy((): ApgdState => {
+        const a = i === 0 ? 1 : APGD_MOMENTUM;
+        const z = project(tf.add(s.xAdv, tf.mul(steepestDirection(s.grad, norm), perExample(s.stepSize))), x, eps, norm);
+        const xNew =
+          a === 1
+            ? z
+            : project(tf.add(tf.add(s.xAdv, tf.mul(tf.sub(z, s.xAdv), a)), tf.mul(tf.sub(s.xAdv, s.xPrev), 1 - a)), x, eps, norm);
+        const { loss, logits, grad } = lossAndGrad(model, lossFn, xNew);
+        const wrong = tf.logicalNot(correctMask(logits, y)) as tf.Tensor1D;
+        const improved = tf.greater(loss, s.lossBest) as tf.Tensor1D;
+        const next: ApgdState = {
+          xAdv: xNew,
+          xPrev: s.xAdv,
+          grad,
+          xBest: selectPerExample(improved, xNew, s.xBest),
+          gradBest: selectPerExample(improved, grad, s.gradBest),
+          lossBest: tf.where(improved, loss, s.lossBest) as tf.Tensor1D,
+          xBestAdv: selectPerExample(wrong, xNew, s.xBestAdv),
+          fooled: tf.logicalOr(s.fooled, wrong) as tf.Tensor1D,
+          stepSize: s.stepSize,
+          lossPrev: loss,
+          increases: tf.add(s.increases, tf.cast(tf.greater(loss, s.lossPrev), 'float32')) as tf.Tensor1D,
+          lossBestLastCheck: s.lossBestLastCheck,
+          reducedLastCheck: s.reducedLastCheck,
+        };
+        if (!checkpoint) return next;
+        // Condition 1: at most ρ of the steps since the last checkpoint increased the loss (oscillation).
+        const oscillating = tf.lessEqual(next.increases, interval * rho);
+        // Condition 2: the step size was kept last time and the best loss has not improved since.
+        const stalled = tf.logicalAnd(tf.logicalNot(s.reducedLastCheck), tf.greaterEqual(s.lossBestLastCheck, next.lossBest));
+        const reduce = tf.logicalOr(oscillating, stalled) as tf.Tensor1D;
+        return {
+          ...next,
+          // Halving restarts from the best point (and its gradient).
+          xAdv: selectPerExample(reduce, next.xBest, xNew),
+          grad: selectPerExample(reduce, next.gradBest, grad),
+          stepSize: tf.where(reduce, tf.div(s.stepSize, 2), s.stepSize) as tf.Tensor1D,
+          increases: tf.zerosLike(next.increases) as tf.Tensor1D,
+          lossBestLastCheck: next.lossBest,
+          reducedLastCheck: reduce,
+        };
+      }),
+    );
+  }
+  const out = tf.tidy(() => ({ xAdv: selectPerExample(state.fooled, state.xBestAdv, state.xBest), fooled: tf.clone(state.fooled), lossBest: tf.clone(state.lossBest) }));
+  for (const t of new Set(Object.values(state) as tf.Tensor[])) t.dispose();
+  return out;
+}
+
+function checkApgdOptions(who: string, x: tf.Tensor4D, y: tf.Tensor1D, opts: ApgdOptions): void {
+  checkInputs(who, x, y);
+  checkNorm(who, opts.norm);
+  checkNonNegative(who, 'eps', opts.eps);
+  checkCount(who, 'steps', opts.steps, 1);
+  checkCount(who, 'restarts', opts.restarts, 1);
+  if (!Number.isFinite(opts.seed)) throw new InputError(`${who}: seed expected a finite number, got ${String(opts.seed)}`);
+  if (opts.rho !== undefined && !(opts.rho >= 0 && opts.rho <= 1)) throw new InputError(`${who}: rho expected a number in [0, 1], got ${opts.rho}`);
+}
+
+/** State of a multi-run attack: examples still classified correctly are attacked again; the rest keep their adversarial. */
+class Sequence {
+  xAdv: tf.Tensor4D;
+  lossBest: tf.Tensor1D;
+  robust: Uint8Array;
+  constructor(
+    private readonly model: ModelFn,
+    readonly x: tf.Tensor4D,
+    readonly y: tf.Tensor1D,
+  ) {
+    this.xAdv = tf.clone(x);
+    this.lossBest = tf.fill([x.shape[0]], -Infinity) as tf.Tensor1D;
+    this.robust = new Uint8Array(x.shape[0]);
+  }
+
+  async init(): Promise<void> {
+    const correct = tf.tidy(() => tf.cast(correctMask(this.model(this.x), this.y), 'int32'));
+    this.robust = Uint8Array.from(await correct.data());
+    correct.dispose();
+  }
+
+  /** Runs `attack` on the robust examples; fooled ones take its output, the others keep the higher-loss point. */
+  async run(attack: (x: tf.Tensor4D, y: tf.Tensor1D, idx: Int32Array) => ApgdRun): Promise<void> {
+    const idx = indicesWhere(this.robust, 1);
+    if (idx.length === 0) return;
+    const xs = gatherRows(this.x, idx);
+    const ys = gatherRows(this.y, idx);
+    const res = attack(xs, ys, idx);
+    const [rowsX, rowsLoss] = tf.tidy(() => {
+      const prevLoss = gatherRows(this.lossBest, idx);
+      const take = tf.logicalOr(res.fooled, tf.greater(res.lossBest, prevLoss)) as tf.Tensor1D;
+      return [selectPerExample(take, res.xAdv, gatherRows(this.xAdv, idx)), tf.where(take, res.lossBest, prevLoss) as tf.Tensor1D] as const;
+    });
+    const fooled = await res.fooled.data();
+    const newX = scatterRows(this.xAdv, idx, rowsX);
+    const newLoss = scatterRows(this.lossBest, idx, rowsLoss);
+    tf.dispose([xs, ys, res.xAdv, res.fooled, res.lossBest, rowsX, rowsLoss, this.xAdv, this.lossBest]);
+    this.xAdv = newX;
+    this.lossBest = newLoss;
+    idx.forEach((row, k) => {
+      if (fooled[k]) this.robust[row] = 0;
+    });
+  }
+
+  result(): AttackResult {
+    this.lossBest.dispose();
+    return { xAdv: this.xAdv, success: this.robust.map((r) => 1 - r) };
+  }
+
+  dispose(): void {
+    tf.dispose([this.xAdv, this.lossBest]);
+  }
+}
+
+async function runSequence(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, body: (seq: Sequence) => Promise<void>): Promise<AttackResult> {
+  if (x.shape[0] === 0) return { xAdv: tf.clone(x), success: new Uint8Array(0) };
+  const seq = new Sequence(model, x, y);
+  try {
+    await seq.init();
+    await body(seq);
+    return seq.result();
+  } catch (e) {
+    seq.dispose();
+    throw e;
+  }
+}
+
+/**
+ * APGD with an untargeted loss (AutoAttack's APGD-CE with loss 'ce'; 'dlr' is APGD-DLR). Examples misclassified
+ * at x are not attacked (success 1, xAdv = x). Each restart attacks only what is still robust.
+ */
+export async function apgd(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: ApgdOptions & { loss?: ApgdLoss }): Promise<AttackResult> {
+  const who = opts.loss === 'dlr' ? 'apgd-dlr' : 'apgd-ce';
+  checkApgdOptions(who, x, y, opts);
+  const loss = opts.loss ?? 'ce';
+  if (loss !== 'ce' && loss !== 'dlr') throw new InputError(`${who}: loss expected ce|dlr, got '${String(loss)}'`);
+  return runSequence(model, x, y, async (seq) => {
+    for (let r = 0; r < opts.restarts; r++) {
+      await seq.run((xs, ys) => {
+        const lossFn: PerExampleLoss =
+          loss === 'ce' ? (z) => crossEntropy(z, ys, { reduction: 'none' }) as tf.Tensor1D : (z) => dlrLoss(z, ys, { reduction: 'none' }) as tf.Tensor1D;
+        return apgdRun(model, xs, ys, lossFn, { ...opts, seed: deriveSeed(opts.seed, r) });
+      });
+    }
+  });
+}
+
+/** APGD-CE: APGD on the cross-entropy (AutoAttack "standard": 100 steps, 1 restart). */
+export function apgdCe(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: ApgdOptions): Promise<AttackResult> {
+  return apgd(model, x, y, { ...opts, loss: 'ce' });
+}
+
+/**
+ * APGD-T: for the 2nd, 3rd, … most likely classes at x (by clean logits) in turn, APGD on the targeted DLR loss
+ * towards that class, `restarts` runs per target, each only on the examples still robust. Needs C ≥ 4.
+ */
+export async function apgdT(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: ApgdTOptions): Promise<AttackResult> {
+  checkApgdOptions('apgd-t', x, y, opts);
+  if (x.shape[0] === 0) return { xAdv: tf.clone(x), success: new Uint8Array(0) };
+  const probe = tf.tidy(() => model(x.slice([0, 0, 0, 0], [Math.min(1, x.shape[0]), -1, -1, -1])));
+  const numClasses = probe.shape[1];
+  probe.dispose();
+  if (numClasses < 4) throw new InputError(`apgd-t: the targeted DLR loss needs at least 4 classes, the model has ${numClasses}`);
+  const want = opts.numTargetClasses ?? APGD_TARGET_CLASSES;
+  checkCount('apgd-t', 'numTargetClasses', want, 1);
+  const numTargets = Math.min(want, numClasses - 1);
+  return runSequence(model, x, y, async (seq) => {
+    for (let t = 0; t < numTargets; t++) {
+      for (let r = 0; r < opts.restarts; r++) {
+        await seq.run((xs, ys) => {
+          // Target: the (t+2)-th largest clean logit, as AutoAttack ranks them.
+          const target = tf.tidy(() => tf.topk(model(xs), t + 2).indices.slice([0, t + 1], [-1, 1]).reshape([-1]) as tf.Tensor1D);
+          try {
+            const lossFn: PerExampleLoss = (z) => dlrTargetedLoss(z, ys, target, { reduction: 'none' }) as tf.Tensor1D;
+            return apgdRun(model, xs, ys, lossFn, { ...opts, seed: deriveSeed(opts.seed, t, r) });
+          } finally {
+            target.dispose();
+          }
+        });
+      }
+    }
+  });
+}

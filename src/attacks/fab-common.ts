@@ -1,0 +1,96 @@
+/**
+ * Small pieces shared by the FAB and Square attacks: batched model calls on JS arrays (both attacks keep their
+ * state in Float32Arrays and only hand the model a tensor), and option checks that throw InputError.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { InputError } from '../errors.js';
+import type { ModelFn, Norm } from './types.js';
+
+export type Shape4 = [number, number, number, number];
+
+/** Logits of the model on n examples stored contiguously in `data` (NHWC), as a flat n×C Float32Array. */
+export function logitsOf(model: ModelFn, data: Float32Array, shape: Shape4): { logits: Float32Array; classes: number } {
+  const t = tf.tidy(() => model(tf.tensor4d(data, shape)));
+  const classes = t.shape[1];
+  const logits = t.dataSync() as Float32Array;
+  t.dispose();
+  return { logits: Float32Array.from(logits), classes };
+}
+
+/** Index of the largest of `classes` logits of example i (ties: the lowest index, like argmax). */
+export function argmaxRow(logits: ArrayLike<number>, i: number, classes: number): number {
+  let best = 0;
+  for (let c = 1; c < classes; c++) if (logits[i * classes + c]! > logits[i * classes + best]!) best = c;
+  return best;
+}
+
+/** Predicted labels of n examples. */
+export function labelsOf(model: ModelFn, data: Float32Array, shape: Shape4): Int32Array {
+  const { logits, classes } = logitsOf(model, data, shape);
+  const out = new Int32Array(shape[0]);
+  for (let i = 0; i < shape[0]; i++) out[i] = argmaxRow(logits, i, classes);
+  return out;
+}
+
+/**
+ * One forward + backward of f_i(x) = z_target(i) − z_y(i) for every example: the per-example values and the
+ * gradient ∇ₓ Σ_i f_i (examples are independent in inference mode, so row i is ∇f_i).
+ * A model whose logits do not depend on x gets a zero gradient instead of an exception.
+ */
+export function diffAndGrad(
+  model: ModelFn,
+  data: Float32Array,
+  shape: Shape4,
+  y: Int32Array,
+  target: Int32Array,
+  classes: number,
+): { df: Float32Array; dg: Float32Array } {
+  const [value, grad] = tf.tidy(() => {
+    const x = tf.tensor4d(data, shape);
+    const coef = tf.sub(tf.oneHot(tf.tensor1d(target, 'int32'), classes), tf.oneHot(tf.tensor1d(y, 'int32'), classes));
+    const { value, grads } = tf.engine().gradients(
+      () => tf.sum(tf.mul(model(x), coef), 1),
+      [x],
+      undefined,
+      true,
+    );
+    return [value, grads[0] ?? tf.zerosLike(x)];
+  });
+  const df = Float32Array.from(value.dataSync() as Float32Array);
+  const dg = Float32Array.from(grad.dataSync() as Float32Array);
+  value.dispose();
+  grad.dispose();
+  return { df, dg };
+}
+
+/** The input of an attack as flat arrays, after shape checks. */
+export function readInputs(who: string, x: tf.Tensor4D, y: tf.Tensor1D): { shape: Shape4; xData: Float32Array; yData: Int32Array } {
+  if (x.rank !== 4) throw new InputError(`${who}: x: expected a rank-4 NHWC tensor, got rank ${x.rank}`);
+  if (y.rank !== 1 || y.shape[0] !== x.shape[0]) {
+    throw new InputError(`${who}: y: expected a rank-1 tensor of length ${x.shape[0]}, got shape [${y.shape.join(', ')}]`);
+  }
+  const xData = Float32Array.from(x.dataSync() as ArrayLike<number>);
+  const yData = Int32Array.from(y.dataSync() as ArrayLike<number>);
+  return { shape: [...x.shape] as Shape4, xData, yData };
+}
+
+export function checkNorm(who: string, norm: unknown): Norm {
+  if (norm === 'linf' || norm === 'l2') return norm;
+  throw new InputError(`${who}: opts.norm: expected 'linf' or 'l2', got ${JSON.stringify(norm)}`);
+}
+
+export function checkNumber(who: string, name: string, v: number, lo: number, hi: number, loOpen: boolean): number {
+  const ok = Number.isFinite(v) && (loOpen ? v > lo : v >= lo) && v <= hi;
+  if (!ok) throw new InputError(`${who}: opts.${name}: expected a number in ${loOpen ? '(' : '['}${lo}, ${hi}], got ${v}`);
+  return v;
+}
+
+export function checkInt(who: string, name: string, v: number, lo: number): number {
+  if (!Number.isInteger(v) || v < lo) throw new InputError(`${who}: opts.${name}: expected an integer ≥ ${lo}, got ${v}`);
+  return v;
+}
+
+export function checkSeed(who: string, v: number): number {
+  if (!Number.isSafeInteger(v)) throw new InputError(`${who}: opts.seed: expected an integer, got ${v}`);
+  return v;
+}

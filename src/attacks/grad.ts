@@ -1,0 +1,50 @@
+/** One forward + backward pass giving the per-example loss, the logits and the input gradient together. */
+import * as tf from '@tensorflow/tfjs';
+import type { ModelFn } from './types.js';
+
+/** A loss an attack maximises, per example: logits B×C -> [B]. */
+export type PerExampleLoss = (logits: tf.Tensor2D) => tf.Tensor1D;
+
+export interface LossAndGrad {
+  /** Per-example loss at x, [B]. */
+  loss: tf.Tensor1D;
+  /** Logits at x, B×C. */
+  logits: tf.Tensor2D;
+  /** ∇ₓ Σ_b loss_b: each example's gradient is its own loss's gradient (examples are independent in inference mode). */
+  grad: tf.Tensor4D;
+}
+
+/**
+ * Computes loss, logits and gradient in a single pass (attacks need all three every step and a second forward
+ * pass would cost a third of a step). A model whose output does not depend on x gets a zero gradient rather
+ * than an exception, so the zero-gradient sanity check can report it. Returned tensors belong to the caller's scope.
+ */
+export function lossAndGrad(model: ModelFn, lossFn: PerExampleLoss, x: tf.Tensor4D): LossAndGrad {
+  const kept: { logits?: tf.Tensor2D; loss?: tf.Tensor1D } = {};
+  const { value, grads } = tf.engine().gradients(
+    () => {
+      // tf.keep: the engine's forward tidy would otherwise dispose these intermediates.
+      kept.logits = tf.keep(model(x));
+      kept.loss = tf.keep(lossFn(kept.logits));
+      return tf.sum(kept.loss);
+    },
+    [x],
+    undefined,
+    true,
+  );
+  value.dispose();
+  const g = grads[0];
+  const out: LossAndGrad = {
+    loss: tf.clone(kept.loss!),
+    logits: tf.clone(kept.logits!),
+    grad: (g ?? tf.zerosLike(x)) as tf.Tensor4D,
+  };
+  kept.loss!.dispose();
+  kept.logits!.dispose();
+  return out;
+}
+
+/** Per-example correctness (argmax == y) as a bool tensor [B]. */
+export function correctMask(logits: tf.Tensor2D, y: tf.Tensor1D): tf.Tensor1D {
+  return tf.tidy(() => tf.equal(tf.argMax(logits, 1), tf.cast(y, 'int32')) as tf.Tensor1D);
+}

@@ -1,0 +1,51 @@
+/** Attacks: FGSM, PGD, APGD-CE/T, FAB-T, Square, the AutoAttack sequencer, validity and sanity checks. */
+export type { ModelFn, Norm, AttackOptions, AttackResult } from './types.js';
+export { fgsm, type FgsmOptions } from './fgsm.js';
+export { pgd, pgdPerturb, pgdStep, restartSeed, defaultStepSize, PGD_STARTS, type PgdOptions, type PgdStart } from './pgd.js';
+export {
+  apgd,
+  apgdCe,
+  apgdT,
+  apgdRun,
+  apgdCheckpoints,
+  apgdStart,
+  APGD_MOMENTUM,
+  APGD_RHO,
+  APGD_TARGET_CLASSES,
+  type ApgdOptions,
+  type ApgdTOptions,
+  type ApgdLoss,
+  type ApgdRun,
+} from './apgd.js';
+// FAB-T and Square are written in their own files by their own author: everything they export is public.
+export * from './fab.js';
+export * from './square.js';
+export {
+  autoAttack,
+  standardStages,
+  STANDARD_STAGE_NAMES,
+  type AutoAttackOptions,
+  type AutoAttackResult,
+  type AutoAttackStage,
+  type StageFn,
+  type StageOptions,
+  type StageResult,
+  type StandardBudget,
+  type StandardStageName,
+} from './autoattack.js';
+export { validityLine, formatValidity, InvalidAdversarialError, VALIDITY_TOLERANCE, type ValidityLine } from './validity.js';
+export { checkZeroGradients, checkProbabilityOutputs, checkDeterminism, checkBlackBoxStronger, checkNumClasses, sanityChecks } from './checks.js';
+export { attackObjective, ATTACK_LOSSES, type AttackLoss, type AttackLossOptions, type AttackObjective } from './objective.js';
+export { lossAndGrad, correctMask, type PerExampleLoss, type LossAndGrad } from './grad.js';
+export { indicesWhere, gatherRows, scatterRows } from './subset.js';
+export {
+  project,
+  normalizeL2,
+  steepestDirection,
+  l2NormPerExample,
+  linfNormPerExample,
+  normPerExample,
+  uniformBallStart,
+  tradesStart,
+  selectPerExample,
+} from './project.js';

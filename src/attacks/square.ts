@@ -1,0 +1,283 @@
+/**
+ * Square Attack, L-inf and L2 (Andriushchenko, Croce, Flammarion & Hein, "Square Attack: a query-efficient black-box
+ * adversarial attack via random search", ECCV 2020), as AutoAttack "standard" runs it: score-based random search
+ * on the margin loss z_y − max_{j≠y} z_j, no gradients.
+ *
+ * Start: vertical stripes x + eps·(±1 per column and channel). Each iteration, every point that is still
+ * classified correctly proposes one change: a random s×s window whose channels are each pushed to the opposite
+ * face of the eps-box (x_best ± 2·eps, projected back onto the ball and [0, 1]); the proposal replaces x_best if
+ * it lowers the margin or misclassifies. The window area is a fraction p of the image, p halving on the paper's
+ * schedule (defined for 10,000 queries, rescaled to `queries`). All randomness is a seeded JS stream, so a run
+ * is reproducible from `seed`; one batched forward per iteration, on the points not yet fooled only.
+ * The L2 version (square-l2.ts) differs only in how the start and the proposals are drawn.
+ * Each point draws its own window position and signs (as in the paper's code; AutoAttack shares one draw across
+ * the batch), and a window can start at any of the H − s + 1 offsets.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { checkInt, checkNorm, checkSeed, checkNumber, labelsOf, logitsOf, readInputs, type Shape4 } from './fab-common.js';
+import { l2InitDelta, l2ProposalDelta, placeOnSphere, squareSideL2 } from './square-l2.js';
+import { deriveSeed, SeededRng } from '../rng.js';
+import type { AttackResult, ModelFn, Norm } from './types.js';
+
+export interface SquareOptions {
+  /** Radius of the ball. */
+  eps: number;
+  norm: Norm;
+  /** Model evaluations per point and restart, the stripe initialisation included (AutoAttack: 5000). */
+  queries?: number;
+  /** Initial fraction of the image covered by the square (AutoAttack: 0.8). */
+  pInit?: number;
+  seed?: number;
+  /** Independent runs on the points still robust, each with a fresh stripe start and full query budget. */
+  restarts?: number;
+}
+
+export interface SquareResult extends AttackResult {
+  /** Model evaluations of perturbed versions of each point, all restarts together (0 if misclassified clean). */
+  queries: Int32Array;
+}
+
+const WHO = 'square';
+
+/** The paper's step points for 10,000 queries: after iteration k·(10000/queries) > t, p = pInit / halvings. */
+const SCHEDULE: ReadonlyArray<readonly [number, number]> = [
+  [8000, 512],
+  [6000, 256],
+  [4000, 128],
+  [2000, 64],
+  [1000, 32],
+  [500, 16],
+  [200, 8],
+  [50, 4],
+  [10, 2],
+];
+
+/** Fraction of the image the square covers at iteration `it` (0-based, after the initialisation) of `queries`. */
+export function squareP(it: number, queries: number, pInit: number): number {
+  const rescaled = Math.floor((it / queries) * 10000);
+  for (const [after, div] of SCHEDULE) if (rescaled > after) return pInit / div;
+  return pInit;
+}
+
+/** Side of the square for fraction p of an H×W image: round(√(p·H·W)), at least 1, at most the image side. */
+export function squareSide(p: number, h: number, w: number): number {
+  return Math.min(Math.max(Math.round(Math.sqrt(p * h * w)), 1), h, w);
+}
+
+/** z_y − max_{j≠y} z_j of each row of flat n×C logits. Positive means still classified correctly. */
+function marginOf(logits: Float32Array, y: Int32Array, classes: number): Float64Array {
+  const out = new Float64Array(y.length);
+  for (let i = 0; i < y.length; i++) {
+    let other = -Infinity;
+    for (let c = 0; c < classes; c++) if (c !== y[i]) other = Math.max(other, logits[i * classes + c]!);
+    out[i] = logits[i * classes + y[i]!]! - other;
+  }
+  return out;
+}
+
+interface RunResult {
+  xBest: Float32Array;
+  margin: Float64Array;
+  used: Int32Array;
+}
+
+/** One Square run on n points (flat NHWC x, labels y) with a budget of `queries` evaluations per point. */
+function squareSingleRun(
+  model: ModelFn,
+  x: Float32Array,
+  shape: Shape4,
+  y: Int32Array,
+  o: { eps: number; norm: Norm; queries: number; pInit: number },
+  rng: SeededRng,
+): RunResult {
+  return o.norm === 'l2' ? squareL2Run(model, x, shape, y, o, rng) : squareLinfRun(model, x, shape, y, o, rng);
+}
+
+/** The L-inf run: vertical-stripe start, proposals that flip one window of each channel to the other face. */
+function squareLinfRun(
+  model: ModelFn,
+  x: Float32Array,
+  shape: Shape4,
+  y: Int32Array,
+  o: { eps: number; queries: number; pInit: number },
+  rng: SeededRng,
+): RunResult {
+  const [n, H, W, C] = shape;
+  const D = H * W * C;
+  const { eps } = o;
+  const lower = new Float32Array(x.length);
+  const upper = new Float32Array(x.length);
+  for (let j = 0; j < x.length; j++) {
+    lower[j] = ballEdge(x[j]!, -eps);
+    upper[j] = ballEdge(x[j]!, eps);
+  }
+
+  // Vertical stripes: one sign per (column, channel), shared by every row.
+  const xBest = new Float32Array(x.length);
+  const signs = new Float64Array(W * C);
+  for (let i = 0; i < n; i++) {
+    for (let k = 0; k < W * C; k++) signs[k] = rng.sign();
+    for (let h = 0; h < H; h++) {
+      for (let k = 0; k < W * C; k++) {
+        const j = i * D + h * W * C + k;
+        xBest[j] = clamp(x[j]! + eps * signs[k]!, lower[j]!, upper[j]!);
+      }
+    }
+  }
+  const sideAt = (it: number) => squareSide(squareP(it - 1, o.queries, o.pInit), H, W);
+  return randomSearch(model, xBest, shape, y, o, sideAt, (i, a, s, xNew) => {
+    xNew.set(xBest.subarray(i * D, (i + 1) * D), a * D);
+    const vh = rng.int(H - s + 1);
+    const vw = rng.int(W - s + 1);
+    for (let c = 0; c < C; c++) signs[c] = 2 * eps * rng.sign();
+    for (let h = vh; h < vh + s; h++) {
+      for (let w = vw; w < vw + s; w++) {
+        for (let c = 0; c < C; c++) {
+          const off = h * W * C + w * C + c;
+          const j = i * D + off;
+          xNew[a * D + off] = clamp(xBest[j]! + signs[c]!, lower[j]!, upper[j]!);
+        }
+      }
+    }
+  });
+}
+
+/** The L2 run: centre-surround start and proposals (square-l2.ts), the same random search around them. */
+function squareL2Run(
+  model: ModelFn,
+  x: Float32Array,
+  shape: Shape4,
+  y: Int32Array,
+  o: { eps: number; queries: number; pInit: number },
+  rng: SeededRng,
+): RunResult {
+  const [n, H, W, C] = shape;
+  const D = H * W * C;
+  const delta = new Float64Array(D);
+  const xBest = new Float32Array(x.length);
+  for (let i = 0; i < n; i++) {
+    l2InitDelta(delta, H, W, C, rng);
+    placeOnSphere(x.subarray(i * D, (i + 1) * D), delta, o.eps, xBest.subarray(i * D, (i + 1) * D));
+  }
+  const sideAt = (it: number) => squareSideL2(squareP(it - 1, o.queries, o.pInit), H, W);
+  return randomSearch(model, xBest, shape, y, o, sideAt, (i, a, s, xNew) => {
+    const xi = x.subarray(i * D, (i + 1) * D);
+    for (let j = 0; j < D; j++) delta[j] = xBest[i * D + j]! - xi[j]!;
+    l2ProposalDelta(delta, o.eps, H, W, C, s, rng);
+    placeOnSphere(xi, delta, o.eps, xNew.subarray(a * D, (a + 1) * D));
+  });
+}
+
+/**
+ * The random search shared by both norms: evaluate the start, then each iteration let `propose` write one
+ * candidate per point not yet fooled (point i into row a of xNew, window side s), query them in one batch, and
+ * keep a candidate if it lowers the margin or misclassifies. xBest is updated in place.
+ */
+function randomSearch(
+  model: ModelFn,
+  xBest: Float32Array,
+  shape: Shape4,
+  y: Int32Array,
+  o: { queries: number },
+  sideAt: (it: number) => number,
+  propose: (i: number, a: number, s: number, xNew: Float32Array) => void,
+): RunResult {
+  const [n, H, W, C] = shape;
+  const D = H * W * C;
+  const init = logitsOf(model, xBest, shape);
+  const margin = marginOf(init.logits, y, init.classes);
+  const used = new Int32Array(n).fill(1);
+
+  for (let it = 1; it < o.queries; it++) {
+    const active: number[] = [];
+    for (let i = 0; i < n; i++) if (margin[i]! > 0) active.push(i);
+    if (active.length === 0) break;
+    const m = active.length;
+    const s = sideAt(it);
+    const xNew = new Float32Array(m * D);
+    const ys = new Int32Array(m);
+    for (let a = 0; a < m; a++) {
+      ys[a] = y[active[a]!]!;
+      propose(active[a]!, a, s, xNew);
+    }
+    const out = logitsOf(model, xNew, [m, H, W, C]);
+    const proposed = marginOf(out.logits, ys, out.classes);
+    for (let a = 0; a < m; a++) {
+      const i = active[a]!;
+      used[i]!++;
+      if (proposed[a]! < margin[i]! || proposed[a]! <= 0) {
+        margin[i] = proposed[a]!;
+        xBest.set(xNew.subarray(a * D, (a + 1) * D), i * D);
+      }
+    }
+  }
+  return { xBest, margin, used };
+}
+
+/**
+ * Square attack on a batch. Points misclassified from the start are left as they are; points the attack does
+ * not fool are returned clean (as AutoAttack does). No gradients, no tensors kept, the model is only queried.
+ */
+export function square(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: SquareOptions): SquareResult {
+  const norm = checkNorm(WHO, opts.norm);
+  const o = {
+    norm,
+    eps: checkNumber(WHO, 'eps', opts.eps, 0, Infinity, true),
+    queries: checkInt(WHO, 'queries', opts.queries ?? 5000, 1),
+    pInit: checkNumber(WHO, 'pInit', opts.pInit ?? 0.8, 0, 1, true),
+  };
+  const restarts = checkInt(WHO, 'restarts', opts.restarts ?? 1, 1);
+  const seed = checkSeed(WHO, opts.seed ?? 0);
+  const { shape, xData, yData } = readInputs(WHO, x, y);
+  const [B, H, W, C] = shape;
+  const D = H * W * C;
+
+  const clean = logitsOf(model, xData, shape);
+  const margin = marginOf(clean.logits, yData, clean.classes);
+  const xAdv = Float32Array.from(xData);
+  const queries = new Int32Array(B);
+  const rng = new SeededRng(deriveSeed(seed));
+  for (let r = 0; r < restarts; r++) {
+    const active: number[] = [];
+    for (let i = 0; i < B; i++) if (margin[i]! > 0) active.push(i);
+    if (active.length === 0) break;
+    const n = active.length;
+    const xs = new Float32Array(n * D);
+    const ys = new Int32Array(n);
+    active.forEach((i, a) => {
+      xs.set(xData.subarray(i * D, (i + 1) * D), a * D);
+      ys[a] = yData[i]!;
+    });
+    const run = squareSingleRun(model, xs, [n, H, W, C], ys, o, rng);
+    active.forEach((i, a) => {
+      queries[i]! += run.used[a]!;
+      if (run.margin[a]! <= 0) {
+        margin[i] = run.margin[a]!;
+        xAdv.set(run.xBest.subarray(a * D, (a + 1) * D), i * D);
+      }
+    });
+  }
+
+  const pred = labelsOf(model, xAdv, shape);
+  const success = new Uint8Array(B);
+  for (let i = 0; i < B; i++) success[i] = pred[i] !== yData[i] ? 1 : 0;
+  return { xAdv: tf.tensor4d(xAdv, shape), success, queries };
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/**
+ * x + offset clamped to [0, 1] as a float32 that is never farther than |offset| from x: rounding x ± eps to
+ * float32 can overshoot by an ulp, which would put the point (barely) outside the eps-ball.
+ */
+function ballEdge(x: number, offset: number): number {
+  f32[0] = Math.min(1, Math.max(0, x + offset));
+  // For non-negative floats, ±1 on the bit pattern is the next float32 down / up.
+  if (Math.abs(f32[0] - x) > Math.abs(offset) && f32[0] > 0) u32[0] = u32[0]! + (f32[0] > x ? -1 : 1);
+  return f32[0];
+}
+
+function clamp(v: number, lo: number, hi: number): number {
+  return v < lo ? lo : v > hi ? hi : v;
+}

@@ -1,0 +1,160 @@
+/**
+ * `ikl-eval`: robustness evaluation of a checkpoint. Parses flags, calls src/eval, prints ONE JSON report on
+ * stdout (logs and the progress bar go to stderr). Exit 0 success, 2 bad input, 1 failure.
+ * tfjs is imported only inside the actions, so `--help` and flag errors are instant.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { EXIT, InputError } from '../errors.js';
+import { runMain } from './common.js';
+import { EVAL_ATTACKS } from '../eval/types.js';
+import { parseIntFlag, resolveEvalOptions, type RawEvalOptions } from '../eval/options.js';
+import type { LogFormat } from '../log.js';
+
+interface EvalFlags extends RawEvalOptions {
+  state?: string;
+  backend?: string;
+  logFormat?: string;
+  progress: boolean;
+  verbose?: boolean;
+  stopAfterBatches?: string;
+}
+
+const EXAMPLES = `
+Examples:
+  $ ikl-eval --checkpoint runs/ikl-wrn34/best --attack pgd                 # PGD-20, eps 8/255, 10,000 images
+  $ ikl-eval --checkpoint runs/ikl-wrn34/best --attack autoattack --state aa.state.json > aa.json
+  $ ikl-eval --checkpoint ckpt --attack autoattack --shard 0/4 > shard0.json   # one of 4 slices
+  $ ikl-eval merge shard0.json shard1.json shard2.json shard3.json > aa.json
+  $ scripts/eval-shards.sh 4 -- --checkpoint ckpt --attack autoattack       # one shard per GPU, then merge
+
+Defaults per attack: pgd/cw 20 steps of eps/4 (2/255 at eps 8/255) from a uniform random start; fgsm one step of
+eps; apgd-ce/apgd-t/fab-t 100 iterations; square 5000 queries; autoattack the standard ensemble (APGD-CE, APGD-T,
+FAB-T, Square on what is still robust), which takes no --steps/--step-size/--restarts.
+Exit codes: 0 success, 2 bad input (one-line message), 1 failure.`;
+
+function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+async function evalAction(flags: EvalFlags): Promise<number> {
+  // Everything the user can get wrong is checked before tfjs or any file is loaded.
+  const partial = resolveEvalOptions(flags);
+  const logFormat = (flags.logFormat ?? 'auto') as LogFormat;
+  if (!['auto', 'json', 'pretty'].includes(logFormat)) throw new InputError(`--log-format: expected auto|json|pretty, got '${flags.logFormat}'`);
+  const stopAfterBatches = flags.stopAfterBatches === undefined ? undefined : parseIntFlag(flags.stopAfterBatches, '--stop-after-batches', 0);
+  const { initBackend, parseBackendChoice } = await import('../backend.js');
+  const backendChoice = flags.backend === undefined ? undefined : parseBackendChoice(flags.backend);
+  const { createLogger } = await import('../log.js');
+  const log = createLogger({ format: logFormat, level: flags.verbose ? 'debug' : undefined, name: 'ikl-eval' });
+  const backend = await initBackend(backendChoice);
+  for (const w of backend.warnings) log.warn(w);
+  log.info({ backend: backend.name, devices: backend.devices, attack: partial.attack, checkpoint: partial.checkpoint, shard: partial.shard }, 'evaluation');
+  const { runEval } = await import('../eval/run.js');
+
+  let bar: { start(total: number, value: number): void; update(v: number): void; stop(): void } | undefined;
+  if (flags.progress && process.stderr.isTTY === true) {
+    const { default: cliProgress } = await import('cli-progress');
+    bar = new cliProgress.SingleBar({ stream: process.stderr, format: 'ikl-eval [{bar}] {value}/{total} batches | {eta_formatted} left' }, cliProgress.Presets.shades_classic);
+  }
+  let started = false;
+  const report = await runEval(partial, {
+    stateFile: flags.state,
+    logger: log,
+    backend,
+    stopAfterBatches,
+    onProgress: (done, total) => {
+      if (!bar) return;
+      if (!started) {
+        bar.start(total, done);
+        started = true;
+      } else bar.update(done);
+    },
+  });
+  if (started) bar?.stop();
+  if (report === null) {
+    log.info({ state: flags.state }, `stopped after ${stopAfterBatches} batch(es) as asked; run again to resume`);
+    return EXIT.ok;
+  }
+  log.info({ clean_acc: report.clean_acc, robust_acc: report.robust_acc, validity: report.validity.line }, 'done');
+  printJson(report);
+  return EXIT.ok;
+}
+
+async function mergeAction(files: string[]): Promise<number> {
+  const { mergeReports } = await import('../eval/report.js');
+  const reports = files.map((f) => {
+    let text: string;
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch (e) {
+      throw new InputError(`merge: cannot read ${f} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw new InputError(`merge: ${f} is not JSON (expected an ikl-eval report)`);
+    }
+  });
+  printJson(mergeReports(reports as never[], files));
+  return EXIT.ok;
+}
+
+export function buildProgram(run: (body: () => Promise<number>) => void): Command {
+  const program = new Command('ikl-eval')
+    .description('Robust accuracy of a checkpoint under PGD, FGSM, CW, APGD, FAB, Square or AutoAttack. Prints one JSON report on stdout.')
+    .option('--checkpoint <dir>', 'checkpoint directory (model.json, weights.bin, checkpoint.json)')
+    .option('--attack <name>', EVAL_ATTACKS.join('|'))
+    .option('--eps <r>', 'perturbation radius, a fraction or decimal (default 8/255)')
+    .option('--norm <norm>', 'linf|l2 (default linf)')
+    .option('--steps <n>', 'iterations (queries for square); default per attack, see below')
+    .option('--step-size <a>', 'absolute step size of pgd/cw (default eps/4)')
+    .option('--restarts <n>', 'random restarts of pgd/cw (default 1)')
+    .option('--n-examples <n>', 'evaluate the first n test examples (default 10000 or the whole test set)')
+    .option('--batch-size <n>', 'examples per batch (default 200)')
+    .option('--dataset <name>', "cifar10|cifar100|synthetic (default: the checkpoint's dataset)")
+    .option('--data-dir <dir>', 'dataset directory (default data)')
+    .option('--seed <n>', 'seed of every random choice (default 0)')
+    .option('--state <file>', 'resumable state file: a killed run started again continues where it stopped')
+    .option('--shard <i/n>', 'evaluate slice i of n contiguous slices of the first n-examples (merge with `ikl-eval merge`)')
+    .option('--backend <name>', 'auto|tensorflow|gpu|cpu (default $IKL_BACKEND or auto)')
+    .option('--log-format <fmt>', 'auto|json|pretty (logs on stderr)')
+    .option('--no-progress', 'no progress bar (it is only shown on a TTY anyway)')
+    .option('--verbose', 'debug logs and stack traces')
+    .addOption(new Option('--stop-after-batches <n>', 'testing: stop after n batches, leaving the state to resume').hideHelp())
+    .addHelpText('after', EXAMPLES)
+    .allowExcessArguments(false)
+    .action((flags: EvalFlags) => run(() => evalAction(flags)));
+  program
+    .command('merge')
+    .description('merge shard reports (same options, disjoint slices covering all examples) into the full report')
+    .argument('<reports...>', 'shard report files (JSON)')
+    .action((files: string[]) => run(() => mergeAction(files)));
+  return program;
+}
+
+/** Entry point of bin/ikl-eval.js. */
+export async function main(argv: string[] = process.argv): Promise<void> {
+  let pending: Promise<never> | undefined;
+  const program = buildProgram((body) => {
+    pending = runMain('ikl-eval', body);
+  });
+  // Commander's own errors (unknown flag, missing value) are bad input: one line, exit 2.
+  const configure = (c: Command): void => {
+    c.exitOverride();
+    c.configureOutput({ writeErr: () => {} });
+    c.commands.forEach(configure);
+  };
+  configure(program);
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version') process.exit(EXIT.ok);
+      process.stderr.write(`ikl-eval: ${e.message.replace(/^error:\s*/, '')}\n`);
+      process.exit(EXIT.badInput);
+    }
+    throw e;
+  }
+  if (pending) await pending;
+}

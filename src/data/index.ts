@@ -1,0 +1,19 @@
+export * from './types.js';
+export {
+  CIFAR10_DIR,
+  CIFAR100_DIR,
+  RECORD_BYTES,
+  readCifar10,
+  readCifar100,
+  readExtraData,
+  recordsToNhwc,
+  type CifarLayout,
+  type Cifar10ReadOptions,
+  type Cifar100ReadOptions,
+} from './cifar.js';
+export { CIFAR_SOURCES, ensureCifar, md5File, type CifarSource, type EnsureCifarOptions } from './download.js';
+export { extractTarGz, safeMemberName } from './tar.js';
+export { makeSynthetic, SYNTHETIC_CLASSES } from './synthetic.js';
+export { batches, copyScaled, CROP_PADDING, cropFlip, epochOrder, numBatches } from './batches.js';
+export { firstN, splitValidation, subset, trainSubset } from './subsets.js';
+export { loadDataset, SYNTHETIC_DEFAULTS, type LoadDatasetOptions } from './load.js';

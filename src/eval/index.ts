@@ -1,0 +1,11 @@
+/** Evaluation runs: options, resumable state, shards, reports and their merge. */
+export * from './types.js';
+export * from './options.js';
+export * from './validity.js';
+export * from './measure.js';
+export * from './state.js';
+export * from './report.js';
+export * from './sanity.js';
+export * from './plan.js';
+export * from './model.js';
+export * from './run.js';

@@ -1,0 +1,47 @@
+/**
+ * The one place evaluation touches checkpoints: a checkpoint directory → the model as attacks see it
+ * (inputs in [0, 1] → logits, inference mode) plus what the report needs to say about it.
+ */
+import type * as tf from '@tensorflow/tfjs';
+import type { ModelFn } from '../attacks/types.js';
+import type { DatasetName } from '../data/types.js';
+import { DATASETS } from '../data/types.js';
+import { InputError } from '../errors.js';
+import { readCheckpoint } from '../checkpoint/index.js';
+import { forward } from '../models/index.js';
+
+export interface EvalSubject {
+  modelFn: ModelFn;
+  model: tf.LayersModel;
+  arch: string;
+  numClasses: number;
+  /** The dataset the checkpoint was trained on, when it says so. */
+  dataset: DatasetName | null;
+  /** Test-set size and seed of the synthetic dataset the checkpoint was trained with (from its config). */
+  synthetic: { nTest?: number; seed?: number };
+  dispose(): void;
+}
+
+export async function loadEvalSubject(dir: string): Promise<EvalSubject> {
+  const ckpt = await readCheckpoint(dir);
+  const model = ckpt.model;
+  const meta = ckpt.meta;
+  const numClasses = meta.numClasses;
+  const outDim = model.outputs[0]?.shape.at(-1);
+  if (outDim !== numClasses) {
+    model.dispose();
+    throw new InputError(`--checkpoint ${dir}: checkpoint.json says numClasses ${numClasses} but the model outputs ${String(outDim)} logits`);
+  }
+  const dataset = (DATASETS as readonly string[]).includes(meta.dataset) ? (meta.dataset as DatasetName) : null;
+  // A synthetic test set is only "the" test set with the generator settings used in training.
+  const syn = (meta.config as { data?: { synthetic?: { nTest?: number; seed?: number } } } | undefined)?.data?.synthetic;
+  return {
+    model,
+    synthetic: { nTest: syn?.nTest, seed: syn?.seed },
+    modelFn: (x) => forward(model, x, { training: false }),
+    arch: meta.arch,
+    numClasses,
+    dataset,
+    dispose: () => model.dispose(),
+  };
+}

@@ -1,0 +1,179 @@
+/**
+ * Evaluation options: flag strings → validated EvalOptions, with per-attack defaults. Everything the user can
+ * get wrong is caught here, before any tensor or file is touched, as a one-line InputError naming the flag.
+ */
+import { parseNumberExpr } from '../cli/common.js';
+import { InputError } from '../errors.js';
+import type { Norm } from '../attacks/types.js';
+import { DATASETS, type DatasetName } from '../data/types.js';
+import { EVAL_ATTACKS, type EvalAttack, type EvalOptions, type Shard } from './types.js';
+
+/** Options as strings, straight from the command line (undefined = not given). */
+export interface RawEvalOptions {
+  checkpoint?: string;
+  attack?: string;
+  eps?: string;
+  norm?: string;
+  steps?: string;
+  stepSize?: string;
+  restarts?: string;
+  nExamples?: string;
+  batchSize?: string;
+  dataset?: string;
+  dataDir?: string;
+  seed?: string;
+  shard?: string;
+}
+
+/** Resolved options before the checkpoint is read: the dataset and example count may still come from it. */
+export type PartialEvalOptions = Omit<EvalOptions, 'dataset' | 'nExamples'> & {
+  dataset: DatasetName | null;
+  nExamples: number | null;
+};
+
+export const DEFAULT_EPS = '8/255';
+export const DEFAULT_N_EXAMPLES = 10_000;
+export const DEFAULT_BATCH_SIZE = 200;
+
+/**
+ * Iterations per attack when --steps is not given: PGD-20 as in TRADES' evaluation, APGD and FAB with the
+ * 100 iterations of AutoAttack's standard version, Square with its 5000 queries.
+ */
+export const DEFAULT_STEPS: Record<Exclude<EvalAttack, 'autoattack'>, number> = {
+  fgsm: 1,
+  pgd: 20,
+  cw: 20,
+  'apgd-ce': 100,
+  'apgd-t': 100,
+  'fab-t': 100,
+  square: 5000,
+};
+
+/** Attacks that take an absolute step size; FGSM steps exactly eps, APGD/FAB/Square adapt theirs. */
+const TAKES_STEP_SIZE: readonly EvalAttack[] = ['pgd', 'cw'];
+/** Attacks run with restarts (FGSM is deterministic; the APGD/FAB/Square stages run AutoAttack's single restart). */
+const TAKES_RESTARTS: readonly EvalAttack[] = ['pgd', 'cw'];
+
+export function parseAttack(value: string): EvalAttack {
+  if ((EVAL_ATTACKS as readonly string[]).includes(value)) return value as EvalAttack;
+  throw new InputError(`--attack: expected one of ${EVAL_ATTACKS.join('|')}, got '${value}'`);
+}
+
+export function parseNorm(value: string): Norm {
+  if (value === 'linf' || value === 'l2') return value;
+  throw new InputError(`--norm: expected linf or l2, got '${value}'`);
+}
+
+export function parseDataset(value: string, source = '--dataset'): DatasetName {
+  if ((DATASETS as readonly string[]).includes(value)) return value as DatasetName;
+  throw new InputError(`${source}: expected one of ${DATASETS.join('|')}, got '${value}'`);
+}
+
+/** A whole number in [min, max]; `flag` names the option in the message. */
+export function parseIntFlag(value: string, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const s = value.trim();
+  if (!/^[+-]?\d+$/.test(s)) throw new InputError(`${flag}: expected a whole number, got '${value}'`);
+  const n = Number(s);
+  if (n < min || n > max) {
+    throw new InputError(`${flag}: expected a whole number ${max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `in [${min}, ${max}]`}, got ${n}`);
+  }
+  return n;
+}
+
+/** `i/n` with 0 <= i < n: shard i of n contiguous blocks. */
+export function parseShard(value: string): Shard {
+  const m = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(value);
+  if (!m) throw new InputError(`--shard: expected index/count like 0/4, got '${value}'`);
+  const index = Number(m[1]);
+  const count = Number(m[2]);
+  if (count < 1) throw new InputError(`--shard: the shard count must be >= 1, got '${value}'`);
+  if (index >= count) throw new InputError(`--shard: the index must be in [0, ${count - 1}] (indices start at 0), got '${value}'`);
+  return { index, count };
+}
+
+/**
+ * A perturbation size: positive; at most 1 in L∞ because inputs live in [0, 1] (a bigger radius is a unit
+ * mistake such as 8 instead of 8/255). L2 radii can exceed 1 (the diameter of [0,1]^d is sqrt(d)).
+ */
+export function parseRadius(value: string, flag: string, norm: Norm): number {
+  const n = parseNumberExpr(value, flag);
+  if (!(n > 0)) throw new InputError(`${flag}: expected a positive number, got '${value}'`);
+  if (norm === 'linf' && n > 1) {
+    throw new InputError(`${flag}: expected at most 1 for --norm linf (inputs are in [0, 1]; did you mean ${value}/255?), got '${value}'`);
+  }
+  return n;
+}
+
+/** Validates the flags and fills the per-attack defaults. */
+export function resolveEvalOptions(raw: RawEvalOptions): PartialEvalOptions {
+  if (raw.checkpoint === undefined || raw.checkpoint.trim() === '') throw new InputError('--checkpoint: a checkpoint directory is required');
+  if (raw.attack === undefined) throw new InputError(`--attack: required, one of ${EVAL_ATTACKS.join('|')}`);
+  const attack = parseAttack(raw.attack);
+  const norm = parseNorm(raw.norm ?? 'linf');
+  const epsInput = (raw.eps ?? DEFAULT_EPS).trim();
+  const eps = parseRadius(epsInput, '--eps', norm);
+
+  let steps: number | null = null;
+  let stepSize: number | null = null;
+  let stepSizeInput: string | null = null;
+  let restarts: number | null = null;
+  if (attack === 'autoattack') {
+    // The standard ensemble is only comparable across papers with its fixed settings.
+    for (const [flag, v] of [['--steps', raw.steps], ['--step-size', raw.stepSize], ['--restarts', raw.restarts]] as const) {
+      if (v !== undefined) throw new InputError(`${flag}: not accepted with --attack autoattack (the standard ensemble has fixed settings)`);
+    }
+  }
+  if (attack !== 'autoattack') {
+    steps = raw.steps === undefined ? DEFAULT_STEPS[attack] : parseIntFlag(raw.steps, '--steps', 1);
+    if (attack === 'fgsm' && steps !== 1) throw new InputError(`--steps: fgsm is a single step, got ${steps} (use --attack pgd)`);
+    if (TAKES_STEP_SIZE.includes(attack)) {
+      // eps/4 is TRADES' 2/255 at eps = 8/255.
+      stepSizeInput = raw.stepSize?.trim() ?? null;
+      stepSize = raw.stepSize === undefined ? eps / 4 : parseRadius(raw.stepSize, '--step-size', norm);
+    } else if (raw.stepSize !== undefined) {
+      throw new InputError(`--step-size: not used by --attack ${attack} (${attack === 'fgsm' ? 'FGSM steps exactly eps' : 'it adapts its own step size'})`);
+    }
+    if (TAKES_RESTARTS.includes(attack)) restarts = raw.restarts === undefined ? 1 : parseIntFlag(raw.restarts, '--restarts', 1);
+    else if (raw.restarts !== undefined) throw new InputError(`--restarts: only pgd and cw take restarts (--attack ${attack} runs one)`);
+  }
+
+  return {
+    checkpoint: raw.checkpoint,
+    attack,
+    eps,
+    epsInput,
+    norm,
+    steps,
+    stepSize,
+    stepSizeInput,
+    restarts,
+    nExamples: raw.nExamples === undefined ? null : parseIntFlag(raw.nExamples, '--n-examples', 1),
+    batchSize: raw.batchSize === undefined ? DEFAULT_BATCH_SIZE : parseIntFlag(raw.batchSize, '--batch-size', 1),
+    dataset: raw.dataset === undefined ? null : parseDataset(raw.dataset),
+    dataDir: raw.dataDir ?? 'data',
+    seed: raw.seed === undefined ? 0 : parseIntFlag(raw.seed, '--seed', 0, 0xffffffff),
+    shard: raw.shard === undefined ? null : parseShard(raw.shard),
+  };
+}
+
+/** Number of batches of `batchSize` in `n` examples (the last one may be short). */
+export function batchCount(n: number, batchSize: number): number {
+  return Math.ceil(n / batchSize);
+}
+
+/**
+ * The examples of a shard. Shards are contiguous runs of whole batches, so every batch (its contents and its
+ * seed) is the same as in the unsharded run, which makes merged shards equal the unsharded report exactly.
+ */
+export function shardSlice(nExamples: number, batchSize: number, shard: Shard | null): { start: number; end: number; firstBatch: number; endBatch: number } {
+  const nb = batchCount(nExamples, batchSize);
+  if (shard === null) return { start: 0, end: nExamples, firstBatch: 0, endBatch: nb };
+  if (shard.count > nb) {
+    throw new InputError(
+      `--shard: ${shard.count} shards but only ${nb} batch(es) of --batch-size ${batchSize} in --n-examples ${nExamples}; use fewer shards or a smaller batch size`,
+    );
+  }
+  const firstBatch = Math.floor((shard.index * nb) / shard.count);
+  const endBatch = Math.floor(((shard.index + 1) * nb) / shard.count);
+  return { start: firstBatch * batchSize, end: Math.min(nExamples, endBatch * batchSize), firstBatch, endBatch };
+}

@@ -1,0 +1,191 @@
+/**
+ * The JSON report of an evaluation, built from its state, and the merge of shard reports. Accuracies are
+ * ratios of integer counts, so a merge (sum of counts over sum of examples) reproduces the unsharded numbers
+ * bit for bit.
+ */
+import { checkBlackBoxStronger } from '../attacks/checks.js';
+import { InputError } from '../errors.js';
+import type { EvalState } from './state.js';
+import type { EvalReport, StageReport, Validity } from './types.js';
+import { combineValidity, EMPTY_VALIDITY, validityFromJson, formatValidityLine, validityToJson } from './validity.js';
+
+export interface ReportContext {
+  arch: string;
+  numClasses: number;
+  backend: { name: string; package: string; devices: string[] };
+  /** The loss the attack maximises, when it has one ('ce' for pgd, 'cw' for cw...). */
+  loss: string | null;
+  details: Record<string, number | string>;
+}
+
+function ratio(k: number, n: number): number {
+  return n === 0 ? 0 : k / n;
+}
+
+/** The report of a finished state (every batch of its slice has all stages done). */
+export function buildReport(state: EvalState, ctx: ReportContext): EvalReport {
+  const o = state.options;
+  const n = state.slice.end - state.slice.start;
+  let cleanCorrect = 0;
+  const survivors = new Array<number>(state.stages.length).fill(0);
+  for (let i = 0; i < n; i++) {
+    if (state.clean[i] === -1) throw new Error(`eval state: example ${state.slice.start + i} was never evaluated`);
+    if (state.clean[i] !== 1) continue;
+    cleanCorrect++;
+    const broken = state.brokenAt[i]!;
+    for (let s = 0; s < state.stages.length; s++) if (broken === -1 || broken > s) survivors[s]!++;
+  }
+  let validity: Validity = { ...EMPTY_VALIDITY };
+  let cleanTime = 0;
+  const stageTimes = new Array<number>(state.stages.length).fill(0);
+  for (const b of Object.values(state.batches)) {
+    validity = combineValidity(validity, b.validity);
+    cleanTime += b.cleanTime;
+    b.stageTimes.forEach((t, s) => (stageTimes[s]! += t));
+  }
+  const stages: StageReport[] = state.stages.map((name, s) => ({
+    name,
+    robust_acc: ratio(survivors[s]!, n),
+    robust_correct: survivors[s]!,
+    time_s: round3(stageTimes[s]!),
+  }));
+  const robustCorrect = stages.length > 0 ? stages[stages.length - 1]!.robust_correct : cleanCorrect;
+  return {
+    tool: 'ikl-eval',
+    checkpoint: o.checkpoint,
+    arch: ctx.arch,
+    num_classes: ctx.numClasses,
+    dataset: o.dataset,
+    attack: o.attack,
+    attack_params: {
+      eps: o.eps,
+      eps_input: o.epsInput,
+      norm: o.norm,
+      steps: o.steps,
+      step_size: o.stepSize,
+      step_size_input: o.stepSizeInput,
+      restarts: o.restarts,
+      loss: ctx.loss,
+      stages: [...state.stages],
+      details: { ...ctx.details },
+    },
+    eps: o.eps,
+    eps_input: o.epsInput,
+    norm: o.norm,
+    seed: o.seed,
+    batch_size: o.batchSize,
+    n_examples: n,
+    n_examples_total: o.nExamples,
+    shard: o.shard,
+    slice: { ...state.slice },
+    clean_acc: ratio(cleanCorrect, n),
+    clean_correct: cleanCorrect,
+    robust_acc: ratio(robustCorrect, n),
+    robust_correct: robustCorrect,
+    stages,
+    time_s: { clean: round3(cleanTime), attack: round3(stageTimes.reduce((a, b) => a + b, 0)) },
+    validity: { ...validityToJson(validity), line: formatValidityLine(validity, o.eps, o.norm) },
+    sanity_warnings: [...(state.sanityWarnings ?? []), ...resultWarnings(stages)],
+    backend: ctx.backend,
+  };
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+/** Report fields that must agree between shards of one evaluation. */
+const SAME_IN_EVERY_SHARD = [
+  'checkpoint', 'arch', 'num_classes', 'dataset', 'attack', 'attack_params', 'eps', 'eps_input', 'norm', 'seed', 'batch_size', 'n_examples_total',
+] as const;
+
+/** Minimal shape check of a parsed report file, so merge fails with a message rather than NaN. */
+export function assertReport(r: unknown, source: string): asserts r is EvalReport {
+  const o = r as Record<string, unknown>;
+  if (o === null || typeof o !== 'object' || o.tool !== 'ikl-eval') throw new InputError(`${source}: not an ikl-eval report (no "tool": "ikl-eval")`);
+  for (const k of ['n_examples', 'clean_correct', 'robust_correct', 'n_examples_total'] as const) {
+    if (typeof o[k] !== 'number') throw new InputError(`${source}: field ${k} must be a number`);
+  }
+  const slice = o.slice as { start?: unknown; end?: unknown } | undefined;
+  if (!slice || typeof slice.start !== 'number' || typeof slice.end !== 'number') throw new InputError(`${source}: field slice must be {start, end}`);
+  if (!Array.isArray(o.stages) || !o.validity || !Array.isArray(o.sanity_warnings)) throw new InputError(`${source}: fields stages, validity, sanity_warnings are required`);
+}
+
+/**
+ * Combines shard reports into the report of the whole run. The shards must come from the same evaluation
+ * (same options), cover disjoint slices, and together cover [0, n_examples_total).
+ * `sources` name the files in error messages.
+ */
+export function mergeReports(reports: EvalReport[], sources: string[] = reports.map((_, i) => `report ${i}`)): EvalReport {
+  if (reports.length === 0) throw new InputError('merge: expected at least one report file');
+  reports.forEach((r, i) => assertReport(r, sources[i]!));
+  const first = reports[0]!;
+  for (let i = 1; i < reports.length; i++) {
+    for (const k of SAME_IN_EVERY_SHARD) {
+      const a = JSON.stringify(first[k]);
+      const b = JSON.stringify(reports[i]![k]);
+      if (a !== b) throw new InputError(`merge: ${sources[i]} has ${k}=${b} but ${sources[0]} has ${k}=${a}; these are not shards of one evaluation`);
+    }
+  }
+  const order = reports.map((r, i) => ({ r, src: sources[i]! })).sort((a, b) => a.r.slice.start - b.r.slice.start);
+  let expected = 0;
+  for (const { r, src } of order) {
+    if (r.slice.start < expected) throw new InputError(`merge: ${src} covers examples [${r.slice.start}, ${r.slice.end}) which overlap another report`);
+    if (r.slice.start > expected) throw new InputError(`merge: no report covers examples [${expected}, ${r.slice.start}) (a shard is missing)`);
+    expected = r.slice.end;
+  }
+  if (expected !== first.n_examples_total) {
+    throw new InputError(`merge: no report covers examples [${expected}, ${first.n_examples_total}) (a shard is missing)`);
+  }
+
+  const n = reports.reduce((a, r) => a + r.n_examples, 0);
+  const clean = reports.reduce((a, r) => a + r.clean_correct, 0);
+  const robust = reports.reduce((a, r) => a + r.robust_correct, 0);
+  const stages: StageReport[] = first.stages.map((st, s) => {
+    const correct = reports.reduce((a, r) => a + r.stages[s]!.robust_correct, 0);
+    return { name: st.name, robust_acc: ratio(correct, n), robust_correct: correct, time_s: round3(reports.reduce((a, r) => a + r.stages[s]!.time_s, 0)) };
+  });
+  const validity = reports.map((r) => validityFromJson(r.validity)).reduce(combineValidity, { ...EMPTY_VALIDITY });
+  // Result warnings are recomputed from the merged counts; the pre-run ones are the same in every shard.
+  const perShard = new Set(reports.flatMap((r) => resultWarnings(r.stages)));
+  const warnings = [...new Set(reports.flatMap((r) => r.sanity_warnings).filter((w) => !perShard.has(w))), ...resultWarnings(stages)];
+  const backends = [...new Set(reports.map((r) => JSON.stringify(r.backend)))];
+  return {
+    ...first,
+    n_examples: n,
+    shard: null,
+    slice: { start: 0, end: n },
+    clean_acc: ratio(clean, n),
+    clean_correct: clean,
+    robust_acc: ratio(robust, n),
+    robust_correct: robust,
+    stages,
+    time_s: {
+      clean: round3(reports.reduce((a, r) => a + r.time_s.clean, 0)),
+      attack: round3(reports.reduce((a, r) => a + r.time_s.attack, 0)),
+    },
+    validity: { ...validityToJson(validity), line: formatValidityLine(validity, first.eps, first.norm) },
+    sanity_warnings: warnings,
+    // Shards may run on different machines; a mix is reported, never hidden.
+    backend: backends.length === 1 ? first.backend : { name: 'mixed', package: 'mixed', devices: reports.flatMap((r) => r.backend.devices) },
+  };
+}
+
+/**
+ * Warnings that follow from the results: Square (black box) breaking points that every gradient stage before it
+ * missed is AutoAttack's sign of gradient masking. Computed from the stage counts, so a merged report derives
+ * the same warning as the unsharded run.
+ */
+export function resultWarnings(stages: StageReport[]): string[] {
+  const results = stages.map((s, i) => ({
+    name: s.name,
+    blackBox: s.name === 'square',
+    attacked: i === 0 ? 0 : stages[i - 1]!.robust_correct,
+    fooled: i === 0 ? 0 : stages[i - 1]!.robust_correct - s.robust_correct,
+    robustAccuracy: s.robust_acc,
+    timeMs: s.time_s * 1000,
+    validity: null,
+  }));
+  const w = checkBlackBoxStronger(results);
+  return w === null ? [] : [w];
+}

@@ -1,0 +1,102 @@
+import type { Norm } from '../attacks/types.js';
+import type { DatasetName } from '../data/types.js';
+
+/** Attacks `ikl-eval --attack` accepts. `cw` is PGD on the CW margin loss; `autoattack` the standard ensemble. */
+export const EVAL_ATTACKS = ['pgd', 'fgsm', 'cw', 'apgd-ce', 'apgd-t', 'fab-t', 'square', 'autoattack'] as const;
+export type EvalAttack = (typeof EVAL_ATTACKS)[number];
+
+/** Which contiguous block of the first nExamples a run covers (`--shard index/count`). */
+export interface Shard {
+  index: number;
+  count: number;
+}
+
+/** Half-open range [start, end) of example indices into the test set. */
+export interface Slice {
+  start: number;
+  end: number;
+}
+
+/**
+ * Every option that changes the numbers of an evaluation. Two runs with equal EvalOptions give equal reports
+ * (up to timings), whatever the machine, the sharding of the work or how often they were interrupted.
+ */
+export interface EvalOptions {
+  checkpoint: string;
+  attack: EvalAttack;
+  /** The ball radius as a number, and as the user wrote it ('8/255'). */
+  eps: number;
+  epsInput: string;
+  norm: Norm;
+  /** Iterations (PGD/APGD/FAB) or queries (Square); null for the AutoAttack ensemble (fixed standard settings). */
+  steps: number | null;
+  /** Absolute step size, only for the attacks that take one (pgd, cw); null otherwise. */
+  stepSize: number | null;
+  stepSizeInput: string | null;
+  /** Restarts of pgd/cw; null for the attacks that run AutoAttack's single restart. */
+  restarts: number | null;
+  nExamples: number;
+  batchSize: number;
+  dataset: DatasetName;
+  dataDir: string;
+  seed: number;
+  shard: Shard | null;
+}
+
+/** One attack of a run (one for pgd, four for autoattack), applied to what is still robust. */
+export interface StageReport {
+  name: string;
+  robust_acc: number;
+  robust_correct: number;
+  time_s: number;
+}
+
+/** Extremes over every adversarial input produced: the numbers a reader checks to trust the result. */
+export interface Validity {
+  /** Largest ‖x_adv − x‖ (in the attack's norm) over all examples. Must be ≤ eps (+ float rounding). */
+  max_perturbation: number;
+  nan_count: number;
+  min: number;
+  max: number;
+}
+
+export interface EvalReport {
+  tool: 'ikl-eval';
+  checkpoint: string;
+  arch: string;
+  num_classes: number;
+  dataset: string;
+  attack: EvalAttack;
+  attack_params: {
+    eps: number;
+    eps_input: string;
+    norm: Norm;
+    steps: number | null;
+    step_size: number | null;
+    step_size_input: string | null;
+    restarts: number | null;
+    loss: string | null;
+    stages: string[];
+    /** Settings fixed by the attack rather than by flags (target classes, AutoAttack budgets...). */
+    details: Record<string, number | string>;
+  };
+  eps: number;
+  eps_input: string;
+  norm: Norm;
+  seed: number;
+  batch_size: number;
+  /** Examples evaluated by this report (the slice of a shard, or all of n_examples_total). */
+  n_examples: number;
+  n_examples_total: number;
+  shard: Shard | null;
+  slice: Slice;
+  clean_acc: number;
+  clean_correct: number;
+  robust_acc: number;
+  robust_correct: number;
+  stages: StageReport[];
+  time_s: { clean: number; attack: number };
+  validity: Validity & { line: string };
+  sanity_warnings: string[];
+  backend: { name: string; package: string; devices: string[] };
+}

@@ -1,0 +1,221 @@
+/**
+ * The architectures of the zoo, written with built-in tfjs-layers only (functional API).
+ *
+ * Why no custom layers: a checkpoint's model.json must load with `tf.loadLayersModel` in a browser (or any tfjs
+ * program) that has never imported this package. A custom layer class would have to be registered before loading,
+ * so everything here (including the input normalisation of the Swish WRN and PyTorch's symmetric stride-2 padding)
+ * is expressed with Conv2D, DepthwiseConv2D, ZeroPadding2D, BatchNormalization, Activation, Add,
+ * GlobalAveragePooling2D and Dense.
+ *
+ * PyTorch equivalence (the references are PyTorch): BN momentum m_torch is Keras momentum 1 - m_torch, epsilon
+ * 1e-5, convolutions without bias. PyTorch pads a 3×3 stride-2 convolution by 1 on every side, while TF's 'same'
+ * pads (0, 1); the ReLU models reproduce PyTorch exactly with ZeroPadding2D(1) + 'valid'. The Swish WRN comes from
+ * DeepMind's code, which pads (0, 1, 0, 1) by hand to mimic TF 'same', so there 'same' is the exact equivalent.
+ *
+ * Layers are created with zero initialisers; createModel overwrites every weight with seeded values (init.ts).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { ModelArch } from './types.js';
+
+/** CIFAR input statistics used by the Swish WRN's built-in normalisation (DeepMind / Wang et al. 2023 code). */
+export const CIFAR10_MEAN = [0.4914, 0.4822, 0.4465] as const;
+export const CIFAR10_STD = [0.2471, 0.2435, 0.2616] as const;
+export const CIFAR100_MEAN = [0.5071, 0.4865, 0.4409] as const;
+export const CIFAR100_STD = [0.2673, 0.2564, 0.2762] as const;
+
+/** Name of the fixed (non-trainable) per-channel affine layer computing (x - mean) / std. */
+export const NORMALIZATION_LAYER = 'input_normalization';
+
+/** Input statistics for a head of numClasses classes: CIFAR-100 for 100 classes, CIFAR-10 otherwise. */
+export function normalizationStats(numClasses: number): { mean: readonly number[]; std: readonly number[] } {
+  return numClasses === 100 ? { mean: CIFAR100_MEAN, std: CIFAR100_STD } : { mean: CIFAR10_MEAN, std: CIFAR10_STD };
+}
+
+export const INPUT_SHAPE = [32, 32, 3] as const;
+
+/** How the reference initialises each architecture (applied by init.ts). */
+export interface InitScheme {
+  /** WRN references: normal(0, sqrt(2 / (k·k·outChannels))); others keep PyTorch's default U(±1/sqrt(fanIn)). */
+  conv: 'kaiming-normal-fan-out' | 'torch-default';
+  /** WRN references zero the linear bias; PyTorch's default is U(±1/sqrt(fanIn)). */
+  linearBias: 'zeros' | 'torch-default';
+}
+
+interface Style {
+  activation: 'relu' | 'swish';
+  /** Keras convention: running = momentum·running + (1 - momentum)·batch. */
+  bnMomentum: number;
+  /** 'torch': symmetric padding for strided 3×3 convolutions; 'tf-same': TF 'same' (pad after only). */
+  padding: 'torch' | 'tf-same';
+}
+
+type T = tf.SymbolicTensor;
+const apply = (layer: tf.layers.Layer, x: T | T[]): T => layer.apply(x) as T;
+
+/** Small helpers sharing one style; every layer gets an explicit, stable name (weight names derive from it). */
+class Net {
+  constructor(readonly style: Style) {}
+
+  conv(x: T, filters: number, kernelSize: number, strides: number, name: string): T {
+    let padding: 'same' | 'valid' = kernelSize > 1 ? 'same' : 'valid';
+    if (kernelSize > 1 && strides > 1 && this.style.padding === 'torch') {
+      x = apply(tf.layers.zeroPadding2d({ padding: (kernelSize - 1) / 2, name: `${name}_pad` }), x);
+      padding = 'valid';
+    }
+    return apply(
+      tf.layers.conv2d({ filters, kernelSize, strides, padding, useBias: false, kernelInitializer: 'zeros', name }),
+      x,
+    );
+  }
+
+  bn(x: T, name: string): T {
+    return apply(
+      tf.layers.batchNormalization({
+        axis: -1,
+        momentum: this.style.bnMomentum,
+        epsilon: 1e-5,
+        gammaInitializer: 'ones',
+        betaInitializer: 'zeros',
+        movingMeanInitializer: 'zeros',
+        movingVarianceInitializer: 'ones',
+        name,
+      }),
+      x,
+    );
+  }
+
+  act(x: T, name: string): T {
+    return apply(tf.layers.activation({ activation: this.style.activation, name }), x);
+  }
+
+  add(a: T, b: T, name: string): T {
+    return apply(tf.layers.add({ name }), [a, b]);
+  }
+
+  head(x: T, numClasses: number): T {
+    const pooled = apply(tf.layers.globalAveragePooling2d({ name: 'pool' }), x);
+    return apply(
+      tf.layers.dense({ units: numClasses, useBias: true, kernelInitializer: 'zeros', biasInitializer: 'zeros', name: 'fc' }),
+      pooled,
+    );
+  }
+
+  /** (x - mean) / std per channel as a frozen 1×1 depthwise convolution (kernel 1/std, bias -mean/std). */
+  normalize(x: T): T {
+    return apply(
+      tf.layers.depthwiseConv2d({
+        kernelSize: 1,
+        depthMultiplier: 1,
+        useBias: true,
+        trainable: false,
+        depthwiseInitializer: 'zeros',
+        biasInitializer: 'zeros',
+        name: NORMALIZATION_LAYER,
+      }),
+      x,
+    );
+  }
+}
+
+/**
+ * Pre-activation WRN basic block (TRADES/AWP `BasicBlock`, DeepMind `_Block`): BN-act, conv3×3(stride), BN-act,
+ * conv3×3. When the width changes, the 1×1 shortcut convolution reads the *activated* input, as both references do.
+ */
+function wrnBlock(net: Net, x: T, inC: number, outC: number, stride: number, name: string): T {
+  const a = net.act(net.bn(x, `${name}_bn1`), `${name}_act1`);
+  let out = net.conv(a, outC, 3, stride, `${name}_conv1`);
+  out = net.act(net.bn(out, `${name}_bn2`), `${name}_act2`);
+  out = net.conv(out, outC, 3, 1, `${name}_conv2`);
+  const shortcut = inC === outC ? x : net.conv(a, outC, 1, stride, `${name}_shortcut`);
+  return net.add(shortcut, out, `${name}_add`);
+}
+
+function wideResNet(depth: number, widen: number, numClasses: number, style: Style, normalize: boolean, name: string): tf.LayersModel {
+  const n = (depth - 4) / 6;
+  const widths = [16, 16 * widen, 32 * widen, 64 * widen];
+  const net = new Net(style);
+  const input = tf.input({ shape: [...INPUT_SHAPE], name: 'input' });
+  let x = normalize ? net.normalize(input) : input;
+  x = net.conv(x, widths[0]!, 3, 1, 'conv1');
+  for (let g = 0; g < 3; g++) {
+    for (let i = 0; i < n; i++) {
+      const inC = i === 0 ? widths[g]! : widths[g + 1]!;
+      const stride = i === 0 && g > 0 ? 2 : 1;
+      x = wrnBlock(net, x, inC, widths[g + 1]!, stride, `block${g + 1}_${i}`);
+    }
+  }
+  x = net.act(net.bn(x, 'bn_final'), 'act_final');
+  return tf.model({ inputs: input, outputs: net.head(x, numClasses), name });
+}
+
+/** PreActResNet-18 as in Rice et al. / AWP: pre-activation blocks, final BN-ReLU before pooling. */
+function preActResNet18(numClasses: number): tf.LayersModel {
+  const net = new Net({ activation: 'relu', bnMomentum: 0.9, padding: 'torch' });
+  const input = tf.input({ shape: [...INPUT_SHAPE], name: 'input' });
+  let x = net.conv(input, 64, 3, 1, 'conv1');
+  let inC = 64;
+  [64, 128, 256, 512].forEach((outC, s) => {
+    for (let i = 0; i < 2; i++) {
+      const stride = i === 0 && s > 0 ? 2 : 1;
+      const name = `layer${s + 1}_${i}`;
+      const a = net.act(net.bn(x, `${name}_bn1`), `${name}_act1`);
+      const shortcut = stride !== 1 || inC !== outC ? net.conv(a, outC, 1, stride, `${name}_shortcut`) : x;
+      let out = net.conv(a, outC, 3, stride, `${name}_conv1`);
+      out = net.act(net.bn(out, `${name}_bn2`), `${name}_act2`);
+      out = net.conv(out, outC, 3, 1, `${name}_conv2`);
+      x = net.add(out, shortcut, `${name}_add`);
+      inC = outC;
+    }
+  });
+  x = net.act(net.bn(x, 'bn_final'), 'act_final');
+  return tf.model({ inputs: input, outputs: net.head(x, numClasses), name: 'preact_resnet18' });
+}
+
+/** ResNet-18, CIFAR variant of Madry/TRADES: 3×3 stem, no max-pool, post-activation blocks, BN on the shortcut. */
+function resNet18(numClasses: number): tf.LayersModel {
+  const net = new Net({ activation: 'relu', bnMomentum: 0.9, padding: 'torch' });
+  const input = tf.input({ shape: [...INPUT_SHAPE], name: 'input' });
+  let x = net.act(net.bn(net.conv(input, 64, 3, 1, 'conv1'), 'bn1'), 'act1');
+  let inC = 64;
+  [64, 128, 256, 512].forEach((outC, s) => {
+    for (let i = 0; i < 2; i++) {
+      const stride = i === 0 && s > 0 ? 2 : 1;
+      const name = `layer${s + 1}_${i}`;
+      let out = net.act(net.bn(net.conv(x, outC, 3, stride, `${name}_conv1`), `${name}_bn1`), `${name}_act1`);
+      out = net.bn(net.conv(out, outC, 3, 1, `${name}_conv2`), `${name}_bn2`);
+      const shortcut =
+        stride !== 1 || inC !== outC ? net.bn(net.conv(x, outC, 1, stride, `${name}_shortcut`), `${name}_shortcut_bn`) : x;
+      x = net.act(net.add(out, shortcut, `${name}_add`), `${name}_act2`);
+      inC = outC;
+    }
+  });
+  return tf.model({ inputs: input, outputs: net.head(x, numClasses), name: 'resnet18' });
+}
+
+/** A small CNN for tests: three conv-BN-ReLU stages (16, 32, 64 channels; strides 1, 2, 2), pooling, linear. */
+function smallCnn(numClasses: number): tf.LayersModel {
+  const net = new Net({ activation: 'relu', bnMomentum: 0.9, padding: 'torch' });
+  const input = tf.input({ shape: [...INPUT_SHAPE], name: 'input' });
+  let x: T = input;
+  [16, 32, 64].forEach((filters, i) => {
+    x = net.conv(x, filters, 3, i === 0 ? 1 : 2, `conv${i + 1}`);
+    x = net.act(net.bn(x, `bn${i + 1}`), `act${i + 1}`);
+  });
+  return tf.model({ inputs: input, outputs: net.head(x, numClasses), name: 'small_cnn' });
+}
+
+const TRADES_STYLE: Style = { activation: 'relu', bnMomentum: 0.9, padding: 'torch' };
+// DeepMind's WRN (used with generated data): Swish, BN momentum 0.01 in PyTorch terms, TF-style padding.
+const DM_SWISH_STYLE: Style = { activation: 'swish', bnMomentum: 0.99, padding: 'tf-same' };
+
+const WRN_INIT: InitScheme = { conv: 'kaiming-normal-fan-out', linearBias: 'zeros' };
+const TORCH_INIT: InitScheme = { conv: 'torch-default', linearBias: 'torch-default' };
+
+export const ARCH_DEFS: Record<ModelArch, { build: (numClasses: number) => tf.LayersModel; init: InitScheme }> = {
+  'wrn-34-10': { build: (c) => wideResNet(34, 10, c, TRADES_STYLE, false, 'wrn_34_10'), init: WRN_INIT },
+  'wrn-28-10': { build: (c) => wideResNet(28, 10, c, TRADES_STYLE, false, 'wrn_28_10'), init: WRN_INIT },
+  'wrn-28-10-swish': { build: (c) => wideResNet(28, 10, c, DM_SWISH_STYLE, true, 'wrn_28_10_swish'), init: WRN_INIT },
+  'preact-resnet-18': { build: preActResNet18, init: TORCH_INIT },
+  'resnet-18': { build: resNet18, init: TORCH_INIT },
+  'small-cnn': { build: smallCnn, init: TORCH_INIT },
+};

@@ -1,0 +1,50 @@
+/**
+ * The model zoo: tfjs-layers models (built-in layers only, so model.json loads in a browser without this
+ * package; see archs.ts), seeded PyTorch-equivalent initialisation, train/inference forward, exact weight
+ * snapshot/perturb/restore, and save/load in the tfjs layers format.
+ */
+import type * as tf from '@tensorflow/tfjs';
+import { InputError } from '../errors.js';
+import { ARCH_DEFS } from './archs.js';
+import { initializeWeights } from './init.js';
+import { MODEL_ARCHS, type ModelArch, type ModelSpec } from './types.js';
+
+export * from './types.js';
+export { forward } from './forward.js';
+export { saveModel, loadModel, cloneModel, MODEL_JSON, WEIGHTS_BIN } from './io.js';
+export {
+  modelWeights,
+  perturbableKernels,
+  countParams,
+  snapshotWeights,
+  restoreWeights,
+  addToWeights,
+  copyWeights,
+  type ModelWeight,
+} from './weights.js';
+export { CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, INPUT_SHAPE, NORMALIZATION_LAYER } from './archs.js';
+
+/** An architecture name from the command line or a config; `source` names the flag or field in errors. */
+export function parseArch(name: string, source = '--arch'): ModelArch {
+  if ((MODEL_ARCHS as readonly string[]).includes(name)) return name as ModelArch;
+  throw new InputError(`${source}: unknown architecture '${name}', expected one of ${MODEL_ARCHS.join('|')}`);
+}
+
+/**
+ * Builds an architecture for 32×32×3 inputs in [0, 1] with a numClasses-way linear head and initialises every
+ * weight from `seed` (same seed, bit-identical weights). The Swish WRN normalises inputs with CIFAR-100 statistics
+ * when numClasses is 100 and CIFAR-10 statistics otherwise.
+ */
+export function createModel(spec: ModelSpec): tf.LayersModel {
+  const arch = parseArch(spec.arch, 'model.arch');
+  if (!Number.isInteger(spec.numClasses) || spec.numClasses < 2) {
+    throw new InputError(`model.numClasses: expected an integer >= 2, got ${spec.numClasses}`);
+  }
+  if (!Number.isInteger(spec.seed) || spec.seed < 0 || spec.seed > 0xffffffff) {
+    throw new InputError(`model.seed: expected an integer in [0, 2^32), got ${spec.seed}`);
+  }
+  const def = ARCH_DEFS[arch];
+  const model = def.build(spec.numClasses);
+  initializeWeights(model, def.init, spec.numClasses, spec.seed);
+  return model;
+}

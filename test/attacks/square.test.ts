@@ -1,0 +1,245 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { noLeak, rng } from '../helpers.js';
+import { square, squareP, squareSide } from '../../src/attacks/square.js';
+import { centreSurround, nestedRectangles, squareSideL2 } from '../../src/attacks/square-l2.js';
+import { SeededRng } from '../../src/rng.js';
+import { distance } from '../../src/attacks/fab-projection.js';
+import { InputError } from '../../src/errors.js';
+import type { ModelFn, Norm } from '../../src/attacks/types.js';
+
+const SHAPE = [8, 8, 3] as const;
+const D = SHAPE[0] * SHAPE[1] * SHAPE[2];
+
+/**
+ * A 2-class linear model whose boundary passes through the all-0.5 image, inputs 0.5 ± 0.05, and the closed-form
+ * minimal distances of each input to the boundary: L-inf |margin| / ‖w_y − w_o‖₁, L2 |margin| / ‖w_y − w_o‖₂. `calls` records the batch size of
+ * every model evaluation, for the query accounting.
+ */
+function linearFixture(n: number, seed: number) {
+  const r = rng(seed);
+  const w = Float32Array.from({ length: D * 2 }, () => r() - 0.5);
+  const wdiff = Array.from({ length: D }, (_, i) => w[2 * i]! - w[2 * i + 1]!);
+  const b0 = -wdiff.reduce((acc, v) => acc + 0.5 * v, 0);
+  const W = tf.tensor2d(w, [D, 2]);
+  const bias = tf.tensor1d([b0, 0]);
+  const calls: number[] = [];
+  const model: ModelFn = (x) => {
+    calls.push(x.shape[0]);
+    return tf.tidy(() => tf.add(tf.matMul(tf.reshape(x, [x.shape[0], D]), W), bias) as tf.Tensor2D);
+  };
+  const xs = Float32Array.from({ length: n * D }, () => 0.5 + 0.1 * (r() - 0.5));
+  const labels: number[] = [];
+  const dist: number[] = [];
+  const dist2: number[] = [];
+  const l1w = wdiff.reduce((a, v) => a + Math.abs(v), 0);
+  const l2w = Math.sqrt(wdiff.reduce((a, v) => a + v * v, 0));
+  for (let i = 0; i < n; i++) {
+    let m = b0;
+    for (let j = 0; j < D; j++) m += wdiff[j]! * xs[i * D + j]!;
+    labels.push(m > 0 ? 0 : 1);
+    dist.push(Math.abs(m) / l1w);
+    dist2.push(Math.abs(m) / l2w);
+  }
+  const x = tf.tensor4d(xs, [n, ...SHAPE]);
+  const y = tf.tensor1d(labels, 'int32');
+  const closedForm: Record<Norm, number[]> = { linf: dist, l2: dist2 };
+  return { model, x, y, dist, closedForm, calls, labels, dispose: () => tf.dispose([W, bias, x, y]) };
+}
+
+function distances(a: tf.Tensor4D, b: tf.Tensor4D, norm: Norm = 'linf'): number[] {
+  const av = a.dataSync();
+  const bv = b.dataSync();
+  return Array.from({ length: a.shape[0] }, (_, i) => distance(av.subarray(i * D, (i + 1) * D), bv.subarray(i * D, (i + 1) * D), norm));
+}
+
+test('square schedule: p halves at the paper iterations (10,000 queries) and rescales to the budget', () => {
+  // Paper / reference schedule for 10,000 queries: p_init up to it 10, /2 to 50, /4 to 200, /8 to 500, /16 to 1000,
+  // /32 to 2000, /64 to 4000, /128 to 6000, /256 to 8000, /512 after.
+  const expected: Array<[number, number]> = [
+    [0, 1], [10, 1], [11, 2], [50, 2], [51, 4], [200, 4], [201, 8], [500, 8], [501, 16], [1000, 16], [1001, 32],
+    [2001, 64], [4001, 128], [6001, 256], [8000, 256], [8001, 512], [9999, 512],
+  ];
+  for (const [it, div] of expected) assert.equal(squareP(it, 10000, 0.8), 0.8 / div, `it ${it}`);
+  // 1,000 queries: iteration k behaves like iteration 10k of the 10,000-query schedule.
+  assert.equal(squareP(1, 1000, 0.8), 0.8);
+  assert.equal(squareP(2, 1000, 0.8), 0.4);
+  assert.equal(squareP(801, 1000, 0.8), 0.8 / 512);
+  // Side of the square: √(p·h·w) rounded, clamped to [1, side].
+  assert.equal(squareSide(0.8, 32, 32), 29);
+  assert.equal(squareSide(0.8 / 512, 32, 32), 1);
+  assert.equal(squareSide(0.8, 8, 8), 7);
+  assert.equal(squareSide(1, 8, 8), 8);
+});
+
+test('square fools a linear model with a generous eps and never below the minimal distance, both norms', async () => {
+  const f = linearFixture(6, 1);
+  try {
+    for (const norm of ['linf', 'l2'] as const) {
+      const exact = f.closedForm[norm];
+      await noLeak(() => {
+        const generous = 3 * Math.max(...exact);
+        const res = square(f.model, f.x, f.y, { eps: generous, norm, queries: 300, seed: 1 });
+        const d = distances(res.xAdv, f.x, norm);
+        const adv = res.xAdv.dataSync();
+        res.xAdv.dispose();
+        assert.deepEqual(Array.from(res.success), [1, 1, 1, 1, 1, 1], `${norm}: not every point fooled with eps = 3·max distance`);
+        assert.ok(adv.every((v) => v >= 0 && v <= 1), `${norm}: outside [0, 1]`);
+        // Any adversarial point is at least the closed-form distance away; all are inside the eps-ball.
+        d.forEach((di, i) => assert.ok(di >= exact[i]! * (1 - 1e-5) && di <= generous, `${norm}: example ${i}: ${di}`));
+        // L2 proposals keep ‖δ‖₂ = eps (Alg. 3); these inputs are far from the box faces, so nothing is clipped.
+        if (norm === 'l2') d.forEach((di) => assert.ok(Math.abs(di - generous) < 1e-5 * generous, `l2: ‖δ‖ = ${di} ≠ eps`));
+
+        const tiny = Math.min(...exact) / 10;
+        const none = square(f.model, f.x, f.y, { eps: tiny, norm, queries: 100, seed: 1 });
+        const dn = distances(none.xAdv, f.x, norm);
+        none.xAdv.dispose();
+        assert.deepEqual(Array.from(none.success), [0, 0, 0, 0, 0, 0], `${norm}: fooled far below the minimal distance`);
+        assert.deepEqual(dn, [0, 0, 0, 0, 0, 0], `${norm}: failed points must come back clean`);
+        assert.deepEqual(Array.from(none.queries), [100, 100, 100, 100, 100, 100], `${norm}: robust points use the whole budget`);
+      });
+    }
+  } finally {
+    f.dispose();
+  }
+});
+
+test('square is reproducible from the seed and depends on it, both norms', async () => {
+  const f = linearFixture(4, 2);
+  try {
+    for (const norm of ['linf', 'l2'] as const) await noLeak(() => {
+      const eps = 1.5 * Math.max(...f.closedForm[norm]);
+      const run = (seed: number) => {
+        const res = square(f.model, f.x, f.y, { eps, norm, queries: 200, seed, restarts: 2 });
+        const out = { adv: Array.from(res.xAdv.dataSync()), queries: Array.from(res.queries), success: Array.from(res.success) };
+        res.xAdv.dispose();
+        return out;
+      };
+      const a = run(7);
+      const b = run(7);
+      const c = run(8);
+      assert.deepEqual(a, b, `${norm}: same seed, different result`);
+      assert.notDeepEqual(a.adv, c.adv, `${norm}: the seed has no effect`);
+    });
+  } finally {
+    f.dispose();
+  }
+});
+
+test('square query accounting: only points not yet fooled are queried, one batched forward per iteration', async () => {
+  const f = linearFixture(8, 3);
+  try {
+    await noLeak(() => {
+      // Mislabel one point: it is misclassified from the start and must never be attacked.
+      const labels = [...f.labels];
+      labels[0] = 1 - labels[0]!;
+      const y = tf.tensor1d(labels, 'int32');
+      // eps between the smallest and largest distances: some points fall early, some late, some never.
+      const sorted = [...f.dist].sort((p, q) => p - q);
+      const eps = 1.3 * sorted[4]!;
+      const budget = 150;
+      f.calls.length = 0;
+      const res = square(f.model, f.x, y, { eps, norm: 'linf', queries: budget, seed: 4 });
+      res.xAdv.dispose();
+      y.dispose();
+      const q = Array.from(res.queries);
+      assert.equal(q[0], 0, 'a point misclassified from the start was queried');
+      assert.ok(q.some((v) => v > 1 && v < budget), `no point fooled mid-run: ${q}`);
+      assert.ok(q.some((v) => v === budget), `every point fooled: ${q}`);
+      for (let i = 1; i < q.length; i++) {
+        assert.ok(q[i]! >= 1 && q[i]! <= budget);
+        // A point that stopped before the budget stopped because it was fooled, and fooled points stop.
+        if (q[i]! < budget) assert.equal(res.success[i], 1, `example ${i} stopped early unfooled`);
+        else assert.equal(res.success[i], 0, `example ${i} fooled only at the last query: unlikely, check the fixture`);
+      }
+      // calls = [clean forward, init, iterations..., final check]; evaluation k of the run holds exactly the
+      // points whose query count exceeds k, i.e. a point fooled at evaluation k is never queried again.
+      assert.equal(f.calls[0], 8);
+      assert.equal(f.calls[f.calls.length - 1], 8);
+      const during = f.calls.slice(1, -1);
+      assert.equal(during.length, Math.max(...q), 'one forward per iteration');
+      during.forEach((size, k) => assert.equal(size, q.filter((v) => v > k).length, `evaluation ${k}`));
+    });
+  } finally {
+    f.dispose();
+  }
+});
+
+test('square on a small net keeps the model state, stays in the ball near the box edges, and matches the model', async () => {
+  const r = rng(5);
+  const net = tf.sequential({
+    layers: [
+      tf.layers.conv2d({ inputShape: [...SHAPE], filters: 4, kernelSize: 3, activation: 'relu', kernelInitializer: tf.initializers.glorotNormal({ seed: 1 }) }),
+      tf.layers.batchNormalization(),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 5, kernelInitializer: tf.initializers.glorotNormal({ seed: 2 }) }),
+    ],
+  });
+  const model: ModelFn = (x) => net.apply(x, { training: false }) as tf.Tensor2D;
+  const n = 6;
+  const xs = Float32Array.from({ length: n * D }, () => (r() < 0.3 ? Math.round(r()) : r()));
+  const x = tf.tensor4d(xs, [n, ...SHAPE]);
+  const y = tf.tidy(() => tf.argMax(model(x), 1).cast('int32') as tf.Tensor1D);
+  const before = net.getWeights().map((t) => Array.from(t.dataSync()));
+  try {
+    for (const [norm, eps] of [['linf', 0.1], ['l2', 1.5]] as const) await noLeak(() => {
+      const res = square(model, x, y, { eps, norm, queries: 100, seed: 3 });
+      const adv = res.xAdv.dataSync();
+      const pred = tf.tidy(() => tf.argMax(model(res.xAdv), 1).dataSync());
+      const d = distances(res.xAdv, x, norm);
+      res.xAdv.dispose();
+      const yv = y.dataSync();
+      assert.ok(adv.every((v) => v >= 0 && v <= 1), `${norm}: outside [0, 1]`);
+      d.forEach((di, i) => assert.ok(di <= eps, `${norm}: example ${i}: ${di} > ${eps}`));
+      for (let i = 0; i < n; i++) assert.equal(res.success[i], pred[i] !== yv[i] ? 1 : 0, `${norm}: success disagrees with the model`);
+      // eps chosen so that several points are fooled: otherwise the ball check above would be vacuous.
+      assert.ok(res.success.filter((v) => v === 1).length >= 2, `${norm}: too few successes to test anything`);
+    });
+    assert.deepEqual(net.getWeights().map((t) => Array.from(t.dataSync())), before, 'model weights or BN statistics changed');
+  } finally {
+    tf.dispose([x, y]);
+    net.dispose();
+  }
+});
+
+test('square rejects bad options with InputError', () => {
+  const f = linearFixture(2, 6);
+  try {
+    for (const opts of [
+      { eps: 0.1, norm: 'l1' },
+      { eps: -1, norm: 'linf' },
+      { eps: 0.1, norm: 'linf', queries: 0 },
+      { eps: 0.1, norm: 'linf', pInit: 2 },
+      { eps: 0.1, norm: 'linf', seed: 1.5 },
+    ]) {
+      assert.throws(() => square(f.model, f.x, f.y, opts as never), InputError, JSON.stringify(opts));
+    }
+  } finally {
+    f.dispose();
+  }
+});
+
+test('square L2 window patterns: hand-computed nested rectangles, unit-norm centre-surround, odd sides', () => {
+  // 1×3: the centre gets rings 0 and 1 (1 + 1/4), its neighbours ring 1 only (1/4); then unit norm.
+  const m = nestedRectangles(1, 3);
+  const z = Math.sqrt(0.25 ** 2 * 2 + 1.25 ** 2);
+  assert.deepEqual(Array.from(m).map((v) => +v.toFixed(12)), [0.25 / z, 1.25 / z, 0.25 / z].map((v) => +v.toFixed(12)));
+  const r = new SeededRng(1);
+  for (const side of [3, 4, 5]) {
+    for (let k = 0; k < 4; k++) {
+      const p = centreSurround(side, r);
+      const norm = Math.sqrt(p.reduce((a, v) => a + v * v, 0));
+      assert.ok(Math.abs(norm - 1) < 1e-12, `side ${side}: norm ${norm}`);
+      // One half positive, the other negative: by rows (top/bottom) or, transposed, by columns (left/right).
+      const half = Math.floor(side / 2);
+      const byRows = Array.from(p).every((v, j) => (Math.floor(j / side) < half ? v > 0 : v < 0));
+      const byCols = Array.from(p).every((v, j) => (j % side < half ? v > 0 : v < 0));
+      assert.ok(byRows || byCols, `side ${side}: not a centre-surround pattern ${Array.from(p)}`);
+    }
+  }
+  assert.equal(squareSideL2(0.8, 32, 32), 29);
+  assert.equal(squareSideL2(0.1, 32, 32), 11);
+  assert.equal(squareSideL2(0.001, 32, 32), 3);
+  assert.equal(squareSideL2(0.8, 8, 8), 7);
+});

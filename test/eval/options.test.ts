@@ -1,0 +1,173 @@
+/** Flag validation, shard slicing, report merging and state files: pure logic, no tensors. */
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { InputError } from '../../src/errors.js';
+import { parseShard, resolveEvalOptions, shardSlice } from '../../src/eval/options.js';
+import { mergeReports, resultWarnings } from '../../src/eval/report.js';
+import { assertSameOptions, loadState, newState, saveState, writeFileAtomic } from '../../src/eval/state.js';
+import type { EvalOptions, EvalReport } from '../../src/eval/types.js';
+import { combineValidity, EMPTY_VALIDITY, formatValidityLine } from '../../src/eval/validity.js';
+import { tempDir } from './fixture.js';
+
+const base = { checkpoint: 'ckpt', attack: 'pgd' };
+
+test('defaults: PGD-20 of 2/255 at eps 8/255, linf, seed 0, batch 200, dataset from the checkpoint', () => {
+  const o = resolveEvalOptions(base);
+  assert.equal(o.eps, 8 / 255);
+  assert.equal(o.epsInput, '8/255');
+  assert.equal(o.norm, 'linf');
+  assert.equal(o.steps, 20);
+  assert.equal(o.stepSize, 2 / 255);
+  assert.equal(o.restarts, 1);
+  assert.equal(o.batchSize, 200);
+  assert.equal(o.seed, 0);
+  assert.equal(o.dataset, null);
+  assert.equal(o.nExamples, null);
+  assert.equal(o.shard, null);
+});
+
+test('per-attack defaults', () => {
+  assert.equal(resolveEvalOptions({ ...base, attack: 'apgd-ce' }).steps, 100);
+  assert.equal(resolveEvalOptions({ ...base, attack: 'apgd-ce' }).stepSize, null);
+  assert.equal(resolveEvalOptions({ ...base, attack: 'square' }).steps, 5000);
+  const fgsm = resolveEvalOptions({ ...base, attack: 'fgsm', eps: '4/255' });
+  assert.equal(fgsm.steps, 1);
+  assert.equal(fgsm.stepSize, null, 'FGSM steps exactly eps');
+  const aa = resolveEvalOptions({ ...base, attack: 'autoattack' });
+  assert.deepEqual([aa.steps, aa.stepSize, aa.restarts], [null, null, null]);
+  const l2 = resolveEvalOptions({ ...base, norm: 'l2', eps: '0.5', stepSize: '0.1', steps: '7', shard: '1/3' });
+  assert.deepEqual([l2.eps, l2.stepSize, l2.steps, l2.shard], [0.5, 0.1, 7, { index: 1, count: 3 }]);
+});
+
+test('rejections are InputErrors naming the flag', () => {
+  const bad: Array<[Record<string, string>, RegExp]> = [
+    [{ attack: 'pgd' }, /^--checkpoint/],
+    [{ checkpoint: 'c' }, /^--attack: required/],
+    [{ ...base, attack: 'deepfool' }, /^--attack: expected one of/],
+    [{ ...base, eps: '-8/255' }, /^--eps: expected a positive number/],
+    [{ ...base, eps: '8' }, /^--eps: expected at most 1/],
+    [{ ...base, eps: 'abc' }, /^--eps: expected a number/],
+    [{ ...base, eps: '0' }, /^--eps: expected a positive/],
+    [{ ...base, steps: '0' }, /^--steps: expected a whole number >= 1/],
+    [{ ...base, steps: '2.5' }, /^--steps: expected a whole number/],
+    [{ ...base, stepSize: '2' }, /^--step-size: expected at most 1/],
+    [{ ...base, norm: 'l1' }, /^--norm: expected linf or l2/],
+    [{ ...base, shard: '3/2' }, /^--shard: the index must be in \[0, 1\]/],
+    [{ ...base, shard: '0/0' }, /^--shard: the shard count must be >= 1/],
+    [{ ...base, shard: '1-2' }, /^--shard: expected index\/count/],
+    [{ ...base, dataset: 'mnist' }, /^--dataset: expected one of/],
+    [{ ...base, nExamples: '0' }, /^--n-examples/],
+    [{ ...base, seed: '-1' }, /^--seed/],
+    [{ ...base, attack: 'autoattack', steps: '10' }, /^--steps: not accepted with --attack autoattack/],
+    [{ ...base, attack: 'square', stepSize: '0.1' }, /^--step-size: not used by --attack square/],
+    [{ ...base, attack: 'fgsm', restarts: '2' }, /^--restarts: only pgd and cw/],
+    [{ ...base, attack: 'fgsm', stepSize: '1/255' }, /^--step-size: not used by --attack fgsm \(FGSM steps exactly eps\)/],
+    [{ ...base, attack: 'fgsm', steps: '3' }, /^--steps: fgsm is a single step/],
+  ];
+  for (const [raw, msg] of bad) {
+    assert.throws(() => resolveEvalOptions(raw), (e: unknown) => e instanceof InputError && msg.test(e.message) && !e.message.includes('\n'), JSON.stringify(raw));
+  }
+});
+
+test('shards: contiguous whole batches, disjoint, covering [0, n), as balanced as batches allow', () => {
+  for (const [n, bs, count] of [[1000, 200, 2], [1000, 200, 5], [1003, 100, 4], [10, 3, 4], [7, 7, 1]] as const) {
+    const whole = shardSlice(n, bs, null);
+    assert.deepEqual([whole.start, whole.end], [0, n]);
+    let next = 0;
+    const sizes: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const s = shardSlice(n, bs, parseShard(`${i}/${count}`));
+      assert.equal(s.start, next, `shard ${i}/${count} of ${n} starts where the previous ended`);
+      assert.equal(s.start % bs, 0, 'shards start on a batch boundary (same batches and seeds as unsharded)');
+      assert.ok(s.end > s.start, 'no empty shard');
+      sizes.push(s.endBatch - s.firstBatch);
+      next = s.end;
+    }
+    assert.equal(next, n);
+    assert.ok(Math.max(...sizes) - Math.min(...sizes) <= 1, `batches per shard ${sizes}`);
+  }
+  assert.throws(() => shardSlice(100, 50, { index: 0, count: 3 }), /--shard: 3 shards but only 2 batch/);
+});
+
+function fakeReport(start: number, end: number, clean: number, stageCorrect: number[], v: Partial<EvalReport['validity']> = {}): EvalReport {
+  const n = end - start;
+  return {
+    tool: 'ikl-eval', checkpoint: 'c', arch: 'small-cnn', num_classes: 10, dataset: 'synthetic', attack: 'autoattack',
+    attack_params: { eps: 8 / 255, eps_input: '8/255', norm: 'linf', steps: null, step_size: null, step_size_input: null, restarts: null, loss: null, stages: ['apgd-ce', 'square'], details: {} },
+    eps: 8 / 255, eps_input: '8/255', norm: 'linf', seed: 0, batch_size: 10, n_examples: n, n_examples_total: 30,
+    shard: { index: start / 10, count: 3 }, slice: { start, end },
+    clean_acc: clean / n, clean_correct: clean, robust_acc: stageCorrect.at(-1)! / n, robust_correct: stageCorrect.at(-1)!,
+    stages: stageCorrect.map((k, i) => ({ name: ['apgd-ce', 'square'][i]!, robust_acc: k / n, robust_correct: k, time_s: 1 })),
+    time_s: { clean: 0.5, attack: 2 },
+    validity: { max_perturbation: 0.01, nan_count: 0, min: 0.1, max: 0.9, line: '', ...v },
+    sanity_warnings: ['w-pre'],
+    backend: { name: 'tensorflow', package: '@tensorflow/tfjs-node', devices: ['CPU'] },
+  };
+}
+
+test('merge: counts add up, accuracies are pooled (not averaged), validity is max/sum/min/max', () => {
+  const a = fakeReport(0, 10, 9, [5, 5], { max_perturbation: 0.02, nan_count: 1, min: 0.2 });
+  const b = fakeReport(10, 20, 6, [2, 2], { min: 0.05, max: 0.7 });
+  const c = fakeReport(20, 30, 3, [1, 0], { max: 1 });
+  const m = mergeReports([c, a, b], ['c', 'a', 'b']);
+  assert.equal(m.n_examples, 30);
+  assert.equal(m.clean_correct, 18);
+  assert.equal(m.clean_acc, 18 / 30);
+  assert.deepEqual(m.stages.map((s) => s.robust_correct), [8, 7]);
+  assert.equal(m.robust_acc, 7 / 30);
+  assert.deepEqual(m.slice, { start: 0, end: 30 });
+  assert.equal(m.shard, null);
+  assert.deepEqual([m.validity.max_perturbation, m.validity.nan_count, m.validity.min, m.validity.max], [0.02, 1, 0.05, 1]);
+  assert.match(m.validity.line, /^INVALID/, 'a NaN makes the merged line invalid');
+  assert.equal(m.time_s.attack, 6);
+  // Square broke one example the gradient stage missed (in shard c): the merged report says so, once.
+  assert.deepEqual(m.sanity_warnings, ['w-pre', ...resultWarnings(m.stages)]);
+  assert.equal(resultWarnings(m.stages).length, 1);
+});
+
+test('merge rejects mismatched options, overlaps and gaps', () => {
+  const a = fakeReport(0, 10, 9, [5, 5]);
+  const b = fakeReport(10, 20, 6, [2, 2]);
+  const c = fakeReport(20, 30, 3, [1, 1]);
+  assert.throws(() => mergeReports([a, { ...b, seed: 1 }, c], ['a', 'b', 'c']), /merge: b has seed=1 but a has seed=0/);
+  assert.throws(() => mergeReports([a, a, b, c], ['a', 'a2', 'b', 'c']), /overlap/);
+  assert.throws(() => mergeReports([a, c], ['a', 'c']), /no report covers examples \[10, 20\)/);
+  assert.throws(() => mergeReports([a, b], ['a', 'b']), /no report covers examples \[20, 30\)/);
+  assert.throws(() => mergeReports([{ hello: 1 } as never], ['x.json']), /x.json: not an ikl-eval report/);
+  assert.throws(() => mergeReports([]), InputError);
+});
+
+test('validity: combine is max/sum/min/max with an empty neutral element; the line flags out-of-ball inputs', () => {
+  const v = { max_perturbation: 0.03, nan_count: 2, min: 0.1, max: 0.8 };
+  assert.deepEqual(combineValidity(EMPTY_VALIDITY, v), v);
+  assert.deepEqual(combineValidity(v, { max_perturbation: 0.01, nan_count: 3, min: 0, max: 0.5 }), { max_perturbation: 0.03, nan_count: 5, min: 0, max: 0.8 });
+  assert.match(formatValidityLine({ max_perturbation: 8 / 255, nan_count: 0, min: 0, max: 1 }, 8 / 255, 'linf'), /^valid/);
+  assert.match(formatValidityLine({ max_perturbation: 9 / 255, nan_count: 0, min: 0, max: 1 }, 8 / 255, 'linf'), /^INVALID/);
+  assert.match(formatValidityLine({ max_perturbation: 0.01, nan_count: 0, min: -0.01, max: 1 }, 8 / 255, 'linf'), /^INVALID/);
+});
+
+test('state: atomic write leaves no temporary file, round-trips, refuses other options', () => {
+  const dir = tempDir();
+  const file = join(dir, 'state.json');
+  const opts: EvalOptions = {
+    ...resolveEvalOptions(base), dataset: 'synthetic', nExamples: 20,
+  };
+  const s = newState(opts, ['pgd-20'], { start: 0, end: 20 });
+  s.clean[3] = 1;
+  s.brokenAt[3] = 0;
+  s.batches['0'] = { stagesDone: 1, cleanTime: 0.1, stageTimes: [0.2], validity: { ...EMPTY_VALIDITY } };
+  saveState(file, s);
+  assert.deepEqual(readdirSync(dir), ['state.json']);
+  const back = loadState(file)!;
+  assert.deepEqual(back, s, 'an empty validity (±Infinity) survives JSON');
+  assert.equal(loadState(join(dir, 'missing.json')), undefined);
+  assert.throws(() => assertSameOptions(file, back.options, { ...opts, eps: 4 / 255 }), /--state .*state\.json: made with eps=0\.0313\d*, this run has eps=0\.0156/);
+  assert.throws(() => assertSameOptions(file, back.options, { ...opts, shard: { index: 0, count: 2 } }), /made with shard=null, this run has shard=\{"index":0,"count":2\}/);
+  assert.doesNotThrow(() => assertSameOptions(file, back.options, { ...opts }));
+  writeFileSync(file, '{"truncated');
+  assert.throws(() => loadState(file), /not a JSON ikl-eval state file/);
+  writeFileAtomic(file, 'x');
+  assert.equal(readFileSync(file, 'utf8'), 'x');
+});
