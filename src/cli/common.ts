@@ -29,21 +29,5 @@ export async function runMain(name: string, body: () => Promise<number | void>, 
   process.exit(code);
 }
 
-/**
- * Parses a number given as a decimal ('0.031'), a fraction ('8/255') or an integer. `source` names the flag or
- * config key in the error.
- */
-export function parseNumberExpr(value: string | number, source: string): number {
-  if (typeof value === 'number') {
-    if (Number.isFinite(value)) return value;
-    throw new InputError(`${source}: expected a finite number, got ${value}`);
-  }
-  const s = value.trim();
-  const frac = /^([+-]?\d+(?:\.\d+)?)\s*\/\s*(\d+(?:\.\d+)?)$/.exec(s);
-  let n: number;
-  if (frac) n = Number(frac[1]) / Number(frac[2]);
-  else if (/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(s)) n = Number(s);
-  else n = Number.NaN;
-  if (!Number.isFinite(n)) throw new InputError(`${source}: expected a number or a fraction like 8/255, got '${value}'`);
-  return n;
-}
+// Numbers such as '8/255' are parsed in one place for flags and config files alike (src/config/number.ts).
+export { parseNumberExpr } from '../config/number.js';

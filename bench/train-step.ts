@@ -1,0 +1,58 @@
+/**
+ * Images/s of one full training step (attack, AWP, objective, update) on the selected backend.
+ *   node dist/bench/train-step.js [--models preact-resnet-18,wrn-34-10] [--batch 128] [--steps 3]
+ *                                 [--objectives ikl-at,trades,pgd-at] [--attack-steps 5] [--no-awp]
+ * Data are random images (speed only). One warm-up step per setting is not timed (graph/kernel set-up).
+ */
+import { performance } from 'node:perf_hooks';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/backend.js';
+import { parseConfig } from '../src/config/index.js';
+import { createTrainer, disposeTrainer, trainStep } from '../src/train/step.js';
+
+function flag(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+}
+
+const models = flag('models', 'preact-resnet-18').split(',');
+const batch = Number(flag('batch', '128'));
+const steps = Number(flag('steps', '3'));
+const objectives = flag('objectives', 'ikl-at,trades,pgd-at').split(',');
+const attackSteps = Number(flag('attack-steps', '5'));
+const awp = !process.argv.includes('--no-awp');
+
+const info = await initBackend();
+console.log(`backend ${info.name} (${info.package}, TF ${info.tfVersion}), devices ${info.devices.join(', ')}`);
+console.log(`batch ${batch}, ${attackSteps}-step attack, AWP ${awp ? 'on' : 'off'}, ${steps} timed steps after 1 warm-up`);
+
+for (const arch of models) {
+  for (const type of objectives) {
+    const config = parseConfig(
+      {
+        data: { dataset: 'synthetic', batchSize: batch },
+        model: { arch, numClasses: 10 },
+        objective: { type },
+        attack: { steps: attackSteps, objective: type === 'pgd-at' ? 'ce' : 'kl' },
+        awp: { enabled: awp, warmupEpoch: 1 },
+      },
+      'bench',
+    );
+    const t = createTrainer(config);
+    const x = tf.randomUniform([batch, 32, 32, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+    const y = tf.tensor1d(Array.from({ length: batch }, (_, i) => i % 10), 'int32');
+    const params = { lr: 0.1, epsilon: 8 / 255, stepSize: 4 / 255, awp, seed: 0 };
+    trainStep(t, x, y, params);
+    const before = tf.memory().numTensors;
+    const t0 = performance.now();
+    for (let s = 0; s < steps; s++) trainStep(t, x, y, { ...params, seed: s + 1 });
+    const sec = (performance.now() - t0) / 1000;
+    const leak = tf.memory().numTensors - before;
+    console.log(
+      `${arch.padEnd(18)} ${type.padEnd(8)} batch ${batch}: ${((batch * steps) / sec).toPrecision(3)} images/s ` +
+        `(${(sec / steps).toFixed(2)} s/step${leak !== 0 ? `, TENSOR LEAK ${leak}` : ''})`,
+    );
+    tf.dispose([x, y]);
+    disposeTrainer(t);
+  }
+}

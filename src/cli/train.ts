@@ -1,0 +1,221 @@
+/**
+ * `ikl-train`: flags → resolved config → train(config) → exit code.
+ * Exit 0 done, 2 bad input (one line), 1 failure, 130/143 stopped by SIGINT/SIGTERM after writing last/.
+ * tfjs is imported only inside the action, after the config is known to be valid, so `--help`,
+ * `--print-config`, `--schema` and config errors are instant.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, CommanderError } from 'commander';
+import { BACKEND_NAMES, LOG_FORMATS, configHash, configToYaml, jsonSchemaText, resolveConfig, type TrainConfig } from '../config/index.js';
+import { EXIT, InputError } from '../errors.js';
+import { runMain } from './common.js';
+
+export interface TrainFlags {
+  config?: string;
+  set: string[];
+  printConfig?: boolean;
+  schema?: boolean;
+  /** true: resume the run directory; a path: a run directory or a checkpoint directory. */
+  resume?: boolean | string;
+  runDir?: string;
+  backend?: string;
+  logFormat?: string;
+  progress: boolean;
+  verbose?: boolean;
+}
+
+const EXAMPLES = `
+Examples:
+  $ ikl-train --config configs/quickstart.yaml                   # a few minutes on CPU, synthetic data
+  $ ikl-train --config configs/cifar10-ikl-at.yaml --backend gpu # the published CIFAR-10 run
+  $ ikl-train --config configs/cifar10-ikl-at.yaml --set attack.steps=10 --set optimizer.lr=0.1 --print-config
+  $ ikl-train --resume checkpoints/cifar10-ikl-at                # continue after a crash or Ctrl-C
+  $ ikl-train --config configs/cifar100-ikl-at.yaml --set run.seed=1 --run-dir runs/c100-s1
+  $ ikl-eval --checkpoint checkpoints/cifar10-ikl-at/wa --attack autoattack > aa.json
+
+The run directory (<run.outDir>/<run.name>, or --run-dir) receives config.resolved.yaml, metrics.jsonl, curves.svg
+and the checkpoints last/ (resume point), best/ and wa/ (weight average: the one to evaluate).
+--set takes YAML values: --set schedule.milestones=[75,90] --set attack.stepSize={absolute: 0.007} --set attack.epsilon=8/255
+Every key, its meaning and default: ikl-train --schema, or configs/schema.json.
+Ctrl-C (SIGINT) or SIGTERM: the current step finishes, last/ is written, exit 130/143; a second Ctrl-C exits at once.
+Exit codes: 0 done, 2 bad input (one-line message), 1 failure, 130/143 interrupted (resumable).`;
+
+/** What the flags say to run: the config, the run directory and what to resume. */
+export interface TrainPlan {
+  config: TrainConfig;
+  runDir: string;
+  resume: boolean | string;
+  /** Where the config came from, for the log. */
+  configSource: string;
+}
+
+/**
+ * Flags → plan, without touching tfjs. `--resume <dir>` accepts a run directory (resumes its last/) or a
+ * checkpoint directory (holds checkpoint.json). Without --config, a resumed run takes its own config:
+ * <runDir>/config.resolved.yaml, or the config stored in the checkpoint.
+ */
+export function planTraining(flags: TrainFlags): TrainPlan {
+  const sets = [...flags.set];
+  let file = flags.config;
+  let runDir = flags.runDir;
+  let resume: boolean | string = false;
+  let embedded: { config: unknown; source: string } | undefined;
+
+  if (flags.resume !== undefined && flags.resume !== false) {
+    if (flags.resume === true) {
+      resume = true;
+    } else if (existsSync(join(flags.resume, 'checkpoint.json'))) {
+      resume = flags.resume;
+      if (file === undefined) embedded = { config: readCheckpointConfig(flags.resume), source: join(flags.resume, 'checkpoint.json') };
+    } else if (existsSync(flags.resume)) {
+      if (runDir !== undefined && runDir !== flags.resume) {
+        throw new InputError(`--resume ${flags.resume}: is a run directory but --run-dir says ${runDir}; give one of them`);
+      }
+      runDir = flags.resume;
+      resume = true;
+    } else {
+      throw new InputError(`--resume ${flags.resume}: no such run or checkpoint directory`);
+    }
+    if (file === undefined && embedded === undefined && runDir !== undefined) {
+      const saved = join(runDir, 'config.resolved.yaml');
+      if (existsSync(saved)) file = saved;
+    }
+  }
+
+  let config: TrainConfig;
+  let configSource: string;
+  if (embedded) {
+    // --set still applies on top; the trainer refuses to resume with a changed hash, which is the point.
+    config = resolveConfig({ base: { value: embedded.config, source: embedded.source }, sets });
+    configSource = embedded.source;
+  } else {
+    config = resolveConfig({ file, sets });
+    configSource = file ?? 'defaults';
+    // Bare `--resume`: the run directory comes from the config; if it holds its resolved config, use that.
+    if (resume === true && file === undefined && runDir === undefined) {
+      const saved = join(config.run.outDir, config.run.name, 'config.resolved.yaml');
+      if (existsSync(saved)) {
+        config = resolveConfig({ file: saved, sets });
+        configSource = saved;
+      }
+    }
+  }
+
+  // Presentation and placement flags: they do not change what is trained (nor the config hash).
+  if (flags.backend !== undefined) {
+    if (!(BACKEND_NAMES as readonly string[]).includes(flags.backend)) {
+      throw new InputError(`--backend: expected one of ${BACKEND_NAMES.join('|')}, got '${flags.backend}'`);
+    }
+    config.run.backend = flags.backend as TrainConfig['run']['backend'];
+  }
+  if (flags.logFormat !== undefined) {
+    if (!(LOG_FORMATS as readonly string[]).includes(flags.logFormat)) {
+      throw new InputError(`--log-format: expected one of ${LOG_FORMATS.join('|')}, got '${flags.logFormat}'`);
+    }
+    config.run.logFormat = flags.logFormat as TrainConfig['run']['logFormat'];
+  }
+  if (!flags.progress) config.run.progress = false;
+
+  return { config, runDir: runDir ?? join(config.run.outDir, config.run.name), resume, configSource };
+}
+
+function readCheckpointConfig(dir: string): unknown {
+  const file = join(dir, 'checkpoint.json');
+  let json: { config?: unknown };
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8')) as { config?: unknown };
+  } catch (e) {
+    throw new InputError(`${file}: cannot read the checkpoint's config (${(e as Error).message.split('\n')[0]})`);
+  }
+  if (json.config === undefined) throw new InputError(`${file}: holds no config; pass --config`);
+  return json.config;
+}
+
+async function trainAction(flags: TrainFlags): Promise<number> {
+  if (flags.schema) {
+    process.stdout.write(jsonSchemaText());
+    return EXIT.ok;
+  }
+  const plan = planTraining(flags);
+  const { config } = plan;
+  if (flags.printConfig) {
+    process.stdout.write(configToYaml(config, `ikl-train resolved config (hash ${configHash(config)})\nfrom ${plan.configSource}; run directory ${plan.runDir}`));
+    return EXIT.ok;
+  }
+
+  // Installed before the (slow) backend load so that an early Ctrl-C is honoured too.
+  const signal = { stopRequested: false };
+  let received: 'SIGINT' | 'SIGTERM' | undefined;
+  const onSignal = (name: 'SIGINT' | 'SIGTERM') => () => {
+    if (received) {
+      process.stderr.write(`ikl-train: second ${name}: exiting now, without a checkpoint of the current step\n`);
+      process.exit(name === 'SIGINT' ? EXIT.sigint : EXIT.sigterm);
+    }
+    received = name;
+    signal.stopRequested = true;
+    process.stderr.write(`ikl-train: ${name}: finishing the current step and writing last/ (again to exit at once)\n`);
+  };
+  process.on('SIGINT', onSignal('SIGINT'));
+  process.on('SIGTERM', onSignal('SIGTERM'));
+
+  const { createLogger } = await import('../log.js');
+  const log = createLogger({ format: config.run.logFormat, level: flags.verbose ? 'debug' : undefined, name: 'ikl-train' });
+  const { initBackend } = await import('../backend.js');
+  // run.backend 'auto' leaves the choice to $IKL_BACKEND (then auto-detection).
+  const backend = await initBackend(config.run.backend === 'auto' ? undefined : config.run.backend);
+  for (const w of backend.warnings) log.warn(w);
+  log.info(
+    { backend: backend.name, devices: backend.devices, runDir: plan.runDir, config: plan.configSource, hash: configHash(config).slice(0, 12), resume: plan.resume },
+    'training',
+  );
+  if (signal.stopRequested) return received === 'SIGTERM' ? EXIT.sigterm : EXIT.sigint;
+  const { train } = await import('../train/index.js');
+  const result = await train(config, { runDir: plan.runDir, resume: plan.resume, logger: log, progress: config.run.progress, signal });
+  if (result.stopped) {
+    log.info({ runDir: plan.runDir, epochs: result.epochs, steps: result.steps }, `stopped; continue with: ikl-train --resume ${plan.runDir}`);
+    return received === 'SIGTERM' ? EXIT.sigterm : EXIT.sigint;
+  }
+  log.info({ runDir: plan.runDir, epochs: result.epochs, steps: result.steps, last: result.metrics.at(-1) }, 'done');
+  return EXIT.ok;
+}
+
+export function buildProgram(run: (body: () => Promise<number>) => void): Command {
+  return new Command('ikl-train')
+    .description('Adversarial training (IKL-AT, TRADES, PGD-AT) on TensorFlow.js from a config file, with resumable atomic checkpoints.')
+    .option('--config <file>', 'config file, YAML or JSON (see configs/); default: the built-in defaults (CIFAR-10 IKL-AT)')
+    .option('--set <key=value>', 'override one config key (repeatable), e.g. --set attack.steps=10', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--print-config', 'print the resolved config as YAML and exit')
+    .option('--schema', 'print the JSON Schema of config files and exit')
+    .option('--resume [dir]', 'continue a run: its run directory (default: the configured one) or a checkpoint directory')
+    .option('--run-dir <dir>', 'run directory (default <run.outDir>/<run.name>)')
+    .option('--backend <name>', `${BACKEND_NAMES.join('|')} (default: run.backend, then $IKL_BACKEND, then auto)`)
+    .option('--log-format <fmt>', `${LOG_FORMATS.join('|')} (logs on stderr)`)
+    .option('--no-progress', 'no progress bar (it is only shown on a TTY anyway)')
+    .option('--verbose', 'debug logs and stack traces')
+    .addHelpText('after', EXAMPLES)
+    .allowExcessArguments(false)
+    .action((flags: TrainFlags) => run(() => trainAction(flags)));
+}
+
+/** Entry point of bin/ikl-train.js. */
+export async function main(argv: string[] = process.argv): Promise<void> {
+  let pending: Promise<never> | undefined;
+  const program = buildProgram((body) => {
+    pending = runMain('ikl-train', body);
+  });
+  // Commander's own errors (unknown flag, missing value) are bad input: one line, exit 2.
+  program.exitOverride();
+  program.configureOutput({ writeErr: () => {} });
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version') process.exit(EXIT.ok);
+      process.stderr.write(`ikl-train: ${e.message.replace(/^error:\s*/, '')}\n`);
+      process.exit(EXIT.badInput);
+    }
+    throw e;
+  }
+  if (pending) await pending;
+}

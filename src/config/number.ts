@@ -1,0 +1,30 @@
+/**
+ * Numbers as people write them in configs and flags: '0.031', '8/255', '2e-4'. Budgets in this field are
+ * quoted as fractions of 255, and a rounded decimal (0.031 vs 8/255) silently changes the threat model.
+ */
+import { InputError } from '../errors.js';
+
+/** The number a text denotes (decimal, exponent or `a/b`), or undefined when it is not one. */
+export function parseNumberText(text: string): number | undefined {
+  const s = text.trim();
+  const frac = /^([+-]?\d+(?:\.\d+)?)\s*\/\s*(\d+(?:\.\d+)?)$/.exec(s);
+  let n: number;
+  if (frac) n = Number(frac[1]) / Number(frac[2]);
+  else if (/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(s)) n = Number(s);
+  else return undefined;
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/**
+ * Parses a number given as a decimal ('0.031'), a fraction ('8/255') or an integer. `source` names the flag or
+ * config key in the error.
+ */
+export function parseNumberExpr(value: string | number, source: string): number {
+  if (typeof value === 'number') {
+    if (Number.isFinite(value)) return value;
+    throw new InputError(`${source}: expected a finite number, got ${value}`);
+  }
+  const n = parseNumberText(value);
+  if (n === undefined) throw new InputError(`${source}: expected a number or a fraction like 8/255, got '${value}'`);
+  return n;
+}

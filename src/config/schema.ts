@@ -1,0 +1,287 @@
+/**
+ * The training configuration. This schema is its documentation: every field says what it is and what it
+ * defaults to, and configs/schema.json (editor completion) is generated from it. The defaults are the
+ * published CIFAR-10 IKL-AT recipe (WRN-34-10, alpha 3, beta 20, T 4, AWP, weight averaging); the presets
+ * in configs/ override what differs.
+ *
+ * Objects are strict: a misspelt key is an error, never a silently ignored setting.
+ */
+import { z } from 'zod';
+import { MODEL_ARCHS } from '../models/types.js';
+import { DATASETS } from '../data/types.js';
+import { parseNumberText } from './number.js';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Field helpers. Every message starts with "expected ..." so errors read "<file>: <key>: expected ..., got ...".
+
+/** A number, also accepted as text such as '8/255' or '5e-4' (budgets are quoted as fractions of 255). */
+function num<T extends z.ZodNumber>(check: T) {
+  return z
+    .union([z.number(), z.string()], { error: 'expected a number or a fraction like 8/255' })
+    .transform((v, ctx) => {
+      if (typeof v === 'number') return v;
+      const n = parseNumberText(v);
+      if (n === undefined) {
+        ctx.issues.push({ code: 'custom', message: 'expected a number or a fraction like 8/255', input: v });
+        return z.NEVER;
+      }
+      return n;
+    })
+    .pipe(check);
+}
+
+const finite = () => z.number({ error: 'expected a number' });
+/** x > 0 */
+const positive = () => num(finite().gt(0, { error: 'expected a positive number' }));
+/** x >= 0 */
+const nonNegative = () => num(finite().min(0, { error: 'expected a number >= 0' }));
+/** 0 <= x <= 1 */
+const unit = () => num(finite().min(0, { error: 'expected a number in [0, 1]' }).max(1, { error: 'expected a number in [0, 1]' }));
+/** 0 <= x < 1 */
+const unitOpen = () => num(finite().min(0, { error: 'expected a number in [0, 1)' }).lt(1, { error: 'expected a number in [0, 1)' }));
+const int = () => z.number({ error: 'expected an integer' }).int({ error: 'expected an integer' });
+const posInt = () => int().min(1, { error: 'expected a positive integer' });
+const nonNegInt = () => int().min(0, { error: 'expected an integer >= 0' });
+const seed = () => int().min(0, { error: 'expected an integer seed >= 0' }).max(2 ** 32 - 1, { error: 'expected an integer seed < 2^32' });
+const bool = () => z.boolean({ error: 'expected true or false' });
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, { error: `expected one of ${values.join('|')}` });
+
+/** A section: a strict object whose default is every field at its default. */
+function section<S extends z.ZodRawShape>(shape: S, description: string) {
+  const obj = z.strictObject(shape);
+  // `.default()` returns its value without parsing, so the default is computed by parsing {} (all field defaults).
+  // (The cast: TypeScript cannot see through the generic shape that parse's output is the default's type.)
+  type Out = z.core.util.NoUndefined<z.output<typeof obj>>;
+  return obj.default((() => obj.parse({})) as () => Out).describe(description);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Sections.
+
+export const BACKEND_NAMES = ['auto', 'tensorflow', 'gpu', 'cpu'] as const;
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export const OBJECTIVES = ['ikl-at', 'trades', 'pgd-at', 'standard'] as const;
+export const ATTACK_OBJECTIVES = ['kl', 'ikl', 'ce'] as const;
+export const EPSILON_SCHEDULES = ['constant', 'linear'] as const;
+export const ATTACK_STARTS = ['trades', 'uniform'] as const;
+export const LR_SCHEDULES = ['cosine', 'piecewise', 'constant'] as const;
+export const BEST_METRICS = ['robust', 'clean'] as const;
+
+const run = section(
+  {
+    name: z.string({ error: 'expected a string' }).min(1, { error: 'expected a non-empty name' }).default('ikl-at')
+      .describe('Run name; the run directory is <outDir>/<name> unless --run-dir is given.'),
+    outDir: z.string({ error: 'expected a path' }).min(1, { error: 'expected a non-empty path' }).default('checkpoints')
+      .describe('Directory that holds run directories.'),
+    seed: seed().default(0)
+      .describe('Seed of everything random: weight init, shuffling (from seed, epoch), augmentation (seed, epoch, batch), attack starts.'),
+    backend: oneOf(BACKEND_NAMES).default('auto')
+      .describe('TensorFlow.js backend: auto (GPU if usable, else native CPU, else pure JS), tensorflow (native CPU), gpu, cpu (pure JS, very slow).'),
+    logFormat: oneOf(LOG_FORMATS).default('auto').describe('Log format on stderr: json (NDJSON), pretty, or auto (pretty on a terminal).'),
+    progress: bool().default(true).describe('Show a progress bar on a terminal.'),
+  },
+  'Where the run goes and how it reports.',
+);
+
+const synthetic = section(
+  {
+    nTrain: posInt().default(10_000).describe('Number of generated training images (validation split included).'),
+    nTest: posInt().default(2_000).describe('Number of generated test images.'),
+    seed: seed().default(0).describe('Seed of the generated data (independent of run.seed, so runs with different seeds see the same data).'),
+  },
+  'The generated dataset (data.dataset = synthetic): 32x32x3 images of 10 shape/texture classes made from a seed, for tests and the quickstart.',
+);
+
+const extra = z
+  .strictObject({
+    file: z.string({ error: 'expected a path' }).min(1, { error: 'expected a non-empty path' })
+      .describe('File of extra (e.g. generated) training images with labels.'),
+    ratio: unitOpen().default(0.7)
+      .describe('Fraction of every training batch drawn from the extra data (0.7 in the generated-data recipes).'),
+  })
+  .optional()
+  .describe('Extra training data mixed into every batch (the generated-data runs). Omitted: none.');
+
+const data = section(
+  {
+    dataset: oneOf(DATASETS).default('cifar10').describe('Dataset: cifar10, cifar100, or synthetic (generated, no download).'),
+    dataDir: z.string({ error: 'expected a path' }).min(1, { error: 'expected a non-empty path' }).default('data')
+      .describe('Directory holding (or receiving) the dataset files.'),
+    download: bool().default(true).describe('Download the dataset into dataDir when it is missing.'),
+    synthetic,
+    valSize: nonNegInt().default(1000)
+      .describe('Training images held out as the validation set that picks the "best" checkpoint. 0: train on all; evaluation then uses test images, so best/ is for monitoring only.'),
+    trainSubset: posInt().optional().describe('Train on only the first N training images (after the validation split). Omitted: all.'),
+    extra,
+    augment: bool().default(true).describe('Random crop 32 with 4-pixel zero padding and random horizontal flip.'),
+    batchSize: posInt().default(128).describe('Training batch size.'),
+  },
+  'Training data.',
+);
+
+const model = section(
+  {
+    arch: oneOf(MODEL_ARCHS).default('wrn-34-10').describe('Architecture from the model zoo.'),
+    numClasses: int().min(2, { error: 'expected an integer >= 2' }).optional()
+      .describe('Number of classes. Omitted: taken from the dataset (cifar10 10, cifar100 100, synthetic 10).'),
+  },
+  'The network.',
+);
+
+const objective = section(
+  {
+    type: oneOf(OBJECTIVES).default('ikl-at')
+      .describe('Outer loss: ikl-at (CE + IKL), trades (CE + tradesBeta·KL), pgd-at (CE on adversarial examples, Madry), standard (clean CE, no attack).'),
+    alpha: nonNegative().default(3).describe('IKL: weight of the soft-label cross-entropy (the role of TRADES beta).'),
+    beta: nonNegative().default(20).describe('IKL: weight of the weighted MSE of logit differences (wMSE).'),
+    gamma: nonNegative().default(1)
+      .describe('GKL: power applied to the class-wise weights before the outer product (1 = IKL, 0 = uniform weights).'),
+    temperature: positive().default(1).describe('Temperature of the soft-label cross-entropy (GKL); 1 in the published runs.'),
+    tradesBeta: nonNegative().default(6).describe('TRADES: weight of KL(clean || adversarial).'),
+    labelSmoothing: unitOpen().default(0).describe('Label smoothing of the clean cross-entropy term.'),
+  },
+  'The training objective (outer minimisation).',
+);
+
+const classWeights = section(
+  {
+    enabled: bool().default(true)
+      .describe('Use class-wise global weights (IKL). false: per-sample weights softmax(z)·softmax(z)ᵀ, as in DKL.'),
+    temperature: positive().default(4).describe('T of softmax(z/T) accumulated per class to build the weights (4 in the published runs).'),
+    momentum: unit().default(1).describe('P ← m·P_epoch + (1-m)·P_previous at the end of each epoch; 1 = no memory, as published.'),
+  },
+  'Class-wise global weights of the wMSE (IKL), recomputed from the clean predictions each epoch.',
+);
+
+const stepSize = z
+  .union(
+    [
+      z.strictObject({ relative: positive().describe('Step size as a fraction of the current epsilon_t.') }),
+      z.strictObject({ absolute: positive().describe('Step size in input units ([0, 1] pixels), e.g. 0.007 or 2/255.') }),
+    ],
+    { error: 'expected {relative: r} (step = r·epsilon_t) or {absolute: a}' },
+  )
+  .default({ relative: 0.5 })
+  .describe('Attack step size: {relative: 0.5} (= epsilon_t/2, as released) or {absolute: 0.007} (original TRADES).');
+
+const attack = section(
+  {
+    epsilon: unit().default(8 / 255).describe('L-inf radius of the training attack (at the last epoch when the schedule is linear).'),
+    schedule: oneOf(EPSILON_SCHEDULES).default('linear')
+      .describe('Epsilon schedule: linear (epsilon_t = epsilon·e/E, as released) or constant.'),
+    steps: posInt().default(5).describe('Attack iterations per batch.'),
+    stepSize,
+    start: oneOf(ATTACK_STARTS).default('trades')
+      .describe('Starting point: trades (x + 0.001·N(0, I)) or uniform (x + U(-epsilon_t, epsilon_t), Madry).'),
+    objective: oneOf(ATTACK_OBJECTIVES).default('kl')
+      .describe('Loss the attack ascends: kl (= soft CE, alpha 1 beta 0; CIFAR-10 runs), ikl (with alpha/beta below and the class weights; CIFAR-100 runs), ce.'),
+    alpha: nonNegative().default(1).describe('Soft-CE weight of the ikl attack objective.'),
+    beta: nonNegative().default(1).describe('wMSE weight of the ikl attack objective.'),
+  },
+  'The inner maximisation that builds training adversarial examples (model in inference mode).',
+);
+
+const awp = section(
+  {
+    enabled: bool().default(true).describe('Adversarial weight perturbation (part of every published IKL-AT run).'),
+    gamma: nonNegative().default(0.005).describe('Relative size of the weight perturbation.'),
+    warmupEpoch: nonNegInt().default(10).describe('AWP starts at this epoch (1-based).'),
+  },
+  'Adversarial weight perturbation.',
+);
+
+const optimizer = section(
+  {
+    lr: positive().default(0.2).describe('Base learning rate of SGD.'),
+    momentum: unitOpen().default(0.9).describe('SGD momentum.'),
+    nesterov: bool().default(false).describe('Nesterov momentum.'),
+    weightDecay: nonNegative().default(5e-4).describe('L2 weight decay on all parameters, PyTorch semantics (g += wd·θ before momentum).'),
+  },
+  'SGD.',
+);
+
+const schedule = section(
+  {
+    type: oneOf(LR_SCHEDULES).default('cosine')
+      .describe('Learning-rate schedule per epoch: cosine (lr·½(1 + cos(π·e/(E+1)))), piecewise (× gamma at each milestone), constant.'),
+    epochs: posInt().default(200).describe('Training epochs E.'),
+    warmupEpochs: nonNegInt().default(0).describe('Linear learning-rate warm-up epochs.'),
+    milestones: z.array(posInt(), { error: 'expected a list of epochs' }).default([100, 150])
+      .describe('piecewise: epochs after which the learning rate is multiplied by gamma.'),
+    gamma: num(finite().gt(0, { error: 'expected a number in (0, 1]' }).max(1, { error: 'expected a number in (0, 1]' })).default(0.1)
+      .describe('piecewise: learning-rate factor at each milestone.'),
+  },
+  'Learning-rate schedule and run length.',
+);
+
+const weightAverage = section(
+  {
+    enabled: bool().default(true).describe('Keep an average of the weights (including BN statistics), saved as wa/.'),
+    tau: unitOpen().default(0.9).describe('Per-epoch average: θ_WA ← tau·θ_WA + (1-tau)·θ_e.'),
+    startEpoch: posInt().default(1).describe('θ_WA = θ_e at this epoch; averaging from the next one.'),
+    perStep: bool().default(false).describe('Average after every step (EMA with stepTau) instead of every epoch.'),
+    stepTau: unitOpen().default(0.999).describe('perStep: θ_WA ← stepTau·θ_WA + (1-stepTau)·θ.'),
+  },
+  'Weight averaging (the published checkpoints are these averages).',
+);
+
+const evalSection = section(
+  {
+    everyEpochs: nonNegInt().default(1).describe('Evaluate on the validation set every N epochs (0: never).'),
+    nExamples: posInt().default(1000).describe('Validation images evaluated.'),
+    pgdSteps: posInt().default(10).describe('Steps of the PGD evaluation attack (CE, uniform start).'),
+    pgdStepSize: positive().default(2 / 255).describe('Step size of the PGD evaluation attack.'),
+    epsilon: unit().default(8 / 255).describe('L-inf radius of the evaluation attack.'),
+  },
+  'Periodic evaluation during training (clean and PGD accuracy).',
+);
+
+const checkpoint = section(
+  {
+    everySteps: nonNegInt().default(0).describe('Also checkpoint last/ every N steps (0: only at the end of each epoch).'),
+    keepBest: bool().default(true).describe('Keep best/: the checkpoint with the best validation metric.'),
+    bestMetric: oneOf(BEST_METRICS).default('robust').describe('Metric that picks best/: robust (PGD accuracy) or clean accuracy.'),
+  },
+  'Checkpoints: last/ (resume), best/, wa/ (weight average) under the run directory.',
+);
+
+export const trainConfigSchema = z
+  .strictObject({
+    run,
+    data,
+    model,
+    objective,
+    classWeights,
+    attack,
+    awp,
+    optimizer,
+    schedule,
+    weightAverage,
+    eval: evalSection,
+    checkpoint,
+  })
+  .describe('ikl-train configuration. Every key is optional; omitted keys take the defaults shown.');
+
+/** The config as parsed (numClasses may still be missing). */
+export type ParsedTrainConfig = z.output<typeof trainConfigSchema>;
+/** What a config file may contain. */
+export type TrainConfigInput = z.input<typeof trainConfigSchema>;
+/** The resolved config the trainer receives: every default filled in, numClasses known. */
+export type TrainConfig = Omit<ParsedTrainConfig, 'model'> & {
+  model: Omit<ParsedTrainConfig['model'], 'numClasses'> & { numClasses: number };
+};
+
+/** The JSON Schema of config files (input side: numbers may be written as '8/255'), with every default. */
+export function trainConfigJsonSchema(): Record<string, unknown> {
+  const schema = z.toJSONSchema(trainConfigSchema, {
+    io: 'input',
+    // In input mode zod leaves out defaults of schemas that contain transforms (ours parse '8/255');
+    // put every default back, it is the most useful part of the documentation.
+    override: (ctx) => {
+      const def = ctx.zodSchema._zod.def as { type: string; defaultValue?: unknown };
+      if (def.type === 'default') ctx.jsonSchema.default = def.defaultValue;
+    },
+  }) as Record<string, unknown>;
+  return { ...schema, $id: 'https://github.com/ikl-at/ikl-at/configs/schema.json', title: 'ikl-train config' };
+}

@@ -1,0 +1,20 @@
+/** The training core: schedules, SGD, objectives, AWP, weight averaging, the step and the loop. */
+export { learningRate, epsilonAt, stepSizeFor, type LrSchedule, type EpsilonSchedule, type StepSizeRule } from './schedules.js';
+export { Sgd, type SgdOptions } from './sgd.js';
+export { objective, disposeParts, type ObjectiveName, type ObjectiveOptions, type ObjectiveParts, type TrainForward } from './objective.js';
+export { Awp, awpDirection, kernelVariables, type AwpOptions } from './awp.js';
+export { WeightAverage } from './weightAverage.js';
+export {
+  createTrainer,
+  disposeTrainer,
+  trainStep,
+  usesClassWeights,
+  attackLossOf,
+  AWP_PROXY_LR,
+  DivergenceError,
+  type Trainer,
+  type StepParams,
+  type StepStats,
+} from './step.js';
+export { train, evaluateAccuracy, RUN_FILES, type TrainOptions, type TrainResult, type StepInfo } from './trainer.js';
+export { curvesSvg, type MetricRecord } from './plot.js';

@@ -1,0 +1,98 @@
+/**
+ * curves.svg of a run: loss (left panel) and accuracies (right panel) against the epoch. Self-contained SVG
+ * written from the metrics records, so it opens in any browser without a plotting dependency.
+ */
+
+export type MetricRecord = Record<string, number | string | null>;
+
+interface Series {
+  key: string;
+  label: string;
+  color: string;
+}
+
+const LOSS_SERIES: Series[] = [
+  { key: 'lossTotal', label: 'total loss', color: '#1f77b4' },
+  { key: 'lossNatural', label: 'natural (CE)', color: '#2ca02c' },
+  { key: 'lossRobust', label: 'robust term', color: '#d62728' },
+];
+
+const ACC_SERIES: Series[] = [
+  { key: 'trainCleanAcc', label: 'train clean', color: '#9ecae1' },
+  { key: 'trainAdvAcc', label: 'train adversarial', color: '#fdae6b' },
+  { key: 'valCleanAcc', label: 'val clean', color: '#1f77b4' },
+  { key: 'valRobustAcc', label: 'val PGD', color: '#d62728' },
+  { key: 'waCleanAcc', label: 'WA val clean', color: '#17becf' },
+  { key: 'waRobustAcc', label: 'WA val PGD', color: '#9467bd' },
+];
+
+const W = 440;
+const H = 300;
+const PAD = { left: 52, right: 12, top: 28, bottom: 40 };
+
+const fmt = (v: number): string => (Math.abs(v) >= 100 || v === 0 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toPrecision(2));
+const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+function points(records: MetricRecord[], key: string): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (const r of records) {
+    const e = r.epoch;
+    const v = r[key];
+    if (typeof e === 'number' && typeof v === 'number' && Number.isFinite(v)) out.push([e, v]);
+  }
+  return out;
+}
+
+function panel(records: MetricRecord[], series: Series[], title: string, x0: number, yRange?: [number, number]): string {
+  const all = series.map((s) => ({ s, pts: points(records, s.key) })).filter((d) => d.pts.length > 0);
+  const epochs = records.map((r) => r.epoch).filter((e): e is number => typeof e === 'number');
+  const eMin = Math.min(...epochs, 1);
+  const eMax = Math.max(...epochs, eMin + 1);
+  const values = all.flatMap((d) => d.pts.map((p) => p[1]));
+  let [vMin, vMax] = yRange ?? [Math.min(...values, 0), Math.max(...values, 1e-9)];
+  if (!(vMax > vMin)) vMax = vMin + 1;
+  const px = (e: number): number => x0 + PAD.left + ((e - eMin) / (eMax - eMin)) * (W - PAD.left - PAD.right);
+  const py = (v: number): number => PAD.top + (1 - (v - vMin) / (vMax - vMin)) * (H - PAD.top - PAD.bottom);
+  const parts: string[] = [];
+  parts.push(`<text x="${x0 + W / 2}" y="16" text-anchor="middle" font-weight="bold">${esc(title)}</text>`);
+  parts.push(
+    `<rect x="${x0 + PAD.left}" y="${PAD.top}" width="${W - PAD.left - PAD.right}" height="${H - PAD.top - PAD.bottom}" fill="none" stroke="#999"/>`,
+  );
+  for (let i = 0; i <= 4; i++) {
+    const v = vMin + ((vMax - vMin) * i) / 4;
+    const y = py(v);
+    parts.push(`<line x1="${x0 + PAD.left}" x2="${x0 + W - PAD.right}" y1="${y}" y2="${y}" stroke="#eee"/>`);
+    parts.push(`<text x="${x0 + PAD.left - 4}" y="${y + 4}" text-anchor="end">${fmt(v)}</text>`);
+  }
+  const ticks = Math.min(5, eMax - eMin);
+  for (let i = 0; i <= ticks; i++) {
+    const e = Math.round(eMin + ((eMax - eMin) * i) / ticks);
+    parts.push(`<text x="${px(e)}" y="${H - PAD.bottom + 14}" text-anchor="middle">${e}</text>`);
+  }
+  parts.push(`<text x="${x0 + W / 2}" y="${H - 6}" text-anchor="middle">epoch</text>`);
+  all.forEach(({ s, pts }, i) => {
+    const d = pts.map(([e, v], j) => `${j === 0 ? 'M' : 'L'}${px(e).toFixed(1)},${py(v).toFixed(1)}`).join(' ');
+    parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="1.8"/>`);
+    for (const [e, v] of pts) parts.push(`<circle cx="${px(e).toFixed(1)}" cy="${py(v).toFixed(1)}" r="2" fill="${s.color}"/>`);
+    const ly = PAD.top + 12 + i * 13;
+    parts.push(`<line x1="${x0 + W - 130}" x2="${x0 + W - 116}" y1="${ly - 4}" y2="${ly - 4}" stroke="${s.color}" stroke-width="2"/>`);
+    parts.push(`<text x="${x0 + W - 112}" y="${ly}">${esc(s.label)}</text>`);
+  });
+  return parts.join('\n');
+}
+
+/** The SVG text of the training curves. */
+export function curvesSvg(records: MetricRecord[], title = 'training curves'): string {
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${2 * W}" height="${H + 20}" font-family="sans-serif" font-size="11">`,
+    `<title>${esc(title)}</title>`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<g transform="translate(0,20)">`,
+    panel(records, LOSS_SERIES, 'loss', 0),
+    panel(records, ACC_SERIES, 'accuracy', W, [0, 1]),
+    `</g>`,
+    `<text x="8" y="14" font-size="12">${esc(title)}</text>`,
+    `</svg>`,
+    '',
+  ].join('\n');
+}

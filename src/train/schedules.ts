@@ -1,0 +1,77 @@
+/**
+ * Per-epoch schedules of the learning rate, the attack budget ε_t and the attack step size.
+ * Epochs are 1-based (e = 1..E) as in the reference code; every value is constant within an epoch.
+ */
+import { InputError } from '../errors.js';
+
+export interface LrSchedule {
+  /** cosine: lr·½(1 + cos(π·e/(E+1))) (the IKL-AT reference); piecewise: lr·γ^{#milestones < e}; constant. */
+  kind: 'cosine' | 'piecewise' | 'constant';
+  lr: number;
+  epochs: number;
+  /**
+   * piecewise: epochs AFTER which the lr is multiplied by gamma (epoch e > m), as PyTorch's MultiStepLR counts
+   * them; TRADES' `if epoch >= 75` (1-based) is milestone 74.
+   */
+  milestones?: number[];
+  gamma?: number;
+  /** Linear warm-up: epochs e ≤ warmupEpochs use lr_e·e/(warmupEpochs + 1) of the scheduled value. 0 = none. */
+  warmupEpochs?: number;
+}
+
+function checkEpoch(epoch: number, epochs: number, what: string): void {
+  if (!Number.isInteger(epoch) || epoch < 1 || epoch > epochs) {
+    throw new InputError(`${what}: epoch must be an integer in 1..${epochs}, got ${epoch}`);
+  }
+}
+
+/** Learning rate of epoch e (1-based). */
+export function learningRate(schedule: LrSchedule, epoch: number): number {
+  const { lr, epochs } = schedule;
+  checkEpoch(epoch, epochs, 'schedule.lr');
+  let value: number;
+  switch (schedule.kind) {
+    case 'cosine':
+      // E + 1 in the denominator (not E): the reference never reaches lr = 0 at the last epoch.
+      value = lr * 0.5 * (1 + Math.cos((Math.PI * epoch) / (epochs + 1)));
+      break;
+    case 'piecewise': {
+      const passed = (schedule.milestones ?? []).filter((m) => epoch > m).length;
+      value = lr * Math.pow(schedule.gamma ?? 0.1, passed);
+      break;
+    }
+    case 'constant':
+      value = lr;
+      break;
+    default:
+      throw new InputError(`schedule.kind: expected cosine|piecewise|constant, got '${String((schedule as { kind: unknown }).kind)}'`);
+  }
+  const warm = schedule.warmupEpochs ?? 0;
+  // e/(W+1) so that the first epoch after the warm-up is the first one at full scale (no jump above 1).
+  if (warm > 0 && epoch <= warm) value *= epoch / (warm + 1);
+  return value;
+}
+
+export interface EpsilonSchedule {
+  /** constant: ε every epoch; linear: ε_t = ε·e/E (the IKL-AT reference, a budget that grows with the epoch). */
+  kind: 'constant' | 'linear';
+  epsilon: number;
+  epochs: number;
+}
+
+/** Attack budget ε_t of epoch e (1-based). */
+export function epsilonAt(schedule: EpsilonSchedule, epoch: number): number {
+  checkEpoch(epoch, schedule.epochs, 'attack.epsilonSchedule');
+  return schedule.kind === 'linear' ? (schedule.epsilon * epoch) / schedule.epochs : schedule.epsilon;
+}
+
+export interface StepSizeRule {
+  /** Absolute step (TRADES: 0.007) or a fraction of ε_t (IKL-AT reference: 0.5, i.e. ε_t/2). */
+  stepSize: number;
+  relative: boolean;
+}
+
+/** Attack step size for budget ε_t. */
+export function stepSizeFor(rule: StepSizeRule, epsilonT: number): number {
+  return rule.relative ? rule.stepSize * epsilonT : rule.stepSize;
+}

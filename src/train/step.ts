@@ -1,0 +1,214 @@
+/**
+ * One training step and the objects it updates. Per batch (the order of the reference):
+ *   1. x' = PGD on the current model in inference mode (budget ε_t, step size, start and loss from the config);
+ *   2. from the AWP epoch on: proxy ascent step, perturb W += γ·v;
+ *   3. objective on (x, y, x') with train-mode forward passes, gradients, NaN/Inf check, SGD step;
+ *   4. AWP restore W −= γ·v;
+ *   5. class weights: accumulate softmax(z/T) of the clean logits of the loss pass;
+ *   6. optional per-step weight average.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { pgdPerturb } from '../attacks/pgd.js';
+import type { ModelFn } from '../attacks/types.js';
+import type { TrainConfig } from '../config/schema.js';
+import { InputError } from '../errors.js';
+import { ClassWeights } from '../losses/index.js';
+import { createModel, forward } from '../models/index.js';
+import { Awp } from './awp.js';
+import { objective, disposeParts, type ObjectiveParts, type TrainForward } from './objective.js';
+import { Sgd } from './sgd.js';
+import { WeightAverage } from './weightAverage.js';
+
+/** The training loss became NaN or infinite: the run stops before the optimiser applies it. */
+export class DivergenceError extends Error {
+  override readonly name = 'DivergenceError';
+}
+
+/** Everything a step reads or updates. */
+export interface Trainer {
+  config: TrainConfig;
+  model: tf.LayersModel;
+  /** Trainable variables of `model`, in model.trainableWeights order (the optimiser's parameter order). */
+  params: tf.Variable[];
+  optimizer: Sgd;
+  /** AWP and its proxy model (present when awp.enabled). */
+  awp?: Awp;
+  proxy?: tf.LayersModel;
+  /** Class-wise global weights (present when the objective or the attack uses them). */
+  classWeights?: ClassWeights;
+  /** Weight average and the model instance that holds it for evaluation (present when weightAverage.enabled). */
+  weightAverage?: WeightAverage;
+  waModel?: tf.LayersModel;
+}
+
+export const trainForward = (model: tf.LayersModel): TrainForward => (x) => forward(model, x, { training: true });
+export const inferenceFn = (model: tf.LayersModel): ModelFn => (x) => forward(model, x, { training: false });
+
+/** Whether the class-wise weights are used anywhere (loss, AWP through the loss, attack). */
+export function usesClassWeights(config: TrainConfig): boolean {
+  return config.classWeights.enabled && (config.objective.type === 'ikl-at' || config.attack.objective === 'ikl');
+}
+
+/** The loss the training attack ascends. PGD-AT is Madry's recipe: always CE. */
+export function attackLossOf(config: TrainConfig): 'kl' | 'ikl' | 'ce' {
+  return config.objective.type === 'pgd-at' ? 'ce' : config.attack.objective;
+}
+
+/** Builds the model (seeded), optimiser, AWP proxy, class weights and weight average described by `config`. */
+export function createTrainer(config: TrainConfig): Trainer {
+  if (attackLossOf(config) === 'ikl' && !config.classWeights.enabled) {
+    throw new InputError("attack.objective: 'ikl' needs classWeights.enabled: true (the attack uses the class-wise weights)");
+  }
+  const spec = { arch: config.model.arch, numClasses: config.model.numClasses, seed: config.run.seed };
+  const model = createModel(spec);
+  const params = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const optimizer = new Sgd(params, {
+    momentum: config.optimizer.momentum,
+    nesterov: config.optimizer.nesterov,
+    weightDecay: config.optimizer.weightDecay,
+  });
+  const t: Trainer = { config, model, params, optimizer };
+  if (config.awp.enabled) {
+    // Its initial weights are irrelevant: every AWP step first copies the model's weights into it.
+    t.proxy = createModel(spec);
+    // awp.proxyLr is read when the config schema has it; the reference value otherwise.
+    const proxyLr = (config.awp as { proxyLr?: number }).proxyLr ?? AWP_PROXY_LR;
+    t.awp = new Awp(model, t.proxy, { gamma: config.awp.gamma, proxyLr });
+  }
+  if (usesClassWeights(config)) {
+    t.classWeights = new ClassWeights(config.model.numClasses, {
+      temperature: config.classWeights.temperature,
+      momentum: config.classWeights.momentum,
+    });
+  }
+  if (config.weightAverage.enabled) {
+    t.weightAverage = new WeightAverage(config.weightAverage.perStep ? config.weightAverage.stepTau : config.weightAverage.tau);
+    t.waModel = createModel(spec);
+  }
+  return t;
+}
+
+/**
+ * The proxy's learning rate. The AWP reference (TRADES-AWP, used by the IKL-AT code) fixes it at 0.01, independent
+ * of the outer optimiser. Since v is rescaled to ‖W‖, it only matters through the 1e-20 guard.
+ */
+export const AWP_PROXY_LR = 0.01;
+
+export function disposeTrainer(t: Trainer): void {
+  t.optimizer.dispose();
+  t.awp?.dispose();
+  t.classWeights?.dispose();
+  t.weightAverage?.dispose();
+  t.model.dispose();
+  t.proxy?.dispose();
+  t.waModel?.dispose();
+}
+
+export interface StepParams {
+  lr: number;
+  /** Attack budget ε_t of this epoch. */
+  epsilon: number;
+  stepSize: number;
+  /** AWP active (epoch ≥ awp.warmupEpoch). */
+  awp: boolean;
+  /** Fold the weights into the per-step average after the update (weightAverage.perStep, from its start epoch). */
+  averageWeights?: boolean;
+  /** Seed of the attack's random start (a function of run seed, epoch and batch index). */
+  seed: number;
+}
+
+/** Host-side figures of one step. natural/robust are NaN when the objective has no such term. */
+export interface StepStats {
+  batchSize: number;
+  total: number;
+  natural: number;
+  robust: number;
+  /** Correct train-mode predictions on x and on x' (NaN when that pass does not exist). */
+  cleanCorrect: number;
+  advCorrect: number;
+}
+
+/** Runs one full training step on (x, y). x and y stay owned by the caller. */
+export function trainStep(t: Trainer, x: tf.Tensor4D, y: tf.Tensor1D, p: StepParams): StepStats {
+  const cfg = t.config;
+  const type = cfg.objective.type;
+  const attackLoss = attackLossOf(cfg);
+  let xAdv: tf.Tensor4D | undefined;
+  let prior: tf.Tensor2D | undefined;
+  let parts: ObjectiveParts | undefined;
+  let perturbed = false;
+  try {
+    if (type !== 'standard') {
+      xAdv = tf.tidy(() =>
+        pgdPerturb(inferenceFn(t.model), x, y, {
+          eps: p.epsilon,
+          norm: 'linf',
+          steps: cfg.attack.steps,
+          stepSize: p.stepSize,
+          restarts: 1,
+          seed: p.seed,
+          start: cfg.attack.start,
+          loss: attackLoss,
+          alpha: cfg.attack.alpha,
+          beta: cfg.attack.beta,
+          classPrior: attackLoss === 'ikl' ? t.classWeights!.gather(y) : undefined,
+        }),
+      );
+    }
+    if (type === 'ikl-at' && t.classWeights) prior = t.classWeights.gather(y);
+    const adv = xAdv;
+    const lossOf = (fwd: TrainForward): tf.Scalar => {
+      const q = objective(fwd, x, y, adv, prior, cfg.objective);
+      return q.total;
+    };
+    if (p.awp && t.awp) {
+      t.awp.computeDirections(lossOf, trainForward);
+      t.awp.perturb();
+      perturbed = true;
+    }
+    const { value, grads } = tf.variableGrads(() => {
+      const q = objective(trainForward(t.model), x, y, adv, prior, cfg.objective);
+      // The other parts outlive the gradient computation (metrics, class weights): keep them from its tidy.
+      for (const k of [q.natural, q.robust, q.logitsNat, q.logitsAdv]) if (k) tf.keep(k);
+      parts = q;
+      return q.total;
+    }, t.params);
+    const q = parts!;
+    const figures = tf.tidy(() => {
+      const nan = tf.scalar(Number.NaN);
+      const correct = (logits: tf.Tensor2D | undefined): tf.Scalar =>
+        logits ? (tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), y), 'float32')) as tf.Scalar) : nan;
+      return tf.stack([value, q.natural ?? nan, q.robust ?? nan, correct(q.logitsNat), correct(q.logitsAdv)]).dataSync();
+    });
+    const stats: StepStats = {
+      batchSize: x.shape[0],
+      total: figures[0]!,
+      natural: figures[1]!,
+      robust: figures[2]!,
+      cleanCorrect: figures[3]!,
+      advCorrect: figures[4]!,
+    };
+    if (!Number.isFinite(stats.total)) {
+      tf.dispose([value, ...Object.values(grads)]);
+      throw new DivergenceError(
+        `training loss is ${stats.total} (natural ${stats.natural}, robust ${stats.robust}); stopped before the optimizer step`,
+      );
+    }
+    t.optimizer.step(t.params.map((v) => grads[v.name]), p.lr);
+    tf.dispose([value, ...Object.values(grads)]);
+    if (perturbed) {
+      t.awp!.restore();
+      perturbed = false;
+    }
+    // The clean logits of the loss pass (train mode, after x' was built), as the reference accumulates them.
+    if (t.classWeights && q.logitsNat) t.classWeights.accumulate(q.logitsNat, y);
+    if (t.weightAverage && p.averageWeights) t.weightAverage.update(t.model.weights.map((w) => w.read()));
+    return stats;
+  } finally {
+    // On an error the model must not stay perturbed.
+    if (perturbed) t.awp!.restore();
+    if (parts) disposeParts(parts);
+    const own: (tf.Tensor | undefined)[] = [xAdv, prior];
+    tf.dispose(own.filter((v): v is tf.Tensor => v !== undefined));
+  }
+}

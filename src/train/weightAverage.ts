@@ -1,0 +1,74 @@
+/**
+ * Weight averaging (the published IKL-AT checkpoints are these averages): after each epoch
+ * θ_WA ← τ·θ_WA + (1 − τ)·θ_e, with θ_WA = θ_e at the first averaged epoch, over ALL weights including the
+ * BN running statistics. Optionally the same update per optimiser step (an EMA).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { InputError } from '../errors.js';
+
+const STATE_PREFIX = 'wa/';
+
+export class WeightAverage {
+  /** τ, the weight of the old average (reference: 0.9). */
+  readonly tau: number;
+  private avg: tf.Variable[] | null = null;
+  /** Number of updates folded in so far. */
+  count = 0;
+
+  constructor(tau: number) {
+    if (!(tau >= 0 && tau < 1)) throw new InputError(`weightAverage.tau: expected a number in [0, 1), got ${tau}`);
+    this.tau = tau;
+  }
+
+  /** Folds the current weights in (all of them, in a fixed order: model.weights of the same architecture). */
+  update(weights: tf.Tensor[]): void {
+    if (!this.avg) {
+      // A variable shares w's data (tensor data is immutable; assigning w later gives it new data).
+      this.avg = weights.map((w) => tf.variable(w, false));
+      this.count = 1;
+      return;
+    }
+    if (this.avg.length !== weights.length) throw new Error(`WeightAverage.update: ${weights.length} weights, average has ${this.avg.length}`);
+    const tau = this.tau;
+    tf.tidy(() => {
+      this.avg!.forEach((a, i) => a.assign(tf.add(tf.mul(a, tau), tf.mul(weights[i]!, 1 - tau))));
+    });
+    this.count += 1;
+  }
+
+  get initialized(): boolean {
+    return this.avg !== null;
+  }
+
+  /** The averaged weights (owned by this object; copy them, e.g. with model.setWeights, before disposing). */
+  weights(): tf.Tensor[] {
+    if (!this.avg) throw new Error('WeightAverage.weights: no update yet');
+    return this.avg;
+  }
+
+  getState(): tf.NamedTensorMap {
+    const out: tf.NamedTensorMap = {};
+    this.avg?.forEach((a, i) => (out[`${STATE_PREFIX}${i}`] = tf.clone(a)));
+    return out;
+  }
+
+  setState(state: tf.NamedTensorMap, count: number): void {
+    this.dispose();
+    const names = Object.keys(state).filter((n) => n.startsWith(STATE_PREFIX));
+    if (names.length === 0) return;
+    const list: tf.Variable[] = new Array(names.length);
+    for (const n of names) {
+      const i = Number(n.slice(STATE_PREFIX.length));
+      if (!Number.isInteger(i) || i < 0 || i >= names.length) throw new InputError(`checkpoint weight average: unexpected tensor '${n}'`);
+      list[i] = tf.variable(state[n]!, false);
+    }
+    this.avg = list;
+    this.count = count;
+  }
+
+  dispose(): void {
+    this.avg?.forEach((a) => a.dispose());
+    this.avg = null;
+    this.count = 0;
+  }
+}

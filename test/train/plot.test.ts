@@ -1,0 +1,21 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { curvesSvg } from '../../src/train/plot.js';
+
+test('curves.svg: one path per series with data, points placed by value, text escaped', () => {
+  const svg = curvesSvg(
+    [
+      { epoch: 1, lossTotal: 2, lossNatural: 1.5, lossRobust: 0.5, valCleanAcc: 0.2, valRobustAcc: null },
+      { epoch: 2, lossTotal: 1, lossNatural: 0.8, lossRobust: 0.2, valCleanAcc: 0.4, valRobustAcc: 0.1 },
+    ],
+    'run <a&b>',
+  );
+  assert.match(svg, /^<svg[^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+  assert.ok(svg.trimEnd().endsWith('</svg>'));
+  assert.equal((svg.match(/<path /g) ?? []).length, 5, '3 loss series + val clean + val PGD');
+  assert.ok(svg.includes('run &lt;a&amp;b&gt;') && !svg.includes('<a&b>'));
+  // The accuracy panel spans [0, 1]: an accuracy of 0.4 sits 40% of the way up (plot area y 28..260).
+  const paths = [...svg.matchAll(/<path d="([^"]+)"/g)].map((m) => m[1]!);
+  const valClean = paths[3]!.split(' ').map((p) => Number(p.slice(1).split(',')[1]));
+  assert.ok(Math.abs(valClean[1]! - (28 + 0.6 * 232)) < 0.1, `y of 0.4: ${valClean[1]}`);
+});

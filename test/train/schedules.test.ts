@@ -1,0 +1,44 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { learningRate, epsilonAt, stepSizeFor } from '../../src/train/schedules.js';
+import { InputError } from '../../src/errors.js';
+
+test('cosine lr: lr·½(1+cos(π·e/(E+1))), e = 1..E', () => {
+  const s = { kind: 'cosine' as const, lr: 0.2, epochs: 3 };
+  // E + 1 = 4: cos(π/4), cos(π/2), cos(3π/4).
+  assert.ok(Math.abs(learningRate(s, 1) - 0.1 * (1 + Math.SQRT1_2)) < 1e-15);
+  assert.ok(Math.abs(learningRate(s, 2) - 0.1) < 1e-15);
+  assert.ok(Math.abs(learningRate(s, 3) - 0.1 * (1 - Math.SQRT1_2)) < 1e-15);
+  const s200 = { kind: 'cosine' as const, lr: 0.2, epochs: 200 };
+  assert.ok(learningRate(s200, 200) > 0, 'never reaches zero at the last epoch');
+});
+
+test('piecewise lr decays after each milestone epoch (PyTorch MultiStepLR counting)', () => {
+  const s = { kind: 'piecewise' as const, lr: 0.1, epochs: 200, milestones: [100, 150], gamma: 0.1 };
+  assert.equal(learningRate(s, 100), 0.1);
+  assert.ok(Math.abs(learningRate(s, 101) - 0.01) < 1e-15);
+  assert.ok(Math.abs(learningRate(s, 150) - 0.01) < 1e-15);
+  assert.ok(Math.abs(learningRate(s, 151) - 0.001) < 1e-15);
+  assert.equal(learningRate({ kind: 'constant', lr: 0.05, epochs: 3 }, 3), 0.05);
+});
+
+test('linear warm-up scales the first epochs by e/(W+1)', () => {
+  const s = { kind: 'constant' as const, lr: 0.3, epochs: 10, warmupEpochs: 2 };
+  assert.ok(Math.abs(learningRate(s, 1) - 0.1) < 1e-15);
+  assert.ok(Math.abs(learningRate(s, 2) - 0.2) < 1e-15);
+  assert.equal(learningRate(s, 3), 0.3);
+});
+
+test('epsilon ramp ε·e/E and step size absolute or relative', () => {
+  const eps = 8 / 255;
+  assert.equal(epsilonAt({ kind: 'linear', epsilon: eps, epochs: 4 }, 1), eps / 4);
+  assert.equal(epsilonAt({ kind: 'linear', epsilon: eps, epochs: 4 }, 4), eps);
+  assert.equal(epsilonAt({ kind: 'constant', epsilon: eps, epochs: 4 }, 1), eps);
+  assert.equal(stepSizeFor({ stepSize: 0.5, relative: true }, eps / 4), eps / 8);
+  assert.equal(stepSizeFor({ stepSize: 0.007, relative: false }, eps / 4), 0.007);
+});
+
+test('out-of-range epochs are input errors', () => {
+  assert.throws(() => learningRate({ kind: 'cosine', lr: 0.1, epochs: 3 }, 0), InputError);
+  assert.throws(() => epsilonAt({ kind: 'linear', epsilon: 0.1, epochs: 3 }, 4), InputError);
+});
