@@ -1,4 +1,4 @@
-import { SeededRng } from '../rng.js';
+import { deriveSeed, SeededRng } from '../rng.js';
 
 /**
  * Seeded random numbers for weight initialisation. tfjs initialisers either ignore their `seed` or reuse it
@@ -17,19 +17,13 @@ export function uniformSource(seed: number): () => number {
  * keeps a weight's initial values unchanged when unrelated layers are added or reordered.
  */
 export function weightSeed(seed: number, name: string): number {
-  // FNV-1a over the name, then mixed with the seed by a murmur3-style finaliser.
+  // FNV-1a over the name, then folded with the seed by the project's seed mixer.
   let h = 0x811c9dc5;
   for (let i = 0; i < name.length; i++) {
     h ^= name.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
-  h ^= Math.imul(seed >>> 0, 0x9e3779b1);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return deriveSeed(seed, h >>> 0);
 }
 
 /** n samples of N(0, std²) by Box-Muller (both outputs of each pair are used). */
