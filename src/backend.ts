@@ -151,3 +151,10 @@ export async function initBackend(choice?: BackendChoice): Promise<BackendInfo> 
 export function backendInfo(): BackendInfo | undefined {
   return current;
 }
+
+/** One log line naming the backend, its TensorFlow version and devices, after its warnings (loud: level warn). */
+export function logBackend(log: { warn(msg: string): void; info(obj: object, msg: string): void }, info: BackendInfo): void {
+  for (const w of info.warnings) log.warn(w);
+  const version = info.name === 'tensorflow' ? { tensorflow: info.tfVersion } : { tfjs: info.tfVersion };
+  log.info({ backend: info.name, package: info.package, ...version, gpu: info.gpu, devices: info.devices }, 'backend');
+}

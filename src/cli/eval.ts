@@ -43,13 +43,13 @@ async function evalAction(flags: EvalFlags): Promise<number> {
   const logFormat = (flags.logFormat ?? 'auto') as LogFormat;
   if (!['auto', 'json', 'pretty'].includes(logFormat)) throw new InputError(`--log-format: expected auto|json|pretty, got '${flags.logFormat}'`);
   const stopAfterBatches = flags.stopAfterBatches === undefined ? undefined : parseIntFlag(flags.stopAfterBatches, '--stop-after-batches', 0);
-  const { initBackend, parseBackendChoice } = await import('../backend.js');
+  const { initBackend, logBackend, parseBackendChoice } = await import('../backend.js');
   const backendChoice = flags.backend === undefined ? undefined : parseBackendChoice(flags.backend);
   const { createLogger } = await import('../log.js');
   const log = createLogger({ format: logFormat, level: flags.verbose ? 'debug' : undefined, name: 'ikl-eval' });
   const backend = await initBackend(backendChoice);
-  for (const w of backend.warnings) log.warn(w);
-  log.info({ backend: backend.name, devices: backend.devices, attack: partial.attack, checkpoint: partial.checkpoint, shard: partial.shard }, 'evaluation');
+  logBackend(log, backend);
+  log.info({ attack: partial.attack, checkpoint: partial.checkpoint, shard: partial.shard }, 'evaluation');
   const { runEval } = await import('../eval/run.js');
 
   let bar: { start(total: number, value: number): void; update(v: number): void; stop(): void } | undefined;

@@ -161,12 +161,12 @@ async function trainAction(flags: TrainFlags): Promise<number> {
 
   const { createLogger } = await import('../log.js');
   const log = createLogger({ format: config.run.logFormat, level: flags.verbose ? 'debug' : undefined, name: 'ikl-train' });
-  const { initBackend } = await import('../backend.js');
+  const { initBackend, logBackend } = await import('../backend.js');
   // run.backend 'auto' leaves the choice to $IKL_BACKEND (then auto-detection).
   const backend = await initBackend(config.run.backend === 'auto' ? undefined : config.run.backend);
-  for (const w of backend.warnings) log.warn(w);
+  logBackend(log, backend);
   log.info(
-    { backend: backend.name, devices: backend.devices, runDir: plan.runDir, config: plan.configSource, hash: configHash(config).slice(0, 12), resume: plan.resume },
+    { runDir: plan.runDir, config: plan.configSource, hash: configHash(config).slice(0, 12), resume: plan.resume },
     'training',
   );
   if (signal.stopRequested) return received === 'SIGTERM' ? EXIT.sigterm : EXIT.sigint;
