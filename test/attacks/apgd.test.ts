@@ -6,7 +6,7 @@ import { apgd, apgdCe, apgdCheckpoints, apgdRun, apgdT } from '../../src/attacks
 import { crossEntropy } from '../../src/losses/index.js';
 import { pgd } from '../../src/attacks/pgd.js';
 import { InputError } from '../../src/errors.js';
-import { accuracy, linearModel, margins, perturbationStats, randomMatrix, trainedTask, uniformInputs } from './fixtures.js';
+import { accuracy, linearModel, margins, perturbationStats, randomMatrix, trainedTask, uniformInputs, worstMargins } from './fixtures.js';
 
 const SHAPE: [number, number, number] = [4, 4, 1];
 const D = 16;
@@ -29,21 +29,6 @@ test('apgd checkpoints follow p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.
     assert.ok(gaps.every((g) => g >= Math.max(Math.floor(0.06 * n), 1)), `N=${n}: interval below 6% of N: ${gaps}`);
   }
 });
-
-/** Closed form for a 2-class linear model (box not binding): min over the ball of z_y − z_o. */
-function worstMargins(W: number[][], b: number[], x: Float32Array, y: number[], eps: number, norm: 'linf' | 'l2'): number[] {
-  return y.map((yi, i) => {
-    const o = 1 - yi;
-    let m = b[yi]! - b[o]!;
-    let dual = 0;
-    for (let j = 0; j < D; j++) {
-      const dw = W[yi]![j]! - W[o]![j]!;
-      m += dw * x[i * D + j]!;
-      dual += norm === 'linf' ? Math.abs(dw) : dw * dw;
-    }
-    return m - eps * (norm === 'linf' ? dual : Math.sqrt(dual));
-  });
-}
 
 for (const norm of ['linf', 'l2'] as const) {
   test(`apgd-ce ${norm} reaches the closed-form worst case of a 2-class linear model`, async () => {

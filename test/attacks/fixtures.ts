@@ -128,3 +128,22 @@ export function perturbationStats(x: Float32Array, xAdv: Float32Array, b: number
   }
   return { maxPert, min, max };
 }
+
+/**
+ * Closed form for a 2-class linear model with the box not binding: min over the eps-ball of z_y − z_o
+ * = m(x) − eps·‖w_y − w_o‖_dual (dual of L-inf is L1, of L2 is L2). x holds B rows of D features.
+ */
+export function worstMargins(W: number[][], b: number[], x: Float32Array, y: number[], eps: number, norm: 'linf' | 'l2'): number[] {
+  const D = W[0]!.length;
+  return y.map((yi, i) => {
+    const o = 1 - yi;
+    let m = b[yi]! - b[o]!;
+    let dual = 0;
+    for (let j = 0; j < D; j++) {
+      const dw = W[yi]![j]! - W[o]![j]!;
+      m += dw * x[i * D + j]!;
+      dual += norm === 'linf' ? Math.abs(dw) : dw * dw;
+    }
+    return m - eps * (norm === 'linf' ? dual : Math.sqrt(dual));
+  });
+}

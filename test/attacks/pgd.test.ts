@@ -4,25 +4,10 @@ import * as tf from '@tensorflow/tfjs';
 import { heavy, noLeak } from '../helpers.js';
 import { pgd, pgdPerturb, restartSeed, type PgdOptions } from '../../src/attacks/pgd.js';
 import { InputError } from '../../src/errors.js';
-import { accuracy, linearModel, margins, perturbationStats, randomMatrix, trainedTask, uniformInputs } from './fixtures.js';
+import { accuracy, linearModel, margins, perturbationStats, randomMatrix, trainedTask, uniformInputs, worstMargins } from './fixtures.js';
 
 const SHAPE: [number, number, number] = [4, 4, 1];
 const D = 16;
-
-/** Closed form for a 2-class linear model: min over the ball of z_y − z_o = m(x) − eps·‖w_y − w_o‖_dual (box not binding). */
-function worstMargins(W: number[][], b: number[], x: Float32Array, y: number[], eps: number, norm: 'linf' | 'l2'): number[] {
-  return y.map((yi, i) => {
-    const o = 1 - yi;
-    let m = b[yi]! - b[o]!;
-    let dual = 0;
-    for (let j = 0; j < D; j++) {
-      const dw = W[yi]![j]! - W[o]![j]!;
-      m += dw * x[i * D + j]!;
-      dual += norm === 'linf' ? Math.abs(dw) : dw * dw;
-    }
-    return m - eps * (norm === 'linf' ? dual : Math.sqrt(dual));
-  });
-}
 
 for (const norm of ['linf', 'l2'] as const) {
   for (const start of ['uniform', 'trades', 'none'] as const) {

@@ -1,58 +1,9 @@
-import { test } from 'node:test';
-import assert from 'node:assert/strict';
-import * as tf from '@tensorflow/tfjs';
-import { heavy, noLeak, rng } from '../helpers.js';
-import { countParams, createModel, forward, type ModelArch } from '../../src/models/index.js';
-
-function randomImages(batch: number, seed: number): tf.Tensor4D {
-  const r = rng(seed);
-  return tf.tensor4d(Float32Array.from({ length: batch * 32 * 32 * 3 }, r), [batch, 32, 32, 3]);
-}
-
-/** BN layers PyTorch-equivalent (epsilon 1e-5, Keras momentum 0.9, 0.99 for the Swish WRN), activations and bias-free convs. */
-function assertLayerConfigs(arch: ModelArch, model: tf.LayersModel): void {
-  const swish = arch === 'wrn-28-10-swish';
-  let bns = 0;
-  for (const layer of model.layers) {
-    const config = layer.getConfig();
-    if (layer.getClassName() === 'BatchNormalization') {
-      bns++;
-      assert.equal(config.epsilon, 1e-5, `${arch}/${layer.name}`);
-      assert.equal(config.momentum, swish ? 0.99 : 0.9, `${arch}/${layer.name}`);
-    }
-    if (layer.getClassName() === 'Activation') assert.equal(config.activation, swish ? 'swish' : 'relu', `${arch}/${layer.name}`);
-    if (layer.getClassName() === 'Conv2D') assert.equal(config.useBias, false, `${arch}/${layer.name}`);
-  }
-  assert.ok(bns > 0);
-}
+import { testReferenceCounts } from './zoo-fixtures.js';
 
 // Parameter counts of the PyTorch reference implementations (CIFAR heads), BN running statistics excluded.
-const REFERENCE_COUNTS: [ModelArch, number, number][] = [
+testReferenceCounts([
   ['wrn-28-10', 10, 36_479_194],
   ['wrn-28-10-swish', 10, 36_479_194],
   ['wrn-34-10', 10, 46_160_474],
   ['wrn-34-10', 100, 46_218_164],
-];
-
-for (const [arch, numClasses, count] of REFERENCE_COUNTS) {
-  test(`${arch} (${numClasses} classes): ${count} trainable parameters, logits [2, ${numClasses}], PyTorch-equivalent BN`, heavy, async () => {
-    await noLeak(() => {
-      const model = createModel({ arch, numClasses, seed: 0 });
-      assert.equal(countParams(model), count);
-      assertLayerConfigs(arch, model);
-      // The count must come from the trainable weights only: BN running statistics are in model.weights too.
-      const all = model.weights.reduce((s, v) => s + v.shape.reduce<number>((a, b) => a * (b ?? 1), 1), 0);
-      assert.ok(all > count, 'model.weights should also hold the BN running statistics');
-      const x = randomImages(2, 7);
-      // The 100-class variants differ only in the head: one (inference) pass checks it and keeps the file fast.
-      for (const training of numClasses === 10 ? [false, true] : [false]) {
-        const y = forward(model, x, { training });
-        assert.deepEqual(y.shape, [2, numClasses]);
-        assert.ok(Array.from(y.dataSync()).every(Number.isFinite), `${arch}: non-finite logits`);
-        y.dispose();
-      }
-      x.dispose();
-      model.dispose();
-    });
-  });
-}
+]);
