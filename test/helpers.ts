@@ -44,3 +44,9 @@ export function rng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** A batch of CIFAR-shaped images with pixels uniform in [0, 1), deterministic from the seed. */
+export function randomImages(batch: number, seed: number): tf.Tensor4D {
+  const r = rng(seed);
+  return tf.tensor4d(Float32Array.from({ length: batch * 32 * 32 * 3 }, r), [batch, 32, 32, 3]);
+}

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { assertClose, heavy, noLeak, rng } from '../helpers.js';
+import { assertClose, heavy, noLeak, rng, randomImages } from '../helpers.js';
 import {
   CIFAR100_MEAN,
   CIFAR100_STD,
@@ -13,10 +13,6 @@ import {
   snapshotWeights,
 } from '../../src/models/index.js';
 
-function randomImages(batch: number, seed: number): tf.Tensor4D {
-  const r = rng(seed);
-  return tf.tensor4d(Float32Array.from({ length: batch * 32 * 32 * 3 }, r), [batch, 32, 32, 3]);
-}
 
 /** Gives every BN running statistic a non-trivial value, so "unchanged" and the momentum formula can fail. */
 function scrambleRunningStats(model: tf.LayersModel, seed: number): void {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { assertClose, heavy, noLeak, rng } from '../helpers.js';
+import { assertClose, heavy, noLeak, rng, randomImages } from '../helpers.js';
 import { InputError } from '../../src/errors.js';
 import { createModel, forward, loadModel, modelWeights, saveModel, type ModelArch } from '../../src/models/index.js';
 
@@ -18,10 +18,6 @@ const BUILT_IN = new Set([
   'GlobalAveragePooling2D', 'Dense',
 ]);
 
-function randomImages(batch: number, seed: number): tf.Tensor4D {
-  const r = rng(seed);
-  return tf.tensor4d(Float32Array.from({ length: batch * 32 * 32 * 3 }, r), [batch, 32, 32, 3]);
-}
 
 const bits = (t: tf.Tensor): Uint32Array => new Uint32Array(Float32Array.from(t.dataSync()).buffer);
 const sameBits = (a: Uint32Array, b: Uint32Array): boolean => a.length === b.length && a.every((v, i) => v === b[i]);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { heavy, noLeak, rng } from '../helpers.js';
+import { heavy, noLeak, rng, randomImages } from '../helpers.js';
 import {
   NORMALIZATION_LAYER,
   addToWeights,
@@ -16,10 +16,6 @@ import {
   snapshotWeights,
 } from '../../src/models/index.js';
 
-function randomImages(batch: number, seed: number): tf.Tensor4D {
-  const r = rng(seed);
-  return tf.tensor4d(Float32Array.from({ length: batch * 32 * 32 * 3 }, r), [batch, 32, 32, 3]);
-}
 
 const bits = (t: tf.Tensor): Uint32Array => new Uint32Array(Float32Array.from(t.dataSync()).buffer);
 const sameBits = (a: Uint32Array, b: Uint32Array): boolean => a.length === b.length && a.every((v, i) => v === b[i]);

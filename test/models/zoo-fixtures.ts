@@ -2,13 +2,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { heavy, noLeak, rng } from '../helpers.js';
+import { heavy, noLeak, randomImages } from '../helpers.js';
 import { countParams, createModel, forward, type ModelArch } from '../../src/models/index.js';
 
-export function randomImages(batch: number, seed: number): tf.Tensor4D {
-  const r = rng(seed);
-  return tf.tensor4d(Float32Array.from({ length: batch * 32 * 32 * 3 }, r), [batch, 32, 32, 3]);
-}
 
 /** BN layers PyTorch-equivalent (epsilon 1e-5, Keras momentum 0.9, 0.99 for the Swish WRN), activations and bias-free convs. */
 export function assertLayerConfigs(arch: ModelArch, model: tf.LayersModel): void {

@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { heavy, noLeak, rng } from '../helpers.js';
+import { heavy, noLeak, randomImages } from '../helpers.js';
 import { InputError } from '../../src/errors.js';
 import { MODEL_ARCHS, countParams, createModel, forward, parseArch, type ModelArch } from '../../src/models/index.js';
-import { assertLayerConfigs, randomImages, testReferenceCounts } from './zoo-fixtures.js';
+import { assertLayerConfigs, testReferenceCounts } from './zoo-fixtures.js';
 
 test('parseArch accepts every zoo name and rejects others with an InputError naming the source', () => {
   for (const a of MODEL_ARCHS) assert.equal(parseArch(a), a);
