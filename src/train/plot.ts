@@ -70,11 +70,20 @@ function panel(records: MetricRecord[], series: Series[], title: string, x0: num
     parts.push(`<text x="${px(e)}" y="${H - PAD.bottom + 14}" text-anchor="middle">${e}</text>`);
   }
   parts.push(`<text x="${x0 + W / 2}" y="${H - 6}" text-anchor="middle">epoch</text>`);
-  all.forEach(({ s, pts }, i) => {
+  for (const { s, pts } of all) {
     const d = pts.map(([e, v], j) => `${j === 0 ? 'M' : 'L'}${px(e).toFixed(1)},${py(v).toFixed(1)}`).join(' ');
     parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="1.8"/>`);
     for (const [e, v] of pts) parts.push(`<circle cx="${px(e).toFixed(1)}" cy="${py(v).toFixed(1)}" r="2" fill="${s.color}"/>`);
-    const ly = PAD.top + 12 + i * 13;
+  }
+  // The legend goes on top of every curve, on a translucent box, in the right-hand corner (top or bottom) where
+  // fewer points of the last epochs fall, so it hides as little as possible.
+  const boxH = all.length * 13 + 6;
+  const late = all.flatMap((d) => d.pts.filter(([e]) => e >= eMin + 0.6 * (eMax - eMin)).map(([, v]) => v));
+  const high = late.filter((v) => v > (vMin + vMax) / 2).length;
+  const top = high <= late.length - high ? PAD.top + 1 : H - PAD.bottom - boxH - 1;
+  parts.push(`<rect x="${x0 + W - 134}" y="${top}" width="120" height="${boxH}" fill="white" fill-opacity="0.85"/>`);
+  all.forEach(({ s }, i) => {
+    const ly = top + 11 + i * 13;
     parts.push(`<line x1="${x0 + W - 130}" x2="${x0 + W - 116}" y1="${ly - 4}" y2="${ly - 4}" stroke="${s.color}" stroke-width="2"/>`);
     parts.push(`<text x="${x0 + W - 112}" y="${ly}">${esc(s.label)}</text>`);
   });
