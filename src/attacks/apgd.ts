@@ -15,7 +15,7 @@ import { deriveSeed } from '../rng.js';
 import { linfNormPerExample, normalizeL2, perExample, project, selectPerExample, steepestDirection } from './project.js';
 import { gatherRows, indicesWhere, scatterRows } from './subset.js';
 import type { AttackOptions, AttackResult, ModelFn, Norm } from './types.js';
-import { checkCount, checkInputs, checkNonNegative, checkNorm } from './validate.js';
+import { checkCount, checkIterativeOptions, checkRange } from './validate.js';
 
 /** Momentum weight α of the paper: x^{k+1} = x^k + α(z^{k+1} − x^k) + (1 − α)(x^k − x^{k−1}). */
 export const APGD_MOMENTUM = 0.75;
@@ -197,13 +197,8 @@ export function apgdRun(
 }
 
 function checkApgdOptions(who: string, x: tf.Tensor4D, y: tf.Tensor1D, opts: ApgdOptions): void {
-  checkInputs(who, x, y);
-  checkNorm(who, opts.norm);
-  checkNonNegative(who, 'eps', opts.eps);
-  checkCount(who, 'steps', opts.steps, 1);
-  checkCount(who, 'restarts', opts.restarts, 1);
-  if (!Number.isFinite(opts.seed)) throw new InputError(`${who}: seed expected a finite number, got ${String(opts.seed)}`);
-  if (opts.rho !== undefined && !(opts.rho >= 0 && opts.rho <= 1)) throw new InputError(`${who}: rho expected a number in [0, 1], got ${opts.rho}`);
+  checkIterativeOptions(who, x, y, opts, 1);
+  if (opts.rho !== undefined) checkRange(who, 'rho', opts.rho, 0, 1, false);
 }
 
 /** State of a multi-run attack: examples still classified correctly are attacked again; the rest keep their adversarial. */

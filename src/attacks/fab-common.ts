@@ -1,10 +1,10 @@
 /**
  * Small pieces shared by the FAB and Square attacks: batched model calls on JS arrays (both attacks keep their
- * state in Float32Arrays and only hand the model a tensor), and option checks that throw InputError.
+ * state in Float32Arrays and only hand the model a tensor), and the shape checks of their inputs (option checks are in validate.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors.js';
-import type { ModelFn, Norm } from './types.js';
+import type { ModelFn } from './types.js';
 
 export type Shape4 = [number, number, number, number];
 
@@ -72,25 +72,4 @@ export function readInputs(who: string, x: tf.Tensor4D, y: tf.Tensor1D): { shape
   const xData = Float32Array.from(x.dataSync() as ArrayLike<number>);
   const yData = Int32Array.from(y.dataSync() as ArrayLike<number>);
   return { shape: [...x.shape] as Shape4, xData, yData };
-}
-
-export function checkNorm(who: string, norm: unknown): Norm {
-  if (norm === 'linf' || norm === 'l2') return norm;
-  throw new InputError(`${who}: opts.norm: expected 'linf' or 'l2', got ${JSON.stringify(norm)}`);
-}
-
-export function checkNumber(who: string, name: string, v: number, lo: number, hi: number, loOpen: boolean): number {
-  const ok = Number.isFinite(v) && (loOpen ? v > lo : v >= lo) && v <= hi;
-  if (!ok) throw new InputError(`${who}: opts.${name}: expected a number in ${loOpen ? '(' : '['}${lo}, ${hi}], got ${v}`);
-  return v;
-}
-
-export function checkInt(who: string, name: string, v: number, lo: number): number {
-  if (!Number.isInteger(v) || v < lo) throw new InputError(`${who}: opts.${name}: expected an integer ≥ ${lo}, got ${v}`);
-  return v;
-}
-
-export function checkSeed(who: string, v: number): number {
-  if (!Number.isSafeInteger(v)) throw new InputError(`${who}: opts.seed: expected an integer, got ${v}`);
-  return v;
 }

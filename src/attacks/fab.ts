@@ -12,7 +12,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { distance, projectOntoHyperplaneBox } from './fab-projection.js';
-import { argmaxRow, checkInt, checkSeed, checkNorm, checkNumber, diffAndGrad, labelsOf, logitsOf, readInputs, type Shape4 } from './fab-common.js';
+import { argmaxRow, diffAndGrad, labelsOf, logitsOf, readInputs, type Shape4 } from './fab-common.js';
+import { checkCount, checkNorm, checkRange, checkSeed } from './validate.js';
 import { deriveSeed, SeededRng } from '../rng.js';
 import type { AttackResult, ModelFn, Norm } from './types.js';
 
@@ -128,15 +129,15 @@ function fabSingleRun(
 export function fabT(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: FabOptions): FabResult {
   const norm = checkNorm(WHO, opts.norm);
   const o = {
-    eps: checkNumber(WHO, 'eps', opts.eps, 0, Infinity, true),
+    eps: checkRange(WHO, 'eps', opts.eps, 0, Infinity, true),
     norm,
-    steps: checkInt(WHO, 'steps', opts.steps ?? 100, 1),
-    alpha_max: checkNumber(WHO, 'alpha_max', opts.alpha_max ?? 0.1, 0, 1, false),
-    eta: checkNumber(WHO, 'eta', opts.eta ?? 1.05, 0, Infinity, true),
-    beta: checkNumber(WHO, 'beta', opts.beta ?? 0.9, 0, 1, true),
+    steps: checkCount(WHO, 'steps', opts.steps ?? 100, 1),
+    alpha_max: checkRange(WHO, 'alpha_max', opts.alpha_max ?? 0.1, 0, 1, false),
+    eta: checkRange(WHO, 'eta', opts.eta ?? 1.05, 0, Infinity, true),
+    beta: checkRange(WHO, 'beta', opts.beta ?? 0.9, 0, 1, true),
   };
-  const restarts = checkInt(WHO, 'restarts', opts.restarts ?? 1, 1);
-  const nTargetClasses = checkInt(WHO, 'nTargetClasses', opts.nTargetClasses ?? 9, 1);
+  const restarts = checkCount(WHO, 'restarts', opts.restarts ?? 1, 1);
+  const nTargetClasses = checkCount(WHO, 'nTargetClasses', opts.nTargetClasses ?? 9, 1);
   const seed = checkSeed(WHO, opts.seed ?? 0);
   const { shape, xData, yData } = readInputs(WHO, x, y);
   const [B, H, W, C] = shape;

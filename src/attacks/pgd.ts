@@ -9,7 +9,7 @@ import { attackObjective, type AttackLossOptions } from './objective.js';
 import { deriveSeed } from '../rng.js';
 import { project, selectPerExample, steepestDirection, tradesStart, uniformBallStart } from './project.js';
 import type { AttackOptions, AttackResult, ModelFn, Norm } from './types.js';
-import { checkCount, checkInputs, checkNonNegative, checkNorm } from './validate.js';
+import { checkIterativeOptions, checkNonNegative } from './validate.js';
 
 export const PGD_STARTS = ['uniform', 'trades', 'none'] as const;
 /** uniform: uniform in the eps-ball. trades: x + 0.001·N(0, I), unclamped (as TRADES). none: x itself. */
@@ -31,13 +31,8 @@ export function defaultStepSize(eps: number, steps: number): number {
 }
 
 function checkPgdOptions(who: string, x: tf.Tensor4D, y: tf.Tensor1D, opts: PgdOptions): void {
-  checkInputs(who, x, y);
-  checkNorm(who, opts.norm);
-  checkNonNegative(who, 'eps', opts.eps);
-  checkCount(who, 'steps', opts.steps, 0);
-  checkCount(who, 'restarts', opts.restarts, 1);
+  checkIterativeOptions(who, x, y, opts, 0);
   if (opts.stepSize !== undefined) checkNonNegative(who, 'stepSize', opts.stepSize);
-  if (!Number.isFinite(opts.seed)) throw new InputError(`${who}: seed expected a finite number, got ${String(opts.seed)}`);
   if (opts.start !== undefined && !PGD_STARTS.includes(opts.start)) {
     throw new InputError(`${who}: start expected one of ${PGD_STARTS.join('|')}, got '${String(opts.start)}'`);
   }

@@ -14,7 +14,8 @@
  * the batch), and a window can start at any of the H − s + 1 offsets.
  */
 import * as tf from '@tensorflow/tfjs';
-import { checkInt, checkNorm, checkSeed, checkNumber, labelsOf, logitsOf, readInputs, type Shape4 } from './fab-common.js';
+import { labelsOf, logitsOf, readInputs, type Shape4 } from './fab-common.js';
+import { checkCount, checkNorm, checkRange, checkSeed } from './validate.js';
 import { l2InitDelta, l2ProposalDelta, placeOnSphere, squareSideL2 } from './square-l2.js';
 import { deriveSeed, SeededRng } from '../rng.js';
 import type { AttackResult, ModelFn, Norm } from './types.js';
@@ -222,11 +223,11 @@ export function square(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: Squ
   const norm = checkNorm(WHO, opts.norm);
   const o = {
     norm,
-    eps: checkNumber(WHO, 'eps', opts.eps, 0, Infinity, true),
-    queries: checkInt(WHO, 'queries', opts.queries ?? 5000, 1),
-    pInit: checkNumber(WHO, 'pInit', opts.pInit ?? 0.8, 0, 1, true),
+    eps: checkRange(WHO, 'eps', opts.eps, 0, Infinity, true),
+    queries: checkCount(WHO, 'queries', opts.queries ?? 5000, 1),
+    pInit: checkRange(WHO, 'pInit', opts.pInit ?? 0.8, 0, 1, true),
   };
-  const restarts = checkInt(WHO, 'restarts', opts.restarts ?? 1, 1);
+  const restarts = checkCount(WHO, 'restarts', opts.restarts ?? 1, 1);
   const seed = checkSeed(WHO, opts.seed ?? 0);
   const { shape, xData, yData } = readInputs(WHO, x, y);
   const [B, H, W, C] = shape;
