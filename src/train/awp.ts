@@ -60,23 +60,21 @@ export class Awp {
 
   /**
    * Steps 1-3: computes v for this batch. `loss(forward)` must build the training objective with the given
-   * train-mode forward pass (which runs on the proxy). Returns the proxy's loss value.
+   * train-mode forward pass (which runs on the proxy). Nothing is read back to the host: no per-step sync.
    */
-  computeDirections(loss: (forward: TrainForward) => tf.Scalar, forwardOf: (model: tf.LayersModel) => TrainForward): number {
+  computeDirections(loss: (forward: TrainForward) => tf.Scalar, forwardOf: (model: tf.LayersModel) => TrainForward): void {
     this.disposeDirections();
     const src = this.model.weights;
     // All weights, BN statistics included: the proxy's forward must see the real model's state.
     this.proxy.weights.forEach((p, i) => p.write(src[i]!.read()));
     const proxyForward = forwardOf(this.proxy);
     const { value, grads } = tf.variableGrads(() => loss(proxyForward), this.proxyKernels);
-    const lossValue = value.dataSync()[0]!;
     tf.tidy(() => {
       // Plain SGD (no momentum, no decay) ascending the loss.
       this.proxyKernels.forEach((k) => k.assign(tf.add(k, tf.mul(grads[k.name]!, this.options.proxyLr))));
     });
     tf.dispose([value, ...Object.values(grads)]);
     this.directions = this.kernels.map((w, i) => awpDirection(w, this.proxyKernels[i]!));
-    return lossValue;
   }
 
   /** Step 4: W ← W + γ·v. */

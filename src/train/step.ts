@@ -138,6 +138,8 @@ export function trainStep(t: Trainer, x: tf.Tensor4D, y: tf.Tensor1D, p: StepPar
   let parts: ObjectiveParts | undefined;
   let perturbed = false;
   try {
+    // One gather of the class-wise weights serves the attack (ikl objective) and the loss (IKL-AT).
+    if (t.classWeights && (type === 'ikl-at' || attackLoss === 'ikl')) prior = t.classWeights.gather(y);
     if (type !== 'standard') {
       xAdv = tf.tidy(() =>
         pgdPerturb(inferenceFn(t.model), x, y, {
@@ -151,14 +153,14 @@ export function trainStep(t: Trainer, x: tf.Tensor4D, y: tf.Tensor1D, p: StepPar
           loss: attackLoss,
           alpha: cfg.attack.alpha,
           beta: cfg.attack.beta,
-          classPrior: attackLoss === 'ikl' ? t.classWeights!.gather(y) : undefined,
+          classPrior: attackLoss === 'ikl' ? prior : undefined,
         }),
       );
     }
-    if (type === 'ikl-at' && t.classWeights) prior = t.classWeights.gather(y);
     const adv = xAdv;
+    const lossPrior = type === 'ikl-at' ? prior : undefined;
     const lossOf = (fwd: TrainForward): tf.Scalar => {
-      const q = objective(fwd, x, y, adv, prior, cfg.objective);
+      const q = objective(fwd, x, y, adv, lossPrior, cfg.objective);
       return q.total;
     };
     if (p.awp && t.awp) {
@@ -167,7 +169,7 @@ export function trainStep(t: Trainer, x: tf.Tensor4D, y: tf.Tensor1D, p: StepPar
       perturbed = true;
     }
     const { value, grads } = tf.variableGrads(() => {
-      const q = objective(trainForward(t.model), x, y, adv, prior, cfg.objective);
+      const q = objective(trainForward(t.model), x, y, adv, lossPrior, cfg.objective);
       // The other parts outlive the gradient computation (metrics, class weights): keep them from its tidy.
       for (const k of [q.natural, q.robust, q.logitsNat, q.logitsAdv]) if (k) tf.keep(k);
       parts = q;
