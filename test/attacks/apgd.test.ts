@@ -68,19 +68,7 @@ test('apgd-t on a 4-class linear model finds exactly the points that can be fool
   const y = tf.tensor1d(labels, 'int32');
   const eps = 0.04;
   // x can be fooled iff for some k ≠ y: min_δ (z_y − z_k)(x + δ) = m_k − eps·‖w_y − w_k‖₁ < 0.
-  const foolable = labels.map((yi, i) =>
-    lin.W.some((wk, k) => {
-      if (k === yi) return false;
-      let m = lin.b[yi]! - lin.b[k]!;
-      let l1 = 0;
-      for (let j = 0; j < D; j++) {
-        const dw = lin.W[yi]![j]! - wk[j]!;
-        m += dw * data[i * D + j]!;
-        l1 += Math.abs(dw);
-      }
-      return m - eps * l1 < 0;
-    }),
-  );
+  const foolable = worstMargins(lin.W, lin.b, data, labels, eps, 'linf').map((m) => m < 0);
   const nFoolable = foolable.filter(Boolean).length;
   assert.ok(nFoolable > 0 && nFoolable < labels.length, `fixture should mix robust and non-robust points (${nFoolable})`);
   await noLeak(async () => {

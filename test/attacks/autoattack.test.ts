@@ -5,7 +5,7 @@ import { heavy, noLeak } from '../helpers.js';
 import { autoAttack, standardStages, type AutoAttackStage, type StageResult } from '../../src/attacks/autoattack.js';
 import { InvalidAdversarialError } from '../../src/attacks/validity.js';
 import { InputError } from '../../src/errors.js';
-import { accuracy, linearModel, randomMatrix, trainedTask, uniformInputs } from './fixtures.js';
+import { accuracy, linearModel, randomMatrix, trainedTask, uniformInputs, worstMargins } from './fixtures.js';
 
 const SHAPE: [number, number, number] = [4, 4, 1];
 const D = 16;
@@ -21,20 +21,8 @@ async function linearFixture(eps: number) {
   z0.dispose();
   const y = tf.tensor1d(labels, 'int32');
   // A correctly classified x is robust iff for every k ≠ y: m_k − eps·‖w_y − w_k‖₁ ≥ 0 (box not binding).
-  const exactRobust = labels.map((yi, i) => {
-    if (i % 8 === 7) return false;
-    return lin.W.every((wk, k) => {
-      if (k === yi) return true;
-      let m = lin.b[yi]! - lin.b[k]!;
-      let l1 = 0;
-      for (let j = 0; j < D; j++) {
-        const dw = lin.W[yi]![j]! - wk[j]!;
-        m += dw * data[i * D + j]!;
-        l1 += Math.abs(dw);
-      }
-      return m - eps * l1 >= 0;
-    });
-  });
+  const margins = worstMargins(lin.W, lin.b, data, labels, eps, 'linf');
+  const exactRobust = labels.map((_, i) => i % 8 !== 7 && margins[i]! >= 0);
   return { lin, x, y, labels, exactRobust, dispose: () => (tf.dispose([x, y]), lin.dispose()) };
 }
 

@@ -5,6 +5,7 @@ import { noLeak, rng } from '../helpers.js';
 import { fabT } from '../../src/attacks/fab.js';
 import { distance, normOf, projectOntoHyperplaneBox } from '../../src/attacks/fab-projection.js';
 import { InputError } from '../../src/errors.js';
+import { smallConvNet } from './fixtures.js';
 import type { ModelFn, Norm } from '../../src/attacks/types.js';
 
 const SHAPE = [8, 8, 3] as const;
@@ -158,15 +159,7 @@ test('fabT succeeds iff eps is above the closed-form L-inf distance; failures re
 
 test('fabT on a small non-linear net: inside the eps-ball and [0, 1], success matches the model, state untouched', async () => {
   const r = rng(11);
-  const net = tf.sequential({
-    layers: [
-      tf.layers.conv2d({ inputShape: [...SHAPE], filters: 4, kernelSize: 3, activation: 'tanh', kernelInitializer: tf.initializers.glorotNormal({ seed: 1 }) }),
-      tf.layers.batchNormalization(),
-      tf.layers.flatten(),
-      tf.layers.dense({ units: 5, kernelInitializer: tf.initializers.glorotNormal({ seed: 2 }) }),
-    ],
-  });
-  const model: ModelFn = (x) => net.apply(x, { training: false }) as tf.Tensor2D;
+  const { net, model } = smallConvNet(SHAPE, 'tanh');
   const n = 6;
   // Pixels at 0 and 1 among the inputs exercise the box clipping.
   const xs = Float32Array.from({ length: n * D }, () => (r() < 0.2 ? Math.round(r()) : r()));

@@ -130,20 +130,38 @@ export function perturbationStats(x: Float32Array, xAdv: Float32Array, b: number
 }
 
 /**
- * Closed form for a 2-class linear model with the box not binding: min over the eps-ball of z_y − z_o
- * = m(x) − eps·‖w_y − w_o‖_dual (dual of L-inf is L1, of L2 is L2). x holds B rows of D features.
+ * Closed form for a linear model with the box not binding: per example, min over k ≠ y and over the eps-ball of
+ * z_y − z_k = min_k [m_k(x) − eps·‖w_y − w_k‖_dual] (dual of L-inf is L1, of L2 is L2); negative iff the point
+ * can be fooled. x holds B rows of D features.
  */
 export function worstMargins(W: number[][], b: number[], x: Float32Array, y: number[], eps: number, norm: 'linf' | 'l2'): number[] {
   const D = W[0]!.length;
   return y.map((yi, i) => {
-    const o = 1 - yi;
-    let m = b[yi]! - b[o]!;
-    let dual = 0;
-    for (let j = 0; j < D; j++) {
-      const dw = W[yi]![j]! - W[o]![j]!;
-      m += dw * x[i * D + j]!;
-      dual += norm === 'linf' ? Math.abs(dw) : dw * dw;
+    let worst = Infinity;
+    for (let k = 0; k < W.length; k++) {
+      if (k === yi) continue;
+      let m = b[yi]! - b[k]!;
+      let dual = 0;
+      for (let j = 0; j < D; j++) {
+        const dw = W[yi]![j]! - W[k]![j]!;
+        m += dw * x[i * D + j]!;
+        dual += norm === 'linf' ? Math.abs(dw) : dw * dw;
+      }
+      worst = Math.min(worst, m - eps * (norm === 'linf' ? dual : Math.sqrt(dual)));
     }
-    return m - eps * (norm === 'linf' ? dual : Math.sqrt(dual));
+    return worst;
   });
+}
+
+/** A tiny conv net with a BN layer (its running statistics let tests check that attacks leave model state alone). */
+export function smallConvNet(shape: readonly [number, number, number], activation: 'relu' | 'tanh'): { net: tf.Sequential; model: ModelFn } {
+  const net = tf.sequential({
+    layers: [
+      tf.layers.conv2d({ inputShape: [...shape], filters: 4, kernelSize: 3, activation, kernelInitializer: tf.initializers.glorotNormal({ seed: 1 }) }),
+      tf.layers.batchNormalization(),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 5, kernelInitializer: tf.initializers.glorotNormal({ seed: 2 }) }),
+    ],
+  });
+  return { net, model: (x) => net.apply(x, { training: false }) as tf.Tensor2D };
 }

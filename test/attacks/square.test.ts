@@ -7,6 +7,7 @@ import { centreSurround, nestedRectangles, squareSideL2 } from '../../src/attack
 import { SeededRng } from '../../src/rng.js';
 import { distance } from '../../src/attacks/fab-projection.js';
 import { InputError } from '../../src/errors.js';
+import { smallConvNet } from './fixtures.js';
 import type { ModelFn, Norm } from '../../src/attacks/types.js';
 
 const SHAPE = [8, 8, 3] as const;
@@ -168,15 +169,7 @@ test('square query accounting: only points not yet fooled are queried, one batch
 
 test('square on a small net keeps the model state, stays in the ball near the box edges, and matches the model', async () => {
   const r = rng(5);
-  const net = tf.sequential({
-    layers: [
-      tf.layers.conv2d({ inputShape: [...SHAPE], filters: 4, kernelSize: 3, activation: 'relu', kernelInitializer: tf.initializers.glorotNormal({ seed: 1 }) }),
-      tf.layers.batchNormalization(),
-      tf.layers.flatten(),
-      tf.layers.dense({ units: 5, kernelInitializer: tf.initializers.glorotNormal({ seed: 2 }) }),
-    ],
-  });
-  const model: ModelFn = (x) => net.apply(x, { training: false }) as tf.Tensor2D;
+  const { net, model } = smallConvNet(SHAPE, 'relu');
   const n = 6;
   const xs = Float32Array.from({ length: n * D }, () => (r() < 0.3 ? Math.round(r()) : r()));
   const x = tf.tensor4d(xs, [n, ...SHAPE]);
