@@ -5,53 +5,13 @@ import { noLeak, rng } from '../helpers.js';
 import { fabT } from '../../src/attacks/fab.js';
 import { distance, normOf, projectOntoHyperplaneBox } from '../../src/attacks/fab-projection.js';
 import { InputError } from '../../src/errors.js';
-import { smallConvNet } from './fixtures.js';
+import { boundaryLinearFixture, perExampleDistances, smallConvNet } from './fixtures.js';
 import type { ModelFn, Norm } from '../../src/attacks/types.js';
 
 const SHAPE = [8, 8, 3] as const;
 const D = SHAPE[0] * SHAPE[1] * SHAPE[2];
 
-/**
- * A 2-class linear model z = x·W + b around x = 0.5 (the boundary passes through the all-0.5 image) and inputs
- * 0.5 ± 0.05 (well inside the box), with the closed-form minimal distances to the boundary:
- * L-inf |margin| / ‖w_y − w_o‖₁ and L2 |margin| / ‖w_y − w_o‖₂.
- */
-function linearFixture(n: number, seed: number) {
-  const r = rng(seed);
-  const w = Float32Array.from({ length: D * 2 }, () => r() - 0.5);
-  const wdiff = Array.from({ length: D }, (_, i) => w[2 * i]! - w[2 * i + 1]!);
-  const b0 = -wdiff.reduce((acc, v) => acc + 0.5 * v, 0);
-  const W = tf.tensor2d(w, [D, 2]);
-  const bias = tf.tensor1d([b0, 0]);
-  const model: ModelFn = (x) => tf.tidy(() => tf.add(tf.matMul(tf.reshape(x, [x.shape[0], D]), W), bias) as tf.Tensor2D);
-  const xs = Float32Array.from({ length: n * D }, () => 0.5 + 0.1 * (r() - 0.5));
-  const labels: number[] = [];
-  const linf: number[] = [];
-  const l2: number[] = [];
-  const l1w = wdiff.reduce((a, v) => a + Math.abs(v), 0);
-  const l2w = Math.sqrt(wdiff.reduce((a, v) => a + v * v, 0));
-  for (let i = 0; i < n; i++) {
-    let m = b0;
-    for (let j = 0; j < D; j++) m += wdiff[j]! * xs[i * D + j]!;
-    labels.push(m > 0 ? 0 : 1);
-    linf.push(Math.abs(m) / l1w);
-    l2.push(Math.abs(m) / l2w);
-  }
-  return {
-    model,
-    x: tf.tensor4d(xs, [n, ...SHAPE]),
-    y: tf.tensor1d(labels, 'int32'),
-    closedForm: { linf, l2 } as Record<Norm, number[]>,
-    dispose: () => tf.dispose([W, bias]),
-  };
-}
-
-function perExampleDistance(a: tf.Tensor4D, b: tf.Tensor4D, norm: Norm): number[] {
-  const av = a.dataSync();
-  const bv = b.dataSync();
-  const n = a.shape[0];
-  return Array.from({ length: n }, (_, i) => distance(av.subarray(i * D, (i + 1) * D), bv.subarray(i * D, (i + 1) * D), norm));
-}
+const linearFixture = (n: number, seed: number) => boundaryLinearFixture(n, seed, SHAPE);
 
 test('projection: hand-computed cases with an active box face, both norms', () => {
   // p = (0.5, 0.8), w = (1, 3), target ⟨w, p + d⟩ = 2.9 + 0.9: coordinate 2 hits the face 1 after 0.2, so
@@ -111,7 +71,7 @@ test('fabT on a linear model approaches the closed-form minimal distance, both n
       const exact = f.closedForm[norm];
       await noLeak(() => {
         const res = fabT(f.model, f.x, f.y, { eps: 10, norm, steps: 60, seed: 3 });
-        const measured = perExampleDistance(res.xAdv, f.x, norm);
+        const measured = perExampleDistances(res.xAdv, f.x, norm);
         res.xAdv.dispose();
         for (let i = 0; i < exact.length; i++) {
           assert.equal(res.success[i], 1, `${norm}: example ${i} not fooled`);
@@ -124,7 +84,6 @@ test('fabT on a linear model approaches the closed-form minimal distance, both n
     }
   } finally {
     f.dispose();
-    tf.dispose([f.x, f.y]);
   }
 });
 
@@ -139,7 +98,7 @@ test('fabT succeeds iff eps is above the closed-form L-inf distance; failures re
           const xi = tf.slice(f.x, [i, 0, 0, 0], [1, ...SHAPE]);
           const yi = tf.slice(f.y, [i], [1]);
           const res = fabT(f.model, xi, yi, { eps: exact[i]! * factor, norm: 'linf', steps: 60, seed: 0 });
-          const d = perExampleDistance(res.xAdv, xi, 'linf')[0]!;
+          const d = perExampleDistances(res.xAdv, xi, 'linf')[0]!;
           if (factor > 1) {
             assert.equal(res.success[0], 1, `eps = ${factor}·d*: example ${i} not fooled`);
             assert.ok(d <= exact[i]! * factor, `outside the eps-ball: ${d}`);
@@ -153,7 +112,6 @@ test('fabT succeeds iff eps is above the closed-form L-inf distance; failures re
     });
   } finally {
     f.dispose();
-    tf.dispose([f.x, f.y]);
   }
 });
 
@@ -170,7 +128,7 @@ test('fabT on a small non-linear net: inside the eps-ball and [0, 1], success ma
     for (const [norm, eps] of [['linf', 0.05], ['l2', 0.5]] as const) {
       await noLeak(() => {
         const res = fabT(model, x, y, { eps, norm, steps: 15, nTargetClasses: 3, restarts: 2, seed: 5 });
-        const d = perExampleDistance(res.xAdv, x, norm);
+        const d = perExampleDistances(res.xAdv, x, norm);
         const adv = res.xAdv.dataSync();
         const pred = tf.tidy(() => tf.argMax(model(res.xAdv), 1).dataSync());
         const yv = y.dataSync();
@@ -212,6 +170,5 @@ test('fabT rejects bad options with InputError', () => {
     y3.dispose();
   } finally {
     f.dispose();
-    tf.dispose([f.x, f.y]);
   }
 });

@@ -1,6 +1,7 @@
 /** Models and data generated inside the tests: a linear classifier (closed-form worst case) and a tiny trained MLP. */
 import * as tf from '@tensorflow/tfjs';
-import type { ModelFn } from '../../src/attacks/types.js';
+import type { ModelFn, Norm } from '../../src/attacks/types.js';
+import { distance } from '../../src/attacks/fab-projection.js';
 import { rng } from '../helpers.js';
 
 export interface Linear {
@@ -164,4 +165,47 @@ export function smallConvNet(shape: readonly [number, number, number], activatio
     ],
   });
   return { net, model: (x) => net.apply(x, { training: false }) as tf.Tensor2D };
+}
+
+/**
+ * A 2-class linear model whose boundary passes through the all-0.5 image, n inputs 0.5 ± 0.05 (well inside the box),
+ * and the closed-form minimal distance of each input to the boundary: L-inf |margin| / ‖w_y − w_o‖₁, L2
+ * |margin| / ‖w_y − w_o‖₂. `calls` records the batch size of every model evaluation (query accounting).
+ */
+export function boundaryLinearFixture(n: number, seed: number, shape: readonly [number, number, number]) {
+  const D = shape[0] * shape[1] * shape[2];
+  const r = rng(seed);
+  const w = Float32Array.from({ length: D * 2 }, () => r() - 0.5);
+  const wdiff = Array.from({ length: D }, (_, i) => w[2 * i]! - w[2 * i + 1]!);
+  const b0 = -wdiff.reduce((acc, v) => acc + 0.5 * v, 0);
+  const W = tf.tensor2d(w, [D, 2]);
+  const bias = tf.tensor1d([b0, 0]);
+  const calls: number[] = [];
+  const model: ModelFn = (x) => {
+    calls.push(x.shape[0]);
+    return tf.tidy(() => tf.add(tf.matMul(tf.reshape(x, [x.shape[0], D]), W), bias) as tf.Tensor2D);
+  };
+  const xs = Float32Array.from({ length: n * D }, () => 0.5 + 0.1 * (r() - 0.5));
+  const labels: number[] = [];
+  const closedForm: Record<Norm, number[]> = { linf: [], l2: [] };
+  const l1w = wdiff.reduce((a, v) => a + Math.abs(v), 0);
+  const l2w = Math.sqrt(wdiff.reduce((a, v) => a + v * v, 0));
+  for (let i = 0; i < n; i++) {
+    let m = b0;
+    for (let j = 0; j < D; j++) m += wdiff[j]! * xs[i * D + j]!;
+    labels.push(m > 0 ? 0 : 1);
+    closedForm.linf.push(Math.abs(m) / l1w);
+    closedForm.l2.push(Math.abs(m) / l2w);
+  }
+  const x = tf.tensor4d(xs, [n, ...shape]);
+  const y = tf.tensor1d(labels, 'int32');
+  return { model, x, y, closedForm, calls, labels, dispose: () => tf.dispose([W, bias, x, y]) };
+}
+
+/** Per-example distance between two batches in the given norm. */
+export function perExampleDistances(a: tf.Tensor4D, b: tf.Tensor4D, norm: Norm = 'linf'): number[] {
+  const av = a.dataSync();
+  const bv = b.dataSync();
+  const D = av.length / a.shape[0];
+  return Array.from({ length: a.shape[0] }, (_, i) => distance(av.subarray(i * D, (i + 1) * D), bv.subarray(i * D, (i + 1) * D), norm));
 }

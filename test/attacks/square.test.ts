@@ -7,53 +7,13 @@ import { centreSurround, nestedRectangles, squareSideL2 } from '../../src/attack
 import { SeededRng } from '../../src/rng.js';
 import { distance } from '../../src/attacks/fab-projection.js';
 import { InputError } from '../../src/errors.js';
-import { smallConvNet } from './fixtures.js';
+import { boundaryLinearFixture, perExampleDistances, smallConvNet } from './fixtures.js';
 import type { ModelFn, Norm } from '../../src/attacks/types.js';
 
 const SHAPE = [8, 8, 3] as const;
 const D = SHAPE[0] * SHAPE[1] * SHAPE[2];
 
-/**
- * A 2-class linear model whose boundary passes through the all-0.5 image, inputs 0.5 ± 0.05, and the closed-form
- * minimal distances of each input to the boundary: L-inf |margin| / ‖w_y − w_o‖₁, L2 |margin| / ‖w_y − w_o‖₂. `calls` records the batch size of
- * every model evaluation, for the query accounting.
- */
-function linearFixture(n: number, seed: number) {
-  const r = rng(seed);
-  const w = Float32Array.from({ length: D * 2 }, () => r() - 0.5);
-  const wdiff = Array.from({ length: D }, (_, i) => w[2 * i]! - w[2 * i + 1]!);
-  const b0 = -wdiff.reduce((acc, v) => acc + 0.5 * v, 0);
-  const W = tf.tensor2d(w, [D, 2]);
-  const bias = tf.tensor1d([b0, 0]);
-  const calls: number[] = [];
-  const model: ModelFn = (x) => {
-    calls.push(x.shape[0]);
-    return tf.tidy(() => tf.add(tf.matMul(tf.reshape(x, [x.shape[0], D]), W), bias) as tf.Tensor2D);
-  };
-  const xs = Float32Array.from({ length: n * D }, () => 0.5 + 0.1 * (r() - 0.5));
-  const labels: number[] = [];
-  const dist: number[] = [];
-  const dist2: number[] = [];
-  const l1w = wdiff.reduce((a, v) => a + Math.abs(v), 0);
-  const l2w = Math.sqrt(wdiff.reduce((a, v) => a + v * v, 0));
-  for (let i = 0; i < n; i++) {
-    let m = b0;
-    for (let j = 0; j < D; j++) m += wdiff[j]! * xs[i * D + j]!;
-    labels.push(m > 0 ? 0 : 1);
-    dist.push(Math.abs(m) / l1w);
-    dist2.push(Math.abs(m) / l2w);
-  }
-  const x = tf.tensor4d(xs, [n, ...SHAPE]);
-  const y = tf.tensor1d(labels, 'int32');
-  const closedForm: Record<Norm, number[]> = { linf: dist, l2: dist2 };
-  return { model, x, y, dist, closedForm, calls, labels, dispose: () => tf.dispose([W, bias, x, y]) };
-}
-
-function distances(a: tf.Tensor4D, b: tf.Tensor4D, norm: Norm = 'linf'): number[] {
-  const av = a.dataSync();
-  const bv = b.dataSync();
-  return Array.from({ length: a.shape[0] }, (_, i) => distance(av.subarray(i * D, (i + 1) * D), bv.subarray(i * D, (i + 1) * D), norm));
-}
+const linearFixture = (n: number, seed: number) => boundaryLinearFixture(n, seed, SHAPE);
 
 test('square schedule: p halves at the paper iterations (10,000 queries) and rescales to the budget', () => {
   // Paper / reference schedule for 10,000 queries: p_init up to it 10, /2 to 50, /4 to 200, /8 to 500, /16 to 1000,
@@ -82,7 +42,7 @@ test('square fools a linear model with a generous eps and never below the minima
       await noLeak(() => {
         const generous = 3 * Math.max(...exact);
         const res = square(f.model, f.x, f.y, { eps: generous, norm, queries: 300, seed: 1 });
-        const d = distances(res.xAdv, f.x, norm);
+        const d = perExampleDistances(res.xAdv, f.x, norm);
         const adv = res.xAdv.dataSync();
         res.xAdv.dispose();
         assert.deepEqual(Array.from(res.success), [1, 1, 1, 1, 1, 1], `${norm}: not every point fooled with eps = 3·max distance`);
@@ -94,7 +54,7 @@ test('square fools a linear model with a generous eps and never below the minima
 
         const tiny = Math.min(...exact) / 10;
         const none = square(f.model, f.x, f.y, { eps: tiny, norm, queries: 100, seed: 1 });
-        const dn = distances(none.xAdv, f.x, norm);
+        const dn = perExampleDistances(none.xAdv, f.x, norm);
         none.xAdv.dispose();
         assert.deepEqual(Array.from(none.success), [0, 0, 0, 0, 0, 0], `${norm}: fooled far below the minimal distance`);
         assert.deepEqual(dn, [0, 0, 0, 0, 0, 0], `${norm}: failed points must come back clean`);
@@ -137,7 +97,7 @@ test('square query accounting: only points not yet fooled are queried, one batch
       labels[0] = 1 - labels[0]!;
       const y = tf.tensor1d(labels, 'int32');
       // eps between the smallest and largest distances: some points fall early, some late, some never.
-      const sorted = [...f.dist].sort((p, q) => p - q);
+      const sorted = [...f.closedForm.linf].sort((p, q) => p - q);
       const eps = 1.3 * sorted[4]!;
       const budget = 150;
       f.calls.length = 0;
@@ -180,7 +140,7 @@ test('square on a small net keeps the model state, stays in the ball near the bo
       const res = square(model, x, y, { eps, norm, queries: 100, seed: 3 });
       const adv = res.xAdv.dataSync();
       const pred = tf.tidy(() => tf.argMax(model(res.xAdv), 1).dataSync());
-      const d = distances(res.xAdv, x, norm);
+      const d = perExampleDistances(res.xAdv, x, norm);
       res.xAdv.dispose();
       const yv = y.dataSync();
       assert.ok(adv.every((v) => v >= 0 && v <= 1), `${norm}: outside [0, 1]`);
