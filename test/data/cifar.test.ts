@@ -1,18 +1,11 @@
 import assert from 'node:assert/strict';
 import { rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { InputError } from '../../src/errors.js';
 import { readCifar10, readCifar100, readExtraData, recordsToNhwc } from '../../src/data/cifar.js';
-import { cifarRecords, pixelValue, tmpDir, writeCifar10Folder } from './fixtures.js';
+import { cifarRecords, freshDir, pixelValue, writeCifar10Folder } from './fixtures.js';
 
-const dirs: string[] = [];
-after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-function fresh(prefix: string): string {
-  const d = tmpDir(prefix);
-  dirs.push(d);
-  return d;
-}
 
 /** Asserts the NHWC pixels of image i equal pixelValue(record r, ...) everywhere. */
 function assertPixels(images: Uint8Array, i: number, r: number): void {
@@ -53,7 +46,7 @@ describe('CIFAR binary readers', () => {
   });
 
   it('reads a cifar-10-batches-bin folder (5 training batches in order, then the test batch)', async () => {
-    const dir = join(fresh('c10'), 'cifar-10-batches-bin');
+    const dir = join(freshDir('c10'), 'cifar-10-batches-bin');
     const { trainLabels, testLabels } = writeCifar10Folder(dir, 3, 4);
     const { train, test } = await readCifar10(dir, { recordsPerBatch: 3, testRecords: 4 });
     assert.equal(train.n, 15);
@@ -68,7 +61,7 @@ describe('CIFAR binary readers', () => {
   });
 
   it('reads cifar-100-binary with fine labels as classes and keeps the coarse labels', async () => {
-    const dir = fresh('c100');
+    const dir = freshDir('c100');
     const fine = [0, 99, 42, 17, 63];
     const coarse = [19, 0, 3, 7, 11];
     writeFileSync(join(dir, 'train.bin'), cifarRecords(fine, coarse));
@@ -82,7 +75,7 @@ describe('CIFAR binary readers', () => {
   });
 
   it('checks the official sizes by default and names the file and the expected size', async () => {
-    const dir = join(fresh('c10'), 'cifar-10-batches-bin');
+    const dir = join(freshDir('c10'), 'cifar-10-batches-bin');
     writeCifar10Folder(dir, 3, 4);
     await assert.rejects(readCifar10(dir), (e: Error) => {
       assert.ok(e instanceof InputError);
@@ -92,7 +85,7 @@ describe('CIFAR binary readers', () => {
   });
 
   it('rejects a truncated file, naming it', async () => {
-    const dir = join(fresh('c10'), 'cifar-10-batches-bin');
+    const dir = join(freshDir('c10'), 'cifar-10-batches-bin');
     writeCifar10Folder(dir, 3, 4);
     truncateSync(join(dir, 'data_batch_3.bin'), 1234);
     await assert.rejects(readCifar10(dir, { recordsPerBatch: 3, testRecords: 4 }), {
@@ -102,7 +95,7 @@ describe('CIFAR binary readers', () => {
   });
 
   it('rejects a missing file, naming it', async () => {
-    const dir = join(fresh('c10'), 'cifar-10-batches-bin');
+    const dir = join(freshDir('c10'), 'cifar-10-batches-bin');
     writeCifar10Folder(dir, 3, 4);
     rmSync(join(dir, 'test_batch.bin'));
     await assert.rejects(readCifar10(dir, { recordsPerBatch: 3, testRecords: 4 }), (e: Error) => {
@@ -114,7 +107,7 @@ describe('CIFAR binary readers', () => {
   });
 
   it('rejects labels out of range (fine and coarse), naming the file and the record', async () => {
-    const dir = join(fresh('c10'), 'cifar-10-batches-bin');
+    const dir = join(freshDir('c10'), 'cifar-10-batches-bin');
     writeCifar10Folder(dir, 3, 4);
     writeFileSync(join(dir, 'data_batch_4.bin'), cifarRecords([1, 10, 2]));
     await assert.rejects(readCifar10(dir, { recordsPerBatch: 3, testRecords: 4 }), {
@@ -122,7 +115,7 @@ describe('CIFAR binary readers', () => {
       message: `${join(dir, 'data_batch_4.bin')}: record 1 has label 10, expected 0..9`,
     });
 
-    const d100 = fresh('c100');
+    const d100 = freshDir('c100');
     writeFileSync(join(d100, 'train.bin'), cifarRecords([1, 2], [3, 4]));
     writeFileSync(join(d100, 'test.bin'), cifarRecords([1, 100], [0, 0]));
     await assert.rejects(readCifar100(d100, { trainRecords: 2, testRecords: 2 }), {
@@ -135,7 +128,7 @@ describe('CIFAR binary readers', () => {
   });
 
   it('reads extra training data of any length in either layout', async () => {
-    const dir = fresh('extra');
+    const dir = freshDir('extra');
     const f10 = join(dir, 'gen10.bin');
     writeFileSync(f10, cifarRecords([3, 1, 4, 1, 5, 9, 2]));
     const e10 = await readExtraData(f10, 10);

@@ -10,16 +10,9 @@ import { readCifar10 } from '../../src/data/cifar.js';
 import { ensureCifar } from '../../src/data/download.js';
 import { extractTarGz, safeMemberName } from '../../src/data/tar.js';
 import { InputError } from '../../src/errors.js';
-import { cifarRecords, paxRecord, tarGz, tmpDir, type TarMember } from './fixtures.js';
+import { cifarRecords, freshDir, paxRecord, tarGz, type TarMember } from './fixtures.js';
 
 const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
-const dirs: string[] = [];
-after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-function fresh(prefix: string): string {
-  const d = tmpDir(prefix);
-  dirs.push(d);
-  return d;
-}
 
 /** A tiny but complete CIFAR-10 archive: 2 records per training batch, 3 test records, plus a readme. */
 function tinyCifar10Members(): TarMember[] {
@@ -74,7 +67,7 @@ function leftovers(dataDir: string, allowed: string[]): string[] {
 
 describe('ensureCifar', () => {
   it('downloads, verifies and extracts only the expected members; a second call uses the folder', async () => {
-    const dataDir = join(fresh('dl'), 'data');
+    const dataDir = join(freshDir('dl'), 'data');
     const before = requests;
     const folder = await ensureCifar('cifar10', dataDir, { url: `${base}/cifar-10-binary.tar.gz`, md5: md5(TINY), progress: false });
     assert.equal(folder, join(dataDir, 'cifar-10-batches-bin'));
@@ -100,7 +93,7 @@ describe('ensureCifar', () => {
   });
 
   it('a download with the wrong MD5 leaves no folder, no archive and no temp file', async () => {
-    const dataDir = fresh('badmd5');
+    const dataDir = freshDir('badmd5');
     await assert.rejects(
       ensureCifar('cifar10', dataDir, { url: `${base}/cifar-10-binary.tar.gz`, md5: '0'.repeat(32), progress: false }),
       (e: Error) => /MD5 [0-9a-f]{32}, expected 0{32}/.test(e.message),
@@ -109,7 +102,7 @@ describe('ensureCifar', () => {
   });
 
   it('an interrupted download leaves nothing behind and says what to do offline', async () => {
-    const dataDir = fresh('trunc');
+    const dataDir = freshDir('trunc');
     await assert.rejects(ensureCifar('cifar10', dataDir, { url: `${base}/truncated`, md5: md5(TINY), progress: false }), (e: Error) => {
       assert.ok(e instanceof InputError);
       assert.match(e.message, /interrupted/);
@@ -120,7 +113,7 @@ describe('ensureCifar', () => {
   });
 
   it('a stalled download is aborted after the stall timeout and cleaned up', async () => {
-    const dataDir = fresh('stall');
+    const dataDir = freshDir('stall');
     const t0 = Date.now();
     await assert.rejects(
       ensureCifar('cifar10', dataDir, { url: `${base}/stall`, md5: md5(TINY), progress: false, stallTimeoutMs: 300 }),
@@ -131,7 +124,7 @@ describe('ensureCifar', () => {
   });
 
   it('offline: the InputError names the archive to put where, or the folder to create', async () => {
-    const dataDir = fresh('offline');
+    const dataDir = freshDir('offline');
     // a port that was just free: nothing listens there
     const probe = createServer();
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
@@ -154,7 +147,7 @@ describe('ensureCifar', () => {
   });
 
   it('extracts an archive the user placed in the data dir, after checking its MD5', async () => {
-    const dataDir = fresh('placed');
+    const dataDir = freshDir('placed');
     writeFileSync(join(dataDir, 'cifar-10-binary.tar.gz'), TINY);
     await assert.rejects(ensureCifar('cifar10', dataDir, { download: false }), (e: Error) => {
       assert.ok(e instanceof InputError);
@@ -184,7 +177,7 @@ describe('ensureCifar', () => {
       ['duplicate', [...tinyCifar10Members(), { name: 'cifar-10-batches-bin/test_batch.bin', data: Buffer.from('x') }], /appears twice/],
     ];
     for (const [what, members, pattern] of cases) {
-      const root = fresh(what);
+      const root = freshDir(what);
       const dataDir = join(root, 'data');
       mkdirSync(dataDir);
       const tgz = tarGz(members);
@@ -202,7 +195,7 @@ describe('ensureCifar', () => {
   });
 
   it('rejects a corrupt gzip and a non-tar payload', async () => {
-    const dir = fresh('corrupt');
+    const dir = freshDir('corrupt');
     const broken = Buffer.from(TINY);
     broken[Math.floor(broken.length / 2)]! ^= 0xff;
     writeFileSync(join(dir, 'a.tar.gz'), broken);
@@ -213,7 +206,7 @@ describe('ensureCifar', () => {
   });
 
   it('an incomplete existing folder is reported, not silently used', async () => {
-    const dataDir = fresh('partial');
+    const dataDir = freshDir('partial');
     mkdirSync(join(dataDir, 'cifar-100-binary'));
     writeFileSync(join(dataDir, 'cifar-100-binary', 'train.bin'), '');
     await assert.rejects(ensureCifar('cifar100', dataDir, { download: false }), {

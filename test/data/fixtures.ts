@@ -1,5 +1,6 @@
 /** Generated fixtures for the data tests: CIFAR-format record files, small image sets, a tar writer. */
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { after } from 'node:test';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -7,6 +8,15 @@ import type { ImageSet } from '../../src/data/types.js';
 
 export function tmpDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `ikl-data-${prefix}-`));
+}
+
+/** A temporary directory removed when the test file ends. */
+const created: string[] = [];
+after(() => created.forEach((d) => rmSync(d, { recursive: true, force: true })));
+export function freshDir(prefix: string): string {
+  const d = tmpDir(prefix);
+  created.push(d);
+  return d;
 }
 
 /**
