@@ -3,9 +3,12 @@
  * parameter-free attacks"): PGD with momentum whose step size needs no tuning. It starts at 2·eps and is halved
  * per example at checkpoints when progress stalls, restarting from the best point found so far.
  * APGD-CE maximises cross-entropy; APGD-T maximises the targeted DLR loss towards each of the top classes in turn.
- * Written from the paper's Algorithm 1 and Section 3; where the released code made a choice the paper leaves open
- * (the oscillation test is "≤ ρ·k", the momentum term after a restart uses the pre-step iterate), we follow the code,
- * since that is what produced the published numbers.
+ * Written from the paper's Algorithm 1 and Section 3; where the released code (fra31/auto-attack) made a choice the
+ * paper leaves open we follow the code, since that is what produced the published numbers: the oscillation test is
+ * "≤ ρ·k"; the momentum term after a restart uses the pre-step iterate; the second halving condition counts as
+ * "halved last time" at the first checkpoint (`reduced_last_check` starts at ones); and the first step of the first
+ * interval is compared with a loss of 0, not with the loss at the start (the reference's `loss_steps[-1]`, a row
+ * still zero then). test/reference replays the reference's per-iteration losses and step sizes.
  */
 import * as tf from '@tensorflow/tfjs';
 import { crossEntropy, dlrLoss, dlrTargetedLoss } from '../losses/index.js';
@@ -42,8 +45,8 @@ export interface ApgdTOptions extends ApgdOptions {
  * (first interval ⌊0.22N⌋, each next one 3% of N shorter, never below 6% of N).
  */
 export function apgdCheckpoints(nIter: number): number[] {
-  // +1e-9: 0.03·300 is 8.999… in floating point, and the schedule means 9.
-  const frac = (p: number): number => Math.max(Math.floor(p * nIter + 1e-9), 1);
+  // ⌊p·N⌋ in doubles, as the reference's int(p * N).
+  const frac = (p: number): number => Math.max(Math.floor(p * nIter), 1);
   const decrease = frac(0.03);
   const minInterval = frac(0.06);
   const out: number[] = [];
@@ -133,10 +136,12 @@ export function apgdRun(
       xBestAdv: x0,
       fooled: tf.logicalNot(correctMask(logits, y)) as tf.Tensor1D,
       stepSize: tf.fill([b], 2 * eps) as tf.Tensor1D,
-      lossPrev: loss,
+      // The reference compares the first step's loss with loss_steps[-1], the last row of a zero-filled table.
+      lossPrev: tf.zeros([b]) as tf.Tensor1D,
       increases: tf.zeros([b]) as tf.Tensor1D,
       lossBestLastCheck: loss,
-      reducedLastCheck: tf.zeros([b], 'bool') as tf.Tensor1D,
+      // As if halved before the start: condition 2 cannot fire at the first checkpoint (reference: ones).
+      reducedLastCheck: tf.ones([b], 'bool') as tf.Tensor1D,
     };
   });
   let lastCheck = 0;
