@@ -11,8 +11,12 @@ import { project, selectPerExample, steepestDirection, tradesStart, uniformBallS
 import type { AttackOptions, AttackResult, ModelFn, Norm } from './types.js';
 import { checkIterativeOptions, checkNonNegative } from './validate.js';
 
-export const PGD_STARTS = ['uniform', 'trades', 'none'] as const;
-/** uniform: uniform in the eps-ball. trades: x + 0.001·N(0, I), unclamped (as TRADES). none: x itself. */
+export const PGD_STARTS = ['uniform', 'trades', 'none', 'uniform-unclamped'] as const;
+/**
+ * uniform: uniform in the eps-ball. trades: x + 0.001·N(0, I), unclamped (TRADES' training attack). none: x
+ * itself. uniform-unclamped (L-inf only): x + U[−eps, eps]^d not clamped to [0, 1], the start of TRADES'
+ * PGD-20 evaluation (pgd_attack_cifar10.py, `--random`); the first step's projection and clamp fix it.
+ */
 export type PgdStart = (typeof PGD_STARTS)[number];
 
 export interface PgdOptions extends AttackOptions, AttackLossOptions {
@@ -36,11 +40,13 @@ function checkPgdOptions(who: string, x: tf.Tensor4D, y: tf.Tensor1D, opts: PgdO
   if (opts.start !== undefined && !PGD_STARTS.includes(opts.start)) {
     throw new InputError(`${who}: start expected one of ${PGD_STARTS.join('|')}, got '${String(opts.start)}'`);
   }
+  if (opts.start === 'uniform-unclamped' && opts.norm !== 'linf') throw new InputError(`${who}: start 'uniform-unclamped' is L-inf only, got norm '${opts.norm}'`);
 }
 
 function startPoint(x: tf.Tensor4D, eps: number, norm: Norm, start: PgdStart, seed: number): tf.Tensor4D {
   if (start === 'uniform') return uniformBallStart(x, eps, norm, seed);
   if (start === 'trades') return tradesStart(x, seed);
+  if (start === 'uniform-unclamped') return tf.tidy(() => tf.add(x, tf.randomUniform(x.shape, -eps, eps, 'float32', seed)) as tf.Tensor4D);
   return tf.clone(x);
 }
 

@@ -44,14 +44,16 @@ export function planAttack(o: EvalOptions): AttackPlan {
     case 'pgd':
     case 'cw': {
       const loss = o.attack === 'pgd' ? 'ce' : 'cw';
+      // TRADES' evaluation starts from x + U[−ε, ε] without clamping it to [0, 1] (options.ts, TRADES_PROTOCOL).
+      const start = o.protocol === 'trades' ? 'uniform-unclamped' : 'uniform';
       return {
         loss,
-        details: { start: 'uniform' },
+        details: o.protocol === 'trades' ? { start, protocol: 'trades', counting: 'last iterate correct, every point' } : { start },
         stages: [
           {
             name: `${o.attack}-${o.steps}`,
             blackBox: false,
-            run: (m, x, y, seed) => pgd(m, x, y, { ...base, steps: o.steps!, stepSize: o.stepSize!, restarts: o.restarts!, seed, start: 'uniform', loss }),
+            run: (m, x, y, seed) => pgd(m, x, y, { ...base, steps: o.steps!, stepSize: o.stepSize!, restarts: o.restarts!, seed, start, loss }),
           },
         ],
       };

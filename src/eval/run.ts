@@ -202,9 +202,11 @@ async function runBatch(
     }
     for (let s = bs.stagesDone; s < stages.length; s++) {
       const t0 = performance.now();
-      // Attack only what is still robust: clean-correct and not broken by an earlier stage.
+      // Attack only what is still robust: clean-correct and not broken by an earlier stage. TRADES' protocol
+      // attacks every point (a clean error the attack fixes counts as robust there).
+      const all = o.protocol === 'trades';
       const idx: number[] = [];
-      for (let i = 0; i < end - start; i++) if (state.clean[off + i] === 1 && state.brokenAt[off + i] === -1) idx.push(i);
+      for (let i = 0; i < end - start; i++) if ((all || state.clean[off + i] === 1) && state.brokenAt[off + i] === -1) idx.push(i);
       if (idx.length > 0) {
         const sel = tf.tensor1d(idx, 'int32');
         const xs = tf.gather(x, sel) as tf.Tensor4D;
