@@ -100,6 +100,12 @@ function replaceState(old: ApgdState, next: ApgdState): ApgdState {
   return next;
 }
 
+/**
+ * Tests only (each call downloads the state): after iteration i (0-based) of a run, the loss at the new iterate,
+ * the step size after that iteration's checkpoint (if any), and the best loss and point so far.
+ */
+export type ApgdIterationHook = (info: { i: number; loss: Float32Array; stepSize: Float32Array; lossBest: Float32Array; xBest: Float32Array }) => void;
+
 export type ApgdRun = {
   /** Per example: the latest misclassified iterate if fooled, else the highest-loss point. */
   xAdv: tf.Tensor4D;
@@ -116,7 +122,7 @@ export function apgdRun(
   x: tf.Tensor4D,
   y: tf.Tensor1D,
   lossFn: PerExampleLoss,
-  opts: { eps: number; norm: Norm; steps: number; seed: number; rho?: number; x0?: tf.Tensor4D },
+  opts: { eps: number; norm: Norm; steps: number; seed: number; rho?: number; x0?: tf.Tensor4D; onIteration?: ApgdIterationHook },
 ): ApgdRun {
   const { eps, norm, steps } = opts;
   const rho = opts.rho ?? APGD_RHO;
@@ -195,6 +201,10 @@ export function apgdRun(
         };
       }),
     );
+    if (opts.onIteration) {
+      const read = (t: tf.Tensor): Float32Array => Float32Array.from(t.dataSync() as Float32Array);
+      opts.onIteration({ i, loss: read(state.lossPrev), stepSize: read(state.stepSize), lossBest: read(state.lossBest), xBest: read(state.xBest) });
+    }
   }
   const out = tf.tidy(() => ({ xAdv: selectPerExample(state.fooled, state.xBestAdv, state.xBest), fooled: tf.clone(state.fooled), lossBest: tf.clone(state.lossBest) }));
   for (const t of new Set(Object.values(state) as tf.Tensor[])) t.dispose();

@@ -51,7 +51,7 @@ export interface SquareOptions {
 }
 
 /** What a test sees of each iteration of the random search. */
-export type IterationHook = (info: { it: number; side: number; active: number[]; accepted: Uint8Array; margin: Float64Array }) => void;
+export type IterationHook = (info: { it: number; side: number; active: number[]; accepted: Uint8Array; margin: Float64Array; xBest: Float32Array }) => void;
 
 export interface SquareResult extends AttackResult {
   /** Model evaluations of perturbed versions of each point, all restarts together (0 if misclassified clean). */
@@ -255,7 +255,7 @@ function randomSearch(
         accepted[a] = 1;
       }
     }
-    o.onIteration?.({ it, side: s, active, accepted, margin: proposed });
+    o.onIteration?.({ it, side: s, active, accepted, margin: proposed, xBest });
   }
   return { xBest, margin, used };
 }
