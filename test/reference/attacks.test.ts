@@ -123,7 +123,7 @@ for (const kind of ['ce', 't'] as const) {
         const xErr = { err: xWorst, at: -1 };
         const halvings = rec.stepSize.map((r, i) => (i > 0 ? r.filter((v, b) => v < rec.stepSize[i - 1]![b]!).length : 0)).reduce((a, v) => a + v, 0);
         console.log(
-          `# APGD-${kind}: ${halvings} halvings matched; largest difference: loss ${lossErr.err.toExponential(2)}, best loss ${bestErr.err.toExponential(2)}, ` +
+          `APGD-${kind}: ${halvings} halvings matched; largest difference: loss ${lossErr.err.toExponential(2)}, best loss ${bestErr.err.toExponential(2)}, ` +
             `x_best ${xErr.err.toExponential(2)} on ${xBest.length - off.length} of ${xBest.length} coordinates (${off.length} moved otherwise, by at most ${Math.max(0, ...off).toExponential(2)})`,
         );
         assert.ok(halvings >= 4, 'the fixture should exercise several halvings');
@@ -172,7 +172,7 @@ test('FAB-T replays the reference: iterates and best norms after every step (tar
         });
       }
       const advErr = worst(xAdv, fx.fab.xAdv);
-      console.log(`# FAB-T: largest difference: iterate ${xWorst.toExponential(2)}, best norm ${nWorst.toExponential(2)}, output ${advErr.err.toExponential(2)}`);
+      console.log(`FAB-T: largest difference: iterate ${xWorst.toExponential(2)}, best norm ${nWorst.toExponential(2)}, output ${advErr.err.toExponential(2)}`);
       assert.ok(advErr.err < 1e-5, `output differs by ${advErr.err}`);
     });
   } finally {
@@ -224,7 +224,7 @@ for (const norm of ['linf', 'l2'] as const) {
         const mErr = worst(margins.slice(0, exactUpTo), rec.proposedMargin.slice(0, exactUpTo));
         const parted = margins.findIndex((m, i) => Math.abs(m - rec.proposedMargin[i]!) > 1e-4 || accepted[i] !== refAccepted[i]);
         console.log(
-          `# Square ${norm}: ${refAccepted.slice(0, exactUpTo).reduce((a, v) => a + v, 0)} accepted proposals in ${exactUpTo} iterations compared, ` +
+          `Square ${norm}: ${refAccepted.slice(0, exactUpTo).reduce((a, v) => a + v, 0)} accepted proposals in ${exactUpTo} iterations compared, ` +
             `${diffs} disagreements; largest margin difference ${mErr.err.toExponential(2)}; first parting ${parted < 0 ? 'never' : `at iteration ${parted}`}`,
         );
         assert.equal(diffs, 0, 'accepted proposals differ');
