@@ -5,15 +5,20 @@ export type ModelFn = (x: tf.Tensor4D) => tf.Tensor2D;
 
 export type Norm = 'linf' | 'l2';
 
-export interface AttackOptions {
+/** What every randomised attack takes: the threat model and the seed all its random choices derive from. */
+export interface BaseAttackOptions {
   eps: number;
   norm: Norm;
-  /** Iterations (queries for Square). */
+  seed: number;
+}
+
+/** The iterative white-box attacks (PGD, APGD). */
+export interface AttackOptions extends BaseAttackOptions {
+  /** The iteration budget; every attack calls it `steps` (Square: queries). */
   steps: number;
   /** Absolute step size (PGD/FGSM). */
   stepSize?: number;
   restarts: number;
-  seed: number;
 }
 
 export interface AttackResult {

@@ -6,8 +6,9 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { InputError } from '../errors.js';
+import { EMPTY_VALIDITY, type ValidityLine } from '../attacks/validity.js';
 import type { EvalOptions, Slice, Validity } from './types.js';
-import { EMPTY_VALIDITY, validityFromJson, validityToJson } from './validity.js';
+import { validityFromJson, validityToJson } from './validity.js';
 
 export const STATE_VERSION = 1;
 
@@ -16,7 +17,7 @@ export interface BatchState {
   stagesDone: number;
   cleanTime: number;
   stageTimes: number[];
-  validity: Validity;
+  validity: ValidityLine;
 }
 
 export interface EvalState {
@@ -81,7 +82,7 @@ export function writeFileAtomic(file: string, text: string): void {
 }
 
 export function saveState(file: string, state: EvalState): void {
-  const batches: Record<string, BatchState> = {};
+  const batches: Record<string, unknown> = {};
   for (const [k, b] of Object.entries(state.batches)) batches[k] = { ...b, validity: validityToJson(b.validity) };
   writeFileAtomic(file, `${JSON.stringify({ ...state, batches })}\n`);
 }
@@ -104,7 +105,7 @@ export function loadState(file: string): EvalState | undefined {
   if (s === null || typeof s !== 'object' || s.version !== STATE_VERSION || !Array.isArray(s.clean) || !Array.isArray(s.brokenAt) || typeof s.batches !== 'object') {
     throw new InputError(`--state ${file}: not an ikl-eval state file of version ${STATE_VERSION} (delete it to start over)`);
   }
-  for (const b of Object.values(s.batches)) b.validity = validityFromJson(b.validity ?? EMPTY_VALIDITY);
+  for (const b of Object.values(s.batches)) b.validity = b.validity ? validityFromJson(b.validity as unknown as Validity) : { ...EMPTY_VALIDITY };
   return s;
 }
 
