@@ -10,6 +10,7 @@ import { Command, CommanderError } from 'commander';
 import { BACKEND_NAMES, LOG_FORMATS, configHash, configToYaml, jsonSchemaText, resolveConfig, type TrainConfig } from '../config/index.js';
 import { EXIT, InputError } from '../errors.js';
 import { runMain } from './common.js';
+import type { StepInfo } from '../train/trainer.js';
 
 export interface TrainFlags {
   config?: string;
@@ -171,13 +172,46 @@ async function trainAction(flags: TrainFlags): Promise<number> {
   );
   if (signal.stopRequested) return received === 'SIGTERM' ? EXIT.sigterm : EXIT.sigint;
   const { train } = await import('../train/index.js');
-  const result = await train(config, { runDir: plan.runDir, resume: plan.resume, logger: log, progress: config.run.progress, signal });
+  const bar = config.run.progress && process.stderr.isTTY === true ? await epochBar(config.schedule.epochs) : undefined;
+  let result;
+  try {
+    result = await train(config, { runDir: plan.runDir, resume: plan.resume, logger: log, signal, onStep: bar?.onStep });
+  } finally {
+    bar?.stop();
+  }
   if (result.stopped) {
     log.info({ runDir: plan.runDir, epochs: result.epochs, steps: result.steps }, `stopped; continue with: ikl-train --resume ${plan.runDir}`);
     return received === 'SIGTERM' ? EXIT.sigterm : EXIT.sigint;
   }
   log.info({ runDir: plan.runDir, epochs: result.epochs, steps: result.steps, last: result.metrics.at(-1) }, 'done');
   return EXIT.ok;
+}
+
+/** A progress bar per epoch on stderr, fed by the trainer's step hook. */
+async function epochBar(epochs: number): Promise<{ onStep: (info: StepInfo) => void; stop: () => void }> {
+  const { default: cliProgress } = await import('cli-progress');
+  let bar: InstanceType<typeof cliProgress.SingleBar> | undefined;
+  let epoch = 0;
+  return {
+    onStep: (info) => {
+      if (info.epoch !== epoch || !bar) {
+        bar?.stop();
+        epoch = info.epoch;
+        bar = new cliProgress.SingleBar(
+          { stream: process.stderr, format: `epoch ${epoch}/${epochs} [{bar}] {value}/{total} | loss {loss} | {eta_formatted} left` },
+          cliProgress.Presets.shades_classic,
+        );
+        bar.start(info.batches, info.batch, { loss: '-' });
+      }
+      bar!.update(info.batch + 1, { loss: info.stats.total.toFixed(4) });
+      // Closed at the epoch's last batch, before the epoch-end evaluation logs its line.
+      if (info.batch + 1 === info.batches) {
+        bar!.stop();
+        bar = undefined;
+      }
+    },
+    stop: () => bar?.stop(),
+  };
 }
 
 export function buildProgram(run: (body: () => Promise<number>) => void): Command {

@@ -104,8 +104,8 @@ async function evaluate(o: EvalOptions, subject: EvalSubject, test: ImageSet, ho
   }
   state ??= newState(o, stageNames, { start: slice.start, end: slice.end });
 
-  const save = (): void => {
-    if (hooks.stateFile) saveState(hooks.stateFile, state!);
+  const save = async (): Promise<void> => {
+    if (hooks.stateFile) await saveState(hooks.stateFile, state!);
   };
 
   if (state.sanityWarnings === null) {
@@ -117,7 +117,7 @@ async function evaluate(o: EvalOptions, subject: EvalSubject, test: ImageSet, ho
       tf.dispose([probe.x, probe.y]);
     }
     for (const w of state.sanityWarnings) log.warn(w);
-    save();
+    await save();
   }
 
   const totalBatches = slice.endBatch - slice.firstBatch;
@@ -131,15 +131,15 @@ async function evaluate(o: EvalOptions, subject: EvalSubject, test: ImageSet, ho
     if (hooks.signal?.aborted) return null;
     const finished = await runBatch(b, state, stages, subject.modelFn, test, o, {
       signal: hooks.signal,
-      afterStage: (s) => {
+      afterStage: async (s) => {
         if (Date.now() - lastSave >= saveEvery * 1000) {
-          save();
+          await save();
           lastSave = Date.now();
         }
         hooks.onStage?.(b, s);
       },
     });
-    save();
+    await save();
     lastSave = Date.now();
     if (!finished) return null;
     const done = completeBatches();
@@ -168,7 +168,7 @@ async function runBatch(
   model: ModelFn,
   test: ImageSet,
   o: EvalOptions,
-  hooks: { signal?: AbortSignal; afterStage: (stage: number) => void },
+  hooks: { signal?: AbortSignal; afterStage: (stage: number) => Promise<void> },
 ): Promise<boolean> {
   const key = String(b);
   const start = b * o.batchSize;
@@ -197,12 +197,12 @@ async function runBatch(
       // One seed per (global batch, stage): the same whatever the shard or resume point.
       stageSeed: (s) => deriveSeed(o.seed, b, s),
       signal: hooks.signal,
-      onStage: (e) => {
+      onStage: async (e) => {
         for (const i of e.fooledRows) state.brokenAt[off + i] = e.stage;
         if (e.validity) batch.validity = combineValidity(batch.validity, e.validity);
         batch.stageTimes[e.stage] = e.timeMs / 1000;
         batch.stagesDone = e.stage + 1;
-        hooks.afterStage(e.stage);
+        await hooks.afterStage(e.stage);
       },
     });
     return !stopped;

@@ -3,10 +3,11 @@
  * (the `file://` handler exists only with tfjs-node). The files are exactly what `tf.loadLayersModel` expects in a
  * browser: all weights, including BN running statistics, are in weights.bin.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors.js';
+import { writeFileAtomic } from '../files.js';
 import { copyWeights } from './weights.js';
 
 export const MODEL_JSON = 'model.json';
@@ -16,12 +17,6 @@ const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1 };
 
 function toArrayBuffer(data: tf.io.WeightData): ArrayBuffer {
   return Array.isArray(data) ? tf.io.CompositeArrayBuffer.join(data) : data;
-}
-
-/** Writes `<file>.tmp` then renames, so a crash never leaves a half-written file under the final name. */
-async function writeAtomic(file: string, data: string | Uint8Array): Promise<void> {
-  await writeFile(`${file}.tmp`, data);
-  await rename(`${file}.tmp`, file);
 }
 
 /** Saves the model as `dir/model.json` + `dir/weights.bin` (directory created if needed). */
@@ -39,8 +34,8 @@ export async function saveModel(model: tf.LayersModel, dir: string): Promise<voi
         weightsManifest: [{ paths: [`./${WEIGHTS_BIN}`], weights: artifacts.weightSpecs }],
       };
       // Weights first: model.json is the file a loader looks for, so it appears only when both are complete.
-      await writeAtomic(join(dir, WEIGHTS_BIN), weights);
-      await writeAtomic(join(dir, MODEL_JSON), JSON.stringify(modelJson));
+      await writeFileAtomic(join(dir, WEIGHTS_BIN), weights);
+      await writeFileAtomic(join(dir, MODEL_JSON), JSON.stringify(modelJson));
       return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
     }),
   );

@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import { InputError } from '../../src/errors.js';
 import { parseShard, resolveEvalOptions, shardSlice } from '../../src/eval/options.js';
 import { mergeReports, resultWarnings } from '../../src/eval/report.js';
-import { assertSameOptions, loadState, newState, saveState, writeFileAtomic } from '../../src/eval/state.js';
+import { assertSameOptions, loadState, newState, saveState } from '../../src/eval/state.js';
+import { writeFileAtomic } from '../../src/files.js';
 import type { EvalOptions, EvalReport } from '../../src/eval/types.js';
 import { combineValidity, EMPTY_VALIDITY, formatValidity } from '../../src/attacks/validity.js';
 import { validityFromJson, validityToJson } from '../../src/eval/validity.js';
@@ -153,7 +154,7 @@ test('validity: combine is max/sum/min/max with an empty neutral element; the li
   assert.deepEqual(validityFromJson(validityToJson(v)), v);
 });
 
-test('state: atomic write leaves no temporary file, round-trips, refuses other options', () => {
+test('state: atomic write leaves no temporary file, round-trips, refuses other options', async () => {
   const dir = tempDir();
   const file = join(dir, 'state.json');
   const opts: EvalOptions = {
@@ -163,7 +164,7 @@ test('state: atomic write leaves no temporary file, round-trips, refuses other o
   s.clean[3] = 1;
   s.brokenAt[3] = 0;
   s.batches['0'] = { stagesDone: 1, cleanTime: 0.1, stageTimes: [0.2], validity: { ...EMPTY_VALIDITY } };
-  saveState(file, s);
+  await saveState(file, s);
   assert.deepEqual(readdirSync(dir), ['state.json']);
   const back = loadState(file)!;
   assert.deepEqual(back, s, 'an empty validity (±Infinity) survives JSON');
@@ -173,6 +174,6 @@ test('state: atomic write leaves no temporary file, round-trips, refuses other o
   assert.doesNotThrow(() => assertSameOptions(file, back.options, { ...opts }));
   writeFileSync(file, '{"truncated');
   assert.throws(() => loadState(file), /not a JSON ikl-eval state file/);
-  writeFileAtomic(file, 'x');
+  await writeFileAtomic(file, 'x');
   assert.equal(readFileSync(file, 'utf8'), 'x');
 });
