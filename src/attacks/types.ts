@@ -5,6 +5,14 @@ export type ModelFn = (x: tf.Tensor4D) => tf.Tensor2D;
 
 export type Norm = 'linf' | 'l2';
 
+/** uniform: uniform in the eps-ball. trades: x + 0.001·N(0, I), unclamped (as TRADES). none: x itself. */
+export const PGD_STARTS = ['uniform', 'trades', 'none'] as const;
+export type PgdStart = (typeof PGD_STARTS)[number];
+
+/** The losses an attack can maximise (src/attacks/objective.ts). */
+export const ATTACK_LOSSES = ['ce', 'cw', 'kl', 'ikl'] as const;
+export type AttackLoss = (typeof ATTACK_LOSSES)[number];
+
 /** What every randomised attack takes: the threat model and the seed all its random choices derive from. */
 export interface BaseAttackOptions {
   eps: number;

@@ -9,7 +9,8 @@ import { EXIT, InputError } from '../errors.js';
 import { runMain } from './common.js';
 import { EVAL_ATTACKS } from '../eval/types.js';
 import { resolveEvalOptions, type RawEvalOptions } from '../eval/options.js';
-import type { LogFormat } from '../log.js';
+import { LOG_FORMATS } from '../choices.js';
+import { oneOf } from '../input.js';
 
 interface EvalFlags extends RawEvalOptions {
   state?: string;
@@ -39,8 +40,7 @@ function printJson(value: unknown): void {
 async function evalAction(flags: EvalFlags): Promise<number> {
   // Everything the user can get wrong is checked before tfjs or any file is loaded.
   const partial = resolveEvalOptions(flags);
-  const logFormat = (flags.logFormat ?? 'auto') as LogFormat;
-  if (!['auto', 'json', 'pretty'].includes(logFormat)) throw new InputError(`--log-format: expected auto|json|pretty, got '${flags.logFormat}'`);
+  const logFormat = oneOf(LOG_FORMATS, flags.logFormat ?? 'auto', '--log-format');
   const { initBackend, logBackend, parseBackendChoice } = await import('../backend.js');
   const backendChoice = flags.backend === undefined ? undefined : parseBackendChoice(flags.backend);
   const { createLogger } = await import('../log.js');

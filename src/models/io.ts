@@ -13,7 +13,8 @@ import { copyWeights } from './weights.js';
 export const MODEL_JSON = 'model.json';
 export const WEIGHTS_BIN = 'weights.bin';
 
-const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1 };
+/** Bytes per element of the dtypes the model and checkpoint files hold. */
+export const DTYPE_BYTES = { float32: 4, int32: 4, bool: 1 } as const;
 
 function toArrayBuffer(data: tf.io.WeightData): ArrayBuffer {
   return Array.isArray(data) ? tf.io.CompositeArrayBuffer.join(data) : data;
@@ -44,7 +45,7 @@ export async function saveModel(model: tf.LayersModel, dir: string): Promise<voi
 function expectedBytes(specs: readonly tf.io.WeightsManifestEntry[]): number | undefined {
   let total = 0;
   for (const s of specs) {
-    const per = DTYPE_BYTES[s.dtype];
+    const per = (DTYPE_BYTES as Record<string, number>)[s.dtype];
     if (per === undefined || s.quantization) return undefined; // quantised or exotic: let tfjs validate
     total += s.shape.reduce((a, b) => a * b, 1) * per;
   }
