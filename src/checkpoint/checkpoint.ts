@@ -243,7 +243,7 @@ export async function readCheckpoint(dir: string, opts: ReadOptions = {}): Promi
     if (e instanceof InputError) throw e;
     throw new InputError(`${join(dir, CHECKPOINT_FILES.modelJson)}: cannot build the model (${(e as Error).message.split('\n')[0]})`);
   }
-  let tensors: NamedTensors = {};
+  let tensors: NamedTensors;
   try {
     tensors = decodeTensors(manifest, tensorBytes, join(dir, CHECKPOINT_FILES.tensorsManifest));
   } catch (e) {

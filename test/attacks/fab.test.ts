@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { noLeak, rng } from '../helpers.js';
 import { fabT } from '../../src/attacks/fab.js';
-import { distance, normOf, projectOntoHyperplaneBox } from '../../src/attacks/fab-projection.js';
+import { normOf, projectOntoHyperplaneBox } from '../../src/attacks/fab-projection.js';
 import { InputError } from '../../src/errors.js';
 import { boundaryLinearFixture, perExampleDistances, smallConvNet } from './fixtures.js';
-import type { ModelFn, Norm } from '../../src/attacks/types.js';
+import type { Norm } from '../../src/attacks/types.js';
 
 const SHAPE = [8, 8, 3] as const;
 const D = SHAPE[0] * SHAPE[1] * SHAPE[2];

@@ -5,10 +5,8 @@ import { noLeak, rng } from '../helpers.js';
 import { square, squareP, squareSide } from '../../src/attacks/square.js';
 import { centreSurround, nestedRectangles, squareSideL2 } from '../../src/attacks/square-l2.js';
 import { SeededRng } from '../../src/rng.js';
-import { distance } from '../../src/attacks/fab-projection.js';
 import { InputError } from '../../src/errors.js';
 import { boundaryLinearFixture, perExampleDistances, smallConvNet } from './fixtures.js';
-import type { ModelFn, Norm } from '../../src/attacks/types.js';
 
 const SHAPE = [8, 8, 3] as const;
 const D = SHAPE[0] * SHAPE[1] * SHAPE[2];
