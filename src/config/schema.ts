@@ -11,7 +11,7 @@ import { MODEL_ARCHS } from '../models/types.js';
 import { DATASETS } from '../data/types.js';
 import type { AttackLoss, PgdStart } from '../attacks/types.js';
 import { BACKEND_CHOICES, LOG_FORMATS } from '../choices.js';
-import { OBJECTIVES } from '../train/names.js';
+import { EPSILON_SCHEDULES, LR_SCHEDULES, OBJECTIVES } from '../train/names.js';
 import { parseNumberText } from './number.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -63,11 +63,9 @@ function section<S extends z.ZodRawShape>(shape: S, description: string) {
 // Sections.
 
 // Owned by their modules; the config accepts them all, or (attack) the subset that training uses.
-export { BACKEND_CHOICES as BACKEND_NAMES, LOG_FORMATS, OBJECTIVES };
+export { BACKEND_CHOICES as BACKEND_NAMES, LOG_FORMATS, OBJECTIVES, LR_SCHEDULES, EPSILON_SCHEDULES };
 export const ATTACK_OBJECTIVES = ['kl', 'ikl', 'ce'] as const satisfies readonly AttackLoss[];
-export const EPSILON_SCHEDULES = ['constant', 'linear'] as const;
 export const ATTACK_STARTS = ['trades', 'uniform'] as const satisfies readonly PgdStart[];
-export const LR_SCHEDULES = ['cosine', 'piecewise', 'constant'] as const;
 export const BEST_METRICS = ['robust', 'clean'] as const;
 
 const run = section(
