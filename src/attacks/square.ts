@@ -8,7 +8,7 @@
  * face of the eps-box (x_best ± 2·eps, projected back onto the ball and [0, 1]); the proposal replaces x_best if
  * it lowers the margin or misclassifies. The window area is a fraction p of the image, p halving at iterations
  * 10, 50, 200, …, 8000 whatever the budget, as AutoAttack runs it (`resc_schedule=False`); `rescaleSchedule`
- * stretches that schedule to `queries` as the standalone Square code does by default. All randomness is a seeded
+ * stretches that schedule to `steps` as the standalone Square code does by default. All randomness is a seeded
  * JS stream (or an injected `random` source), so a run is reproducible; one batched forward per iteration, on the
  * points not yet fooled only. The L2 version (square-l2.ts) differs only in how the start and the proposals are drawn.
  * Each point draws its own window position and signs (AutoAttack shares one draw across the batch: the same
@@ -18,24 +18,21 @@
  * point and the same uniform stream both implementations make the same proposals (test/reference).
  */
 import * as tf from '@tensorflow/tfjs';
-import { labelsOf, logitsOf, readInputs, type Shape4 } from './fab-common.js';
+import { labelsOf, logitsOf, readInputs, type Shape4 } from './host-model.js';
 import { checkCount, checkNorm, checkRange, checkSeed } from './validate.js';
 import { intOf, l2InitDelta, l2ProposalDelta, placeOnSphere, signOf, squareSideL2, type UniformSource } from './square-l2.js';
 export type { UniformSource } from './square-l2.js';
 import { deriveSeed, SeededRng } from '../rng.js';
-import type { AttackResult, ModelFn, Norm } from './types.js';
+import type { AttackResult, BaseAttackOptions, ModelFn, Norm } from './types.js';
 
-export interface SquareOptions {
-  /** Radius of the ball. */
-  eps: number;
-  norm: Norm;
+export interface SquareOptions extends BaseAttackOptions {
   /**
    * Proposals per point and restart after the stripe initialisation (AutoAttack's n_queries: 5000), so a point
-   * not fooled costs queries + 1 model evaluations.
+   * not fooled costs steps + 1 model evaluations.
    */
-  queries?: number;
+  steps?: number;
   /**
-   * Stretch the p schedule (defined for 10,000 queries) to `queries`, as the standalone Square code does
+   * Stretch the p schedule (defined for 10,000 proposals) to `steps`, as the standalone Square code does
    * (`resc_schedule=True`). Default false: the fixed schedule AutoAttack uses in every version.
    */
   rescaleSchedule?: boolean;
@@ -45,7 +42,6 @@ export interface SquareOptions {
   onIteration?: IterationHook;
   /** Initial fraction of the image covered by the square (AutoAttack: 0.8). */
   pInit?: number;
-  seed?: number;
   /** Independent runs on the points still robust, each with a fresh stripe start and full query budget. */
   restarts?: number;
 }
@@ -75,10 +71,10 @@ const SCHEDULE: ReadonlyArray<readonly [number, number]> = [
 
 /**
  * Fraction of the image the square covers at iteration `it` (0-based, after the initialisation). Without
- * `rescale` (AutoAttack) the schedule is fixed; with it, iteration it of `queries` acts as ⌊it/queries·10000⌋.
+ * `rescale` (AutoAttack) the schedule is fixed; with it, iteration it of `steps` acts as ⌊it/steps·10000⌋.
  */
-export function squareP(it: number, queries: number, pInit: number, rescale = false): number {
-  const t = rescale ? Math.floor((it / queries) * 10000) : it;
+export function squareP(it: number, steps: number, pInit: number, rescale = false): number {
+  const t = rescale ? Math.floor((it / steps) * 10000) : it;
   for (const [after, div] of SCHEDULE) if (t > after) return pInit / div;
   return pInit;
 }
@@ -108,7 +104,7 @@ function marginOf(logits: Float32Array, y: Int32Array, classes: number): Float64
 interface RunOptions {
   eps: number;
   norm: Norm;
-  queries: number;
+  steps: number;
   pInit: number;
   rescale: boolean;
   onIteration?: IterationHook;
@@ -120,7 +116,7 @@ interface RunResult {
   used: Int32Array;
 }
 
-/** One Square run on n points (flat NHWC x, labels y) with a budget of `queries` evaluations per point. */
+/** One Square run on n points (flat NHWC x, labels y) with a budget of `steps` proposals per point after the start. */
 function squareSingleRun(
   model: ModelFn,
   x: Float32Array,
@@ -164,7 +160,7 @@ function squareLinfRun(
       }
     }
   }
-  const sideAt = (it: number) => squareSide(squareP(it, o.queries, o.pInit, o.rescale), H, W);
+  const sideAt = (it: number) => squareSide(squareP(it, o.steps, o.pInit, o.rescale), H, W);
   return randomSearch(model, xBest, shape, y, o, sideAt, (i, a, s, xNew) => {
     xNew.set(xBest.subarray(i * D, (i + 1) * D), a * D);
     const vh = intOf(rng.next(), H - s);
@@ -199,7 +195,7 @@ function squareL2Run(
     l2InitDelta(delta, H, W, C, rng);
     placeOnSphere(x.subarray(i * D, (i + 1) * D), delta, o.eps, xBest.subarray(i * D, (i + 1) * D));
   }
-  const sideAt = (it: number) => squareSideL2(squareP(it, o.queries, o.pInit, o.rescale), H, W);
+  const sideAt = (it: number) => squareSideL2(squareP(it, o.steps, o.pInit, o.rescale), H, W);
   return randomSearch(model, xBest, shape, y, o, sideAt, (i, a, s, xNew) => {
     const xi = x.subarray(i * D, (i + 1) * D);
     for (let j = 0; j < D; j++) delta[j] = xBest[i * D + j]! - xi[j]!;
@@ -209,7 +205,7 @@ function squareL2Run(
 }
 
 /**
- * The random search shared by both norms: evaluate the start, then for iterations 0 … queries − 1 let `propose`
+ * The random search shared by both norms: evaluate the start, then for iterations 0 … steps − 1 let `propose`
  * write one candidate per point not yet fooled (point i into row a of xNew, window side s), query them in one
  * batch, and keep a candidate if it lowers the margin or misclassifies. xBest is updated in place.
  * `onIteration` (tests) sees the iteration, the side and which active points accepted their proposal.
@@ -219,7 +215,7 @@ function randomSearch(
   xBest: Float32Array,
   shape: Shape4,
   y: Int32Array,
-  o: { queries: number; onIteration?: IterationHook },
+  o: { steps: number; onIteration?: IterationHook },
   sideAt: (it: number) => number,
   propose: (i: number, a: number, s: number, xNew: Float32Array) => void,
 ): RunResult {
@@ -231,7 +227,7 @@ function randomSearch(
 
   // AutoAttack stops before the loop only when every start is misclassified (margin < 0).
   if (margin.every((m) => m < 0)) return { xBest, margin, used };
-  for (let it = 0; it < o.queries; it++) {
+  for (let it = 0; it < o.steps; it++) {
     const active: number[] = [];
     for (let i = 0; i < n; i++) if (margin[i]! > 0) active.push(i);
     if (active.length === 0) break;
@@ -264,18 +260,18 @@ function randomSearch(
  * Square attack on a batch. Points misclassified from the start are left as they are; points the attack does
  * not fool are returned clean (as AutoAttack does). No gradients, no tensors kept, the model is only queried.
  */
-export function square(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: SquareOptions): SquareResult {
+export async function square(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: SquareOptions): Promise<SquareResult> {
   const norm = checkNorm(WHO, opts.norm);
   const o: RunOptions = {
     norm,
     eps: checkRange(WHO, 'eps', opts.eps, 0, Infinity, true),
-    queries: checkCount(WHO, 'queries', opts.queries ?? 5000, 1),
+    steps: checkCount(WHO, 'steps', opts.steps ?? 5000, 1),
     pInit: checkRange(WHO, 'pInit', opts.pInit ?? 0.8, 0, 1, true),
     rescale: opts.rescaleSchedule ?? false,
     onIteration: opts.onIteration,
   };
   const restarts = checkCount(WHO, 'restarts', opts.restarts ?? 1, 1);
-  const seed = checkSeed(WHO, opts.seed ?? 0);
+  const seed = checkSeed(WHO, opts.seed);
   const { shape, xData, yData } = readInputs(WHO, x, y);
   const [B, H, W, C] = shape;
   const D = H * W * C;

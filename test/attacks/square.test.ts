@@ -5,10 +5,8 @@ import { noLeak, rng } from '../helpers.js';
 import { square, squareP, squareSide } from '../../src/attacks/square.js';
 import { centreSurround, l2ProposalDelta, nestedRectangles, squareSideL2 } from '../../src/attacks/square-l2.js';
 import { SeededRng } from '../../src/rng.js';
-import { distance } from '../../src/attacks/fab-projection.js';
 import { InputError } from '../../src/errors.js';
 import { boundaryLinearFixture, perExampleDistances, smallConvNet } from './fixtures.js';
-import type { ModelFn, Norm } from '../../src/attacks/types.js';
 
 const SHAPE = [8, 8, 3] as const;
 const D = SHAPE[0] * SHAPE[1] * SHAPE[2];
@@ -26,7 +24,7 @@ test('square schedule: fixed paper iterations by default (AutoAttack), rescaled 
     assert.equal(squareP(it, 10000, 0.8), 0.8 / div, `it ${it}`);
     assert.equal(squareP(it, 5000, 0.8), 0.8 / div, `it ${it}: the budget must not change the default schedule`);
   }
-  // rescale: iteration k of 1,000 queries behaves like iteration ⌊10k⌋ of the 10,000-query schedule.
+  // rescale: iteration k of 1,000 steps behaves like iteration ⌊10k⌋ of the 10,000-step schedule.
   assert.equal(squareP(1, 1000, 0.8, true), 0.8);
   assert.equal(squareP(2, 1000, 0.8, true), 0.4);
   assert.equal(squareP(801, 1000, 0.8, true), 0.8 / 512);
@@ -40,13 +38,13 @@ test('square schedule: fixed paper iterations by default (AutoAttack), rescaled 
   assert.equal(squareSide(12.25 / 16, 4, 4), 4, 'round(3.5) is 4');
 });
 
-test('square makes `queries` proposals after the start (AutoAttack: 5,000), with the fixed schedule', async () => {
+test('square makes `steps` proposals after the start (AutoAttack: 5,000), with the fixed schedule', async () => {
   const f = linearFixture(2, 9);
   try {
-    await noLeak(() => {
+    await noLeak(async () => {
       const tiny = Math.min(...f.closedForm.linf) / 10;
       const sides: number[] = [];
-      const res = square(f.model, f.x, f.y, { eps: tiny, norm: 'linf', queries: 60, seed: 1, onIteration: (it) => sides.push(it.side) });
+      const res = await square(f.model, f.x, f.y, { eps: tiny, norm: 'linf', steps: 60, seed: 1, onIteration: (it) => sides.push(it.side) });
       res.xAdv.dispose();
       assert.deepEqual(Array.from(res.queries), [61, 61], 'start + 60 proposals per robust point');
       assert.equal(sides.length, 60);
@@ -82,11 +80,11 @@ test('square fools a linear model with a generous eps and never below the minima
   try {
     for (const norm of ['linf', 'l2'] as const) {
       const exact = f.closedForm[norm];
-      await noLeak(() => {
+      await noLeak(async () => {
         const generous = 3 * Math.max(...exact);
         // 1,000 queries: the fixed schedule reaches 2×2 (L-inf) windows after iteration 500; 300 were enough only
         // when the schedule was stretched to the budget.
-        const res = square(f.model, f.x, f.y, { eps: generous, norm, queries: 1000, seed: 1 });
+        const res = await square(f.model, f.x, f.y, { eps: generous, norm, steps: 1000, seed: 1 });
         const d = perExampleDistances(res.xAdv, f.x, norm);
         const adv = res.xAdv.dataSync();
         res.xAdv.dispose();
@@ -98,7 +96,7 @@ test('square fools a linear model with a generous eps and never below the minima
         if (norm === 'l2') d.forEach((di) => assert.ok(Math.abs(di - generous) < 1e-5 * generous, `l2: ‖δ‖ = ${di} ≠ eps`));
 
         const tiny = Math.min(...exact) / 10;
-        const none = square(f.model, f.x, f.y, { eps: tiny, norm, queries: 100, seed: 1 });
+        const none = await square(f.model, f.x, f.y, { eps: tiny, norm, steps: 100, seed: 1 });
         const dn = perExampleDistances(none.xAdv, f.x, norm);
         none.xAdv.dispose();
         assert.deepEqual(Array.from(none.success), [0, 0, 0, 0, 0, 0], `${norm}: fooled far below the minimal distance`);
@@ -114,17 +112,17 @@ test('square fools a linear model with a generous eps and never below the minima
 test('square is reproducible from the seed and depends on it, both norms', async () => {
   const f = linearFixture(4, 2);
   try {
-    for (const norm of ['linf', 'l2'] as const) await noLeak(() => {
+    for (const norm of ['linf', 'l2'] as const) await noLeak(async () => {
       const eps = 1.5 * Math.max(...f.closedForm[norm]);
-      const run = (seed: number) => {
-        const res = square(f.model, f.x, f.y, { eps, norm, queries: 200, seed, restarts: 2 });
+      const run = async (seed: number) => {
+        const res = await square(f.model, f.x, f.y, { eps, norm, steps: 200, seed, restarts: 2 });
         const out = { adv: Array.from(res.xAdv.dataSync()), queries: Array.from(res.queries), success: Array.from(res.success) };
         res.xAdv.dispose();
         return out;
       };
-      const a = run(7);
-      const b = run(7);
-      const c = run(8);
+      const a = await run(7);
+      const b = await run(7);
+      const c = await run(8);
       assert.deepEqual(a, b, `${norm}: same seed, different result`);
       assert.notDeepEqual(a.adv, c.adv, `${norm}: the seed has no effect`);
     });
@@ -136,7 +134,7 @@ test('square is reproducible from the seed and depends on it, both norms', async
 test('square query accounting: only points not yet fooled are queried, one batched forward per iteration', async () => {
   const f = linearFixture(8, 3);
   try {
-    await noLeak(() => {
+    await noLeak(async () => {
       // Mislabel one point: it is misclassified from the start and must never be attacked.
       const labels = [...f.labels];
       labels[0] = 1 - labels[0]!;
@@ -146,7 +144,7 @@ test('square query accounting: only points not yet fooled are queried, one batch
       const eps = 1.3 * sorted[4]!;
       const budget = 150;
       f.calls.length = 0;
-      const res = square(f.model, f.x, y, { eps, norm: 'linf', queries: budget, seed: 4 });
+      const res = await square(f.model, f.x, y, { eps, norm: 'linf', steps: budget, seed: 4 });
       res.xAdv.dispose();
       y.dispose();
       const q = Array.from(res.queries);
@@ -183,8 +181,8 @@ test('square on a small net keeps the model state, stays in the ball near the bo
   const y = tf.tidy(() => tf.argMax(model(x), 1).cast('int32') as tf.Tensor1D);
   const before = net.getWeights().map((t) => Array.from(t.dataSync()));
   try {
-    for (const [norm, eps] of [['linf', 0.1], ['l2', 1.5]] as const) await noLeak(() => {
-      const res = square(model, x, y, { eps, norm, queries: 100, seed: 3 });
+    for (const [norm, eps] of [['linf', 0.1], ['l2', 1.5]] as const) await noLeak(async () => {
+      const res = await square(model, x, y, { eps, norm, steps: 100, seed: 3 });
       const adv = res.xAdv.dataSync();
       const pred = tf.tidy(() => tf.argMax(model(res.xAdv), 1).dataSync());
       const d = perExampleDistances(res.xAdv, x, norm);
@@ -203,17 +201,17 @@ test('square on a small net keeps the model state, stays in the ball near the bo
   }
 });
 
-test('square rejects bad options with InputError', () => {
+test('square rejects bad options with InputError', async () => {
   const f = linearFixture(2, 6);
   try {
     for (const opts of [
-      { eps: 0.1, norm: 'l1' },
-      { eps: -1, norm: 'linf' },
-      { eps: 0.1, norm: 'linf', queries: 0 },
-      { eps: 0.1, norm: 'linf', pInit: 2 },
+      { eps: 0.1, norm: 'l1', seed: 0 },
+      { eps: -1, norm: 'linf', seed: 0 },
+      { eps: 0.1, norm: 'linf', steps: 0, seed: 0 },
+      { eps: 0.1, norm: 'linf', pInit: 2, seed: 0 },
       { eps: 0.1, norm: 'linf', seed: 1.5 },
     ]) {
-      assert.throws(() => square(f.model, f.x, f.y, opts as never), InputError, JSON.stringify(opts));
+      await assert.rejects(square(f.model, f.x, f.y, opts as never), InputError, JSON.stringify(opts));
     }
   } finally {
     f.dispose();

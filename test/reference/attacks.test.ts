@@ -141,13 +141,13 @@ for (const kind of ['ce', 't'] as const) {
 test('FAB-T replays the reference: iterates and best norms after every step (target: the 2nd most likely class)', async () => {
   const { model, dispose } = mlp();
   try {
-    await noLeak(() => {
+    await noLeak(async () => {
       const x = tf.tensor4d(fx.x, [n, H, W, C]);
       const y = tf.tensor1d(fx.y, 'int32');
       const iterates: Float32Array[] = [];
       const norms: Float64Array[] = [];
-      const res = fabT(model, x, y, {
-        eps: fx.fab.eps, norm: 'linf', steps: fx.fab.steps, restarts: 1, nTargetClasses: 1,
+      const res = await fabT(model, x, y, {
+        eps: fx.fab.eps, norm: 'linf', steps: fx.fab.steps, restarts: 1, nTargetClasses: 1, seed: 0,
         onIteration: (it) => {
           iterates.push(Float32Array.from(it.x1));
           norms.push(Float64Array.from(it.bestNorm));
@@ -185,7 +185,7 @@ for (const norm of ['linf', 'l2'] as const) {
     const { model, dispose } = mlp();
     const rec = fx.square[norm];
     try {
-      await noLeak(() => {
+      await noLeak(async () => {
         // The stream both ran on: mulberry32 (our SeededRng) quantised to the 2^-20 grid (see the script).
         const rng = new SeededRng(rec.seed);
         let used = 0;
@@ -199,8 +199,8 @@ for (const norm of ['linf', 'l2'] as const) {
         const sides: number[] = [];
         const margins: number[] = [];
         const accepted: number[] = [];
-        const res = square(model, x, y, {
-          eps: rec.eps, norm, queries: rec.queries, random,
+        const res = await square(model, x, y, {
+          eps: rec.eps, norm, steps: rec.queries, seed: rec.seed, random,
           onIteration: (it) => {
             sides.push(it.side);
             margins.push(it.margin[0]!);
