@@ -206,7 +206,8 @@ const schedule = section(
     type: oneOf(LR_SCHEDULES).default('cosine')
       .describe('Learning-rate schedule per epoch: cosine (lr·½(1 + cos(π·e/(E+1)))), piecewise (× gamma at each milestone), constant.'),
     epochs: posInt().default(200).describe('Training epochs E.'),
-    warmupEpochs: nonNegInt().default(0).describe('Linear learning-rate warm-up epochs.'),
+    warmupEpochs: nonNegInt().default(0)
+      .describe('Linear learning-rate warm-up W, as the reference: epochs e < W use lr·e/W, then the cosine starts at lr from e = W (over E − W + 1).'),
     milestones: z.array(posInt(), { error: 'expected a list of epochs' }).default([100, 150])
       .describe('piecewise: epochs after which the learning rate is multiplied by gamma.'),
     gamma: num(finite().gt(0, { error: 'expected a number in (0, 1]' }).max(1, { error: 'expected a number in (0, 1]' })).default(0.1)
