@@ -66,3 +66,22 @@ for (const arch of Object.keys(logits.models) as MdistillerArch[]) {
     });
   });
 }
+
+test('ShuffleV1 and ShuffleV2 (reshape/permute/crop layers, dotted names) survive a model.json round trip in plain tfjs', async () => {
+  for (const arch of ['ShuffleV1', 'ShuffleV2'] as const) {
+    await noLeak(async () => {
+      const model = createModel({ arch, numClasses: 10, seed: 4 });
+      let artifacts: tf.io.ModelArtifacts | undefined;
+      await model.save(tf.io.withSaveHandler(async (a) => ((artifacts = a), { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } })));
+      const loaded = await tf.loadLayersModel(tf.io.fromMemory(artifacts!));
+      const x = tf.tensor4d(Float32Array.from({ length: 2 * 32 * 32 * 3 }, rng(3)), [2, 32, 32, 3]);
+      const a = forward(model, x, { training: false });
+      const b = forward(loaded, x, { training: false });
+      assert.deepEqual(Array.from(b.dataSync()), Array.from(a.dataSync()), `${arch}: logits after the round trip`);
+      assert.deepEqual(loaded.layers.map((l) => l.name), model.layers.map((l) => l.name));
+      tf.dispose([x, a, b]);
+      model.dispose();
+      loaded.dispose();
+    });
+  }
+});
