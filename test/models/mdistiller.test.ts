@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { noLeak, rng } from '../helpers.js';
+import { heavy, noLeak, rng } from '../helpers.js';
 import { MDISTILLER_ARCHS, countParams, createModel, forward, type MdistillerArch } from '../../src/models/index.js';
 import { formulaTensor, loadStateDict } from './mdistiller-weights.js';
 
@@ -84,4 +84,50 @@ test('ShuffleV1 and ShuffleV2 (reshape/permute/crop layers, dotted names) surviv
       loaded.dispose();
     });
   }
+});
+
+test('mdistiller zoo: PyTorch BN settings; every trainable weight gets a gradient (split/shuffle/crop layers included)', heavy, async () => {
+  for (const arch of ['ShuffleV1', 'ShuffleV2', 'MobileNetV2', 'vgg8'] as const) {
+    await noLeak(() => {
+      const model = createModel({ arch, numClasses: 10, seed: 1 });
+      for (const layer of model.layers.filter((l) => l.getClassName() === 'BatchNormalization')) {
+        const config = layer.getConfig();
+        assert.equal(config.momentum, 0.9, `${arch}/${layer.name}`);
+        assert.equal(config.epsilon, 1e-5, `${arch}/${layer.name}`);
+      }
+      const x = tf.tensor4d(Float32Array.from({ length: 2 * 32 * 32 * 3 }, rng(5)), [2, 32, 32, 3]);
+      const labels = tf.tidy(() => tf.oneHot(tf.tensor1d([1, 7], 'int32'), 10));
+      const { value, grads } = tf.variableGrads(
+        () => tf.losses.softmaxCrossEntropy(labels, forward(model, x, { training: true })) as tf.Scalar,
+        model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val),
+      );
+      const dead = Object.entries(grads).filter(([, g]) => tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0]!) === 0).map(([n]) => n);
+      assert.deepEqual(dead, [], `${arch}: weights without gradient`);
+      assert.equal(Object.keys(grads).length, model.trainableWeights.length);
+      tf.dispose([x, labels, value, ...Object.values(grads)]);
+      model.dispose();
+    });
+  }
+});
+
+test('mdistiller zoo: initialisation per family as mdistiller (VGG/MobileNetV2 linear N(0, 0.01²) and zero biases, depthwise fan-out)', async () => {
+  const std = (v: Float32Array) => Math.sqrt(v.reduce((a, b) => a + b * b, 0) / v.length);
+  const weight = (model: tf.LayersModel, layer: string, role: string) =>
+    model.getLayer(layer).weights.find((w) => w.originalName.endsWith(`/${role}`))!.read().dataSync() as Float32Array;
+  await noLeak(() => {
+    const vgg = createModel({ arch: 'vgg8', numClasses: 100, seed: 2 });
+    assert.ok(Math.abs(std(weight(vgg, 'classifier', 'kernel')) - 0.01) < 5e-4);
+    assert.ok(weight(vgg, 'block0.0', 'bias').every((b) => b === 0), 'VGG conv bias zeroed');
+    assert.ok(Math.abs(std(weight(vgg, 'block3.0', 'kernel')) - Math.sqrt(2 / (9 * 512))) < 1e-3);
+    vgg.dispose();
+    const mv2 = createModel({ arch: 'MobileNetV2', numClasses: 100, seed: 2 });
+    // blocks.2.0.conv.3: depthwise 3×3 over 12·6 = 72 channels; mdistiller's n = k·k·out_channels.
+    assert.ok(Math.abs(std(weight(mv2, 'blocks.2.0.conv.3', 'depthwise_kernel')) / Math.sqrt(2 / (9 * 72)) - 1) < 0.1);
+    mv2.dispose();
+    const sv2 = createModel({ arch: 'ShuffleV2', numClasses: 100, seed: 2 });
+    // PyTorch default for a depthwise 3×3: U(±1/sqrt(9)).
+    const dw = weight(sv2, 'layer1.0.conv1', 'depthwise_kernel');
+    assert.ok(Math.max(...dw.map(Math.abs)) <= 1 / 3 && Math.max(...dw.map(Math.abs)) > 0.3);
+    sv2.dispose();
+  });
 });
