@@ -4,12 +4,12 @@
  * what was expected, e.g. "configs/x.yaml: attack.steps: expected a positive integer, got -1".
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, stringify as stringifyYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
-import { SYNTHETIC_CLASSES } from '../data/synthetic.js';
+import { DATASET_CLASSES } from '../data/types.js';
 import { InputError } from '../errors.js';
 import { trainConfigJsonSchema, trainConfigSchema, type ParsedTrainConfig, type TrainConfig } from './schema.js';
 
@@ -189,8 +189,6 @@ function keysAt(path: string[]): string[] | undefined {
   return undefined;
 }
 
-const DATASET_CLASSES = { cifar10: 10, cifar100: 100, synthetic: SYNTHETIC_CLASSES.length } as const;
-
 /** Derives what depends on other fields and checks the constraints between fields. */
 function finalize(parsed: ParsedTrainConfig, sourceOf: (path: string) => string): TrainConfig {
   const fail = (path: string, message: string): never => {
@@ -258,12 +256,6 @@ export const SCHEMA_PATH = fileURLToPath(new URL('../../../configs/schema.json',
 /** The text of configs/schema.json (stable: 2-space JSON with a final newline). */
 export function jsonSchemaText(): string {
   return `${JSON.stringify(trainConfigJsonSchema(), null, 2)}\n`;
-}
-
-/** Regenerates configs/schema.json (or `file`) from the zod schema. Returns the path written. */
-export function writeJsonSchema(file: string = SCHEMA_PATH): string {
-  writeFileSync(file, jsonSchemaText());
-  return file;
 }
 
 function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
