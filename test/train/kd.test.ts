@@ -9,11 +9,13 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { heavy, noLeak } from '../helpers.js';
+import { heavy, noLeak, randomImages } from '../helpers.js';
 import { resolveConfig } from '../../src/config/index.js';
 import { readCheckpoint } from '../../src/checkpoint/index.js';
 import { batches, loadDataset, splitValidation } from '../../src/data/index.js';
-import { forward } from '../../src/models/index.js';
+import { createModel, forward } from '../../src/models/index.js';
+import { crossEntropy, dkdLoss, iklKdLoss, kdLoss } from '../../src/losses/index.js';
+import { objective } from '../../src/train/objective.js';
 import { epochSettings, train, RUN_FILES } from '../../src/train/index.js';
 
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'ikl-kd-'));
@@ -207,5 +209,55 @@ test('a teacher of the wrong architecture or class count is refused with the che
     );
   } finally {
     rmSync(teacherDir, { recursive: true, force: true });
+  }
+});
+
+test('the KD objectives: the student on x (or on x′ with distill.adversarial), the teacher logits as given, CE and distillation split', () => {
+  const model = createModel({ arch: 'small-cnn', numClasses: 10, seed: 1 });
+  const x = randomImages(6, 2);
+  const xAdv = randomImages(6, 3);
+  const y = tf.tensor1d([0, 1, 2, 3, 4, 5], 'int32');
+  const teacher = tf.randomNormal([6, 10], 0, 3, 'float32', 4) as tf.Tensor2D;
+  const distill = resolveConfig({}).distill;
+  const fwd = (v: tf.Tensor4D) => forward(model, v, { training: false });
+  for (const [type, adversarial] of [
+    ['ikl-kd', false],
+    ['kd', false],
+    ['dkd', true],
+    ['ikl-kd', true],
+  ] as const) {
+    const opts = { ...resolveConfig({}).objective, type };
+    const kd = { logitsTeacher: teacher, warmup: 0.5, distill: { ...distill, adversarial } };
+    const [total, natural, robust, expected, ce] = tf.tidy(() => {
+      const q = objective(fwd, x, y, xAdv, undefined, opts, kd);
+      const zs = fwd(adversarial ? xAdv : x);
+      const want =
+        type === 'ikl-kd'
+          ? iklKdLoss(zs, teacher, y, { alpha: 1, beta: 8, temperature: 4, temperature2: 100, warmup: 0.5 })
+          : type === 'kd'
+            ? kdLoss(zs, teacher, y, { temperature: 4, ceWeight: 0.1, kdWeight: 0.9 })
+            : dkdLoss(zs, teacher, y, { alpha: 1, beta: 8, temperature: 4, warmup: 0.5 });
+      const ceW = type === 'kd' ? 0.1 : 1;
+      return [q.total, q.natural!, q.robust!, want, tf.mul(ceW, crossEntropy(zs, y))].map((t) => t.dataSync()[0]!);
+    });
+    assert.ok(Math.abs(total! - expected!) < 1e-5, `${type} adversarial=${adversarial}: ${total} vs ${expected}`);
+    assert.ok(Math.abs(natural! - ce!) < 1e-5 && Math.abs(natural! + robust! - total!) < 1e-5, `${type}: parts`);
+  }
+  tf.dispose([x, xAdv, y, teacher]);
+  model.dispose();
+});
+
+test('adversarially robust distillation runs at tiny size: the student trains on x′ only', heavy, async () => {
+  const teacherDir = tmp();
+  const studentDir = tmp();
+  try {
+    await train(teacherConfig(), { runDir: teacherDir });
+    const res = await train(studentConfig(teacherDir, ['distill.adversarial=true', 'attack.steps=2', 'distill.ceWeight=0']), { runDir: studentDir });
+    const m = res.metrics[1]!;
+    assert.equal(m.trainCleanAcc, null, 'no clean student pass');
+    assert.equal(typeof m.trainAdvAcc, 'number');
+    assert.ok(Number.isFinite(m.lossTotal) && m.lossNatural === 0, `CE weight 0: ${JSON.stringify(m)}`);
+  } finally {
+    for (const d of [teacherDir, studentDir]) rmSync(d, { recursive: true, force: true });
   }
 });
