@@ -26,6 +26,7 @@ import { configHash } from '../config/resolve.js';
 import { InputError } from '../errors.js';
 import { loadModel, saveModel } from '../models/index.js';
 import { readVerified, syncAndDigest, syncDir, writeFileDurable } from './files.js';
+import { weightsIdentity } from './identity.js';
 import {
   CHECKPOINT_FILES,
   CHECKPOINT_FORMAT,
@@ -228,8 +229,10 @@ export async function readCheckpoint(dir: string, opts: ReadOptions = {}): Promi
     return r.bytes;
   };
   // Verified here, then read by loadModel: every byte the model is built from has passed the checksum.
-  await read(CHECKPOINT_FILES.modelJson);
+  const modelJson = parseJson(await read(CHECKPOINT_FILES.modelJson), join(dir, CHECKPOINT_FILES.modelJson)) as { weightsManifest?: unknown };
   await read(CHECKPOINT_FILES.weights);
+  const manifest0 = Array.isArray(modelJson.weightsManifest) ? modelJson.weightsManifest : [];
+  const weightsSha256 = weightsIdentity(json.files[CHECKPOINT_FILES.weights]!.sha256, manifest0 as Parameters<typeof weightsIdentity>[1]);
   let manifest: TensorEntry[] = [];
   let tensorBytes: Uint8Array = new Uint8Array(0);
   if (opts.withTensors) {
@@ -250,7 +253,7 @@ export async function readCheckpoint(dir: string, opts: ReadOptions = {}): Promi
     model.dispose();
     throw e;
   }
-  return { model, meta: metaOf(json), state: json.state ?? {}, tensors, dir: real };
+  return { model, meta: metaOf(json), state: json.state ?? {}, tensors, dir: real, weightsSha256 };
 }
 
 async function readMetaFile(dir: string): Promise<{ json: CheckpointJson; real: string }> {

@@ -16,7 +16,7 @@ import { DEFAULT_N_EXAMPLES, shardSlice, type PartialEvalOptions } from './optio
 import { planAttack, type AttackPlan, type Stage } from './plan.js';
 import { buildReport } from './report.js';
 import { evalSanityWarnings } from './sanity.js';
-import { assertSameOptions, loadState, newState, saveState, type EvalState } from './state.js';
+import { assertResumable, loadState, newState, saveState, type EvalState } from './state.js';
 import type { EvalOptions, EvalReport } from './types.js';
 import { measureValidity } from './measure.js';
 import { combineValidity } from './validity.js';
@@ -100,15 +100,13 @@ async function evaluate(o: EvalOptions, subject: EvalSubject, test: ImageSet, ho
   if (hooks.stateFile) {
     state = loadState(hooks.stateFile);
     if (state) {
-      assertSameOptions(hooks.stateFile, state.options, o);
-      if (JSON.stringify(state.stages) !== JSON.stringify(stageNames)) {
-        throw new InputError(`--state ${hooks.stateFile}: made with stages ${state.stages.join(',')}, this run has ${stageNames.join(',')}; use another --state file`);
-      }
+      assertResumable(hooks.stateFile, state, o, subject.weightsSha256, stageNames);
       const done = Object.values(state.batches).filter((b) => b.stagesDone === stageNames.length).length;
-      log.info({ state: hooks.stateFile, batchesDone: done }, 'resuming from state');
+      const stagesDone = Object.values(state.batches).reduce((a, b) => a + b.stagesDone, 0);
+      log.info({ state: hooks.stateFile, batchesDone: done, stagesDone }, 'resuming from state');
     }
   }
-  state ??= newState(o, stageNames, { start: slice.start, end: slice.end });
+  state ??= newState(o, stageNames, { start: slice.start, end: slice.end }, subject.weightsSha256);
 
   const save = (): void => {
     if (hooks.stateFile) saveState(hooks.stateFile, state!);
@@ -163,6 +161,7 @@ async function evaluate(o: EvalOptions, subject: EvalSubject, test: ImageSet, ho
 
   return buildReport(state, {
     arch: subject.arch,
+    weightsSha256: subject.weightsSha256,
     numClasses: subject.numClasses,
     loss: plan.loss,
     details: plan.details,
