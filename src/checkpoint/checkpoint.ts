@@ -23,7 +23,7 @@ import { mkdir, readdir, readFile, realpath, rename, rm, symlink, lstat, readlin
 import { basename, dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { configHash } from '../config/resolve.js';
-import { InputError } from '../errors.js';
+import { fileError, InputError } from '../errors.js';
 import { loadModel, saveModel } from '../models/index.js';
 import { readVerified, syncAndDigest, syncDir, writeFileDurable } from './files.js';
 import { weightsIdentity } from './identity.js';
@@ -85,6 +85,15 @@ export async function listGenerations(dir: string): Promise<Array<{ seq: number;
  * checkpoint or the new one, complete, never a mixture. Tensors are read, not disposed.
  */
 export async function writeCheckpoint(dir: string, data: CheckpointData, opts: WriteOptions = {}): Promise<WriteResult> {
+  try {
+    return await writeCheckpointFiles(dir, data, opts);
+  } catch (e) {
+    // ENOSPC, EACCES...: name the checkpoint, not the temporary file the error happened on.
+    throw fileError(dir, e, 'write the checkpoint', 'the previous checkpoint is intact');
+  }
+}
+
+async function writeCheckpointFiles(dir: string, data: CheckpointData, opts: WriteOptions): Promise<WriteResult> {
   const keep = Math.max(1, opts.keepGenerations ?? 2);
   const target = resolve(dir);
   const parent = dirname(target);

@@ -2,7 +2,7 @@
  * What every command shares: error → exit-code mapping and number parsing for flags.
  * Commands stay thin: parse flags, call the library, map the outcome to an exit code.
  */
-import { EXIT, InputError } from '../errors.js';
+import { EXIT, fileError, InputError, isFileSystemError } from '../errors.js';
 
 /**
  * Runs a command body. InputError → its message on one line, exit 2 (nothing written is lost: the body only
@@ -13,6 +13,10 @@ export async function runMain(name: string, body: () => Promise<number | void>, 
   try {
     code = (await body()) ?? EXIT.ok;
   } catch (e) {
+    if (isFileSystemError(e) && !(e instanceof InputError)) {
+      // A file error that no caller turned into a message naming the user's file: still bad input, with its path.
+      e = fileError(e.path ?? 'a file', e, e.syscall ?? 'access');
+    }
     if (e instanceof InputError) {
       process.stderr.write(`${name}: ${e.message.replace(/\s*\n\s*/g, ' ')}\n`);
       code = EXIT.badInput;

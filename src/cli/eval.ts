@@ -5,10 +5,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { EXIT, InputError } from '../errors.js';
+import { EXIT, fileError, InputError } from '../errors.js';
 import { runMain } from './common.js';
 import { EVAL_ATTACKS } from '../eval/types.js';
 import { parseIntFlag, resolveEvalOptions, type RawEvalOptions } from '../eval/options.js';
+import { assertStateWritable } from '../eval/state.js';
 import type { LogFormat } from '../log.js';
 
 interface EvalFlags extends RawEvalOptions {
@@ -43,6 +44,7 @@ async function evalAction(flags: EvalFlags): Promise<number> {
   const logFormat = (flags.logFormat ?? 'auto') as LogFormat;
   if (!['auto', 'json', 'pretty'].includes(logFormat)) throw new InputError(`--log-format: expected auto|json|pretty, got '${flags.logFormat}'`);
   const stopAfterBatches = flags.stopAfterBatches === undefined ? undefined : parseIntFlag(flags.stopAfterBatches, '--stop-after-batches', 0);
+  if (flags.state !== undefined) assertStateWritable(flags.state);
   const { initBackend, logBackend, parseBackendChoice } = await import('../backend.js');
   const backendChoice = flags.backend === undefined ? undefined : parseBackendChoice(flags.backend);
   const { createLogger } = await import('../log.js');
@@ -88,7 +90,7 @@ async function mergeAction(files: string[]): Promise<number> {
     try {
       text = readFileSync(f, 'utf8');
     } catch (e) {
-      throw new InputError(`merge: cannot read ${f} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      throw fileError(`merge: ${f}`, e, 'read');
     }
     try {
       return JSON.parse(text) as unknown;

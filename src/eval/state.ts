@@ -3,10 +3,10 @@
  * example, and which stages of which batches are finished. Written atomically, so a run killed at any moment
  * leaves either the previous or the new state on disk, never half a file.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { shortId } from '../checkpoint/identity.js';
-import { InputError } from '../errors.js';
+import { fileError, InputError } from '../errors.js';
 import type { EvalOptions, Slice, Validity } from './types.js';
 import { EMPTY_VALIDITY, validityFromJson, validityToJson } from './validity.js';
 
@@ -57,25 +57,28 @@ export function newState(options: EvalOptions, stages: string[], slice: Slice, w
   };
 }
 
-/** Writes `text` to `file` through a temporary file, fsync and rename (then fsyncs the directory entry). */
+/**
+ * Writes `text` to `file` through a temporary file, fsync and rename (then fsyncs the directory entry). A file
+ * error (missing folder, EACCES, ENOSPC) is an InputError naming `file`; the previous `file` is left intact.
+ */
 export function writeFileAtomic(file: string, text: string): void {
   const tmp = `${file}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
   try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
+    const fd = openSync(tmp, 'w');
+    try {
+      writeSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, file);
   } catch (e) {
     try {
       unlinkSync(tmp);
     } catch {
-      /* already gone */
+      /* never created, or already gone */
     }
-    throw e;
+    throw fileError(file, e, 'write', 'the previous version, if any, is intact');
   }
   try {
     const dfd = openSync(dirname(file), 'r');
@@ -92,7 +95,35 @@ export function writeFileAtomic(file: string, text: string): void {
 export function saveState(file: string, state: EvalState): void {
   const batches: Record<string, BatchState> = {};
   for (const [k, b] of Object.entries(state.batches)) batches[k] = { ...b, validity: validityToJson(b.validity) };
-  writeFileAtomic(file, `${JSON.stringify({ ...state, batches })}\n`);
+  try {
+    writeFileAtomic(file, `${JSON.stringify({ ...state, batches })}\n`);
+  } catch (e) {
+    throw e instanceof InputError ? new InputError(`--state ${e.message}`) : e;
+  }
+}
+
+/**
+ * Checks, before any work, that `--state file` can be written: its folder exists and is writable, and the file
+ * itself, if present, is a file. Errors name the file as given.
+ */
+export function assertStateWritable(file: string): void {
+  const dir = dirname(file);
+  try {
+    if (!statSync(dir).isDirectory()) throw new InputError(`--state ${file}: ${dir} is not a folder`);
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new InputError(`--state ${file}: the folder ${dir} does not exist (create it first)`);
+    throw fileError(`--state ${file}`, e, `write in ${dir}`);
+  }
+  let st;
+  try {
+    st = statSync(file);
+  } catch {
+    return; // not there yet: created by the first save
+  }
+  if (!st.isFile()) throw new InputError(`--state ${file}: exists and is not a file`);
 }
 
 /** Reads a state file; undefined if it does not exist. A corrupt or foreign file is an InputError. */
@@ -102,7 +133,7 @@ export function loadState(file: string): EvalState | undefined {
     text = readFileSync(file, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new InputError(`--state ${file}: cannot read (${(e as Error).message})`);
+    throw fileError(`--state ${file}`, e, 'read');
   }
   let s: EvalState;
   try {
