@@ -170,18 +170,35 @@ async function swapLink(target: string, genName: string): Promise<void> {
   await rename(tmpLink, target);
 }
 
+/**
+ * Keeps the current generation and the newest intact ones up to `keep` in all. Fallbacks are verified (sizes
+ * and sha256) before being counted: after a resume that skipped a corrupt generation, the corrupt one goes and
+ * the intact one it fell back to stays.
+ */
 async function prune(target: string, keep: number): Promise<void> {
   const parent = dirname(target);
   const name = basename(target);
   const current = await currentGenerationName(target);
-  const gens = await listGenerations(target);
-  for (const g of gens.slice(keep)) {
-    if (basename(g.path) !== current) await rm(g.path, { recursive: true, force: true });
+  let kept = 1;
+  for (const g of await listGenerations(target)) {
+    if (basename(g.path) === current) continue;
+    if (kept < keep && (await isIntact(g.path))) kept++;
+    else await rm(g.path, { recursive: true, force: true });
   }
   // Leftovers of writes that were killed (this process's own temp names were already reused above).
   for (const e of await readdir(parent)) {
     if (e.startsWith(`.${name}.g`) && e.includes('.tmp-')) await rm(join(parent, e), { recursive: true, force: true });
     if (e.startsWith(`.${name}.link-`)) await rm(join(parent, e), { force: true });
+  }
+}
+
+async function isIntact(dir: string): Promise<boolean> {
+  try {
+    await verifyCheckpoint(dir);
+    return true;
+  } catch (e) {
+    if (e instanceof InputError) return false;
+    throw e;
   }
 }
 
@@ -277,7 +294,7 @@ async function readMetaFile(dir: string): Promise<{ json: CheckpointJson; real: 
   try {
     text = await readFile(join(real, CHECKPOINT_FILES.meta), 'utf8');
   } catch {
-    throw new InputError(`${metaPath}: missing; not a checkpoint directory, or its write was interrupted`);
+    throw new InputError(`${metaPath}: missing; not a checkpoint directory, or its write was interrupted${await runDirHint(dir)}`);
   }
   const json = parseJson(utf8(text), metaPath) as Partial<CheckpointJson>;
   if (json.format !== CHECKPOINT_FORMAT) throw new InputError(`${metaPath}: format: expected '${CHECKPOINT_FORMAT}', got ${JSON.stringify(json.format)}`);
@@ -292,6 +309,20 @@ async function readMetaFile(dir: string): Promise<{ json: CheckpointJson; real: 
     if (!Number.isInteger(json[key])) throw new InputError(`${metaPath}: ${key}: expected an integer, got ${JSON.stringify(json[key])}`);
   }
   return { json: json as CheckpointJson, real };
+}
+
+/** A run directory given where a checkpoint is expected: name the checkpoints it holds. */
+async function runDirHint(dir: string): Promise<string> {
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
+  } catch {
+    return '';
+  }
+  const found = ['wa', 'best', 'last'].filter((n) => entries.includes(n));
+  if (found.length === 0) return '';
+  const wa = found.includes('wa') ? '; wa/, the weight average, is the one to evaluate' : '';
+  return ` (${dir} looks like a run directory: use one of its checkpoints, ${found.map((n) => join(dir, n)).join(', ')}${wa})`;
 }
 
 function metaOf(json: CheckpointJson): CheckpointMeta {

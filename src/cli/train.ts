@@ -4,8 +4,8 @@
  * tfjs is imported only inside the action, after the config is known to be valid, so `--help`,
  * `--print-config`, `--schema` and config errors are instant.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, rmdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { BACKEND_NAMES, LOG_FORMATS, configHash, configToYaml, jsonSchemaText, resolveConfig, type TrainConfig } from '../config/index.js';
 import { EXIT, InputError } from '../errors.js';
@@ -171,13 +171,43 @@ async function trainAction(flags: TrainFlags): Promise<number> {
   );
   if (signal.stopRequested) return received === 'SIGTERM' ? EXIT.sigterm : EXIT.sigint;
   const { train } = await import('../train/index.js');
-  const result = await train(config, { runDir: plan.runDir, resume: plan.resume, logger: log, progress: config.run.progress, signal });
+  const created = firstMissingDir(plan.runDir);
+  let result: Awaited<ReturnType<typeof train>>;
+  try {
+    result = await train(config, { runDir: plan.runDir, resume: plan.resume, logger: log, progress: config.run.progress, signal });
+  } catch (e) {
+    // A run that failed before writing anything (bad data dir, a refused resume...) leaves no empty folder behind.
+    if (created !== undefined) removeEmptyDirs(plan.runDir, created);
+    throw e;
+  }
   if (result.stopped) {
     log.info({ runDir: plan.runDir, epochs: result.epochs, steps: result.steps }, `stopped; continue with: ikl-train --resume ${plan.runDir}`);
     return received === 'SIGTERM' ? EXIT.sigterm : EXIT.sigint;
   }
   log.info({ runDir: plan.runDir, epochs: result.epochs, steps: result.steps, last: result.metrics.at(-1) }, 'done');
   return EXIT.ok;
+}
+
+/** The outermost folder of `dir` that does not exist yet (what a run would create), or undefined. */
+function firstMissingDir(dir: string): string | undefined {
+  let missing: string | undefined;
+  for (let d = resolve(dir); !existsSync(d); d = dirname(d)) {
+    missing = d;
+    if (dirname(d) === d) break;
+  }
+  return missing;
+}
+
+/** Removes `dir` and its parents up to `top`, each only if empty (rmdir refuses a non-empty folder). */
+function removeEmptyDirs(dir: string, top: string): void {
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    try {
+      rmdirSync(d);
+    } catch {
+      return;
+    }
+    if (d === top || dirname(d) === d) return;
+  }
 }
 
 export function buildProgram(run: (body: () => Promise<number>) => void): Command {

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { deriveSeed } from '../rng.js';
 import type { ModelFn } from '../attacks/types.js';
 import type { BackendInfo } from '../backend.js';
-import { loadDataset } from '../data/index.js';
+import { loadTestSet } from '../data/index.js';
 import type { ImageSet } from '../data/types.js';
 import { InputError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
@@ -80,7 +80,7 @@ export async function runEval(partial: PartialEvalOptions, hooks: RunEvalHooks =
     if (datasetName === null) throw new InputError(`--dataset: required, checkpoint ${partial.checkpoint} does not name its dataset`);
     // Only the test split is used; synthetic test images do not depend on the training-set size.
     const synthetic = { nTrain: 1, ...(subject.synthetic.nTest !== undefined ? { nTest: subject.synthetic.nTest } : {}), ...(subject.synthetic.seed !== undefined ? { seed: subject.synthetic.seed } : {}) };
-    const { test } = await loadDataset(datasetName, { dataDir: partial.dataDir, logger: log, synthetic });
+    const test = await loadTestSet(datasetName, { dataDir: partial.dataDir, logger: log, synthetic });
     if (test.numClasses !== subject.numClasses) {
       throw new InputError(`--dataset ${datasetName}: has ${test.numClasses} classes but checkpoint ${partial.checkpoint} has ${subject.numClasses}`);
     }

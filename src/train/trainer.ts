@@ -22,7 +22,7 @@ import { pgdPerturb } from '../attacks/pgd.js';
 import { backendInfo } from '../backend.js';
 import { deriveSeed } from '../rng.js';
 import { findResumableCheckpoint, readCheckpoint, writeCheckpoint, type BestRule, type CheckpointState } from '../checkpoint/index.js';
-import { configHash, configToYaml, type TrainConfig } from '../config/index.js';
+import { configHash, configToYaml, describeConfigDiff, type TrainConfig } from '../config/index.js';
 import {
   batches,
   firstN,
@@ -224,7 +224,8 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
       try {
         if (ck.meta.configHash !== hash) {
           throw new InputError(
-            `${resumeDir}: the checkpoint was trained with another config (hash ${String(ck.meta.configHash).slice(0, 12)}, this one ${hash.slice(0, 12)}); resume with its config.resolved.yaml`,
+            `${resumeDir}: the checkpoint was trained with another config (hash ${String(ck.meta.configHash).slice(0, 12)}, this one ${hash.slice(0, 12)}; ` +
+              `${ck.meta.config ? `differs in ${describeConfigDiff(ck.meta.config, config)}` : 'the checkpoint stores no config'}); resume with its config.resolved.yaml`,
           );
         }
         const st = ck.state as unknown as RunState;
