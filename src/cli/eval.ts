@@ -49,6 +49,8 @@ async function evalAction(flags: EvalFlags): Promise<number> {
   const backendChoice = flags.backend === undefined ? undefined : parseBackendChoice(flags.backend);
   const { createLogger } = await import('../log.js');
   const log = createLogger({ format: logFormat, level: flags.verbose ? 'debug' : undefined, name: 'ikl-eval' });
+  // TensorFlow's C++ INFO lines only with --verbose (src/backend.ts hides them otherwise).
+  if (flags.verbose) process.env.TF_CPP_MIN_LOG_LEVEL ??= '0';
   const backend = await initBackend(backendChoice);
   logBackend(log, backend);
   log.info({ attack: partial.attack, checkpoint: partial.checkpoint, shard: partial.shard }, 'evaluation');

@@ -163,6 +163,8 @@ async function trainAction(flags: TrainFlags): Promise<number> {
   const log = createLogger({ format: config.run.logFormat, level: flags.verbose ? 'debug' : undefined, name: 'ikl-train' });
   const { initBackend, logBackend } = await import('../backend.js');
   // run.backend 'auto' leaves the choice to $IKL_BACKEND (then auto-detection).
+  // TensorFlow's C++ INFO lines only with --verbose (src/backend.ts hides them otherwise).
+  if (flags.verbose) process.env.TF_CPP_MIN_LOG_LEVEL ??= '0';
   const backend = await initBackend(config.run.backend === 'auto' ? undefined : config.run.backend);
   logBackend(log, backend);
   log.info(
