@@ -15,7 +15,8 @@ export async function runMain(name: string, body: () => Promise<number | void>, 
   } catch (e) {
     if (isFileSystemError(e) && !(e instanceof InputError)) {
       // A file error that no caller turned into a message naming the user's file: still bad input, with its path.
-      e = fileError(e.path ?? 'a file', e, e.syscall ?? 'access');
+      // Temporary names (x.tmp, x.tmp-<pid>) are shown as the file they were to become.
+      e = fileError((e.path ?? 'a file').replace(/\.tmp(-\d+)?$/, ''), e, e.syscall ?? 'access');
     }
     if (e instanceof InputError) {
       process.stderr.write(`${name}: ${e.message.replace(/\s*\n\s*/g, ' ')}\n`);

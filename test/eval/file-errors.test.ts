@@ -84,3 +84,12 @@ test('a checkpoint write failing with ENOSPC (injected) names the checkpoint; th
   }
   assert.ok(existsSync(ckpt));
 });
+
+test('a file error no caller named (e.g. ENOSPC on metrics.jsonl): exit 2, one line naming the file, not its temporary name', () => {
+  const common = new URL('../../src/cli/common.js', import.meta.url).href;
+  const script = `const { runMain } = await import(${JSON.stringify(common)});
+    await runMain('ikl-train', async () => { throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', syscall: 'write', path: 'runs/r/metrics.jsonl.tmp-4242' }); });`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.equal(r.status, 2, r.stderr);
+  assert.equal(r.stderr, 'ikl-train: runs/r/metrics.jsonl: cannot write (no space left on the device, ENOSPC)\n');
+});

@@ -8,7 +8,10 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
+import { pino } from 'pino';
+import { pgd } from '../../src/attacks/pgd.js';
 import { readCheckpoint } from '../../src/checkpoint/index.js';
+import type { AttackPlan } from '../../src/eval/plan.js';
 import { InputError } from '../../src/errors.js';
 import { resolveEvalOptions, type RawEvalOptions } from '../../src/eval/options.js';
 import { runEval } from '../../src/eval/run.js';
@@ -114,4 +117,25 @@ test('ikl-eval merge (CLI): shards of different weights at one path exit 2 namin
   const merged = JSON.parse(good.stdout) as EvalReport;
   assert.equal(merged.n_examples, 16);
   assert.equal(merged.weights_sha256, (JSON.parse(cli(['--checkpoint', a, ...common]).stdout) as EvalReport).weights_sha256);
+});
+
+test('the resume log counts the stages restored, not only whole batches', async () => {
+  const { a } = await models();
+  const eps = 2 / 255;
+  const plan: AttackPlan = {
+    loss: null,
+    details: {},
+    stages: (['ce', 'cw'] as const).map((loss) => ({
+      name: `pgd-${loss}-1`,
+      blackBox: false,
+      run: (m, x, y, seed) => pgd(m, x, y, { eps, norm: 'linf', steps: 1, stepSize: eps, restarts: 1, seed, loss }),
+    })),
+  };
+  const state = join(dir, 'log.state.json');
+  assert.equal(await runEval(resolveEvalOptions(flags(a, { eps: '2/255' })), { plan, stateFile: state, stopAfterStages: 1 }), null);
+  const lines: string[] = [];
+  const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(s) });
+  await runEval(resolveEvalOptions(flags(a, { eps: '2/255' })), { plan, stateFile: state, logger });
+  const resume = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'resuming from state');
+  assert.deepEqual([resume?.batchesDone, resume?.stagesDone], [0, 1], 'one stage of batch 0 was restored, no whole batch');
 });
