@@ -33,7 +33,7 @@ export interface ApgdOptions extends AttackOptions {
 
 export interface ApgdTOptions extends ApgdOptions {
   /** Number of target classes, tried in order of the clean logits (default 9, capped at C − 1). */
-  numTargetClasses?: number;
+  nTargetClasses?: number;
 }
 
 /**
@@ -304,8 +304,8 @@ export async function apgdT(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts
   const numClasses = probe.shape[1];
   probe.dispose();
   if (numClasses < 4) throw new InputError(`apgd-t: the targeted DLR loss needs at least 4 classes, the model has ${numClasses}`);
-  const want = opts.numTargetClasses ?? APGD_TARGET_CLASSES;
-  checkCount('apgd-t', 'numTargetClasses', want, 1);
+  const want = opts.nTargetClasses ?? APGD_TARGET_CLASSES;
+  checkCount('apgd-t', 'nTargetClasses', want, 1);
   const numTargets = Math.min(want, numClasses - 1);
   return runSequence(model, x, y, async (seq) => {
     for (let t = 0; t < numTargets; t++) {

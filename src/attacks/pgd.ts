@@ -8,12 +8,10 @@ import { correctMask, lossAndGrad, type PerExampleLoss } from './grad.js';
 import { attackObjective, type AttackLossOptions } from './objective.js';
 import { deriveSeed } from '../rng.js';
 import { project, selectPerExample, steepestDirection, tradesStart, uniformBallStart } from './project.js';
-import type { AttackOptions, AttackResult, ModelFn, Norm } from './types.js';
+import { PGD_STARTS, type AttackOptions, type AttackResult, type ModelFn, type Norm, type PgdStart } from './types.js';
 import { checkIterativeOptions, checkNonNegative } from './validate.js';
 
-export const PGD_STARTS = ['uniform', 'trades', 'none'] as const;
-/** uniform: uniform in the eps-ball. trades: x + 0.001·N(0, I), unclamped (as TRADES). none: x itself. */
-export type PgdStart = (typeof PGD_STARTS)[number];
+export { PGD_STARTS, type PgdStart } from './types.js';
 
 export interface PgdOptions extends AttackOptions, AttackLossOptions {
   /** Default 'uniform'. */

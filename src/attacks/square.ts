@@ -14,21 +14,17 @@
  * the batch), and a window can start at any of the H − s + 1 offsets.
  */
 import * as tf from '@tensorflow/tfjs';
-import { labelsOf, logitsOf, readInputs, type Shape4 } from './fab-common.js';
+import { labelsOf, logitsOf, readInputs, type Shape4 } from './host-model.js';
 import { checkCount, checkNorm, checkRange, checkSeed } from './validate.js';
 import { l2InitDelta, l2ProposalDelta, placeOnSphere, squareSideL2 } from './square-l2.js';
 import { deriveSeed, SeededRng } from '../rng.js';
-import type { AttackResult, ModelFn, Norm } from './types.js';
+import type { AttackResult, BaseAttackOptions, ModelFn, Norm } from './types.js';
 
-export interface SquareOptions {
-  /** Radius of the ball. */
-  eps: number;
-  norm: Norm;
-  /** Model evaluations per point and restart, the stripe initialisation included (AutoAttack: 5000). */
-  queries?: number;
+export interface SquareOptions extends BaseAttackOptions {
+  /** Queries: model evaluations per point and restart, the stripe initialisation included (AutoAttack: 5000). */
+  steps?: number;
   /** Initial fraction of the image covered by the square (AutoAttack: 0.8). */
   pInit?: number;
-  seed?: number;
   /** Independent runs on the points still robust, each with a fresh stripe start and full query budget. */
   restarts?: number;
 }
@@ -219,16 +215,16 @@ function randomSearch(
  * Square attack on a batch. Points misclassified from the start are left as they are; points the attack does
  * not fool are returned clean (as AutoAttack does). No gradients, no tensors kept, the model is only queried.
  */
-export function square(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: SquareOptions): SquareResult {
+export async function square(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: SquareOptions): Promise<SquareResult> {
   const norm = checkNorm(WHO, opts.norm);
   const o = {
     norm,
     eps: checkRange(WHO, 'eps', opts.eps, 0, Infinity, true),
-    queries: checkCount(WHO, 'queries', opts.queries ?? 5000, 1),
+    queries: checkCount(WHO, 'steps', opts.steps ?? 5000, 1),
     pInit: checkRange(WHO, 'pInit', opts.pInit ?? 0.8, 0, 1, true),
   };
   const restarts = checkCount(WHO, 'restarts', opts.restarts ?? 1, 1);
-  const seed = checkSeed(WHO, opts.seed ?? 0);
+  const seed = checkSeed(WHO, opts.seed);
   const { shape, xData, yData } = readInputs(WHO, x, y);
   const [B, H, W, C] = shape;
   const D = H * W * C;

@@ -4,13 +4,14 @@
  * tfjs is imported only inside the actions, so `--help` and flag errors are instant.
  */
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { EXIT, fileError, InputError } from '../errors.js';
 import { runMain } from './common.js';
 import { EVAL_ATTACKS } from '../eval/types.js';
-import { parseIntFlag, resolveEvalOptions, type RawEvalOptions } from '../eval/options.js';
+import { resolveEvalOptions, type RawEvalOptions } from '../eval/options.js';
 import { assertStateWritable } from '../eval/state.js';
-import type { LogFormat } from '../log.js';
+import { LOG_FORMATS } from '../choices.js';
+import { oneOf } from '../input.js';
 
 interface EvalFlags extends RawEvalOptions {
   state?: string;
@@ -18,7 +19,6 @@ interface EvalFlags extends RawEvalOptions {
   logFormat?: string;
   progress: boolean;
   verbose?: boolean;
-  stopAfterBatches?: string;
 }
 
 const EXAMPLES = `
@@ -41,9 +41,7 @@ function printJson(value: unknown): void {
 async function evalAction(flags: EvalFlags): Promise<number> {
   // Everything the user can get wrong is checked before tfjs or any file is loaded.
   const partial = resolveEvalOptions(flags);
-  const logFormat = (flags.logFormat ?? 'auto') as LogFormat;
-  if (!['auto', 'json', 'pretty'].includes(logFormat)) throw new InputError(`--log-format: expected auto|json|pretty, got '${flags.logFormat}'`);
-  const stopAfterBatches = flags.stopAfterBatches === undefined ? undefined : parseIntFlag(flags.stopAfterBatches, '--stop-after-batches', 0);
+  const logFormat = oneOf(LOG_FORMATS, flags.logFormat ?? 'auto', '--log-format');
   if (flags.state !== undefined) assertStateWritable(flags.state);
   const { initBackend, logBackend, parseBackendChoice } = await import('../backend.js');
   const backendChoice = flags.backend === undefined ? undefined : parseBackendChoice(flags.backend);
@@ -66,7 +64,6 @@ async function evalAction(flags: EvalFlags): Promise<number> {
     stateFile: flags.state,
     logger: log,
     backend,
-    stopAfterBatches,
     onProgress: (done, total) => {
       if (!bar) return;
       if (!started) {
@@ -76,10 +73,7 @@ async function evalAction(flags: EvalFlags): Promise<number> {
     },
   });
   if (started) bar?.stop();
-  if (report === null) {
-    log.info({ state: flags.state }, `stopped after ${stopAfterBatches} batch(es) as asked; run again to resume`);
-    return EXIT.ok;
-  }
+  if (report === null) throw new Error('ikl-eval: the evaluation stopped before its report');
   log.info({ clean_acc: report.clean_acc, robust_acc: report.robust_acc, validity: report.validity.line }, 'done');
   printJson(report);
   return EXIT.ok;
@@ -125,7 +119,6 @@ export function buildProgram(run: (body: () => Promise<number>) => void): Comman
     .option('--log-format <fmt>', 'auto|json|pretty (logs on stderr)')
     .option('--no-progress', 'no progress bar (it is only shown on a TTY anyway)')
     .option('--verbose', 'debug logs and stack traces')
-    .addOption(new Option('--stop-after-batches <n>', 'testing: stop after n batches, leaving the state to resume').hideHelp())
     .addHelpText('after', EXAMPLES)
     .allowExcessArguments(false)
     .action((flags: EvalFlags) => run(() => evalAction(flags)));

@@ -4,12 +4,12 @@
  * what was expected, e.g. "configs/x.yaml: attack.steps: expected a positive integer, got -1".
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, stringify as stringifyYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
-import { SYNTHETIC_CLASSES } from '../data/synthetic.js';
+import { DATASET_CLASSES } from '../data/types.js';
 import { InputError } from '../errors.js';
 import { trainConfigJsonSchema, trainConfigSchema, type ParsedTrainConfig, type TrainConfig } from './schema.js';
 
@@ -74,6 +74,7 @@ function readConfigFile(file: string): Raw {
     throw new InputError(`${file}: cannot read the config file (${code === 'ENOENT' ? 'no such file' : (code ?? String(e))})`);
   }
   // A binary file (an archive, a checkpoint's weights.bin): say so with a short escaped excerpt, never echo it.
+  // eslint-disable-next-line no-control-regex -- control characters are what marks a binary file
   if (/[\u0000-\u0008\u000e-\u001f\ufffd]/.test(text.slice(0, 4096))) {
     throw new InputError(`${file}: is not a text file (starts with ${show(text.slice(0, 24))}...); expected a YAML or JSON config`);
   }
@@ -206,8 +207,6 @@ function keysAt(path: string[]): string[] | undefined {
   return undefined;
 }
 
-const DATASET_CLASSES = { cifar10: 10, cifar100: 100, synthetic: SYNTHETIC_CLASSES.length } as const;
-
 /** Derives what depends on other fields and checks the constraints between fields. */
 function finalize(parsed: ParsedTrainConfig, sourceOf: (paths: string[]) => string): TrainConfig {
   /** `related`: the other keys of the constraint; whichever was set last is blamed. */
@@ -276,12 +275,6 @@ export const SCHEMA_PATH = fileURLToPath(new URL('../../../configs/schema.json',
 /** The text of configs/schema.json (stable: 2-space JSON with a final newline). */
 export function jsonSchemaText(): string {
   return `${JSON.stringify(trainConfigJsonSchema(), null, 2)}\n`;
-}
-
-/** Regenerates configs/schema.json (or `file`) from the zod schema. Returns the path written. */
-export function writeJsonSchema(file: string = SCHEMA_PATH): string {
-  writeFileSync(file, jsonSchemaText());
-  return file;
 }
 
 function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {

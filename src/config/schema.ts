@@ -9,6 +9,9 @@
 import { z } from 'zod';
 import { MODEL_ARCHS } from '../models/types.js';
 import { DATASETS } from '../data/types.js';
+import type { AttackLoss, PgdStart } from '../attacks/types.js';
+import { BACKEND_CHOICES, LOG_FORMATS } from '../choices.js';
+import { EPSILON_SCHEDULES, LR_SCHEDULES, OBJECTIVES } from '../train/names.js';
 import { BATCH_SIZE_RULE, MAX_BATCH_SIZE, parseNumberText } from './number.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -59,13 +62,10 @@ function section<S extends z.ZodRawShape>(shape: S, description: string) {
 // ---------------------------------------------------------------------------------------------------------------
 // Sections.
 
-export const BACKEND_NAMES = ['auto', 'tensorflow', 'gpu', 'cpu'] as const;
-export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
-export const OBJECTIVES = ['ikl-at', 'trades', 'pgd-at', 'standard'] as const;
-export const ATTACK_OBJECTIVES = ['kl', 'ikl', 'ce'] as const;
-export const EPSILON_SCHEDULES = ['constant', 'linear'] as const;
-export const ATTACK_STARTS = ['trades', 'uniform'] as const;
-export const LR_SCHEDULES = ['cosine', 'piecewise', 'constant'] as const;
+// Owned by their modules; the config accepts them all, or (attack) the subset that training uses.
+export { BACKEND_CHOICES as BACKEND_NAMES, LOG_FORMATS, OBJECTIVES, LR_SCHEDULES, EPSILON_SCHEDULES };
+export const ATTACK_OBJECTIVES = ['kl', 'ikl', 'ce'] as const satisfies readonly AttackLoss[];
+export const ATTACK_STARTS = ['trades', 'uniform'] as const satisfies readonly PgdStart[];
 export const BEST_METRICS = ['robust', 'clean'] as const;
 
 const run = section(
@@ -79,7 +79,7 @@ const run = section(
       .describe('Directory that holds run directories.'),
     seed: seed().default(0)
       .describe('Seed of everything random: weight init, shuffling (from seed, epoch), augmentation (seed, epoch, batch), attack starts.'),
-    backend: oneOf(BACKEND_NAMES).default('auto')
+    backend: oneOf(BACKEND_CHOICES).default('auto')
       .describe('TensorFlow.js backend: auto (GPU if usable, else native CPU, else pure JS), tensorflow (native CPU), gpu, cpu (pure JS, very slow).'),
     logFormat: oneOf(LOG_FORMATS).default('auto').describe('Log format on stderr: json (NDJSON), pretty, or auto (pretty on a terminal).'),
     progress: bool().default(true).describe('Show a progress bar on a terminal.'),

@@ -2,9 +2,9 @@
  * Evaluation options: flag strings → validated EvalOptions, with per-attack defaults. Everything the user can
  * get wrong is caught here, before any tensor or file is touched, as a one-line InputError naming the flag.
  */
-import { parseNumberExpr } from '../cli/common.js';
-import { parseBatchSize } from '../config/number.js';
+import { parseBatchSize, parseNumberExpr } from '../config/number.js';
 import { InputError } from '../errors.js';
+import { oneOf } from '../input.js';
 import type { Norm } from '../attacks/types.js';
 import { DATASETS, type DatasetName } from '../data/types.js';
 import { EVAL_ATTACKS, type EvalAttack, type EvalOptions, type Shard } from './types.js';
@@ -56,8 +56,7 @@ const TAKES_STEP_SIZE: readonly EvalAttack[] = ['pgd', 'cw'];
 const TAKES_RESTARTS: readonly EvalAttack[] = ['pgd', 'cw'];
 
 export function parseAttack(value: string): EvalAttack {
-  if ((EVAL_ATTACKS as readonly string[]).includes(value)) return value as EvalAttack;
-  throw new InputError(`--attack: expected one of ${EVAL_ATTACKS.join('|')}, got '${value}'`);
+  return oneOf(EVAL_ATTACKS, value, '--attack');
 }
 
 export function parseNorm(value: string): Norm {
@@ -66,8 +65,7 @@ export function parseNorm(value: string): Norm {
 }
 
 export function parseDataset(value: string, source = '--dataset'): DatasetName {
-  if ((DATASETS as readonly string[]).includes(value)) return value as DatasetName;
-  throw new InputError(`${source}: expected one of ${DATASETS.join('|')}, got '${value}'`);
+  return oneOf(DATASETS, value, source);
 }
 
 /** A whole number in [min, max]; `flag` names the option in the message. */

@@ -3,12 +3,14 @@
  * example, and which stages of which batches are finished. Written atomically, so a run killed at any moment
  * leaves either the previous or the new state on disk, never half a file.
  */
-import { accessSync, closeSync, constants, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { shortId } from '../checkpoint/identity.js';
 import { fileError, InputError } from '../errors.js';
+import { writeFileAtomic } from '../files.js';
+import { EMPTY_VALIDITY, type ValidityLine } from '../attacks/validity.js';
 import type { EvalOptions, Slice, Validity } from './types.js';
-import { EMPTY_VALIDITY, validityFromJson, validityToJson } from './validity.js';
+import { validityFromJson, validityToJson } from './validity.js';
 
 /**
  * 2 added `weightsSha256`. Version-1 states are still read, but never resumed: they name their model by path
@@ -22,7 +24,7 @@ export interface BatchState {
   stagesDone: number;
   cleanTime: number;
   stageTimes: number[];
-  validity: Validity;
+  validity: ValidityLine;
 }
 
 export interface EvalState {
@@ -57,46 +59,11 @@ export function newState(options: EvalOptions, stages: string[], slice: Slice, w
   };
 }
 
-/**
- * Writes `text` to `file` through a temporary file, fsync and rename (then fsyncs the directory entry). A file
- * error (missing folder, EACCES, ENOSPC) is an InputError naming `file`; the previous `file` is left intact.
- */
-export function writeFileAtomic(file: string, text: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    const fd = openSync(tmp, 'w');
-    try {
-      writeSync(fd, text);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, file);
-  } catch (e) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      /* never created, or already gone */
-    }
-    throw fileError(file, e, 'write', 'the previous version, if any, is intact');
-  }
-  try {
-    const dfd = openSync(dirname(file), 'r');
-    try {
-      fsyncSync(dfd);
-    } finally {
-      closeSync(dfd);
-    }
-  } catch {
-    // Some filesystems refuse fsync on directories; the rename itself is still atomic.
-  }
-}
-
-export function saveState(file: string, state: EvalState): void {
-  const batches: Record<string, BatchState> = {};
+export async function saveState(file: string, state: EvalState): Promise<void> {
+  const batches: Record<string, unknown> = {};
   for (const [k, b] of Object.entries(state.batches)) batches[k] = { ...b, validity: validityToJson(b.validity) };
   try {
-    writeFileAtomic(file, `${JSON.stringify({ ...state, batches })}\n`);
+    await writeFileAtomic(file, `${JSON.stringify({ ...state, batches })}\n`);
   } catch (e) {
     throw e instanceof InputError ? new InputError(`--state ${e.message}`) : e;
   }
@@ -145,7 +112,7 @@ export function loadState(file: string): EvalState | undefined {
     throw new InputError(`--state ${file}: not an ikl-eval state file of version ${READABLE_VERSIONS.join(' or ')} (delete it to start over)`);
   }
   if (typeof s.weightsSha256 !== 'string') s.weightsSha256 = null;
-  for (const b of Object.values(s.batches)) b.validity = validityFromJson(b.validity ?? EMPTY_VALIDITY);
+  for (const b of Object.values(s.batches)) b.validity = b.validity ? validityFromJson(b.validity as unknown as Validity) : { ...EMPTY_VALIDITY };
   return s;
 }
 

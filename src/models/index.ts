@@ -11,7 +11,7 @@ import { MODEL_ARCHS, type ModelArch, type ModelSpec } from './types.js';
 
 export * from './types.js';
 export { forward } from './forward.js';
-export { saveModel, loadModel, cloneModel, MODEL_JSON, WEIGHTS_BIN } from './io.js';
+export { saveModel, loadModel, cloneModel, MODEL_JSON, WEIGHTS_BIN, DTYPE_BYTES } from './io.js';
 export {
   modelWeights,
   perturbableKernels,

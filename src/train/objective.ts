@@ -11,8 +11,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { crossEntropy, iklLoss, klLoss } from '../losses/index.js';
 
-export const OBJECTIVES = ['ikl-at', 'trades', 'pgd-at', 'standard'] as const;
-export type ObjectiveName = (typeof OBJECTIVES)[number];
+import type { ObjectiveName } from './names.js';
+export { OBJECTIVES, type ObjectiveName } from './names.js';
 
 /** Field names as in the config's `objective` section, so that section can be passed as is. */
 export interface ObjectiveOptions {

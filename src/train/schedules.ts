@@ -3,10 +3,11 @@
  * Epochs are 1-based (e = 1..E) as in the reference code; every value is constant within an epoch.
  */
 import { InputError } from '../errors.js';
+import type { EPSILON_SCHEDULES, LR_SCHEDULES } from './names.js';
 
 export interface LrSchedule {
   /** cosine: lr·½(1 + cos(π·e/(E+1))) (the IKL-AT reference); piecewise: lr·γ^{#milestones < e}; constant. */
-  kind: 'cosine' | 'piecewise' | 'constant';
+  kind: (typeof LR_SCHEDULES)[number];
   lr: number;
   epochs: number;
   /**
@@ -54,7 +55,7 @@ export function learningRate(schedule: LrSchedule, epoch: number): number {
 
 export interface EpsilonSchedule {
   /** constant: ε every epoch; linear: ε_t = ε·e/E (the IKL-AT reference, a budget that grows with the epoch). */
-  kind: 'constant' | 'linear';
+  kind: (typeof EPSILON_SCHEDULES)[number];
   epsilon: number;
   epochs: number;
 }

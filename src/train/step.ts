@@ -71,9 +71,7 @@ export function createTrainer(config: TrainConfig): Trainer {
   if (config.awp.enabled) {
     // Its initial weights are irrelevant: every AWP step first copies the model's weights into it.
     t.proxy = createModel(spec);
-    // awp.proxyLr is read when the config schema has it; the reference value otherwise.
-    const proxyLr = (config.awp as { proxyLr?: number }).proxyLr ?? AWP_PROXY_LR;
-    t.awp = new Awp(model, t.proxy, { gamma: config.awp.gamma, proxyLr });
+    t.awp = new Awp(model, t.proxy, { gamma: config.awp.gamma, proxyLr: AWP_PROXY_LR });
   }
   if (usesClassWeights(config)) {
     t.classWeights = new ClassWeights(config.model.numClasses, {

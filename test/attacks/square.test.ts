@@ -5,10 +5,8 @@ import { noLeak, rng } from '../helpers.js';
 import { square, squareP, squareSide } from '../../src/attacks/square.js';
 import { centreSurround, nestedRectangles, squareSideL2 } from '../../src/attacks/square-l2.js';
 import { SeededRng } from '../../src/rng.js';
-import { distance } from '../../src/attacks/fab-projection.js';
 import { InputError } from '../../src/errors.js';
 import { boundaryLinearFixture, perExampleDistances, smallConvNet } from './fixtures.js';
-import type { ModelFn, Norm } from '../../src/attacks/types.js';
 
 const SHAPE = [8, 8, 3] as const;
 const D = SHAPE[0] * SHAPE[1] * SHAPE[2];
@@ -39,9 +37,9 @@ test('square fools a linear model with a generous eps and never below the minima
   try {
     for (const norm of ['linf', 'l2'] as const) {
       const exact = f.closedForm[norm];
-      await noLeak(() => {
+      await noLeak(async () => {
         const generous = 3 * Math.max(...exact);
-        const res = square(f.model, f.x, f.y, { eps: generous, norm, queries: 300, seed: 1 });
+        const res = await square(f.model, f.x, f.y, { eps: generous, norm, steps: 300, seed: 1 });
         const d = perExampleDistances(res.xAdv, f.x, norm);
         const adv = res.xAdv.dataSync();
         res.xAdv.dispose();
@@ -53,7 +51,7 @@ test('square fools a linear model with a generous eps and never below the minima
         if (norm === 'l2') d.forEach((di) => assert.ok(Math.abs(di - generous) < 1e-5 * generous, `l2: ‖δ‖ = ${di} ≠ eps`));
 
         const tiny = Math.min(...exact) / 10;
-        const none = square(f.model, f.x, f.y, { eps: tiny, norm, queries: 100, seed: 1 });
+        const none = await square(f.model, f.x, f.y, { eps: tiny, norm, steps: 100, seed: 1 });
         const dn = perExampleDistances(none.xAdv, f.x, norm);
         none.xAdv.dispose();
         assert.deepEqual(Array.from(none.success), [0, 0, 0, 0, 0, 0], `${norm}: fooled far below the minimal distance`);
@@ -69,17 +67,17 @@ test('square fools a linear model with a generous eps and never below the minima
 test('square is reproducible from the seed and depends on it, both norms', async () => {
   const f = linearFixture(4, 2);
   try {
-    for (const norm of ['linf', 'l2'] as const) await noLeak(() => {
+    for (const norm of ['linf', 'l2'] as const) await noLeak(async () => {
       const eps = 1.5 * Math.max(...f.closedForm[norm]);
-      const run = (seed: number) => {
-        const res = square(f.model, f.x, f.y, { eps, norm, queries: 200, seed, restarts: 2 });
+      const run = async (seed: number) => {
+        const res = await square(f.model, f.x, f.y, { eps, norm, steps: 200, seed, restarts: 2 });
         const out = { adv: Array.from(res.xAdv.dataSync()), queries: Array.from(res.queries), success: Array.from(res.success) };
         res.xAdv.dispose();
         return out;
       };
-      const a = run(7);
-      const b = run(7);
-      const c = run(8);
+      const a = await run(7);
+      const b = await run(7);
+      const c = await run(8);
       assert.deepEqual(a, b, `${norm}: same seed, different result`);
       assert.notDeepEqual(a.adv, c.adv, `${norm}: the seed has no effect`);
     });
@@ -91,7 +89,7 @@ test('square is reproducible from the seed and depends on it, both norms', async
 test('square query accounting: only points not yet fooled are queried, one batched forward per iteration', async () => {
   const f = linearFixture(8, 3);
   try {
-    await noLeak(() => {
+    await noLeak(async () => {
       // Mislabel one point: it is misclassified from the start and must never be attacked.
       const labels = [...f.labels];
       labels[0] = 1 - labels[0]!;
@@ -101,7 +99,7 @@ test('square query accounting: only points not yet fooled are queried, one batch
       const eps = 1.3 * sorted[4]!;
       const budget = 150;
       f.calls.length = 0;
-      const res = square(f.model, f.x, y, { eps, norm: 'linf', queries: budget, seed: 4 });
+      const res = await square(f.model, f.x, y, { eps, norm: 'linf', steps: budget, seed: 4 });
       res.xAdv.dispose();
       y.dispose();
       const q = Array.from(res.queries);
@@ -136,8 +134,8 @@ test('square on a small net keeps the model state, stays in the ball near the bo
   const y = tf.tidy(() => tf.argMax(model(x), 1).cast('int32') as tf.Tensor1D);
   const before = net.getWeights().map((t) => Array.from(t.dataSync()));
   try {
-    for (const [norm, eps] of [['linf', 0.1], ['l2', 1.5]] as const) await noLeak(() => {
-      const res = square(model, x, y, { eps, norm, queries: 100, seed: 3 });
+    for (const [norm, eps] of [['linf', 0.1], ['l2', 1.5]] as const) await noLeak(async () => {
+      const res = await square(model, x, y, { eps, norm, steps: 100, seed: 3 });
       const adv = res.xAdv.dataSync();
       const pred = tf.tidy(() => tf.argMax(model(res.xAdv), 1).dataSync());
       const d = perExampleDistances(res.xAdv, x, norm);
@@ -156,17 +154,17 @@ test('square on a small net keeps the model state, stays in the ball near the bo
   }
 });
 
-test('square rejects bad options with InputError', () => {
+test('square rejects bad options with InputError', async () => {
   const f = linearFixture(2, 6);
   try {
     for (const opts of [
-      { eps: 0.1, norm: 'l1' },
-      { eps: -1, norm: 'linf' },
-      { eps: 0.1, norm: 'linf', queries: 0 },
-      { eps: 0.1, norm: 'linf', pInit: 2 },
+      { eps: 0.1, norm: 'l1', seed: 0 },
+      { eps: -1, norm: 'linf', seed: 0 },
+      { eps: 0.1, norm: 'linf', steps: 0, seed: 0 },
+      { eps: 0.1, norm: 'linf', pInit: 2, seed: 0 },
       { eps: 0.1, norm: 'linf', seed: 1.5 },
     ]) {
-      assert.throws(() => square(f.model, f.x, f.y, opts as never), InputError, JSON.stringify(opts));
+      await assert.rejects(square(f.model, f.x, f.y, opts as never), InputError, JSON.stringify(opts));
     }
   } finally {
     f.dispose();

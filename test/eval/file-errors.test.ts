@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { mock, test } from 'node:test';
 import { readCheckpoint, writeCheckpoint } from '../../src/checkpoint/index.js';
 import { InputError } from '../../src/errors.js';
-import { writeFileAtomic } from '../../src/eval/state.js';
+import { writeFileAtomic } from '../../src/files.js';
 import { createModel } from '../../src/models/index.js';
 import { tempDir } from './fixture.js';
 
@@ -40,14 +40,14 @@ test('--state in a folder the user may not write (EACCES): exit 2 naming the fil
   assert.equal(r.stderr, `ikl-eval: --state ${file}: cannot write in ${dir} (permission denied, EACCES)\n`);
 });
 
-test('a full disk (ENOSPC from /dev/full) while saving: InputError naming the file; the previous version intact', () => {
+test('a full disk (ENOSPC from /dev/full) while saving: InputError naming the file; the previous version intact', async () => {
   const dir = tempDir();
   const file = join(dir, 'aa.state.json');
   writeFileSync(file, 'previous\n');
   // The temporary file of this process, pointed at /dev/full: every write to it fails with a real ENOSPC.
   symlinkSync('/dev/full', `${file}.tmp-${process.pid}`);
-  assert.throws(
-    () => writeFileAtomic(file, 'x'.repeat(1 << 16)),
+  await assert.rejects(
+    writeFileAtomic(file, 'x'.repeat(1 << 16)),
     (e: unknown) => e instanceof InputError && e.message === `${file}: cannot write (no space left on the device, ENOSPC); the previous version, if any, is intact`,
   );
   assert.equal(readFileSync(file, 'utf8'), 'previous\n');

@@ -9,7 +9,6 @@ import { cpSync, mkdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } f
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import { pino } from 'pino';
-import { pgd } from '../../src/attacks/pgd.js';
 import { readCheckpoint } from '../../src/checkpoint/index.js';
 import type { AttackPlan } from '../../src/eval/plan.js';
 import { InputError } from '../../src/errors.js';
@@ -69,7 +68,8 @@ test('--state: other weights behind the same link are refused naming both hashes
   assert.match(whole.weights_sha256!, /^[0-9a-f]{64}$/);
 
   const state = join(dir, 'wa.state.json');
-  assert.equal(await runEval(resolveEvalOptions(flags(wa)), { stateFile: state, stopAfterBatches: 1 }), null);
+  const stop = new AbortController();
+  assert.equal(await runEval(resolveEvalOptions(flags(wa)), { stateFile: state, signal: stop.signal, onProgress: (done) => done >= 1 && stop.abort() }), null);
   pointLink(wa, b); // training continued: wa/ now holds other weights
   await assert.rejects(runEval(resolveEvalOptions(flags(wa)), { stateFile: state }), (e: unknown) => {
     const short = whole.weights_sha256!.slice(0, 12);
@@ -125,14 +125,11 @@ test('the resume log counts the stages restored, not only whole batches', async 
   const plan: AttackPlan = {
     loss: null,
     details: {},
-    stages: (['ce', 'cw'] as const).map((loss) => ({
-      name: `pgd-${loss}-1`,
-      blackBox: false,
-      run: (m, x, y, seed) => pgd(m, x, y, { eps, norm: 'linf', steps: 1, stepSize: eps, restarts: 1, seed, loss }),
-    })),
+    stages: (['ce', 'cw'] as const).map((loss) => ({ name: `pgd-${loss}-1`, attack: 'pgd', options: { steps: 1, stepSize: eps, restarts: 1, loss } })),
   };
   const state = join(dir, 'log.state.json');
-  assert.equal(await runEval(resolveEvalOptions(flags(a, { eps: '2/255' })), { plan, stateFile: state, stopAfterStages: 1 }), null);
+  const stop = new AbortController();
+  assert.equal(await runEval(resolveEvalOptions(flags(a, { eps: '2/255' })), { plan, stateFile: state, signal: stop.signal, onStage: () => stop.abort() }), null);
   const lines: string[] = [];
   const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(s) });
   await runEval(resolveEvalOptions(flags(a, { eps: '2/255' })), { plan, stateFile: state, logger });

@@ -6,9 +6,11 @@ import { test } from 'node:test';
 import { InputError } from '../../src/errors.js';
 import { parseShard, resolveEvalOptions, shardSlice } from '../../src/eval/options.js';
 import { LEGACY_MERGE_WARNING, mergeReports, resultWarnings } from '../../src/eval/report.js';
-import { assertResumable, assertSameOptions, loadState, newState, saveState, writeFileAtomic } from '../../src/eval/state.js';
+import { assertResumable, assertSameOptions, loadState, newState, saveState } from '../../src/eval/state.js';
+import { writeFileAtomic } from '../../src/files.js';
 import type { EvalOptions, EvalReport } from '../../src/eval/types.js';
-import { combineValidity, EMPTY_VALIDITY, formatValidityLine } from '../../src/eval/validity.js';
+import { combineValidity, EMPTY_VALIDITY, formatValidity } from '../../src/attacks/validity.js';
+import { validityFromJson, validityToJson } from '../../src/eval/validity.js';
 import { tempDir } from './fixture.js';
 
 const base = { checkpoint: 'ckpt', attack: 'pgd' };
@@ -140,15 +142,19 @@ test('merge rejects mismatched options, overlaps and gaps', () => {
 });
 
 test('validity: combine is max/sum/min/max with an empty neutral element; the line flags out-of-ball inputs', () => {
-  const v = { max_perturbation: 0.03, nan_count: 2, min: 0.1, max: 0.8 };
+  const v = { maxPerturbation: 0.03, nanCount: 2, min: 0.1, max: 0.8 };
   assert.deepEqual(combineValidity(EMPTY_VALIDITY, v), v);
-  assert.deepEqual(combineValidity(v, { max_perturbation: 0.01, nan_count: 3, min: 0, max: 0.5 }), { max_perturbation: 0.03, nan_count: 5, min: 0, max: 0.8 });
-  assert.match(formatValidityLine({ max_perturbation: 8 / 255, nan_count: 0, min: 0, max: 1 }, 8 / 255, 'linf'), /^valid/);
-  assert.match(formatValidityLine({ max_perturbation: 9 / 255, nan_count: 0, min: 0, max: 1 }, 8 / 255, 'linf'), /^INVALID/);
-  assert.match(formatValidityLine({ max_perturbation: 0.01, nan_count: 0, min: -0.01, max: 1 }, 8 / 255, 'linf'), /^INVALID/);
+  assert.deepEqual(combineValidity(v, { maxPerturbation: 0.01, nanCount: 3, min: 0, max: 0.5 }), { maxPerturbation: 0.03, nanCount: 5, min: 0, max: 0.8 });
+  assert.match(formatValidity({ maxPerturbation: 8 / 255, nanCount: 0, min: 0, max: 1 }, 8 / 255, 'linf'), /^valid/);
+  assert.match(formatValidity({ maxPerturbation: 9 / 255, nanCount: 0, min: 0, max: 1 }, 8 / 255, 'linf'), /^INVALID/);
+  assert.match(formatValidity({ maxPerturbation: 0.01, nanCount: 0, min: -0.01, max: 1 }, 8 / 255, 'linf'), /^INVALID/);
+  // The JSON form (state and report files): snake_case, and an empty range stored as nulls.
+  assert.deepEqual(validityToJson(EMPTY_VALIDITY), { max_perturbation: 0, nan_count: 0, min: null, max: null });
+  assert.deepEqual(validityFromJson(JSON.parse(JSON.stringify(validityToJson(EMPTY_VALIDITY)))), EMPTY_VALIDITY);
+  assert.deepEqual(validityFromJson(validityToJson(v)), v);
 });
 
-test('state: atomic write leaves no temporary file, round-trips, refuses other options', () => {
+test('state: atomic write leaves no temporary file, round-trips, refuses other options', async () => {
   const dir = tempDir();
   const file = join(dir, 'state.json');
   const opts: EvalOptions = {
@@ -158,7 +164,7 @@ test('state: atomic write leaves no temporary file, round-trips, refuses other o
   s.clean[3] = 1;
   s.brokenAt[3] = 0;
   s.batches['0'] = { stagesDone: 1, cleanTime: 0.1, stageTimes: [0.2], validity: { ...EMPTY_VALIDITY } };
-  saveState(file, s);
+  await saveState(file, s);
   assert.deepEqual(readdirSync(dir), ['state.json']);
   const back = loadState(file)!;
   assert.deepEqual(back, s, 'an empty validity (±Infinity) survives JSON');
@@ -168,7 +174,7 @@ test('state: atomic write leaves no temporary file, round-trips, refuses other o
   assert.doesNotThrow(() => assertSameOptions(file, back.options, { ...opts }));
   writeFileSync(file, '{"truncated');
   assert.throws(() => loadState(file), /not a JSON ikl-eval state file/);
-  writeFileAtomic(file, 'x');
+  await writeFileAtomic(file, 'x');
   assert.equal(readFileSync(file, 'utf8'), 'x');
 });
 
@@ -198,12 +204,12 @@ test('merge: the model is its weights hash; other paths to the same weights merg
   assert.throws(() => mergeReports([a, old(b), c], ['a', 'b', 'c']), /merge: b records no weights_sha256 \(an older ikl-eval\) but a does/);
 });
 
-test('state: resumed only from the same weights (any path to them); a state without the hash is refused', () => {
+test('state: resumed only from the same weights (any path to them); a state without the hash is refused', async () => {
   const dir = tempDir();
   const file = join(dir, 'state.json');
   const opts: EvalOptions = { ...resolveEvalOptions({ ...base, dataDir: 'data' }), dataset: 'synthetic', nExamples: 20 };
   const hash = '1'.repeat(64);
-  saveState(file, newState(opts, ['pgd-20'], { start: 0, end: 20 }, hash));
+  await saveState(file, newState(opts, ['pgd-20'], { start: 0, end: 20 }, hash));
   const abs = { ...opts, checkpoint: join(process.cwd(), 'ckpt'), dataDir: join(process.cwd(), 'data') };
   const s = loadState(file)!;
   assert.doesNotThrow(() => assertResumable(file, s, abs, hash, ['pgd-20']));

@@ -61,6 +61,7 @@ test('a binary file given as config: one line with a short escaped excerpt, no c
   assert.equal(r.status, 2, r.stderr);
   assert.equal(r.stdout, '');
   assert.match(r.stderr, /^ikl-train: .*weights\.yaml: is not a text file \(starts with '\\u007fELF\\u001b\[2J\\u0007.*'\.\.\.\); expected a YAML or JSON config\n$/);
+  // eslint-disable-next-line no-control-regex -- the assertion is about control characters
   assert.ok(!/[\x00-\x09\x0b-\x1f\x7f]/.test(r.stderr), 'no control character reaches the terminal');
   assert.ok(r.stderr.length < 300, `short: ${r.stderr.length} characters`);
 });
