@@ -5,10 +5,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { EXIT, InputError } from '../errors.js';
+import { EXIT, fileError, InputError } from '../errors.js';
 import { runMain } from './common.js';
 import { EVAL_ATTACKS } from '../eval/types.js';
 import { resolveEvalOptions, type RawEvalOptions } from '../eval/options.js';
+import { assertStateWritable } from '../eval/state.js';
 import { LOG_FORMATS } from '../choices.js';
 import { oneOf } from '../input.js';
 
@@ -43,10 +44,13 @@ async function evalAction(flags: EvalFlags): Promise<number> {
   // Everything the user can get wrong is checked before tfjs or any file is loaded.
   const partial = resolveEvalOptions(flags);
   const logFormat = oneOf(LOG_FORMATS, flags.logFormat ?? 'auto', '--log-format');
+  if (flags.state !== undefined) assertStateWritable(flags.state);
   const { initBackend, logBackend, parseBackendChoice } = await import('../backend.js');
   const backendChoice = flags.backend === undefined ? undefined : parseBackendChoice(flags.backend);
   const { createLogger } = await import('../log.js');
   const log = createLogger({ format: logFormat, level: flags.verbose ? 'debug' : undefined, name: 'ikl-eval' });
+  // TensorFlow's C++ INFO lines only with --verbose (src/backend.ts hides them otherwise).
+  if (flags.verbose) process.env.TF_CPP_MIN_LOG_LEVEL ??= '0';
   const backend = await initBackend(backendChoice);
   logBackend(log, backend);
   log.info({ attack: partial.attack, checkpoint: partial.checkpoint, shard: partial.shard }, 'evaluation');
@@ -84,7 +88,7 @@ async function mergeAction(files: string[]): Promise<number> {
     try {
       text = readFileSync(f, 'utf8');
     } catch (e) {
-      throw new InputError(`merge: cannot read ${f} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      throw fileError(`merge: ${f}`, e, 'read');
     }
     try {
       return JSON.parse(text) as unknown;

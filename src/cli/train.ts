@@ -4,8 +4,8 @@
  * tfjs is imported only inside the action, after the config is known to be valid, so `--help`,
  * `--print-config`, `--schema` and config errors are instant.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, rmdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { BACKEND_NAMES, LOG_FORMATS, configHash, configToYaml, jsonSchemaText, resolveConfig, type TrainConfig } from '../config/index.js';
 import { EXIT, InputError } from '../errors.js';
@@ -156,6 +156,8 @@ async function trainAction(flags: TrainFlags): Promise<number> {
   const log = createLogger({ format: config.run.logFormat, level: flags.verbose ? 'debug' : undefined, name: 'ikl-train' });
   const { initBackend, logBackend } = await import('../backend.js');
   // run.backend 'auto' leaves the choice to $IKL_BACKEND (then auto-detection).
+  // TensorFlow's C++ INFO lines only with --verbose (src/backend.ts hides them otherwise).
+  if (flags.verbose) process.env.TF_CPP_MIN_LOG_LEVEL ??= '0';
   const backend = await initBackend(config.run.backend === 'auto' ? undefined : config.run.backend);
   logBackend(log, backend);
   log.info(
@@ -165,9 +167,14 @@ async function trainAction(flags: TrainFlags): Promise<number> {
   if (signal.stopRequested) return received === 'SIGTERM' ? EXIT.sigterm : EXIT.sigint;
   const { train } = await import('../train/index.js');
   const bar = config.run.progress && process.stderr.isTTY === true ? await epochBar(config.schedule.epochs) : undefined;
+  const created = firstMissingDir(plan.runDir);
   let result;
   try {
     result = await train(config, { runDir: plan.runDir, resume: plan.resume, logger: log, signal, onStep: bar?.onStep });
+  } catch (e) {
+    // A run that failed before writing anything (bad data dir, a refused resume...) leaves no empty folder behind.
+    if (created !== undefined) removeEmptyDirs(plan.runDir, created);
+    throw e;
   } finally {
     bar?.stop();
   }
@@ -177,6 +184,28 @@ async function trainAction(flags: TrainFlags): Promise<number> {
   }
   log.info({ runDir: plan.runDir, epochs: result.epochs, steps: result.steps, last: result.metrics.at(-1) }, 'done');
   return EXIT.ok;
+}
+
+/** The outermost folder of `dir` that does not exist yet (what a run would create), or undefined. */
+function firstMissingDir(dir: string): string | undefined {
+  let missing: string | undefined;
+  for (let d = resolve(dir); !existsSync(d); d = dirname(d)) {
+    missing = d;
+    if (dirname(d) === d) break;
+  }
+  return missing;
+}
+
+/** Removes `dir` and its parents up to `top`, each only if empty (rmdir refuses a non-empty folder). */
+function removeEmptyDirs(dir: string, top: string): void {
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    try {
+      rmdirSync(d);
+    } catch {
+      return;
+    }
+    if (d === top || dirname(d) === d) return;
+  }
 }
 
 /** A progress bar per epoch on stderr, fed by the trainer's step hook. */

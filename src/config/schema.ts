@@ -12,7 +12,7 @@ import { DATASETS } from '../data/types.js';
 import type { AttackLoss, PgdStart } from '../attacks/types.js';
 import { BACKEND_CHOICES, LOG_FORMATS } from '../choices.js';
 import { EPSILON_SCHEDULES, LR_SCHEDULES, OBJECTIVES } from '../train/names.js';
-import { parseNumberText } from './number.js';
+import { BATCH_SIZE_RULE, MAX_BATCH_SIZE, parseNumberText } from './number.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Field helpers. Every message starts with "expected ..." so errors read "<file>: <key>: expected ..., got ...".
@@ -70,7 +70,10 @@ export const BEST_METRICS = ['robust', 'clean'] as const;
 
 const run = section(
   {
-    name: z.string({ error: 'expected a string' }).min(1, { error: 'expected a non-empty name' }).default('ikl-at')
+    name: z.string({ error: 'expected a string' }).min(1, { error: 'expected a non-empty name' })
+      // The run directory is <outDir>/<name>: a '..' or an absolute name would put it outside outDir.
+      .refine((n) => !/^([\\/]|[A-Za-z]:)/.test(n) && !n.split(/[\\/]/).includes('..'), { error: "expected a name inside run.outDir (no '..' part, not an absolute path)" })
+      .default('ikl-at')
       .describe('Run name; the run directory is <outDir>/<name> unless --run-dir is given.'),
     outDir: z.string({ error: 'expected a path' }).min(1, { error: 'expected a non-empty path' }).default('checkpoints')
       .describe('Directory that holds run directories.'),
@@ -115,7 +118,7 @@ const data = section(
     trainSubset: posInt().optional().describe('Train on only the first N training images (after the validation split). Omitted: all.'),
     extra,
     augment: bool().default(true).describe('Random crop 32 with 4-pixel zero padding and random horizontal flip.'),
-    batchSize: posInt().default(128).describe('Training batch size.'),
+    batchSize: int().min(1, { error: BATCH_SIZE_RULE }).max(MAX_BATCH_SIZE, { error: BATCH_SIZE_RULE }).default(128).describe('Training batch size.'),
   },
   'Training data.',
 );

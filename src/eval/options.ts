@@ -2,7 +2,7 @@
  * Evaluation options: flag strings → validated EvalOptions, with per-attack defaults. Everything the user can
  * get wrong is caught here, before any tensor or file is touched, as a one-line InputError naming the flag.
  */
-import { parseNumberExpr } from '../config/number.js';
+import { parseBatchSize, parseNumberExpr } from '../config/number.js';
 import { InputError } from '../errors.js';
 import { oneOf } from '../input.js';
 import type { Norm } from '../attacks/types.js';
@@ -162,7 +162,7 @@ export function resolveEvalOptions(raw: RawEvalOptions): PartialEvalOptions {
     stepSizeInput,
     restarts,
     nExamples: raw.nExamples === undefined ? null : parseIntFlag(raw.nExamples, '--n-examples', 1),
-    batchSize: raw.batchSize === undefined ? DEFAULT_BATCH_SIZE : parseIntFlag(raw.batchSize, '--batch-size', 1),
+    batchSize: raw.batchSize === undefined ? DEFAULT_BATCH_SIZE : parseBatchSize(raw.batchSize, '--batch-size'),
     dataset: raw.dataset === undefined ? null : parseDataset(raw.dataset),
     dataDir: raw.dataDir ?? 'data',
     seed: raw.seed === undefined ? 0 : parseIntFlag(raw.seed, '--seed', 0, 0xffffffff),

@@ -68,7 +68,13 @@ export interface Validity {
 
 export interface EvalReport {
   tool: 'ikl-eval';
+  /** The path the model was read from, as given (for humans: the model is identified by weights_sha256). */
   checkpoint: string;
+  /**
+   * sha256 over the model's weights (src/checkpoint/identity.ts): equal for the same weights whatever the path.
+   * Absent only in reports of older versions.
+   */
+  weights_sha256?: string;
   arch: string;
   num_classes: number;
   dataset: string;
