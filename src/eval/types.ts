@@ -63,6 +63,9 @@ export interface Validity {
 export interface EvalReport {
   tool: 'ikl-eval';
   checkpoint: string;
+  /** When --checkpoint is a PyTorch/safetensors file: its sha256 and how its state_dict was found (src/interop). */
+  checkpoint_sha256?: string;
+  weights_source?: { format: string; container: string; prefix: string };
   arch: string;
   num_classes: number;
   dataset: string;
