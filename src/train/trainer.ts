@@ -246,6 +246,9 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
         tf.dispose(Object.values(ck.tensors));
       }
       log.info({ from: resumeDir, epoch: position.epoch, batch: position.batch, step }, 'resuming');
+    } else if (config.model.initFrom !== undefined) {
+      const { initModelFrom } = await import('../interop/init-from.js');
+      log.info(await initModelFrom(t.model, config.model.arch, config.model.initFrom), 'initial weights loaded');
     }
 
     await writeAtomic(join(runDir, RUN_FILES.config), configToYaml(config, `ikl-train resolved config (hash ${hash})`));

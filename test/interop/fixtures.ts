@@ -49,3 +49,42 @@ export function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   }
   return d / s;
 }
+
+/** Seeded non-trivial BN statistics and affine parameters (so a swapped mean/var or gamma/beta shows). */
+export function randomiseBn(model: tf.LayersModel, seed: number): void {
+  let a = seed >>> 0;
+  const r = (): number => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const fill: Record<string, () => number> = {
+    gamma: () => 0.8 + 0.4 * r(),
+    beta: () => 0.2 * (r() - 0.5),
+    moving_mean: () => 0.2 * (r() - 0.5),
+    moving_variance: () => 0.5 + r(),
+  };
+  for (const layer of model.layers) {
+    if (layer.getClassName() !== 'BatchNormalization') continue;
+    for (const v of layer.weights) {
+      const role = v.originalName.slice(v.originalName.lastIndexOf('/') + 1);
+      const n = v.shape[0]!;
+      tf.tidy(() => {
+        v.write(tf.tensor1d(Float32Array.from({ length: n }, fill[role]!)));
+      });
+    }
+  }
+}
+
+/** The models whose exports are checked by PyTorch (scripts/fixtures/interop-export.mjs, then torch_interop.py). */
+export function exportCases(): Array<Case & { seed: number }> {
+  return CASES.main.map((c, i) => ({ ...c, seed: 500 + i }));
+}
+
+/** A fixture-sized model with seeded weights and BN statistics, as exported for the PyTorch check. */
+export function exportModelOf(c: Case & { seed: number }): tf.LayersModel {
+  const model = buildCase(c, c.seed);
+  randomiseBn(model, c.seed);
+  return model;
+}
