@@ -20,6 +20,7 @@ import { writeCheckpoint } from '../../src/checkpoint/index.js';
 import { createModel } from '../../src/models/index.js';
 import { InputError } from '../../src/errors.js';
 import { tempDir } from '../eval/fixture.js';
+import '../helpers.js'; // selects the backend from $IKL_BACKEND
 import { buildCase, exportCases, exportModelOf, fixture } from './fixtures.js';
 
 const sha = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
