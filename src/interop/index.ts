@@ -4,11 +4,12 @@
  */
 import { open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 import { sha256 } from '../checkpoint/files.js';
 import { InputError } from '../errors.js';
-import { createModel, parseArch } from '../models/index.js';
-import { MODEL_ARCHS } from '../models/types.js';
+import { ARCH_DEFS, NORMALIZATION_LAYER, normalizationStats } from '../models/archs.js';
+import { parseArch } from '../models/index.js';
+import { MODEL_ARCHS, type ModelArch } from '../models/types.js';
 import { compareKeys, describeMismatch, expectedKeys, readStateDict, writeStateDict } from './convert.js';
 import { FormatError, readWeightFile, writeSafetensors, writeTorchZip, type OutTensor, type WeightFormat } from './formats.js';
 import { mappingFor, recogniseArch, type TorchMapping } from './mapping.js';
@@ -104,11 +105,27 @@ export interface ImportedModel {
   source: WeightSource;
 }
 
+/**
+ * The architecture with zero weights except its fixed input normalisation (not part of a PyTorch state_dict):
+ * the import overwrites everything else, so the seeded initialisation of createModel (5 s for a WRN-34-10) is skipped.
+ */
+function unInitialisedModel(arch: ModelArch, numClasses: number): tf.LayersModel {
+  if (!Number.isInteger(numClasses) || numClasses < 2) throw new InputError(`expected at least 2 classes, got ${numClasses}`);
+  const model = ARCH_DEFS[arch].build(numClasses);
+  const norm = model.layers.find((l) => l.name === NORMALIZATION_LAYER);
+  if (norm) {
+    // Same values as models/init.ts: kernel 1/std, bias -mean/std.
+    const { mean, std } = normalizationStats(numClasses);
+    tf.tidy(() => norm.setWeights([tf.tensor4d(std.map((s) => 1 / s), [1, 1, 3, 1]), tf.tensor1d(mean.map((m, i) => -m / std[i]!))]));
+  }
+  return model;
+}
+
 /** A PyTorch weight file as a zoo model (architecture and class count recognised unless given). */
 export async function loadTorchModel(file: string, opts: { arch?: string; numClasses?: number } = {}): Promise<ImportedModel> {
   const flat = await readStateDictFile(file);
   const { arch, numClasses } = resolveArch(flat, file, opts);
-  const model = createModel({ arch: parseArch(arch), numClasses, seed: 0 });
+  const model = unInitialisedModel(parseArch(arch), numClasses);
   try {
     importIntoModel(model, mappingFor(arch), flat, file, `${arch} with ${numClasses} classes`);
   } catch (e) {

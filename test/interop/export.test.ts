@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import {
   exportModel,
   importIntoModel,
+  loadTorchModel,
   mappingFor,
   readStateDictFile,
   readWeightFile,
@@ -20,7 +21,7 @@ import { writeCheckpoint } from '../../src/checkpoint/index.js';
 import { createModel } from '../../src/models/index.js';
 import { InputError } from '../../src/errors.js';
 import { tempDir } from '../eval/fixture.js';
-import '../helpers.js'; // selects the backend from $IKL_BACKEND
+import { heavy } from '../helpers.js';
 import { buildCase, exportCases, exportModelOf, fixture } from './fixtures.js';
 
 const sha = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
@@ -137,4 +138,27 @@ test('init-from: a checkpoint directory or a .pt file sets every weight; another
   await assert.rejects(initModelFrom(other, 'resnet-18', ckpt), /is a small-cnn, the config's model\.arch is resnet-18/);
   other.dispose();
   src.dispose();
+});
+
+test('full size: wrn-28-10-swish (CIFAR-100) → .safetensors → loadTorchModel is bit-identical, input normalisation included', heavy, async () => {
+  const dir = tempDir('ikl-interop-');
+  const model = createModel({ arch: 'wrn-28-10-swish', numClasses: 100, seed: 7 });
+  const file = join(dir, 'swish.safetensors');
+  await exportModel(model, 'wrn-28-10-swish', file);
+  const m = await loadTorchModel(file); // architecture and class count recognised from the keys
+  try {
+    assert.equal(m.arch, 'wrn-28-10-swish');
+    assert.equal(m.numClasses, 100);
+    assert.equal(m.model.weights.length, model.weights.length);
+    model.weights.forEach((w, i) => {
+      const v = m.model.weights[i]!;
+      assert.equal(v.originalName, w.originalName);
+      const a = w.read().dataSync();
+      const b = v.read().dataSync();
+      assert.ok(a.length === b.length && a.every((x, j) => Object.is(x, b[j])), w.originalName);
+    });
+  } finally {
+    m.model.dispose();
+    model.dispose();
+  }
 });
