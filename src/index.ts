@@ -14,3 +14,5 @@ export * from './checkpoint/index.js';
 export * from './config/index.js';
 export * from './train/index.js';
 export * from './eval/index.js';
+/** PyTorch interop (state_dicts in and out), as a namespace: `interop.loadTorchModel`, `interop.exportModel`... */
+export * as interop from './interop/index.js';
