@@ -124,11 +124,22 @@ function resolveTensors(value: PyValue, storageOf: (s: StorageRef) => Uint8Array
 
 function readTorchZip(buf: Uint8Array): PyValue {
   let files: Record<string, Uint8Array>;
+  // torch.save stores entries uncompressed; a compressed entry may not inflate to more than 4× the file (+1 MiB),
+  // so a zip bomb is refused before any memory is allocated for it.
+  let budget = 4 * buf.length + 2 ** 20;
+  let bomb = '';
   try {
-    files = unzipSync(buf);
+    files = unzipSync(buf, {
+      filter: (f) => {
+        budget -= f.originalSize;
+        if (budget < 0 && !bomb) bomb = f.name;
+        return budget >= 0;
+      },
+    });
   } catch (e) {
     throw new FormatError(`not a readable zip archive (${(e as Error).message})`);
   }
+  if (bomb) throw new FormatError(`zip entry '${bomb}' would inflate far beyond the file size`);
   const pkl = Object.keys(files).find((f) => /^[^/]+\/data\.pkl$/.test(f) || f === 'data.pkl');
   if (!pkl) throw new FormatError('zip archive without data.pkl: not a PyTorch checkpoint');
   const prefix = pkl.slice(0, pkl.length - 'data.pkl'.length);

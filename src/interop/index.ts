@@ -90,8 +90,10 @@ export function resolveArch(flat: FlatStateDict, label: string, opts: { arch?: s
   } else arch = seen.arch;
   let numClasses = opts.numClasses;
   if (numClasses === undefined) {
-    // The head's output size: zoo models name their linear head 'fc' (module path from the mapping).
-    const head = shapes.get(`${mappingFor(arch).modulePath('fc')}.weight`);
+    // Zoo models name their linear head 'fc' (module path from the mapping); other families register their head
+    // last, so the last 2-D weight is the fallback.
+    const last2d = [...shapes].filter(([k, s]) => k.endsWith('.weight') && s.length === 2).at(-1)?.[1];
+    const head = shapes.get(`${mappingFor(arch).modulePath('fc')}.weight`) ?? last2d;
     numClasses = head?.[0] ?? ('problem' in seen ? undefined : seen.numClasses);
     if (numClasses === undefined) throw new InputError(`${label}: cannot tell the number of classes of this ${arch}`);
   }

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { zipSync } from 'fflate';
 import {
   exportModel,
   importIntoModel,
@@ -105,6 +106,8 @@ test('corrupt and truncated files: one-line InputError naming the file', async (
     ['badheader.safetensors', header, /header is not JSON/],
     ['trunc-legacy.pt', legacy.subarray(0, legacy.length - 1000), /truncated/],
     ['empty.pt', new Uint8Array(0), /not a PyTorch/],
+    // 20 MB of zeros deflated to ~20 kB: refused before inflating.
+    ['bomb.pt', zipSync({ 'archive/data.pkl': new Uint8Array(20 * 2 ** 20) }, { level: 9 }), /zip entry 'archive\/data\.pkl' would inflate far beyond the file size/],
     ['text.pt', new TextEncoder().encode('hello, not weights\n'), /not a PyTorch/],
   ];
   for (const [name, bytes, re] of cases) {
