@@ -138,3 +138,18 @@ test('a state_dict of another architecture or class count is refused naming miss
   assert.throws(() => resolveArch(wrn, 'w.pt', {}), /w\.pt: holds a wrn-10-1, which is not in the zoo/);
   assert.equal(readFileSync(fixture('cases.json'), 'utf8').length > 0, true);
 });
+
+test("TRADES' unused sub_block1 keys and num_batches_tracked are skipped; any other extra key is unexpected; class count from the head", async () => {
+  const c = CASES.main.find((x) => x.family === 'trades-wrn')!;
+  const flat = await readStateDictFile(fixture(c.file));
+  const extra = (key: string) => ({ ...flat, tensors: new Map([...flat.tensors, [key, flat.tensors.get('conv1.weight')!]]) });
+  const model = buildCase(c);
+  try {
+    importIntoModel(model, mappingFor(c.family), extra('sub_block1.layer.0.conv1.weight'), 'f.pt', 'wrn');
+    assert.throws(() => importIntoModel(model, mappingFor(c.family), extra('block4.layer.0.conv1.weight'), 'f.pt', 'wrn'), /^Error: f\.pt: does not match wrn: 1 unexpected \(block4\.layer\.0\.conv1\.weight\)$|f\.pt: does not match wrn: 1 unexpected \(block4\.layer\.0\.conv1\.weight\)/);
+  } finally {
+    model.dispose();
+  }
+  const swish = await readStateDictFile(fixture('dm_wrn_10_1_swish_c100.pt'));
+  assert.deepEqual(recogniseArch(new Map([...swish.tensors].map(([k, t]) => [k, t.shape]))), { arch: 'wrn-10-1-swish', numClasses: 100 });
+});
