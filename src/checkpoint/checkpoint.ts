@@ -24,7 +24,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { configHash } from '../config/resolve.js';
 import { InputError } from '../errors.js';
-import { loadModel, saveModel } from '../models/index.js';
+import { DTYPE_BYTES, loadModel, saveModel } from '../models/index.js';
 import { readVerified, syncAndDigest, syncDir, writeFileDurable } from './files.js';
 import {
   CHECKPOINT_FILES,
@@ -243,7 +243,7 @@ export async function readCheckpoint(dir: string, opts: ReadOptions = {}): Promi
     if (e instanceof InputError) throw e;
     throw new InputError(`${join(dir, CHECKPOINT_FILES.modelJson)}: cannot build the model (${(e as Error).message.split('\n')[0]})`);
   }
-  let tensors: NamedTensors = {};
+  let tensors: NamedTensors;
   try {
     tensors = decodeTensors(manifest, tensorBytes, join(dir, CHECKPOINT_FILES.tensorsManifest));
   } catch (e) {
@@ -344,7 +344,6 @@ export async function findResumableCheckpoint(
 // ---------------------------------------------------------------------------------------------------------------
 // Model and tensor encoding.
 
-const DTYPE_BYTES = { float32: 4, int32: 4, bool: 1 } as const;
 
 async function encodeTensors(tensors: NamedTensors): Promise<{ manifest: TensorEntry[]; bytes: Uint8Array }> {
   const manifest: TensorEntry[] = [];

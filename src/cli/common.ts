@@ -1,5 +1,5 @@
 /**
- * What every command shares: error → exit-code mapping and number parsing for flags.
+ * What every command shares: error → exit-code mapping.
  * Commands stay thin: parse flags, call the library, map the outcome to an exit code.
  */
 import { EXIT, InputError } from '../errors.js';
@@ -28,6 +28,3 @@ export async function runMain(name: string, body: () => Promise<number | void>, 
   await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
   process.exit(code);
 }
-
-// Numbers such as '8/255' are parsed in one place for flags and config files alike (src/config/number.ts).
-export { parseNumberExpr } from '../config/number.js';

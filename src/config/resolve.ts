@@ -4,13 +4,14 @@
  * what was expected, e.g. "configs/x.yaml: attack.steps: expected a positive integer, got -1".
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, stringify as stringifyYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
-import { SYNTHETIC_CLASSES } from '../data/synthetic.js';
+import { DATASET_CLASSES } from '../data/types.js';
 import { InputError } from '../errors.js';
+import { isKdObjective } from '../train/names.js';
 import { trainConfigJsonSchema, trainConfigSchema, type ParsedTrainConfig, type TrainConfig } from './schema.js';
 
 export interface ResolveOptions {
@@ -189,8 +190,6 @@ function keysAt(path: string[]): string[] | undefined {
   return undefined;
 }
 
-const DATASET_CLASSES = { cifar10: 10, cifar100: 100, synthetic: SYNTHETIC_CLASSES.length } as const;
-
 /** Derives what depends on other fields and checks the constraints between fields. */
 function finalize(parsed: ParsedTrainConfig, sourceOf: (path: string) => string): TrainConfig {
   const fail = (path: string, message: string): never => {
@@ -213,6 +212,10 @@ function finalize(parsed: ParsedTrainConfig, sourceOf: (path: string) => string)
   }
   if (dataset === 'synthetic' && parsed.data.valSize >= parsed.data.synthetic.nTrain) {
     fail('data.valSize', `expected fewer validation images than data.synthetic.nTrain (${parsed.data.synthetic.nTrain}), got ${parsed.data.valSize}`);
+  }
+  const kd = isKdObjective(parsed.objective.type);
+  if (kd && parsed.teacher.checkpoint === undefined) {
+    fail('teacher.checkpoint', `expected the teacher's checkpoint directory (objective.type ${parsed.objective.type} distils a teacher), got nothing`);
   }
   return { ...parsed, model: { ...parsed.model, numClasses } };
 }
@@ -258,12 +261,6 @@ export const SCHEMA_PATH = fileURLToPath(new URL('../../../configs/schema.json',
 /** The text of configs/schema.json (stable: 2-space JSON with a final newline). */
 export function jsonSchemaText(): string {
   return `${JSON.stringify(trainConfigJsonSchema(), null, 2)}\n`;
-}
-
-/** Regenerates configs/schema.json (or `file`) from the zod schema. Returns the path written. */
-export function writeJsonSchema(file: string = SCHEMA_PATH): string {
-  writeFileSync(file, jsonSchemaText());
-  return file;
 }
 
 function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {

@@ -4,10 +4,11 @@
  * bit for bit.
  */
 import { checkBlackBoxStronger } from '../attacks/checks.js';
+import { combineValidity, EMPTY_VALIDITY, formatValidity, type ValidityLine } from '../attacks/validity.js';
 import { InputError } from '../errors.js';
 import type { EvalState } from './state.js';
-import type { EvalReport, StageReport, Validity } from './types.js';
-import { combineValidity, EMPTY_VALIDITY, validityFromJson, formatValidityLine, validityToJson } from './validity.js';
+import type { EvalReport, StageReport } from './types.js';
+import { validityFromJson, validityToJson } from './validity.js';
 
 export interface ReportContext {
   arch: string;
@@ -30,12 +31,13 @@ export function buildReport(state: EvalState, ctx: ReportContext): EvalReport {
   const survivors = new Array<number>(state.stages.length).fill(0);
   for (let i = 0; i < n; i++) {
     if (state.clean[i] === -1) throw new Error(`eval state: example ${state.slice.start + i} was never evaluated`);
-    if (state.clean[i] !== 1) continue;
-    cleanCorrect++;
+    if (state.clean[i] === 1) cleanCorrect++;
+    // TRADES' counting rule (--protocol trades): every point whose last iterate is correct, clean errors included.
+    else if (o.protocol !== 'trades') continue;
     const broken = state.brokenAt[i]!;
     for (let s = 0; s < state.stages.length; s++) if (broken === -1 || broken > s) survivors[s]!++;
   }
-  let validity: Validity = { ...EMPTY_VALIDITY };
+  let validity: ValidityLine = { ...EMPTY_VALIDITY };
   let cleanTime = 0;
   const stageTimes = new Array<number>(state.stages.length).fill(0);
   for (const b of Object.values(state.batches)) {
@@ -84,7 +86,7 @@ export function buildReport(state: EvalState, ctx: ReportContext): EvalReport {
     robust_correct: robustCorrect,
     stages,
     time_s: { clean: round3(cleanTime), attack: round3(stageTimes.reduce((a, b) => a + b, 0)) },
-    validity: { ...validityToJson(validity), line: formatValidityLine(validity, o.eps, o.norm) },
+    validity: { ...validityToJson(validity), line: formatValidity(validity, o.eps, o.norm) },
     sanity_warnings: [...(state.sanityWarnings ?? []), ...resultWarnings(stages)],
     backend: ctx.backend,
   };
@@ -164,7 +166,7 @@ export function mergeReports(reports: EvalReport[], sources: string[] = reports.
       clean: round3(reports.reduce((a, r) => a + r.time_s.clean, 0)),
       attack: round3(reports.reduce((a, r) => a + r.time_s.attack, 0)),
     },
-    validity: { ...validityToJson(validity), line: formatValidityLine(validity, first.eps, first.norm) },
+    validity: { ...validityToJson(validity), line: formatValidity(validity, first.eps, first.norm) },
     sanity_warnings: warnings,
     // Shards may run on different machines; a mix is reported, never hidden.
     backend: backends.length === 1 ? first.backend : { name: 'mixed', package: 'mixed', devices: reports.flatMap((r) => r.backend.devices) },
@@ -180,11 +182,7 @@ export function resultWarnings(stages: StageReport[]): string[] {
   const results = stages.map((s, i) => ({
     name: s.name,
     blackBox: s.name === 'square',
-    attacked: i === 0 ? 0 : stages[i - 1]!.robust_correct,
     fooled: i === 0 ? 0 : stages[i - 1]!.robust_correct - s.robust_correct,
-    robustAccuracy: s.robust_acc,
-    timeMs: s.time_s * 1000,
-    validity: null,
   }));
   const w = checkBlackBoxStronger(results);
   return w === null ? [] : [w];

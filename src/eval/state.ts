@@ -3,11 +3,12 @@
  * example, and which stages of which batches are finished. Written atomically, so a run killed at any moment
  * leaves either the previous or the new state on disk, never half a file.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { InputError } from '../errors.js';
+import { writeFileAtomic } from '../files.js';
+import { EMPTY_VALIDITY, type ValidityLine } from '../attacks/validity.js';
 import type { EvalOptions, Slice, Validity } from './types.js';
-import { EMPTY_VALIDITY, validityFromJson, validityToJson } from './validity.js';
+import { validityFromJson, validityToJson } from './validity.js';
 
 export const STATE_VERSION = 1;
 
@@ -16,7 +17,7 @@ export interface BatchState {
   stagesDone: number;
   cleanTime: number;
   stageTimes: number[];
-  validity: Validity;
+  validity: ValidityLine;
 }
 
 export interface EvalState {
@@ -48,42 +49,10 @@ export function newState(options: EvalOptions, stages: string[], slice: Slice): 
   };
 }
 
-/** Writes `text` to `file` through a temporary file, fsync and rename (then fsyncs the directory entry). */
-export function writeFileAtomic(file: string, text: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    renameSync(tmp, file);
-  } catch (e) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      /* already gone */
-    }
-    throw e;
-  }
-  try {
-    const dfd = openSync(dirname(file), 'r');
-    try {
-      fsyncSync(dfd);
-    } finally {
-      closeSync(dfd);
-    }
-  } catch {
-    // Some filesystems refuse fsync on directories; the rename itself is still atomic.
-  }
-}
-
-export function saveState(file: string, state: EvalState): void {
-  const batches: Record<string, BatchState> = {};
+export async function saveState(file: string, state: EvalState): Promise<void> {
+  const batches: Record<string, unknown> = {};
   for (const [k, b] of Object.entries(state.batches)) batches[k] = { ...b, validity: validityToJson(b.validity) };
-  writeFileAtomic(file, `${JSON.stringify({ ...state, batches })}\n`);
+  await writeFileAtomic(file, `${JSON.stringify({ ...state, batches })}\n`);
 }
 
 /** Reads a state file; undefined if it does not exist. A corrupt or foreign file is an InputError. */
@@ -104,7 +73,7 @@ export function loadState(file: string): EvalState | undefined {
   if (s === null || typeof s !== 'object' || s.version !== STATE_VERSION || !Array.isArray(s.clean) || !Array.isArray(s.brokenAt) || typeof s.batches !== 'object') {
     throw new InputError(`--state ${file}: not an ikl-eval state file of version ${STATE_VERSION} (delete it to start over)`);
   }
-  for (const b of Object.values(s.batches)) b.validity = validityFromJson(b.validity ?? EMPTY_VALIDITY);
+  for (const b of Object.values(s.batches)) b.validity = b.validity ? validityFromJson(b.validity as unknown as Validity) : { ...EMPTY_VALIDITY };
   return s;
 }
 

@@ -73,10 +73,12 @@ export function permute(values: Float32Array, from: readonly number[], perm: rea
   const [a, b, c, d] = outShape as [number, number, number, number];
   const [sa, sb, sc, sd] = outStrides as [number, number, number, number];
   let k = 0;
-  for (let i = 0; i < a; i++) for (let j = 0; j < b; j++) for (let l = 0; l < c; l++) {
-    const base = i * sa + j * sb + l * sc;
-    for (let m = 0; m < d; m++) out[k++] = values[base + m * sd]!;
-  }
+  for (let i = 0; i < a; i++)
+    for (let j = 0; j < b; j++)
+      for (let l = 0; l < c; l++) {
+        const base = i * sa + j * sb + l * sc;
+        for (let m = 0; m < d; m++) out[k++] = values[base + m * sd]!;
+      }
   return out;
 }
 

@@ -56,19 +56,34 @@ function decode(bytes: Uint8Array, dtype: TorchDtype, count: number): Float32Arr
       if (bytes.byteOffset % 4 === 0) out.set(new Float32Array(bytes.buffer, bytes.byteOffset, count));
       else for (let i = 0; i < count; i++) out[i] = v.getFloat32(4 * i, true);
       break;
-    case 'float64': for (let i = 0; i < count; i++) out[i] = v.getFloat64(8 * i, true); break;
-    case 'float16': for (let i = 0; i < count; i++) out[i] = halfToFloat(v.getUint16(2 * i, true)); break;
+    case 'float64':
+      for (let i = 0; i < count; i++) out[i] = v.getFloat64(8 * i, true);
+      break;
+    case 'float16':
+      for (let i = 0; i < count; i++) out[i] = halfToFloat(v.getUint16(2 * i, true));
+      break;
     case 'bfloat16': {
       // bfloat16 is the upper half of a float32.
       const u = new Uint32Array(out.buffer);
       for (let i = 0; i < count; i++) u[i] = v.getUint16(2 * i, true) << 16;
       break;
     }
-    case 'int64': for (let i = 0; i < count; i++) out[i] = Number(v.getBigInt64(8 * i, true)); break;
-    case 'int32': for (let i = 0; i < count; i++) out[i] = v.getInt32(4 * i, true); break;
-    case 'int16': for (let i = 0; i < count; i++) out[i] = v.getInt16(2 * i, true); break;
-    case 'int8': for (let i = 0; i < count; i++) out[i] = v.getInt8(i); break;
-    case 'uint8': case 'bool': for (let i = 0; i < count; i++) out[i] = bytes[i]!; break;
+    case 'int64':
+      for (let i = 0; i < count; i++) out[i] = Number(v.getBigInt64(8 * i, true));
+      break;
+    case 'int32':
+      for (let i = 0; i < count; i++) out[i] = v.getInt32(4 * i, true);
+      break;
+    case 'int16':
+      for (let i = 0; i < count; i++) out[i] = v.getInt16(2 * i, true);
+      break;
+    case 'int8':
+      for (let i = 0; i < count; i++) out[i] = v.getInt8(i);
+      break;
+    case 'uint8':
+    case 'bool':
+      for (let i = 0; i < count; i++) out[i] = bytes[i]!;
+      break;
   }
   return out;
 }
@@ -91,7 +106,8 @@ function tensorFrom(ref: TensorRef, storage: () => Uint8Array): TorchTensor {
     read: () => {
       const bytes = storage();
       const size = DTYPE_SIZE[dtype];
-      if (bytes.length < ref.storage.numel * size) throw new FormatError(`storage '${ref.storage.key}' holds ${bytes.length} bytes, expected ${ref.storage.numel * size}`);
+      if (bytes.length < ref.storage.numel * size)
+        throw new FormatError(`storage '${ref.storage.key}' holds ${bytes.length} bytes, expected ${ref.storage.numel * size}`);
       const contiguous = stride.every((s, i) => shape[i] === 1 || s === numel(shape.slice(i + 1)));
       if (contiguous) return decode(bytes.subarray(offset * size, (offset + n) * size), dtype, n);
       const all = decode(bytes, dtype, ref.storage.numel);
@@ -174,7 +190,8 @@ function readTorchLegacy(buf: Uint8Array): PyValue {
   (function collect(v: PyValue): void {
     if (Array.isArray(v)) v.forEach(collect);
     else if (v instanceof Map) v.forEach(collect);
-    else if (typeof v === 'object' && v !== null && (v as TensorRef).kind === 'tensor') dtypes.set((v as TensorRef).storage.key, (v as TensorRef).storage.dtype);
+    else if (typeof v === 'object' && v !== null && (v as TensorRef).kind === 'tensor')
+      dtypes.set((v as TensorRef).storage.key, (v as TensorRef).storage.dtype);
   })(value);
   const storages = new Map<string, Uint8Array>();
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
@@ -196,7 +213,16 @@ function readTorchLegacy(buf: Uint8Array): PyValue {
 }
 
 const ST_DTYPES: Record<string, TorchDtype> = {
-  F32: 'float32', F64: 'float64', F16: 'float16', BF16: 'bfloat16', I64: 'int64', I32: 'int32', I16: 'int16', I8: 'int8', U8: 'uint8', BOOL: 'bool',
+  F32: 'float32',
+  F64: 'float64',
+  F16: 'float16',
+  BF16: 'bfloat16',
+  I64: 'int64',
+  I32: 'int32',
+  I16: 'int16',
+  I8: 'int8',
+  U8: 'uint8',
+  BOOL: 'bool',
 };
 
 function readSafetensors(buf: Uint8Array): Map<string, TorchTensor> {
@@ -216,7 +242,8 @@ function readSafetensors(buf: Uint8Array): Map<string, TorchTensor> {
     const dtype = ST_DTYPES[e.dtype ?? ''];
     if (!dtype) throw new FormatError(`tensor '${name}': unsupported dtype ${String(e.dtype)}`);
     const [b, end] = e.data_offsets ?? [-1, -1];
-    if (!Array.isArray(e.shape) || !(b! >= 0 && end! >= b! && end! <= data.length)) throw new FormatError(`tensor '${name}': offsets outside the data (truncated?)`);
+    if (!Array.isArray(e.shape) || !(b! >= 0 && end! >= b! && end! <= data.length))
+      throw new FormatError(`tensor '${name}': offsets outside the data (truncated?)`);
     const count = numel(e.shape);
     if (end! - b! !== count * DTYPE_SIZE[dtype]) throw new FormatError(`tensor '${name}': ${end! - b!} bytes for shape [${e.shape}]`);
     const bytes = data.subarray(b!, end!);

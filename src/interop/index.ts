@@ -2,11 +2,12 @@
  * PyTorch interop: published PyTorch checkpoints (zip / legacy .pt, .safetensors) into the model zoo, and our
  * checkpoints out as PyTorch state_dicts under the official key names (load_state_dict(strict=True) accepts them).
  */
-import { open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { sha256 } from '../checkpoint/files.js';
 import { InputError } from '../errors.js';
+import { writeFileAtomic } from '../files.js';
 import { ARCH_DEFS, NORMALIZATION_LAYER, normalizationStats } from '../models/archs.js';
 import { parseArch } from '../models/index.js';
 import { MODEL_ARCHS, type ModelArch } from '../models/types.js';
@@ -118,7 +119,15 @@ function unInitialisedModel(arch: ModelArch, numClasses: number): tf.LayersModel
   if (norm) {
     // Same values as models/init.ts: kernel 1/std, bias -mean/std.
     const { mean, std } = normalizationStats(numClasses);
-    tf.tidy(() => norm.setWeights([tf.tensor4d(std.map((s) => 1 / s), [1, 1, 3, 1]), tf.tensor1d(mean.map((m, i) => -m / std[i]!))]));
+    tf.tidy(() =>
+      norm.setWeights([
+        tf.tensor4d(
+          std.map((s) => 1 / s),
+          [1, 1, 3, 1],
+        ),
+        tf.tensor1d(mean.map((m, i) => -m / std[i]!)),
+      ]),
+    );
   }
   return model;
 }
@@ -154,26 +163,17 @@ export function modelStateDict(model: tf.LayersModel, arch: string): OutTensor[]
 export function encodeStateDict(tensors: readonly OutTensor[], file: string, metadata: Record<string, string> = {}): Uint8Array {
   if (exportFormat(file) === 'safetensors') return writeSafetensors(tensors, metadata);
   // torch.save names the archive's top directory after the file; any name loads.
-  return writeTorchZip(tensors, basename(file).replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9_-]/g, '_') || 'archive');
-}
-
-/** Writes bytes to `file` atomically (temp file, fsync, rename): an existing file is replaced only when complete. */
-export async function writeAtomic(file: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  await rm(tmp, { force: true });
-  const fh = await open(tmp, 'w');
-  try {
-    await fh.writeFile(bytes);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
+  return writeTorchZip(
+    tensors,
+    basename(file)
+      .replace(/\.[^.]*$/, '')
+      .replace(/[^A-Za-z0-9_-]/g, '_') || 'archive',
+  );
 }
 
 /** Exports a model to `file` (.safetensors, .pt, .pth); returns the file's sha256. */
 export async function exportModel(model: tf.LayersModel, arch: string, file: string, metadata: Record<string, string> = {}): Promise<string> {
   const bytes = encodeStateDict(modelStateDict(model, arch), file, { arch, ...metadata });
-  await writeAtomic(file, bytes);
+  await writeFileAtomic(file, bytes);
   return sha256(bytes);
 }

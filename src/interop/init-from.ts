@@ -9,7 +9,11 @@ import { InputError } from '../errors.js';
 import { importIntoModel, isWeightFile, mappingFor, modelStateDict, readStateDictFile, type TorchTensor } from './index.js';
 
 /** Overwrites every weight of `model` (a fresh `arch` model) with those of `source`; returns a description. */
-export async function initModelFrom(model: tf.LayersModel, arch: string, source: string): Promise<{ source: string; sha256?: string; kind: 'checkpoint' | 'weights' }> {
+export async function initModelFrom(
+  model: tf.LayersModel,
+  arch: string,
+  source: string,
+): Promise<{ source: string; sha256?: string; kind: 'checkpoint' | 'weights' }> {
   const mapping = mappingFor(arch);
   if (await isWeightFile(source)) {
     const flat = await readStateDictFile(source);
@@ -21,7 +25,9 @@ export async function initModelFrom(model: tf.LayersModel, arch: string, source:
     if (ckpt.meta.arch !== arch) throw new InputError(`model.initFrom ${source}: is a ${ckpt.meta.arch}, the config's model.arch is ${arch}`);
     // Through the PyTorch key space: checkpoints of any layer-name generation map onto the current model.
     const tensors = new Map<string, TorchTensor>(
-      modelStateDict(ckpt.model, arch).filter((t) => t.dtype === 'float32').map((t) => [t.name, { kind: 'torch-tensor', dtype: t.dtype, shape: t.shape, read: () => Float32Array.from(t.data as Float32Array) }]),
+      modelStateDict(ckpt.model, arch)
+        .filter((t) => t.dtype === 'float32')
+        .map((t) => [t.name, { kind: 'torch-tensor', dtype: t.dtype, shape: t.shape, read: () => Float32Array.from(t.data as Float32Array) }]),
     );
     importIntoModel(model, mapping, { tensors, container: '', prefix: '' }, source, `model.arch ${arch}`);
     return { source, kind: 'checkpoint' };

@@ -34,12 +34,28 @@ export interface TensorRef {
 export type TorchDtype = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
 
 export const DTYPE_SIZE: Record<TorchDtype, number> = {
-  float32: 4, float64: 8, float16: 2, bfloat16: 2, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1,
+  float32: 4,
+  float64: 8,
+  float16: 2,
+  bfloat16: 2,
+  int64: 8,
+  int32: 4,
+  int16: 2,
+  int8: 1,
+  uint8: 1,
+  bool: 1,
 };
 
 const STORAGE_TYPES: Record<string, TorchDtype> = {
-  FloatStorage: 'float32', DoubleStorage: 'float64', HalfStorage: 'float16', BFloat16Storage: 'bfloat16',
-  LongStorage: 'int64', IntStorage: 'int32', ShortStorage: 'int16', CharStorage: 'int8', ByteStorage: 'uint8',
+  FloatStorage: 'float32',
+  DoubleStorage: 'float64',
+  HalfStorage: 'float16',
+  BFloat16Storage: 'bfloat16',
+  LongStorage: 'int64',
+  IntStorage: 'int32',
+  ShortStorage: 'int16',
+  CharStorage: 'int8',
+  ByteStorage: 'uint8',
   BoolStorage: 'bool',
 };
 
@@ -70,7 +86,13 @@ function rebuildTensor(args: unknown[]): TensorRef {
   if (typeof storage !== 'object' || storage === null || (storage as StorageRef).kind !== 'storage') {
     throw new PickleError('_rebuild_tensor: first argument is not a storage');
   }
-  return { kind: 'tensor', storage: storage as StorageRef, offset: int(offset, 'tensor offset'), shape: intTuple(size, 'tensor size'), stride: intTuple(stride, 'tensor stride') };
+  return {
+    kind: 'tensor',
+    storage: storage as StorageRef,
+    offset: int(offset, 'tensor offset'),
+    shape: intTuple(size, 'tensor size'),
+    stride: intTuple(stride, 'tensor stride'),
+  };
 }
 
 /** The only globals a state_dict pickle may name. Storage types are only valid inside a persistent id. */
@@ -106,8 +128,6 @@ function persistentLoad(pid: unknown): StorageRef {
   if (typeof key !== 'string' && typeof key !== 'number') throw new PickleError('storage key must be a string');
   return { kind: 'storage', dtype, key: String(key), numel: int(pid[4], 'storage size') };
 }
-
-const MARK = Symbol('mark');
 
 export interface UnpickleResult {
   value: PyValue;
@@ -187,53 +207,132 @@ export function unpickle(buf: Uint8Array, start = 0): UnpickleResult {
     const at = pos;
     const op = u8();
     switch (op) {
-      case 0x80: u8(); break; // PROTO
-      case 0x95: u64(); break; // FRAME (protocol 4): a length hint only
-      case 0x2e: { // STOP
+      case 0x80: // PROTO
+        u8();
+        break;
+      case 0x95: // FRAME (protocol 4): a length hint only
+        u64();
+        break;
+      case 0x2e: {
+        // STOP
         const value = pop();
         return { value, end: pos };
       }
-      case 0x28: marks.push(stack.length); break; // MARK
-      case 0x30: pop(); break; // POP
-      case 0x31: popMark(); break; // POP_MARK
-      case 0x32: stack.push(top()); break; // DUP
-      case 0x4e: stack.push(null); break; // NONE
-      case 0x88: stack.push(true); break; // NEWTRUE
-      case 0x89: stack.push(false); break; // NEWFALSE
-      case 0x4a: stack.push(i32()); break; // BININT
-      case 0x4b: stack.push(u8()); break; // BININT1
-      case 0x4d: stack.push(u16()); break; // BININT2
-      case 0x8a: stack.push(long(bytes(u8()))); break; // LONG1
-      case 0x8b: { // LONG4
+      case 0x28: // MARK
+        marks.push(stack.length);
+        break;
+      case 0x30: // POP
+        pop();
+        break;
+      case 0x31: // POP_MARK
+        popMark();
+        break;
+      case 0x32: // DUP
+        stack.push(top());
+        break;
+      case 0x4e: // NONE
+        stack.push(null);
+        break;
+      case 0x88: // NEWTRUE
+        stack.push(true);
+        break;
+      case 0x89: // NEWFALSE
+        stack.push(false);
+        break;
+      case 0x4a: // BININT
+        stack.push(i32());
+        break;
+      case 0x4b: // BININT1
+        stack.push(u8());
+        break;
+      case 0x4d: // BININT2
+        stack.push(u16());
+        break;
+      case 0x8a: // LONG1
+        stack.push(long(bytes(u8())));
+        break;
+      case 0x8b: {
+        // LONG4
         const n = i32();
         if (n < 0) throw new PickleError('negative LONG4 length');
         stack.push(long(bytes(n)));
         break;
       }
-      case 0x49: { // INT (protocol 0)
+      case 0x49: {
+        // INT (protocol 0)
         const s = line();
         stack.push(s === '00' ? false : s === '01' ? true : Number.parseInt(s, 10));
         break;
       }
-      case 0x47: (need(8), (pos += 8), stack.push(view.getFloat64(pos - 8, false))); break; // BINFLOAT
-      case 0x8c: stack.push(utf8(u8())); break; // SHORT_BINUNICODE
-      case 0x58: stack.push(utf8(u32())); break; // BINUNICODE
-      case 0x8d: stack.push(utf8(u64())); break; // BINUNICODE8
-      case 0x55: stack.push(new TextDecoder('latin1').decode(bytes(u8()))); break; // SHORT_BINSTRING (Python 2)
-      case 0x54: stack.push(new TextDecoder('latin1').decode(bytes(i32()))); break; // BINSTRING (Python 2)
-      case 0x43: stack.push(bytes(u8())); break; // SHORT_BINBYTES
-      case 0x42: stack.push(bytes(u32())); break; // BINBYTES
-      case 0x29: stack.push([]); break; // EMPTY_TUPLE
-      case 0x74: stack.push(popMark()); break; // TUPLE
-      case 0x85: stack.push([pop()]); break; // TUPLE1
-      case 0x86: { const b = pop(); const a = pop(); stack.push([a, b]); break; } // TUPLE2
-      case 0x87: { const c = pop(); const b = pop(); const a = pop(); stack.push([a, b, c]); break; } // TUPLE3
-      case 0x5d: stack.push([]); break; // EMPTY_LIST
-      case 0x6c: stack.push(popMark()); break; // LIST
-      case 0x61: { const v = pop(); listOf(top()).push(v); break; } // APPEND
-      case 0x65: { const items = popMark(); listOf(top()).push(...items); break; } // APPENDS
-      case 0x7d: stack.push(new Map()); break; // EMPTY_DICT
-      case 0x64: { // DICT
+      case 0x47: // BINFLOAT
+        need(8);
+        pos += 8;
+        stack.push(view.getFloat64(pos - 8, false));
+        break;
+      case 0x8c: // SHORT_BINUNICODE
+        stack.push(utf8(u8()));
+        break;
+      case 0x58: // BINUNICODE
+        stack.push(utf8(u32()));
+        break;
+      case 0x8d: // BINUNICODE8
+        stack.push(utf8(u64()));
+        break;
+      case 0x55: // SHORT_BINSTRING (Python 2)
+        stack.push(new TextDecoder('latin1').decode(bytes(u8())));
+        break;
+      case 0x54: // BINSTRING (Python 2)
+        stack.push(new TextDecoder('latin1').decode(bytes(i32())));
+        break;
+      case 0x43: // SHORT_BINBYTES
+        stack.push(bytes(u8()));
+        break;
+      case 0x42: // BINBYTES
+        stack.push(bytes(u32()));
+        break;
+      case 0x29: // EMPTY_TUPLE
+        stack.push([]);
+        break;
+      case 0x74: // TUPLE
+        stack.push(popMark());
+        break;
+      case 0x85: // TUPLE1
+        stack.push([pop()]);
+        break;
+      case 0x86: {
+        const b = pop();
+        const a = pop();
+        stack.push([a, b]);
+        break;
+      } // TUPLE2
+      case 0x87: {
+        const c = pop();
+        const b = pop();
+        const a = pop();
+        stack.push([a, b, c]);
+        break;
+      } // TUPLE3
+      case 0x5d: // EMPTY_LIST
+        stack.push([]);
+        break;
+      case 0x6c: // LIST
+        stack.push(popMark());
+        break;
+      case 0x61: {
+        const v = pop();
+        listOf(top()).push(v);
+        break;
+      } // APPEND
+      case 0x65: {
+        const items = popMark();
+        listOf(top()).push(...items);
+        break;
+      } // APPENDS
+      case 0x7d: // EMPTY_DICT
+        stack.push(new Map());
+        break;
+      case 0x64: {
+        // DICT
         const items = popMark();
         if (items.length % 2) throw new PickleError('odd number of items in DICT');
         const d = new Map();
@@ -241,38 +340,68 @@ export function unpickle(buf: Uint8Array, start = 0): UnpickleResult {
         stack.push(d);
         break;
       }
-      case 0x73: { const v = pop(); const k = pop(); dictOf(top()).set(hashable(k), v); break; } // SETITEM
-      case 0x75: { // SETITEMS
+      case 0x73: {
+        const v = pop();
+        const k = pop();
+        dictOf(top()).set(hashable(k), v);
+        break;
+      } // SETITEM
+      case 0x75: {
+        // SETITEMS
         const items = popMark();
         if (items.length % 2) throw new PickleError('odd number of items in SETITEMS');
         const d = dictOf(top());
         for (let i = 0; i < items.length; i += 2) d.set(hashable(items[i]), items[i + 1]);
         break;
       }
-      case 0x71: memo.set(u8(), top()); break; // BINPUT
-      case 0x72: memo.set(u32(), top()); break; // LONG_BINPUT
-      case 0x94: memo.set(memo.size, top()); break; // MEMOIZE
-      case 0x70: memo.set(Number.parseInt(line(), 10), top()); break; // PUT
-      case 0x68: stack.push(memoGet(u8())); break; // BINGET
-      case 0x6a: stack.push(memoGet(u32())); break; // LONG_BINGET
-      case 0x67: stack.push(memoGet(Number.parseInt(line(), 10))); break; // GET
-      case 0x63: { const module = line(); const name = line(); stack.push(resolveGlobal(module, name)); break; } // GLOBAL
-      case 0x93: { // STACK_GLOBAL
+      case 0x71: // BINPUT
+        memo.set(u8(), top());
+        break;
+      case 0x72: // LONG_BINPUT
+        memo.set(u32(), top());
+        break;
+      case 0x94: // MEMOIZE
+        memo.set(memo.size, top());
+        break;
+      case 0x70: // PUT
+        memo.set(Number.parseInt(line(), 10), top());
+        break;
+      case 0x68: // BINGET
+        stack.push(memoGet(u8()));
+        break;
+      case 0x6a: // LONG_BINGET
+        stack.push(memoGet(u32()));
+        break;
+      case 0x67: // GET
+        stack.push(memoGet(Number.parseInt(line(), 10)));
+        break;
+      case 0x63: {
+        const module = line();
+        const name = line();
+        stack.push(resolveGlobal(module, name));
+        break;
+      } // GLOBAL
+      case 0x93: {
+        // STACK_GLOBAL
         const name = pop();
         const module = pop();
         if (typeof module !== 'string' || typeof name !== 'string') throw new PickleError('STACK_GLOBAL needs two strings');
         stack.push(resolveGlobal(module, name));
         break;
       }
-      case 0x51: stack.push(persistentLoad(pop())); break; // BINPERSID
-      case 0x52: { // REDUCE
+      case 0x51: // BINPERSID
+        stack.push(persistentLoad(pop()));
+        break;
+      case 0x52: {
+        // REDUCE
         const args = pop();
         const fn = pop() as Global;
         if (fn?.kind !== 'global' || !fn.call || !isArr(args)) throw new PickleError('REDUCE of something that is not an allowed callable');
         stack.push(fn.call(args));
         break;
       }
-      case 0x62: { // BUILD: only an OrderedDict's attributes (state_dict._metadata), which we do not need
+      case 0x62: {
+        // BUILD: only an OrderedDict's attributes (state_dict._metadata), which we do not need
         pop();
         if (!(top() instanceof Map)) throw new PickleError('BUILD is only allowed on an OrderedDict');
         break;

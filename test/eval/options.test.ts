@@ -6,9 +6,11 @@ import { test } from 'node:test';
 import { InputError } from '../../src/errors.js';
 import { parseShard, resolveEvalOptions, shardSlice } from '../../src/eval/options.js';
 import { mergeReports, resultWarnings } from '../../src/eval/report.js';
-import { assertSameOptions, loadState, newState, saveState, writeFileAtomic } from '../../src/eval/state.js';
+import { assertSameOptions, loadState, newState, saveState } from '../../src/eval/state.js';
+import { writeFileAtomic } from '../../src/files.js';
 import type { EvalOptions, EvalReport } from '../../src/eval/types.js';
-import { combineValidity, EMPTY_VALIDITY, formatValidityLine } from '../../src/eval/validity.js';
+import { combineValidity, EMPTY_VALIDITY, formatValidity } from '../../src/attacks/validity.js';
+import { validityFromJson, validityToJson } from '../../src/eval/validity.js';
 import { tempDir } from './fixture.js';
 
 const base = { checkpoint: 'ckpt', attack: 'pgd' };
@@ -26,6 +28,28 @@ test('defaults: PGD-20 of 2/255 at eps 8/255, linf, seed 0, batch 200, dataset f
   assert.equal(o.dataset, null);
   assert.equal(o.nExamples, null);
   assert.equal(o.shard, null);
+});
+
+test("--protocol trades: TRADES' PGD-20 evaluation with its fixed settings; the default protocol adds no field", () => {
+  const t = resolveEvalOptions({ checkpoint: 'ckpt', protocol: 'trades' });
+  assert.deepEqual(
+    [t.attack, t.eps, t.epsInput, t.norm, t.steps, t.stepSize, t.restarts, t.protocol],
+    ['pgd', 0.031, '0.031', 'linf', 20, 0.003, 1, 'trades'],
+  );
+  assert.equal(resolveEvalOptions({ ...base, protocol: 'trades' }).protocol, 'trades');
+  assert.ok(!('protocol' in resolveEvalOptions(base)), 'older --state files must keep matching default runs');
+  assert.ok(!('protocol' in resolveEvalOptions({ ...base, protocol: 'default' })));
+  for (const [extra, flag] of [
+    [{ eps: '8/255' }, /^--eps: not accepted with --protocol trades/],
+    [{ stepSize: '0.007' }, /^--step-size:/],
+    [{ steps: '10' }, /^--steps:/],
+    [{ restarts: '2' }, /^--restarts:/],
+    [{ norm: 'l2' }, /^--norm:/],
+    [{ attack: 'autoattack' }, /^--attack:/],
+  ] as const) {
+    assert.throws(() => resolveEvalOptions({ checkpoint: 'ckpt', protocol: 'trades', ...extra }), (e: Error) => e instanceof InputError && flag.test(e.message));
+  }
+  assert.throws(() => resolveEvalOptions({ ...base, protocol: 'madry' }), /^InputError: --protocol: expected one of default\|trades/);
 });
 
 test('per-attack defaults', () => {
@@ -140,15 +164,19 @@ test('merge rejects mismatched options, overlaps and gaps', () => {
 });
 
 test('validity: combine is max/sum/min/max with an empty neutral element; the line flags out-of-ball inputs', () => {
-  const v = { max_perturbation: 0.03, nan_count: 2, min: 0.1, max: 0.8 };
+  const v = { maxPerturbation: 0.03, nanCount: 2, min: 0.1, max: 0.8 };
   assert.deepEqual(combineValidity(EMPTY_VALIDITY, v), v);
-  assert.deepEqual(combineValidity(v, { max_perturbation: 0.01, nan_count: 3, min: 0, max: 0.5 }), { max_perturbation: 0.03, nan_count: 5, min: 0, max: 0.8 });
-  assert.match(formatValidityLine({ max_perturbation: 8 / 255, nan_count: 0, min: 0, max: 1 }, 8 / 255, 'linf'), /^valid/);
-  assert.match(formatValidityLine({ max_perturbation: 9 / 255, nan_count: 0, min: 0, max: 1 }, 8 / 255, 'linf'), /^INVALID/);
-  assert.match(formatValidityLine({ max_perturbation: 0.01, nan_count: 0, min: -0.01, max: 1 }, 8 / 255, 'linf'), /^INVALID/);
+  assert.deepEqual(combineValidity(v, { maxPerturbation: 0.01, nanCount: 3, min: 0, max: 0.5 }), { maxPerturbation: 0.03, nanCount: 5, min: 0, max: 0.8 });
+  assert.match(formatValidity({ maxPerturbation: 8 / 255, nanCount: 0, min: 0, max: 1 }, 8 / 255, 'linf'), /^valid/);
+  assert.match(formatValidity({ maxPerturbation: 9 / 255, nanCount: 0, min: 0, max: 1 }, 8 / 255, 'linf'), /^INVALID/);
+  assert.match(formatValidity({ maxPerturbation: 0.01, nanCount: 0, min: -0.01, max: 1 }, 8 / 255, 'linf'), /^INVALID/);
+  // The JSON form (state and report files): snake_case, and an empty range stored as nulls.
+  assert.deepEqual(validityToJson(EMPTY_VALIDITY), { max_perturbation: 0, nan_count: 0, min: null, max: null });
+  assert.deepEqual(validityFromJson(JSON.parse(JSON.stringify(validityToJson(EMPTY_VALIDITY)))), EMPTY_VALIDITY);
+  assert.deepEqual(validityFromJson(validityToJson(v)), v);
 });
 
-test('state: atomic write leaves no temporary file, round-trips, refuses other options', () => {
+test('state: atomic write leaves no temporary file, round-trips, refuses other options', async () => {
   const dir = tempDir();
   const file = join(dir, 'state.json');
   const opts: EvalOptions = {
@@ -158,7 +186,7 @@ test('state: atomic write leaves no temporary file, round-trips, refuses other o
   s.clean[3] = 1;
   s.brokenAt[3] = 0;
   s.batches['0'] = { stagesDone: 1, cleanTime: 0.1, stageTimes: [0.2], validity: { ...EMPTY_VALIDITY } };
-  saveState(file, s);
+  await saveState(file, s);
   assert.deepEqual(readdirSync(dir), ['state.json']);
   const back = loadState(file)!;
   assert.deepEqual(back, s, 'an empty validity (±Infinity) survives JSON');
@@ -168,6 +196,6 @@ test('state: atomic write leaves no temporary file, round-trips, refuses other o
   assert.doesNotThrow(() => assertSameOptions(file, back.options, { ...opts }));
   writeFileSync(file, '{"truncated');
   assert.throws(() => loadState(file), /not a JSON ikl-eval state file/);
-  writeFileAtomic(file, 'x');
+  await writeFileAtomic(file, 'x');
   assert.equal(readFileSync(file, 'utf8'), 'x');
 });

@@ -63,8 +63,14 @@ test('bad weight files and flags: exit 2, one line naming the file, nothing on s
     [['--checkpoint', join(dir, 'trunc.pt')], /trunc\.pt: not a readable zip archive/],
     [['--checkpoint', join(dir, 'garbage.pt')], /garbage\.pt: not a readable zip archive/],
     [['--checkpoint', fixture('evil_os_system.pt')], /evil_os_system\.pt: pickle: refused global '(posix|os)\.system'/],
-    [['--checkpoint', fixture('resnet18_w4.pt')], /resnet18_w4\.pt: does not match resnet-18 with 10 classes: .*wrongly shaped \(conv1\.weight \[4,3,3,3\] \(expected \[64,3,3,3\]\)/],
-    [['--checkpoint', fixture('resnet18_w4.pt'), '--arch', 'wrn-34-10'], /does not match wrn-34-10 with 10 classes: \d+ missing \(block1\.layer\.0\.bn1\.weight.*\d+ unexpected \(layer1\.0\.conv1\.weight.*\d+ wrongly shaped \(conv1\.weight \[4,3,3,3\] \(expected \[16,3,3,3\]\)/],
+    [
+      ['--checkpoint', fixture('resnet18_w4.pt')],
+      /resnet18_w4\.pt: does not match resnet-18 with 10 classes: .*wrongly shaped \(conv1\.weight \[4,3,3,3\] \(expected \[64,3,3,3\]\)/,
+    ],
+    [
+      ['--checkpoint', fixture('resnet18_w4.pt'), '--arch', 'wrn-34-10'],
+      /does not match wrn-34-10 with 10 classes: \d+ missing \(block1\.layer\.0\.bn1\.weight.*\d+ unexpected \(layer1\.0\.conv1\.weight.*\d+ wrongly shaped \(conv1\.weight \[4,3,3,3\] \(expected \[16,3,3,3\]\)/,
+    ],
     [['--checkpoint', fixture('trades_wrn_10_1.pt')], /holds a wrn-10-1, which is not in the zoo/],
   ];
   for (const [args, re] of evalCases) {

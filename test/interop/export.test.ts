@@ -8,15 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { zipSync } from 'fflate';
-import {
-  exportModel,
-  importIntoModel,
-  loadTorchModel,
-  mappingFor,
-  readStateDictFile,
-  readWeightFile,
-  sniffFormat,
-} from '../../src/interop/index.js';
+import { exportModel, importIntoModel, loadTorchModel, mappingFor, readStateDictFile, readWeightFile, sniffFormat } from '../../src/interop/index.js';
 import { initModelFrom } from '../../src/interop/init-from.js';
 import { writeCheckpoint } from '../../src/checkpoint/index.js';
 import { createModel } from '../../src/models/index.js';
@@ -85,7 +77,11 @@ test('round trip ours → .pt / .safetensors → import is bit-identical for eve
       model.weights.forEach((w, i) => {
         const a = w.read().dataSync();
         const b = back.weights[i]!.read().dataSync();
-        assert.equal(Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)), 0, `${c.family} ${w.originalName} .${ext}`);
+        assert.equal(
+          Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)),
+          0,
+          `${c.family} ${w.originalName} .${ext}`,
+        );
       });
       back.dispose();
     }
@@ -107,7 +103,11 @@ test('corrupt and truncated files: one-line InputError naming the file', async (
     ['trunc-legacy.pt', legacy.subarray(0, legacy.length - 1000), /truncated/],
     ['empty.pt', new Uint8Array(0), /not a PyTorch/],
     // 20 MB of zeros deflated to ~20 kB: refused before inflating.
-    ['bomb.pt', zipSync({ 'archive/data.pkl': new Uint8Array(20 * 2 ** 20) }, { level: 9 }), /zip entry 'archive\/data\.pkl' would inflate far beyond the file size/],
+    [
+      'bomb.pt',
+      zipSync({ 'archive/data.pkl': new Uint8Array(20 * 2 ** 20) }, { level: 9 }),
+      /zip entry 'archive\/data\.pkl' would inflate far beyond the file size/,
+    ],
     ['text.pt', new TextEncoder().encode('hello, not weights\n'), /not a PyTorch/],
   ];
   for (const [name, bytes, re] of cases) {
@@ -137,7 +137,10 @@ test('init-from: a checkpoint directory or a .pt file sets every weight; another
     dst.dispose();
   }
   const other = createModel({ arch: 'small-cnn', numClasses: 100, seed: 4 });
-  await assert.rejects(initModelFrom(other, 'small-cnn', join(dir, 'w.pt')), /w\.pt: does not match model\.arch small-cnn with 100 classes: 2 wrongly shaped \(fc\.weight \[10,64\] \(expected \[100,64\]\)/);
+  await assert.rejects(
+    initModelFrom(other, 'small-cnn', join(dir, 'w.pt')),
+    /w\.pt: does not match model\.arch small-cnn with 100 classes: 2 wrongly shaped \(fc\.weight \[10,64\] \(expected \[100,64\]\)/,
+  );
   await assert.rejects(initModelFrom(other, 'resnet-18', ckpt), /is a small-cnn, the config's model\.arch is resnet-18/);
   other.dispose();
   src.dispose();

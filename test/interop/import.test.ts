@@ -98,7 +98,7 @@ test('hand-made pickles: disallowed opcodes and a REDUCE of a non-callable are r
   });
 });
 
-test('full-size key sets of the official PyTorch modules are exactly the zoo models\' keys (ids and shapes)', () => {
+test("full-size key sets of the official PyTorch modules are exactly the zoo models' keys (ids and shapes)", () => {
   for (const [arch, keys] of Object.entries(FULL_SIZE_KEYS)) {
     const shapes = new Map(Object.entries(keys));
     const seen = recogniseArch(shapes);
@@ -122,14 +122,18 @@ test('a state_dict of another architecture or class count is refused naming miss
   try {
     assert.throws(
       () => importIntoModel(model, mappingFor('resnet'), flat, 'preact.pt', 'resnet-18'),
-      (e: Error) => e instanceof InputError && /^preact\.pt: does not match resnet-18: \d+ missing \(bn1\.weight, .*\d+ unexpected \(bn\.weight/.test(e.message),
+      (e: Error) =>
+        e instanceof InputError && /^preact\.pt: does not match resnet-18: \d+ missing \(bn1\.weight, .*\d+ unexpected \(bn\.weight/.test(e.message),
     );
   } finally {
     model.dispose();
   }
   const c100 = buildCase({ family: 'preact-resnet', params: { width: 4 }, numClasses: 100 });
   try {
-    assert.throws(() => importIntoModel(c100, mappingFor('preact-resnet'), flat, 'p.pt', 'x'), /1 wrongly shaped \(linear\.weight \[10,32\] \(expected \[100,32\]\)\)|2 wrongly shaped \(linear\.weight/);
+    assert.throws(
+      () => importIntoModel(c100, mappingFor('preact-resnet'), flat, 'p.pt', 'x'),
+      /1 wrongly shaped \(linear\.weight \[10,32\] \(expected \[100,32\]\)\)|2 wrongly shaped \(linear\.weight/,
+    );
   } finally {
     c100.dispose();
   }
@@ -146,7 +150,10 @@ test("TRADES' unused sub_block1 keys and num_batches_tracked are skipped; any ot
   const model = buildCase(c);
   try {
     importIntoModel(model, mappingFor(c.family), extra('sub_block1.layer.0.conv1.weight'), 'f.pt', 'wrn');
-    assert.throws(() => importIntoModel(model, mappingFor(c.family), extra('block4.layer.0.conv1.weight'), 'f.pt', 'wrn'), /^Error: f\.pt: does not match wrn: 1 unexpected \(block4\.layer\.0\.conv1\.weight\)$|f\.pt: does not match wrn: 1 unexpected \(block4\.layer\.0\.conv1\.weight\)/);
+    assert.throws(
+      () => importIntoModel(model, mappingFor(c.family), extra('block4.layer.0.conv1.weight'), 'f.pt', 'wrn'),
+      /^Error: f\.pt: does not match wrn: 1 unexpected \(block4\.layer\.0\.conv1\.weight\)$|f\.pt: does not match wrn: 1 unexpected \(block4\.layer\.0\.conv1\.weight\)/,
+    );
   } finally {
     model.dispose();
   }

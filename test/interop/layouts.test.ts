@@ -23,7 +23,12 @@ function moduleNamedModel(): tf.LayersModel {
   const r = rng(11);
   for (const v of model.weights) {
     tf.tidy(() => {
-      v.write(tf.tensor(Float32Array.from({ length: v.shape.reduce<number>((a, b) => a * b!, 1) }, () => r() + 0.1), v.shape as number[]));
+      v.write(
+        tf.tensor(
+          Float32Array.from({ length: v.shape.reduce<number>((a, b) => a * b!, 1) }, () => r() + 0.1),
+          v.shape as number[],
+        ),
+      );
     });
   }
   return model;
@@ -37,9 +42,17 @@ test('default mapping: official PyTorch key names and layouts, element by elemen
   await exportModel(model, 'some-new-arch', file);
   const sd = (await readStateDictFile(file)).tensors;
   assert.deepEqual([...sd.keys()].sort(), [
-    'classifier.bias', 'classifier.weight', 'features.0.bias', 'features.0.weight', 'features.1.bias',
-    'features.1.num_batches_tracked', 'features.1.running_mean', 'features.1.running_var', 'features.1.weight',
-    'features.3.bias', 'features.3.weight',
+    'classifier.bias',
+    'classifier.weight',
+    'features.0.bias',
+    'features.0.weight',
+    'features.1.bias',
+    'features.1.num_batches_tracked',
+    'features.1.running_mean',
+    'features.1.running_var',
+    'features.1.weight',
+    'features.3.bias',
+    'features.3.weight',
   ]);
   const w = (name: string): { v: Float32Array; s: number[] } => {
     const l = model.getLayer(name.split('/')[0]!);
@@ -51,7 +64,11 @@ test('default mapping: official PyTorch key names and layouts, element by elemen
   assert.deepEqual(conv.shape, [4, 3, 3, 3]);
   const k = w('features.0/kernel');
   const cv = conv.read();
-  for (const [o, i, y, x] of [[0, 0, 0, 0], [3, 2, 1, 0], [1, 2, 2, 1]] as const) {
+  for (const [o, i, y, x] of [
+    [0, 0, 0, 0],
+    [3, 2, 1, 0],
+    [1, 2, 2, 1],
+  ] as const) {
     assert.equal(cv[((o * 3 + i) * 3 + y) * 3 + x], k.v[((y * 3 + x) * 3 + i) * 4 + o]);
   }
   // Depthwise, C = 4, m = 2: torch[c·2 + j, 0, y, x] = tf[y, x, c, j].
@@ -60,7 +77,11 @@ test('default mapping: official PyTorch key names and layouts, element by elemen
   const d = w('features.3/depthwise_kernel');
   assert.deepEqual(d.s, [3, 3, 4, 2]);
   const dv = dw.read();
-  for (const [c, j, y, x] of [[0, 1, 0, 2], [3, 0, 2, 1], [2, 1, 1, 1]] as const) {
+  for (const [c, j, y, x] of [
+    [0, 1, 0, 2],
+    [3, 0, 2, 1],
+    [2, 1, 1, 1],
+  ] as const) {
     assert.equal(dv[((c * 2 + j) * 3 + y) * 3 + x], d.v[((y * 3 + x) * 4 + c) * 2 + j]);
   }
   // Linear: torch[out, in] = tf[in, out].
@@ -69,7 +90,12 @@ test('default mapping: official PyTorch key names and layouts, element by elemen
   const f = w('classifier/kernel');
   assert.equal(fc.read()[3 * 8 + 6], f.v[6 * 5 + 3]);
   // BN: weight/bias/running_mean/running_var = gamma/beta/moving_mean/moving_variance.
-  for (const [torch, tfName] of [['weight', 'gamma'], ['bias', 'beta'], ['running_mean', 'moving_mean'], ['running_var', 'moving_variance']]) {
+  for (const [torch, tfName] of [
+    ['weight', 'gamma'],
+    ['bias', 'beta'],
+    ['running_mean', 'moving_mean'],
+    ['running_var', 'moving_variance'],
+  ]) {
     assert.deepEqual(sd.get(`features.1.${torch}`)!.read(), w(`features.1/${tfName}`).v);
   }
   // Back in: bit-identical, and the same outputs.

@@ -10,10 +10,10 @@ import { train } from '../../src/train/index.js';
 import { tempDir } from '../eval/fixture.js';
 import { heavy } from '../helpers.js';
 
-test('--init-from is model.initFrom in the config (and so in its hash)', () => {
-  const p = planTraining({ set: [], progress: true, initFrom: 'released.pt' });
+test('--init-from is model.initFrom in the config (and so in its hash)', async () => {
+  const p = await planTraining({ set: [], progress: true, initFrom: 'released.pt' });
   assert.equal(p.config.model.initFrom, 'released.pt');
-  assert.equal(planTraining({ set: [], progress: true }).config.model.initFrom, undefined);
+  assert.equal((await planTraining({ set: [], progress: true })).config.model.initFrom, undefined);
 });
 
 test('a run with model.initFrom starts from those weights (kernels after a step of lr 1e-30 equal the file)', heavy, async () => {
