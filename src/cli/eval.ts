@@ -19,6 +19,7 @@ interface EvalFlags extends RawEvalOptions {
   logFormat?: string;
   progress: boolean;
   verbose?: boolean;
+  arch?: string;
 }
 
 const EXAMPLES = `
@@ -26,6 +27,7 @@ Examples:
   $ ikl-eval --checkpoint runs/ikl-wrn34/best --attack pgd                 # PGD-20, eps 8/255, 10,000 images
   $ ikl-eval --checkpoint runs/ikl-wrn34/best --attack autoattack --state aa.state.json > aa.json
   $ ikl-eval --checkpoint ckpt --attack autoattack --shard 0/4 > shard0.json   # one of 4 slices
+  $ ikl-eval --checkpoint model.pt --dataset cifar10 --attack autoattack     # a PyTorch state_dict
   $ ikl-eval merge shard0.json shard1.json shard2.json shard3.json > aa.json
   $ scripts/eval-shards.sh 4 -- --checkpoint ckpt --attack autoattack       # one shard per GPU, then merge
 
@@ -64,6 +66,7 @@ async function evalAction(flags: EvalFlags): Promise<number> {
   let started = false;
   const report = await runEval(partial, {
     stateFile: flags.state,
+    arch: flags.arch,
     logger: log,
     backend,
     onProgress: (done, total) => {
@@ -103,7 +106,8 @@ async function mergeAction(files: string[]): Promise<number> {
 export function buildProgram(run: (body: () => Promise<number>) => void): Command {
   const program = new Command('ikl-eval')
     .description('Robust accuracy of a checkpoint under PGD, FGSM, CW, APGD, FAB, Square or AutoAttack. Prints one JSON report on stdout.')
-    .option('--checkpoint <dir>', 'checkpoint directory (model.json, weights.bin, checkpoint.json)')
+    .option('--checkpoint <path>', 'checkpoint directory, or a PyTorch .pt/.pth or .safetensors state_dict')
+    .option('--arch <name>', 'architecture of a PyTorch file (default: recognised from its keys)')
     .option('--attack <name>', EVAL_ATTACKS.join('|'))
     .option('--eps <r>', 'perturbation radius, a fraction or decimal (default 8/255)')
     .option('--norm <norm>', 'linf|l2 (default linf)')

@@ -102,7 +102,7 @@ function round3(x: number): number {
 
 /** Report fields that must agree between shards of one evaluation (the model: assertSameModel). */
 const SAME_IN_EVERY_SHARD = [
-  'arch', 'num_classes', 'dataset', 'attack', 'attack_params', 'eps', 'eps_input', 'norm', 'seed', 'batch_size', 'n_examples_total',
+  'checkpoint_sha256', 'arch', 'num_classes', 'dataset', 'attack', 'attack_params', 'eps', 'eps_input', 'norm', 'seed', 'batch_size', 'n_examples_total',
 ] as const;
 
 /** Minimal shape check of a parsed report file, so merge fails with a message rather than NaN. */

@@ -75,6 +75,9 @@ export interface EvalReport {
    * Absent only in reports of older versions.
    */
   weights_sha256?: string;
+  /** When --checkpoint is a PyTorch/safetensors file: its sha256 and how its state_dict was found (src/interop). */
+  checkpoint_sha256?: string;
+  weights_source?: { format: string; container: string; prefix: string };
   arch: string;
   num_classes: number;
   dataset: string;
