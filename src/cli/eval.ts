@@ -31,11 +31,16 @@ Examples:
   $ ikl-eval merge shard0.json shard1.json shard2.json shard3.json > aa.json
   $ scripts/eval-shards.sh 4 -- --checkpoint ckpt --attack autoattack       # one shard per GPU, then merge
 
+  $ ikl-eval --checkpoint ckpt --attack autoattack --aa-version plus > aa-plus.json
+  $ ikl-eval --checkpoint ckpt --attacks apgd-ce,apgd-dlr,fab --state custom.state.json > custom.json
   $ ikl-eval --checkpoint ckpt --protocol trades                           # TRADES' PGD-20 evaluation, as its tables
 
 Defaults per attack: pgd/cw 20 steps of eps/4 (2/255 at eps 8/255) from a uniform random start; fgsm one step of
 eps; apgd-ce/apgd-t/fab-t 100 iterations; square 5000 queries; autoattack the standard ensemble (APGD-CE, APGD-T,
-FAB-T, Square on what is still robust), which takes no --steps/--step-size/--restarts.
+FAB-T, Square on what is still robust), which takes no --steps/--step-size/--restarts. --aa-version plus: APGD-CE,
+APGD-DLR (5 restarts each), FAB (5 restarts), Square, APGD-T, FAB-T (5 restarts); rand: APGD-CE and APGD-DLR with
+the gradient averaged over 20 draws (randomised defences). --attacks: any of apgd-ce|apgd-dlr|apgd-t|fab|fab-t|square
+in the order given, with the reference's custom-version settings (those of plus).
 Exit codes: 0 success, 2 bad input (one-line message), 1 failure.`;
 
 function printJson(value: unknown): void {
@@ -119,6 +124,8 @@ export function buildProgram(run: (body: () => Promise<number>) => void): Comman
     .option('--dataset <name>', "cifar10|cifar100|synthetic (default: the checkpoint's dataset)")
     .option('--data-dir <dir>', 'dataset directory (default data)')
     .option('--seed <n>', 'seed of every random choice (default 0)')
+    .option('--aa-version <v>', 'standard|plus|rand: the AutoAttack version of --attack autoattack (default standard)')
+    .option('--attacks <list>', 'custom AutoAttack stage list, comma-separated: apgd-ce|apgd-dlr|apgd-t|fab|fab-t|square')
     .option('--protocol <name>', "default|trades: trades = TRADES' PGD-20 evaluation exactly (eps 0.031, 20 steps of 0.003, unclamped uniform start, every point counted)")
     .option('--state <file>', 'resumable state file: a killed run started again continues where it stopped')
     .option('--shard <i/n>', 'evaluate slice i of n contiguous slices of the first n-examples (merge with `ikl-eval merge`)')

@@ -47,6 +47,12 @@ export interface EvalOptions {
    * files keep matching).
    */
   protocol?: 'trades';
+  /**
+   * `--attack autoattack` only: the version other than standard ('plus', 'rand'), or 'custom' for the stage list
+   * `attacks`. Both absent for standard (so older state files keep matching).
+   */
+  aaVersion?: 'plus' | 'rand' | 'custom';
+  attacks?: string[];
 }
 
 /** One attack of a run (one for pgd, four for autoattack), applied to what is still robust. */
