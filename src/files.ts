@@ -4,6 +4,7 @@
  */
 import { open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { fileError } from './errors.js';
 
 /**
  * fsyncs a directory so that the names created or renamed in it survive a crash. Platforms that cannot open a
@@ -22,21 +23,25 @@ export async function syncDir(path: string): Promise<void> {
   }
 }
 
-/** Writes `data` to `file` through `<file>.tmp-<pid>`, fsync and rename, then fsyncs the directory entry. */
+/**
+ * Writes `data` to `file` through `<file>.tmp-<pid>`, fsync and rename, then fsyncs the directory entry. A file
+ * error (missing folder, EACCES, ENOSPC) is an InputError naming `file`, not the temporary file; the previous
+ * `file` is left intact and the temporary file removed.
+ */
 export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w');
   try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await rename(tmp, file);
   } catch (e) {
     await unlink(tmp).catch(() => undefined);
-    throw e;
+    throw fileError(file, e, 'write', 'the previous version, if any, is intact');
   }
   await syncDir(dirname(file));
 }

@@ -143,3 +143,15 @@ export {
   type EvalAttack,
   type AttackPlan,
 } from './eval/index.js';
+
+// PyTorch interop: state_dicts (.pt zip or legacy, .safetensors) in and out under the official key names.
+export {
+  loadTorchModel,
+  readStateDictFile,
+  recogniseArch,
+  exportModel,
+  type ImportedModel,
+  type WeightSource,
+} from './interop/index.js';
+export { exportSource, type ExportResult } from './interop/export.js';
+export { initModelFrom } from './interop/init-from.js';

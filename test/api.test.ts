@@ -18,6 +18,7 @@ const VALUES = `
   mergeReports numBatches parseArch parseBackendChoice parseConfig parseNumberExpr pgd planAttack readCheckpoint
   readCifar10 readCifar100 resolveConfig resolveEvalOptions runEval runStages sanityChecks saveModel splitValidation
   square stageFromSpec train trainConfigSchema validityLine verifyCheckpoint versionSpecs warmupFactor writeCheckpoint
+  exportModel exportSource initModelFrom loadTorchModel readStateDictFile recogniseArch
 `;
 
 /** Types only (erased at run time; read from the source of src/index.ts). */
@@ -29,6 +30,7 @@ const TYPES = `
   LoadDatasetOptions LoadedCheckpoint LogFormat Logger MarginOptions MetricRecord ModelArch ModelFn ModelSpec Norm
   PgdOptions RawEvalOptions Reduction RunEvalHooks SequenceOptions SquareOptions SquareResult StageEvent StageResult
   StageSpec StepInfo StepStats SyntheticOptions TrainConfig TrainConfigInput TrainOptions TrainResult ValidityLine
+  ExportResult ImportedModel WeightSource
 `;
 
 const words = (s: string): string[] => s.split(/\s+/).filter(Boolean).sort();

@@ -5,10 +5,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { EXIT, InputError } from '../errors.js';
+import { EXIT, fileError, InputError } from '../errors.js';
 import { runMain } from './common.js';
 import { EVAL_ATTACKS } from '../eval/types.js';
 import { resolveEvalOptions, type RawEvalOptions } from '../eval/options.js';
+import { assertStateWritable } from '../eval/state.js';
 import { LOG_FORMATS } from '../choices.js';
 import { oneOf } from '../input.js';
 
@@ -18,6 +19,7 @@ interface EvalFlags extends RawEvalOptions {
   logFormat?: string;
   progress: boolean;
   verbose?: boolean;
+  arch?: string;
 }
 
 const EXAMPLES = `
@@ -25,8 +27,11 @@ Examples:
   $ ikl-eval --checkpoint runs/ikl-wrn34/best --attack pgd                 # PGD-20, eps 8/255, 10,000 images
   $ ikl-eval --checkpoint runs/ikl-wrn34/best --attack autoattack --state aa.state.json > aa.json
   $ ikl-eval --checkpoint ckpt --attack autoattack --shard 0/4 > shard0.json   # one of 4 slices
+  $ ikl-eval --checkpoint model.pt --dataset cifar10 --attack autoattack     # a PyTorch state_dict
   $ ikl-eval merge shard0.json shard1.json shard2.json shard3.json > aa.json
   $ scripts/eval-shards.sh 4 -- --checkpoint ckpt --attack autoattack       # one shard per GPU, then merge
+
+  $ ikl-eval --checkpoint ckpt --protocol trades                           # TRADES' PGD-20 evaluation, as its tables
 
 Defaults per attack: pgd/cw 20 steps of eps/4 (2/255 at eps 8/255) from a uniform random start; fgsm one step of
 eps; apgd-ce/apgd-t/fab-t 100 iterations; square 5000 queries; autoattack the standard ensemble (APGD-CE, APGD-T,
@@ -41,10 +46,13 @@ async function evalAction(flags: EvalFlags): Promise<number> {
   // Everything the user can get wrong is checked before tfjs or any file is loaded.
   const partial = resolveEvalOptions(flags);
   const logFormat = oneOf(LOG_FORMATS, flags.logFormat ?? 'auto', '--log-format');
+  if (flags.state !== undefined) assertStateWritable(flags.state);
   const { initBackend, logBackend, parseBackendChoice } = await import('../backend.js');
   const backendChoice = flags.backend === undefined ? undefined : parseBackendChoice(flags.backend);
   const { createLogger } = await import('../log.js');
   const log = createLogger({ format: logFormat, level: flags.verbose ? 'debug' : undefined, name: 'ikl-eval' });
+  // TensorFlow's C++ INFO lines only with --verbose (src/backend.ts hides them otherwise).
+  if (flags.verbose) process.env.TF_CPP_MIN_LOG_LEVEL ??= '0';
   const backend = await initBackend(backendChoice);
   logBackend(log, backend);
   log.info({ attack: partial.attack, checkpoint: partial.checkpoint, shard: partial.shard }, 'evaluation');
@@ -58,6 +66,7 @@ async function evalAction(flags: EvalFlags): Promise<number> {
   let started = false;
   const report = await runEval(partial, {
     stateFile: flags.state,
+    arch: flags.arch,
     logger: log,
     backend,
     onProgress: (done, total) => {
@@ -82,7 +91,7 @@ async function mergeAction(files: string[]): Promise<number> {
     try {
       text = readFileSync(f, 'utf8');
     } catch (e) {
-      throw new InputError(`merge: cannot read ${f} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      throw fileError(`merge: ${f}`, e, 'read');
     }
     try {
       return JSON.parse(text) as unknown;
@@ -97,7 +106,8 @@ async function mergeAction(files: string[]): Promise<number> {
 export function buildProgram(run: (body: () => Promise<number>) => void): Command {
   const program = new Command('ikl-eval')
     .description('Robust accuracy of a checkpoint under PGD, FGSM, CW, APGD, FAB, Square or AutoAttack. Prints one JSON report on stdout.')
-    .option('--checkpoint <dir>', 'checkpoint directory (model.json, weights.bin, checkpoint.json)')
+    .option('--checkpoint <path>', 'checkpoint directory, or a PyTorch .pt/.pth or .safetensors state_dict')
+    .option('--arch <name>', 'architecture of a PyTorch file (default: recognised from its keys)')
     .option('--attack <name>', EVAL_ATTACKS.join('|'))
     .option('--eps <r>', 'perturbation radius, a fraction or decimal (default 8/255)')
     .option('--norm <norm>', 'linf|l2 (default linf)')
@@ -109,6 +119,7 @@ export function buildProgram(run: (body: () => Promise<number>) => void): Comman
     .option('--dataset <name>', "cifar10|cifar100|synthetic (default: the checkpoint's dataset)")
     .option('--data-dir <dir>', 'dataset directory (default data)')
     .option('--seed <n>', 'seed of every random choice (default 0)')
+    .option('--protocol <name>', "default|trades: trades = TRADES' PGD-20 evaluation exactly (eps 0.031, 20 steps of 0.003, unclamped uniform start, every point counted)")
     .option('--state <file>', 'resumable state file: a killed run started again continues where it stopped')
     .option('--shard <i/n>', 'evaluate slice i of n contiguous slices of the first n-examples (merge with `ikl-eval merge`)')
     .option('--backend <name>', 'auto|tensorflow|gpu|cpu (default $IKL_BACKEND or auto)')

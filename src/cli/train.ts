@@ -4,8 +4,8 @@
  * tfjs is imported only inside the action, after the config is known to be valid, so `--help`,
  * `--print-config`, `--schema` and config errors are instant.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, rmdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { BACKEND_NAMES, LOG_FORMATS, configHash, configToYaml, jsonSchemaText, resolveConfig, type TrainConfig } from '../config/index.js';
 import { EXIT, InputError } from '../errors.js';
@@ -16,6 +16,7 @@ import type { StepInfo } from '../train/trainer.js';
 export interface TrainFlags {
   config?: string;
   set: string[];
+  initFrom?: string;
   printConfig?: boolean;
   schema?: boolean;
   /** true: resume the run directory; a path: a run directory or a checkpoint directory. */
@@ -60,6 +61,8 @@ export interface TrainPlan {
  */
 export async function planTraining(flags: TrainFlags): Promise<TrainPlan> {
   const sets = [...flags.set];
+  // --init-from is shorthand for --set model.initFrom=PATH (so it is part of the config and its hash).
+  if (flags.initFrom !== undefined) sets.push(`model.initFrom=${JSON.stringify(flags.initFrom)}`);
   let file = flags.config;
   let runDir = flags.runDir;
   let resume: boolean | string = false;
@@ -156,6 +159,8 @@ async function trainAction(flags: TrainFlags): Promise<number> {
   const log = createLogger({ format: config.run.logFormat, level: flags.verbose ? 'debug' : undefined, name: 'ikl-train' });
   const { initBackend, logBackend } = await import('../backend.js');
   // run.backend 'auto' leaves the choice to $IKL_BACKEND (then auto-detection).
+  // TensorFlow's C++ INFO lines only with --verbose (src/backend.ts hides them otherwise).
+  if (flags.verbose) process.env.TF_CPP_MIN_LOG_LEVEL ??= '0';
   const backend = await initBackend(config.run.backend === 'auto' ? undefined : config.run.backend);
   logBackend(log, backend);
   log.info(
@@ -165,9 +170,14 @@ async function trainAction(flags: TrainFlags): Promise<number> {
   if (signal.stopRequested) return received === 'SIGTERM' ? EXIT.sigterm : EXIT.sigint;
   const { train } = await import('../train/index.js');
   const bar = config.run.progress && process.stderr.isTTY === true ? await epochBar(config.schedule.epochs) : undefined;
+  const created = firstMissingDir(plan.runDir);
   let result;
   try {
     result = await train(config, { runDir: plan.runDir, resume: plan.resume, logger: log, signal, onStep: bar?.onStep });
+  } catch (e) {
+    // A run that failed before writing anything (bad data dir, a refused resume...) leaves no empty folder behind.
+    if (created !== undefined) removeEmptyDirs(plan.runDir, created);
+    throw e;
   } finally {
     bar?.stop();
   }
@@ -177,6 +187,28 @@ async function trainAction(flags: TrainFlags): Promise<number> {
   }
   log.info({ runDir: plan.runDir, epochs: result.epochs, steps: result.steps, last: result.metrics.at(-1) }, 'done');
   return EXIT.ok;
+}
+
+/** The outermost folder of `dir` that does not exist yet (what a run would create), or undefined. */
+function firstMissingDir(dir: string): string | undefined {
+  let missing: string | undefined;
+  for (let d = resolve(dir); !existsSync(d); d = dirname(d)) {
+    missing = d;
+    if (dirname(d) === d) break;
+  }
+  return missing;
+}
+
+/** Removes `dir` and its parents up to `top`, each only if empty (rmdir refuses a non-empty folder). */
+function removeEmptyDirs(dir: string, top: string): void {
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    try {
+      rmdirSync(d);
+    } catch {
+      return;
+    }
+    if (d === top || dirname(d) === d) return;
+  }
 }
 
 /** A progress bar per epoch on stderr, fed by the trainer's step hook. */
@@ -214,6 +246,7 @@ export function buildProgram(run: (body: () => Promise<number>) => void): Comman
     .option('--print-config', 'print the resolved config as YAML and exit')
     .option('--schema', 'print the JSON Schema of config files and exit')
     .option('--resume [dir]', 'continue a run: its run directory (default: the configured one) or a checkpoint directory')
+    .option('--init-from <path>', 'start from a checkpoint directory or a PyTorch .pt/.safetensors state_dict (= --set model.initFrom=PATH)')
     .option('--run-dir <dir>', 'run directory (default <run.outDir>/<run.name>)')
     .option('--backend <name>', `${BACKEND_NAMES.join('|')} (default: run.backend, then $IKL_BACKEND, then auto)`)
     .option('--log-format <fmt>', `${LOG_FORMATS.join('|')} (logs on stderr)`)

@@ -12,7 +12,7 @@ import { DATASETS } from '../data/types.js';
 import type { AttackLoss, PgdStart } from '../attacks/types.js';
 import { BACKEND_CHOICES, LOG_FORMATS } from '../choices.js';
 import { EPSILON_SCHEDULES, LR_SCHEDULES, OBJECTIVES } from '../train/names.js';
-import { parseNumberText } from './number.js';
+import { BATCH_SIZE_RULE, MAX_BATCH_SIZE, parseNumberText } from './number.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Field helpers. Every message starts with "expected ..." so errors read "<file>: <key>: expected ..., got ...".
@@ -70,7 +70,10 @@ export const BEST_METRICS = ['robust', 'clean'] as const;
 
 const run = section(
   {
-    name: z.string({ error: 'expected a string' }).min(1, { error: 'expected a non-empty name' }).default('ikl-at')
+    name: z.string({ error: 'expected a string' }).min(1, { error: 'expected a non-empty name' })
+      // The run directory is <outDir>/<name>: a '..' or an absolute name would put it outside outDir.
+      .refine((n) => !/^([\\/]|[A-Za-z]:)/.test(n) && !n.split(/[\\/]/).includes('..'), { error: "expected a name inside run.outDir (no '..' part, not an absolute path)" })
+      .default('ikl-at')
       .describe('Run name; the run directory is <outDir>/<name> unless --run-dir is given.'),
     outDir: z.string({ error: 'expected a path' }).min(1, { error: 'expected a non-empty path' }).default('checkpoints')
       .describe('Directory that holds run directories.'),
@@ -115,7 +118,7 @@ const data = section(
     trainSubset: posInt().optional().describe('Train on only the first N training images (after the validation split). Omitted: all.'),
     extra,
     augment: bool().default(true).describe('Random crop 32 with 4-pixel zero padding and random horizontal flip.'),
-    batchSize: posInt().default(128).describe('Training batch size.'),
+    batchSize: int().min(1, { error: BATCH_SIZE_RULE }).max(MAX_BATCH_SIZE, { error: BATCH_SIZE_RULE }).default(128).describe('Training batch size.'),
   },
   'Training data.',
 );
@@ -125,6 +128,8 @@ const model = section(
     arch: oneOf(MODEL_ARCHS).default('wrn-34-10').describe('Architecture from the model zoo.'),
     numClasses: int().min(2, { error: 'expected an integer >= 2' }).optional()
       .describe('Number of classes. Omitted: taken from the dataset (cifar10 10, cifar100 100, synthetic 10).'),
+    initFrom: z.string({ error: 'expected a path' }).min(1, { error: 'expected a non-empty path' }).optional()
+      .describe('Start from these weights instead of the seeded initialisation: a checkpoint directory or a PyTorch .pt/.pth or .safetensors state_dict of the same arch and class count (official key names). Ignored when resuming.'),
   },
   'The network.',
 );
@@ -243,7 +248,8 @@ const schedule = section(
     type: oneOf(LR_SCHEDULES).default('cosine')
       .describe('Learning-rate schedule per epoch: cosine (lr·½(1 + cos(π·e/(E+1)))), piecewise (× gamma at each milestone), constant.'),
     epochs: posInt().default(200).describe('Training epochs E.'),
-    warmupEpochs: nonNegInt().default(0).describe('Linear learning-rate warm-up epochs.'),
+    warmupEpochs: nonNegInt().default(0)
+      .describe('Linear learning-rate warm-up W, as the reference: epochs e < W use lr·e/W, then the cosine starts at lr from e = W (over E − W + 1).'),
     milestones: z.array(posInt(), { error: 'expected a list of epochs' }).default([100, 150])
       .describe('piecewise: epochs after which the learning rate is multiplied by gamma.'),
     gamma: num(finite().gt(0, { error: 'expected a number in (0, 1]' }).max(1, { error: 'expected a number in (0, 1]' })).default(0.1)

@@ -193,6 +193,12 @@ export async function readCifar10(dir: string, opts: Cifar10ReadOptions = {}): P
   return { train, test };
 }
 
+/** Only test_batch.bin of a `cifar-10-batches-bin/` folder (what an evaluation needs). */
+export async function readCifar10Test(dir: string, opts: Cifar10ReadOptions = {}): Promise<ImageSet> {
+  const nTest = opts.testRecords ?? 10_000;
+  return readFiles('cifar10-test', [join(dir, CIFAR10_TEST_FILE)], 'cifar10', 10, nTest, `the CIFAR-10 binary release: ${nTest} records of ${RECORD_BYTES.cifar10} bytes`);
+}
+
 export interface Cifar100ReadOptions {
   /** Records in train.bin. Official: 50,000. */
   trainRecords?: number;
@@ -208,6 +214,12 @@ export async function readCifar100(dir: string, opts: Cifar100ReadOptions = {}):
   const train = await readFiles('cifar100-train', [join(dir, CIFAR100_TRAIN_FILE)], 'cifar100', DATASET_CLASSES.cifar100, nTrain, what(nTrain));
   const test = await readFiles('cifar100-test', [join(dir, CIFAR100_TEST_FILE)], 'cifar100', DATASET_CLASSES.cifar100, nTest, what(nTest));
   return { train, test };
+}
+
+/** Only test.bin of a `cifar-100-binary/` folder (what an evaluation needs). */
+export async function readCifar100Test(dir: string, opts: Cifar100ReadOptions = {}): Promise<ImageSet> {
+  const nTest = opts.testRecords ?? 10_000;
+  return readFiles('cifar100-test', [join(dir, CIFAR100_TEST_FILE)], 'cifar100', 100, nTest, `the CIFAR-100 binary release: ${nTest} records of ${RECORD_BYTES.cifar100} bytes`);
 }
 
 /**

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { deriveSeed } from '../rng.js';
 import type { ModelFn } from '../attacks/types.js';
 import type { BackendInfo } from '../backend.js';
-import { loadDataset } from '../data/index.js';
+import { loadTestSet } from '../data/index.js';
 import type { ImageSet } from '../data/types.js';
 import { InputError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
@@ -19,7 +19,7 @@ import { loadEvalSubject, type EvalSubject } from './model.js';
 import { DEFAULT_N_EXAMPLES, shardSlice, type PartialEvalOptions } from './options.js';
 import { planAttack, planTargetClasses, type AttackPlan } from './plan.js';
 import { buildReport } from './report.js';
-import { assertSameOptions, loadState, newState, saveState, type EvalState } from './state.js';
+import { assertResumable, loadState, newState, saveState, type EvalState } from './state.js';
 import type { EvalOptions, EvalReport } from './types.js';
 
 export interface RunEvalHooks {
@@ -37,6 +37,8 @@ export interface RunEvalHooks {
   plan?: AttackPlan;
   /** Minimum seconds between state writes inside a batch (after a stage); batch ends always write. */
   saveEverySeconds?: number;
+  /** Architecture of a PyTorch weight file given as the checkpoint (`--arch`; recognised from its keys when absent). */
+  arch?: string;
 }
 
 /** Float NHWC batch in [0, 1] and int32 labels of examples [start, end) of an ImageSet. */
@@ -67,18 +69,19 @@ export function completeOptions(partial: PartialEvalOptions, subject: { dataset:
  */
 export async function runEval(partial: PartialEvalOptions, hooks: RunEvalHooks = {}): Promise<EvalReport | null> {
   const log = hooks.logger ?? silentLogger;
-  const subject = await loadEvalSubject(partial.checkpoint);
+  const subject = await loadEvalSubject(partial.checkpoint, { arch: hooks.arch });
   try {
     const datasetName = partial.dataset ?? subject.dataset;
     if (datasetName === null) throw new InputError(`--dataset: required, checkpoint ${partial.checkpoint} does not name its dataset`);
     // Only the test split is used; synthetic test images do not depend on the training-set size.
     const synthetic = { nTrain: 1, ...(subject.synthetic.nTest !== undefined ? { nTest: subject.synthetic.nTest } : {}), ...(subject.synthetic.seed !== undefined ? { seed: subject.synthetic.seed } : {}) };
-    const { test } = await loadDataset(datasetName, { dataDir: partial.dataDir, logger: log, synthetic });
+    const test = await loadTestSet(datasetName, { dataDir: partial.dataDir, logger: log, synthetic });
     if (test.numClasses !== subject.numClasses) {
       throw new InputError(`--dataset ${datasetName}: has ${test.numClasses} classes but checkpoint ${partial.checkpoint} has ${subject.numClasses}`);
     }
     const options = completeOptions(partial, subject, test.n);
-    return await evaluate(options, subject, test, hooks, log);
+    const report = await evaluate(options, subject, test, hooks, log);
+    return report && subject.source ? { ...report, ...subject.source } : report;
   } finally {
     subject.dispose();
   }
@@ -94,15 +97,13 @@ async function evaluate(o: EvalOptions, subject: EvalSubject, test: ImageSet, ho
   if (hooks.stateFile) {
     state = loadState(hooks.stateFile);
     if (state) {
-      assertSameOptions(hooks.stateFile, state.options, o);
-      if (JSON.stringify(state.stages) !== JSON.stringify(stageNames)) {
-        throw new InputError(`--state ${hooks.stateFile}: made with stages ${state.stages.join(',')}, this run has ${stageNames.join(',')}; use another --state file`);
-      }
+      assertResumable(hooks.stateFile, state, o, subject.weightsSha256, stageNames);
       const done = Object.values(state.batches).filter((b) => b.stagesDone === stageNames.length).length;
-      log.info({ state: hooks.stateFile, batchesDone: done }, 'resuming from state');
+      const stagesDone = Object.values(state.batches).reduce((a, b) => a + b.stagesDone, 0);
+      log.info({ state: hooks.stateFile, batchesDone: done, stagesDone }, 'resuming from state');
     }
   }
-  state ??= newState(o, stageNames, { start: slice.start, end: slice.end });
+  state ??= newState(o, stageNames, { start: slice.start, end: slice.end }, subject.weightsSha256);
 
   const save = async (): Promise<void> => {
     if (hooks.stateFile) await saveState(hooks.stateFile, state!);
@@ -150,6 +151,7 @@ async function evaluate(o: EvalOptions, subject: EvalSubject, test: ImageSet, ho
 
   return buildReport(state, {
     arch: subject.arch,
+    weightsSha256: subject.weightsSha256,
     numClasses: subject.numClasses,
     loss: plan.loss,
     details: plan.details,
@@ -188,8 +190,10 @@ async function runBatch(
       state.batches[key] = bs;
     }
     const batch = bs;
-    // Still robust: clean-correct and not broken by an earlier stage.
-    const robust = Uint8Array.from({ length: end - start }, (_, i) => (state.clean[off + i] === 1 && state.brokenAt[off + i] === -1 ? 1 : 0));
+    // Still robust: clean-correct and not broken by an earlier stage. TRADES' protocol attacks every point (a
+    // clean error the attack fixes counts as robust there, report.ts).
+    const all = o.protocol === 'trades';
+    const robust = Uint8Array.from({ length: end - start }, (_, i) => ((all || state.clean[off + i] === 1) && state.brokenAt[off + i] === -1 ? 1 : 0));
     const { stopped } = await runStages(model, x, y, robust, stages, {
       eps: o.eps,
       norm: o.norm,

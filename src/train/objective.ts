@@ -8,7 +8,10 @@
  *     with distill.adversarial (RSLAD/ARD recipe): L = ...Loss(f(x'), t(x), y), x' crafted against f itself
  * For ikl-at and trades the clean and adversarial batches go through the model in two separate train-mode
  * passes (each updates the BN running statistics once), as the reference does; concatenating them would
- * change the batch statistics.
+ * change the batch statistics. The order is the reference's, adversarial then clean (train_dkl_cifar10.py and
+ * the DKL repo's TRADES baseline, train_trades_cifar.py: `model(x_adv), model(x_natural)`): the loss is the
+ * same either way, but the BN running statistics, which every inference-mode pass uses, end with the clean
+ * batch's update. (The original TRADES code runs clean, adversarial, clean; see docs/METHOD.md.)
  */
 import * as tf from '@tensorflow/tfjs';
 import { crossEntropy, dkdLoss, iklKdLoss, iklLoss, kdLoss, klLoss } from '../losses/index.js';
@@ -102,15 +105,15 @@ export function objective(
       return { robust, total: robust, logitsAdv };
     }
     case 'trades': {
-      const logitsNat = forward(x);
       const logitsAdv = forward(needAdv());
+      const logitsNat = forward(x);
       const natural = ce(logitsNat);
       const robust = tf.mul(klLoss(logitsNat, logitsAdv), opts.tradesBeta) as tf.Scalar;
       return { natural, robust, total: tf.add(natural, robust) as tf.Scalar, logitsNat, logitsAdv };
     }
     case 'ikl-at': {
-      const logitsNat = forward(x);
       const logitsAdv = forward(needAdv());
+      const logitsNat = forward(x);
       const natural = ce(logitsNat);
       const robust = iklLoss(logitsNat, logitsAdv, {
         alpha: opts.alpha,

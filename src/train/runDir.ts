@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { backendInfo } from '../backend.js';
 import { findResumableCheckpoint, readCheckpoint, writeCheckpoint, type BestRule, type CheckpointState } from '../checkpoint/index.js';
-import { configHash, configToYaml, type TrainConfig } from '../config/index.js';
+import { configHash, configToYaml, describeConfigDiff, type TrainConfig } from '../config/index.js';
 import { InputError } from '../errors.js';
 import { writeFileAtomic } from '../files.js';
 import type { Logger } from '../log.js';
@@ -110,7 +110,8 @@ export class RunDirectory {
     try {
       if (ck.meta.configHash !== this.hash) {
         throw new InputError(
-          `${from}: the checkpoint was trained with another config (hash ${String(ck.meta.configHash).slice(0, 12)}, this one ${this.hash.slice(0, 12)}); resume with its config.resolved.yaml`,
+          `${from}: the checkpoint was trained with another config (hash ${String(ck.meta.configHash).slice(0, 12)}, this one ${this.hash.slice(0, 12)}; ` +
+            `${ck.meta.config ? `differs in ${describeConfigDiff(ck.meta.config, this.config)}` : 'the checkpoint stores no config'}); resume with its config.resolved.yaml`,
         );
       }
       const st = ck.state as unknown as RunState;

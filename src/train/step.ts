@@ -81,7 +81,8 @@ export function createTrainer(config: TrainConfig): Trainer {
   if (config.awp.enabled) {
     // Its initial weights are irrelevant: every AWP step first copies the model's weights into it.
     t.proxy = createModel(spec);
-    t.awp = new Awp(model, t.proxy, { gamma: config.awp.gamma, proxyLr: AWP_PROXY_LR });
+    // The reference builds the proxy optimiser with lr=args.lr, the base rate, which the schedule never changes.
+    t.awp = new Awp(model, t.proxy, { gamma: config.awp.gamma, proxyLr: config.optimizer.lr });
   }
   if (usesClassWeights(config)) {
     t.classWeights = new ClassWeights(config.model.numClasses, {
@@ -99,12 +100,6 @@ export function createTrainer(config: TrainConfig): Trainer {
   }
   return t;
 }
-
-/**
- * The proxy's learning rate. The AWP reference (TRADES-AWP, used by the IKL-AT code) fixes it at 0.01, independent
- * of the outer optimiser. Since v is rescaled to ‖W‖, it only matters through the 1e-20 guard.
- */
-export const AWP_PROXY_LR = 0.01;
 
 export function disposeTrainer(t: Trainer): void {
   t.optimizer.dispose();
