@@ -155,7 +155,7 @@ const objective = section(
 const teacher = section(
   {
     checkpoint: z.string({ error: 'expected a path' }).min(1, { error: 'expected a non-empty path' }).optional()
-      .describe('The teacher of ikl-kd, kd and dkd: a checkpoint directory written by ikl-train (e.g. runs/teacher/best). Required by those objectives; other objectives do not load it (so a KD config trains its CE-only baseline with --set objective.type=standard).'),
+      .describe('The teacher of ikl-kd, kd and dkd: a checkpoint directory written by ikl-train (e.g. runs/teacher/best), or a PyTorch weight file (.pt/.pth/.safetensors, read by the importer; give teacher.arch unless its keys identify it). Required by those objectives; other objectives do not load it (so a KD config trains its CE-only baseline with --set objective.type=standard).'),
     arch: oneOf(MODEL_ARCHS).optional()
       .describe("The teacher's architecture, checked against the checkpoint's. Omitted: the checkpoint's."),
   },

@@ -118,7 +118,8 @@ function unInitialisedModel(arch: ModelArch, numClasses: number): tf.LayersModel
   const norm = model.layers.find((l) => l.name === NORMALIZATION_LAYER);
   if (norm) {
     // Same values as models/init.ts: kernel 1/std, bias -mean/std.
-    const { mean, std } = normalizationStats(numClasses);
+    // The architecture's own statistics first (mdistiller's models carry their loader's CIFAR-100 Normalize).
+    const { mean, std } = ARCH_DEFS[arch].init.normalization ?? normalizationStats(numClasses);
     tf.tidy(() =>
       norm.setWeights([
         tf.tensor4d(

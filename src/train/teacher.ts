@@ -1,5 +1,6 @@
 /**
- * The teacher of knowledge distillation: read once from a checkpoint, checked against the run's config, frozen.
+ * The teacher of knowledge distillation: read once from an ikl-train checkpoint directory or a PyTorch weight file
+ * (src/interop), checked against the run's config, frozen.
  * It only ever runs in inference mode (BN uses its running statistics and never updates them, as mdistiller's
  * Distiller.train() keeps the teacher in eval()), outside every gradient tape, and its weights are marked
  * non-trainable, so no optimiser can reach them.
@@ -8,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { CHECKPOINT_FILES, readCheckpoint, verifyCheckpoint } from '../checkpoint/index.js';
 import type { TrainConfig } from '../config/index.js';
 import { InputError } from '../errors.js';
+import { isWeightFile, loadTorchModel } from '../interop/index.js';
 import { forward } from '../models/index.js';
 
 export interface Teacher {
@@ -23,6 +25,13 @@ export interface Teacher {
 export async function loadTeacher(config: TrainConfig): Promise<Teacher> {
   const dir = config.teacher.checkpoint;
   if (dir === undefined) throw new InputError(`teacher.checkpoint: expected the teacher's checkpoint directory for objective.type ${config.objective.type}`);
+  if (await isWeightFile(dir)) {
+    // A PyTorch file (.pt/.pth/.safetensors, e.g. mdistiller's released teachers) through the importer: it has no
+    // dataset record, so the class count and the architecture (teacher.arch, or recognised from its keys) are checked.
+    const imported = await loadTorchModel(dir, { arch: config.teacher.arch, numClasses: config.model.numClasses });
+    imported.model.trainable = false;
+    return { model: imported.model, arch: imported.arch, source: dir, weightsSha256: imported.source.sha256 };
+  }
   const verified = await verifyCheckpoint(dir);
   const ck = await readCheckpoint(dir);
   const { meta } = ck;

@@ -16,6 +16,8 @@ import { batches, loadDataset, splitValidation } from '../../src/data/index.js';
 import { createModel, forward } from '../../src/models/index.js';
 import { crossEntropy, dkdLoss, iklKdLoss, kdLoss } from '../../src/losses/index.js';
 import { objective } from '../../src/train/objective.js';
+import { loadTeacher, teacherLogits } from '../../src/train/teacher.js';
+import { exportModel } from '../../src/interop/index.js';
 import { epochSettings, train, RUN_FILES } from '../../src/train/index.js';
 
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'ikl-kd-'));
@@ -259,5 +261,39 @@ test('adversarially robust distillation runs at tiny size: the student trains on
     assert.ok(Number.isFinite(m.lossTotal) && m.lossNatural === 0, `CE weight 0: ${JSON.stringify(m)}`);
   } finally {
     for (const d of [teacherDir, studentDir]) rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('a PyTorch teacher file (.safetensors, .pt) is imported: same logits as the model it was written from, frozen', async () => {
+  const dir = tmp();
+  try {
+    const source = createModel({ arch: 'vgg8', numClasses: 10, seed: 3 });
+    const x = randomImages(4, 9);
+    const want = tf.tidy(() => forward(source, x, { training: false }).dataSync() as Float32Array);
+    for (const name of ['teacher.safetensors', 'teacher.pt']) {
+      const file = join(dir, name);
+      await exportModel(source, 'vgg8', file);
+      const config = resolveConfig({ file: 'configs/kd/quick.yaml', sets: [`teacher.checkpoint=${file}`] });
+      const teacher = await loadTeacher(config);
+      try {
+        assert.equal(teacher.arch, 'vgg8');
+        assert.equal(teacher.model.trainable, false);
+        assert.match(teacher.weightsSha256, /^[0-9a-f]{64}$/);
+        const got = tf.tidy(() => teacherLogits(teacher.model, x).dataSync() as Float32Array);
+        let worst = 0;
+        got.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - want[i]!))));
+        assert.ok(worst < 1e-4, `${name}: logits differ by ${worst}`);
+      } finally {
+        teacher.model.dispose();
+      }
+    }
+    // The wrong architecture for the file is refused with the file named.
+    const file = join(dir, 'teacher.safetensors');
+    const wrong = resolveConfig({ file: 'configs/kd/quick.yaml', sets: [`teacher.checkpoint=${file}`, 'teacher.arch=resnet20'] });
+    await assert.rejects(loadTeacher(wrong), (e: Error) => e.message.startsWith(file));
+    tf.dispose(x);
+    source.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
