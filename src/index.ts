@@ -21,6 +21,10 @@ export {
   cwMarginLoss,
   dlrLoss,
   dlrTargetedLoss,
+  iklKdLoss,
+  kdLoss,
+  dkdLoss,
+  warmupFactor,
   type KlOptions,
   type DklOptions,
   type IklOptions,
@@ -29,6 +33,9 @@ export {
   type CrossEntropyOptions,
   type MarginOptions,
   type Reduction,
+  type IklKdOptions,
+  type KdOptions,
+  type DkdOptions,
 } from './losses/index.js';
 
 // Data.

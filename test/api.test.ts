@@ -13,19 +13,19 @@ const VALUES = `
   ATTACK_NAMES AUTOATTACK_STANDARD AUTOATTACK_VERSIONS BACKEND_CHOICES ClassWeights DATASETS DATASET_CLASSES DivergenceError
   EVAL_ATTACKS EXIT InputError InvalidAdversarialError LOG_FORMATS MODEL_ARCHS RUN_FILES SeededRng apgd apgdCe apgdT
   autoAttack backendInfo batches configHash configToYaml createLogger createModel crossEntropy cwMarginLoss deriveSeed
-  dklLoss dlrLoss dlrTargetedLoss epochSettings epsilonAt evaluateAccuracy fabT fgsm findResumableCheckpoint firstN
-  formatValidity forward iklLoss initBackend jsonSchemaText klLoss learningRate loadDataset loadModel makeSynthetic
+  dkdLoss dklLoss dlrLoss dlrTargetedLoss epochSettings epsilonAt evaluateAccuracy fabT fgsm findResumableCheckpoint firstN
+  formatValidity forward iklKdLoss iklLoss initBackend jsonSchemaText kdLoss klLoss learningRate loadDataset loadModel makeSynthetic
   mergeReports numBatches parseArch parseBackendChoice parseConfig parseNumberExpr pgd planAttack readCheckpoint
   readCifar10 readCifar100 resolveConfig resolveEvalOptions runEval runStages sanityChecks saveModel splitValidation
-  square stageFromSpec train trainConfigSchema validityLine verifyCheckpoint versionSpecs writeCheckpoint
+  square stageFromSpec train trainConfigSchema validityLine verifyCheckpoint versionSpecs warmupFactor writeCheckpoint
 `;
 
 /** Types only (erased at run time; read from the source of src/index.ts). */
 const TYPES = `
   ApgdOptions ApgdTOptions AttackName AttackOptions AttackPlan AttackResult AutoAttackOptions AutoAttackResult
   AutoAttackStage AutoAttackVersion BackendChoice BackendInfo BaseAttackOptions Batch BatchOptions CheckpointData
-  CheckpointMeta ClassWeightsJSON ClassWeightsOptions CrossEntropyOptions DatasetName DklOptions EpochSettings
-  EvalAttack EvalOptions EvalReport FabOptions FabResult FgsmOptions Forward IklOptions ImageSet KlOptions
+  CheckpointMeta ClassWeightsJSON ClassWeightsOptions CrossEntropyOptions DatasetName DkdOptions DklOptions EpochSettings
+  EvalAttack EvalOptions EvalReport FabOptions FabResult FgsmOptions Forward IklKdOptions IklOptions ImageSet KdOptions KlOptions
   LoadDatasetOptions LoadedCheckpoint LogFormat Logger MarginOptions MetricRecord ModelArch ModelFn ModelSpec Norm
   PgdOptions RawEvalOptions Reduction RunEvalHooks SequenceOptions SquareOptions SquareResult StageEvent StageResult
   StageSpec StepInfo StepStats SyntheticOptions TrainConfig TrainConfigInput TrainOptions TrainResult ValidityLine

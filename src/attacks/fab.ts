@@ -31,7 +31,12 @@ export interface FabOptions extends BaseAttackOptions {
   eta?: number;
   /** Backward step towards the original point after finding an adversarial iterate (paper: beta). */
   beta?: number;
+  /** Tests: called after every step of every run with the iterates x1 (flat, the run's points) and best norms. */
+  onIteration?: FabIterationHook;
 }
+
+/** What a test sees after each FAB step: target rank k (1 = second most likely class), restart, step, iterates. */
+export type FabIterationHook = (info: { k: number; restart: number; step: number; x1: Float32Array; bestNorm: Float64Array }) => void;
 
 export interface FabResult extends AttackResult {
   /**
@@ -61,6 +66,7 @@ function fabSingleRun(
   classes: number,
   o: { eps: number; norm: Norm; steps: number; alphaMax: number; eta: number; beta: number },
   randomStart: SeededRng | undefined,
+  onStep?: (step: number, x1: Float32Array, bestNorm: Float64Array) => void,
 ): RunResult {
   const n = shape[0];
   const D = x0.length / n;
@@ -115,6 +121,7 @@ function fabSingleRun(
       // Past the boundary: restart the search from a point closer to x0 to look for a smaller perturbation.
       for (let j = 0; j < D; j++) p1[j] = p0[j]! + o.beta * (p1[j]! - p0[j]!);
     }
+    onStep?.(step, x1, bestNorm);
   }
   return { best, bestNorm };
 }
@@ -170,7 +177,9 @@ export async function fabT(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts:
         ta[a] = rankOf.get(i)![k]!;
       });
       const start = r > 0 ? new SeededRng(deriveSeed(seed, k, r)) : undefined;
-      const { best, bestNorm } = fabSingleRun(model, x0, [n, H, W, C], ya, ta, classes, o, start);
+      const hook = opts.onIteration;
+      const onStep = hook ? (step: number, x1: Float32Array, bn: Float64Array) => hook({ k, restart: r, step, x1, bestNorm: bn }) : undefined;
+      const { best, bestNorm } = fabSingleRun(model, x0, [n, H, W, C], ya, ta, classes, o, start, onStep);
       active.forEach((i, a) => {
         if (bestNorm[a]! <= o.eps) {
           dist[i] = bestNorm[a]!;

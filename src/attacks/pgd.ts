@@ -34,11 +34,13 @@ function checkPgdOptions(who: string, x: tf.Tensor4D, y: tf.Tensor1D, opts: PgdO
   if (opts.start !== undefined && !PGD_STARTS.includes(opts.start)) {
     throw new InputError(`${who}: start expected one of ${PGD_STARTS.join('|')}, got '${String(opts.start)}'`);
   }
+  if (opts.start === 'uniform-unclamped' && opts.norm !== 'linf') throw new InputError(`${who}: start 'uniform-unclamped' is L-inf only, got norm '${opts.norm}'`);
 }
 
 function startPoint(x: tf.Tensor4D, eps: number, norm: Norm, start: PgdStart, seed: number): tf.Tensor4D {
   if (start === 'uniform') return uniformBallStart(x, eps, norm, seed);
   if (start === 'trades') return tradesStart(x, seed);
+  if (start === 'uniform-unclamped') return tf.tidy(() => tf.add(x, tf.randomUniform(x.shape, -eps, eps, 'float32', seed)) as tf.Tensor4D);
   return tf.clone(x);
 }
 

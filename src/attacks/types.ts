@@ -5,8 +5,12 @@ export type ModelFn = (x: tf.Tensor4D) => tf.Tensor2D;
 
 export type Norm = 'linf' | 'l2';
 
-/** uniform: uniform in the eps-ball. trades: x + 0.001·N(0, I), unclamped (as TRADES). none: x itself. */
-export const PGD_STARTS = ['uniform', 'trades', 'none'] as const;
+export const PGD_STARTS = ['uniform', 'trades', 'none', 'uniform-unclamped'] as const;
+/**
+ * uniform: uniform in the eps-ball. trades: x + 0.001·N(0, I), unclamped (TRADES' training attack). none: x
+ * itself. uniform-unclamped (L-inf only): x + U[−eps, eps]^d not clamped to [0, 1], the start of TRADES'
+ * PGD-20 evaluation (pgd_attack_cifar10.py, `--random`); the first step's projection and clamp fix it.
+ */
 export type PgdStart = (typeof PGD_STARTS)[number];
 
 /** The losses an attack can maximise (src/attacks/objective.ts). */

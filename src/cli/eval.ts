@@ -29,6 +29,8 @@ Examples:
   $ ikl-eval merge shard0.json shard1.json shard2.json shard3.json > aa.json
   $ scripts/eval-shards.sh 4 -- --checkpoint ckpt --attack autoattack       # one shard per GPU, then merge
 
+  $ ikl-eval --checkpoint ckpt --protocol trades                           # TRADES' PGD-20 evaluation, as its tables
+
 Defaults per attack: pgd/cw 20 steps of eps/4 (2/255 at eps 8/255) from a uniform random start; fgsm one step of
 eps; apgd-ce/apgd-t/fab-t 100 iterations; square 5000 queries; autoattack the standard ensemble (APGD-CE, APGD-T,
 FAB-T, Square on what is still robust), which takes no --steps/--step-size/--restarts.
@@ -113,6 +115,7 @@ export function buildProgram(run: (body: () => Promise<number>) => void): Comman
     .option('--dataset <name>', "cifar10|cifar100|synthetic (default: the checkpoint's dataset)")
     .option('--data-dir <dir>', 'dataset directory (default data)')
     .option('--seed <n>', 'seed of every random choice (default 0)')
+    .option('--protocol <name>', "default|trades: trades = TRADES' PGD-20 evaluation exactly (eps 0.031, 20 steps of 0.003, unclamped uniform start, every point counted)")
     .option('--state <file>', 'resumable state file: a killed run started again continues where it stopped')
     .option('--shard <i/n>', 'evaluate slice i of n contiguous slices of the first n-examples (merge with `ikl-eval merge`)')
     .option('--backend <name>', 'auto|tensorflow|gpu|cpu (default $IKL_BACKEND or auto)')

@@ -30,6 +30,7 @@ export interface TrainFlags {
 const EXAMPLES = `
 Examples:
   $ ikl-train --config configs/quickstart.yaml                   # a few minutes on CPU, synthetic data
+  $ ikl-train --config configs/kd/quick-teacher.yaml && ikl-train --config configs/kd/quick.yaml  # distillation
   $ ikl-train --config configs/cifar10-ikl-at.yaml --backend gpu # the published CIFAR-10 run
   $ ikl-train --config configs/cifar10-ikl-at.yaml --set attack.steps=10 --set optimizer.lr=0.1 --print-config
   $ ikl-train --resume checkpoints/cifar10-ikl-at                # continue after a crash or Ctrl-C
@@ -236,7 +237,7 @@ async function epochBar(epochs: number): Promise<{ onStep: (info: StepInfo) => v
 
 export function buildProgram(run: (body: () => Promise<number>) => void): Command {
   return new Command('ikl-train')
-    .description('Adversarial training (IKL-AT, TRADES, PGD-AT) on TensorFlow.js from a config file, with resumable atomic checkpoints.')
+    .description('Adversarial training (IKL-AT, TRADES, PGD-AT) and knowledge distillation (IKL-KD, KD, DKD) on TensorFlow.js from a config file, with resumable atomic checkpoints.')
     .option('--config <file>', 'config file, YAML or JSON (see configs/); default: the built-in defaults (CIFAR-10 IKL-AT)')
     .option('--set <key=value>', 'override one config key (repeatable), e.g. --set attack.steps=10', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--print-config', 'print the resolved config as YAML and exit')

@@ -11,6 +11,7 @@ import { parse as parseYaml, stringify as stringifyYaml, YAMLParseError } from '
 import type { z } from 'zod';
 import { DATASET_CLASSES } from '../data/types.js';
 import { InputError } from '../errors.js';
+import { isKdObjective } from '../train/names.js';
 import { trainConfigJsonSchema, trainConfigSchema, type ParsedTrainConfig, type TrainConfig } from './schema.js';
 
 export interface ResolveOptions {
@@ -230,6 +231,10 @@ function finalize(parsed: ParsedTrainConfig, sourceOf: (paths: string[]) => stri
   }
   if (dataset === 'synthetic' && parsed.data.valSize >= parsed.data.synthetic.nTrain) {
     fail('data.valSize', `expected fewer validation images than data.synthetic.nTrain (${parsed.data.synthetic.nTrain}), got ${parsed.data.valSize}`, ['data.synthetic.nTrain', 'data.dataset']);
+  }
+  const kd = isKdObjective(parsed.objective.type);
+  if (kd && parsed.teacher.checkpoint === undefined) {
+    fail('teacher.checkpoint', `expected the teacher's checkpoint directory (objective.type ${parsed.objective.type} distils a teacher), got nothing`);
   }
   return { ...parsed, model: { ...parsed.model, numClasses } };
 }

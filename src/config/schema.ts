@@ -135,7 +135,10 @@ const model = section(
 const objective = section(
   {
     type: oneOf(OBJECTIVES).default('ikl-at')
-      .describe('Outer loss: ikl-at (CE + IKL), trades (CE + tradesBeta·KL), pgd-at (CE on adversarial examples, Madry), standard (clean CE, no attack).'),
+      .describe(
+        'Outer loss: ikl-at (CE + IKL), trades (CE + tradesBeta·KL), pgd-at (CE on adversarial examples, Madry), standard (clean CE, no attack); ' +
+          'knowledge distillation from `teacher` with the settings of `distill`: ikl-kd (CE + IKL-KD, DKL\'s IKL_KD), kd (Hinton), dkd (decoupled KD).',
+      ),
     alpha: nonNegative().default(3).describe('IKL: weight of the soft-label cross-entropy (the role of TRADES beta).'),
     beta: nonNegative().default(20).describe('IKL: weight of the weighted MSE of logit differences (wMSE).'),
     gamma: nonNegative().default(1)
@@ -145,6 +148,40 @@ const objective = section(
     labelSmoothing: unitOpen().default(0).describe('Label smoothing of the clean cross-entropy term.'),
   },
   'The training objective (outer minimisation).',
+);
+
+const teacher = section(
+  {
+    checkpoint: z.string({ error: 'expected a path' }).min(1, { error: 'expected a non-empty path' }).optional()
+      .describe('The teacher of ikl-kd, kd and dkd: a checkpoint directory written by ikl-train (e.g. runs/teacher/best). Required by those objectives; other objectives do not load it (so a KD config trains its CE-only baseline with --set objective.type=standard).'),
+    arch: oneOf(MODEL_ARCHS).optional()
+      .describe("The teacher's architecture, checked against the checkpoint's. Omitted: the checkpoint's."),
+  },
+  'The teacher of knowledge distillation: loaded once, run in inference mode (BN running statistics), never updated.',
+);
+
+const distill = section(
+  {
+    alpha: nonNegative().default(1)
+      .describe('ikl-kd: weight α of the soft cross-entropy at temperature T (IKL_KD.ALPHA); dkd: weight of TCKD (DKD.ALPHA).'),
+    beta: nonNegative().default(8)
+      .describe('ikl-kd: weight β of the wMSE of logit differences (IKL_KD.BETA); dkd: weight of NCKD (DKD.BETA).'),
+    temperature: positive().default(4).describe('T of the soft targets softmax(z/T) (IKL_KD.T, KD.TEMPERATURE, DKD.T; 4 on CIFAR-100).'),
+    temperature2: positive().default(100)
+      .describe('ikl-kd: T2 of the wMSE weights softmax(z_teacher/T2), per sample or accumulated per class (IKL_KD.T2).'),
+    classPrior: bool().default(false)
+      .describe('ikl-kd: weight the wMSE by the class-wise prior (IKL_KD.GI): per epoch, the mean of softmax(z_teacher/T2) over each class; uniform in epoch 1. false: per-sample softmax(z_teacher/T2), as the CIFAR-100 configs.'),
+    warmupEpochs: posInt().default(20)
+      .describe('ikl-kd and dkd: the distillation term is scaled by min(epoch / warmupEpochs, 1) (IKL_KD.WARMUP, DKD.WARMUP).'),
+    ceWeight: nonNegative().optional()
+      .describe('Weight of CE(student, y). Omitted: the reference default, 1 for ikl-kd and dkd (CE_WEIGHT), 0.1 for kd (KD.LOSS.CE_WEIGHT).'),
+    kdWeight: nonNegative().default(0.9).describe('kd: weight of T²·KL(teacher ‖ student) (KD.LOSS.KD_WEIGHT).'),
+    adversarial: bool().default(false)
+      .describe(
+        'Adversarially robust distillation (RSLAD/ARD with the KD objective in place of KL): the student sees adversarial inputs crafted against itself by the training attack (`attack`), the teacher the clean input.',
+      ),
+  },
+  'Knowledge distillation settings (objective.type ikl-kd, kd or dkd).',
 );
 
 const classWeights = section(
@@ -209,7 +246,8 @@ const schedule = section(
     type: oneOf(LR_SCHEDULES).default('cosine')
       .describe('Learning-rate schedule per epoch: cosine (lr·½(1 + cos(π·e/(E+1)))), piecewise (× gamma at each milestone), constant.'),
     epochs: posInt().default(200).describe('Training epochs E.'),
-    warmupEpochs: nonNegInt().default(0).describe('Linear learning-rate warm-up epochs.'),
+    warmupEpochs: nonNegInt().default(0)
+      .describe('Linear learning-rate warm-up W, as the reference: epochs e < W use lr·e/W, then the cosine starts at lr from e = W (over E − W + 1).'),
     milestones: z.array(posInt(), { error: 'expected a list of epochs' }).default([100, 150])
       .describe('piecewise: epochs after which the learning rate is multiplied by gamma.'),
     gamma: num(finite().gt(0, { error: 'expected a number in (0, 1]' }).max(1, { error: 'expected a number in (0, 1]' })).default(0.1)
@@ -255,6 +293,8 @@ export const trainConfigSchema = z
     data,
     model,
     objective,
+    teacher,
+    distill,
     classWeights,
     attack,
     awp,

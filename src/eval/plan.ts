@@ -31,8 +31,11 @@ export function planAttack(o: EvalOptions): AttackPlan {
     case 'pgd':
     case 'cw': {
       const loss = o.attack === 'pgd' ? 'ce' : 'cw';
-      const options = { steps: o.steps!, stepSize: o.stepSize!, restarts: o.restarts!, start: 'uniform', loss } as const;
-      return { loss, details: { start: 'uniform' }, stages: [{ name: `${o.attack}-${o.steps}`, attack: 'pgd', options }] };
+      // TRADES' evaluation starts from x + U[−ε, ε] without clamping it to [0, 1] (options.ts, TRADES_PROTOCOL).
+      const start = o.protocol === 'trades' ? 'uniform-unclamped' : 'uniform';
+      const options = { steps: o.steps!, stepSize: o.stepSize!, restarts: o.restarts!, start, loss } as const;
+      const details: Record<string, string> = o.protocol === 'trades' ? { start, protocol: 'trades', counting: 'last iterate correct, every point' } : { start };
+      return { loss, details, stages: [{ name: `${o.attack}-${o.steps}`, attack: 'pgd', options }] };
     }
     case 'fgsm':
       return { loss: 'ce', details: {}, stages: [{ name: 'fgsm', attack: 'fgsm', options: {} }] };

@@ -34,8 +34,9 @@ export function buildReport(state: EvalState, ctx: ReportContext): EvalReport {
   const survivors = new Array<number>(state.stages.length).fill(0);
   for (let i = 0; i < n; i++) {
     if (state.clean[i] === -1) throw new Error(`eval state: example ${state.slice.start + i} was never evaluated`);
-    if (state.clean[i] !== 1) continue;
-    cleanCorrect++;
+    if (state.clean[i] === 1) cleanCorrect++;
+    // TRADES' counting rule (--protocol trades): every point whose last iterate is correct, clean errors included.
+    else if (o.protocol !== 'trades') continue;
     const broken = state.brokenAt[i]!;
     for (let s = 0; s < state.stages.length; s++) if (broken === -1 || broken > s) survivors[s]!++;
   }

@@ -187,8 +187,10 @@ async function runBatch(
       state.batches[key] = bs;
     }
     const batch = bs;
-    // Still robust: clean-correct and not broken by an earlier stage.
-    const robust = Uint8Array.from({ length: end - start }, (_, i) => (state.clean[off + i] === 1 && state.brokenAt[off + i] === -1 ? 1 : 0));
+    // Still robust: clean-correct and not broken by an earlier stage. TRADES' protocol attacks every point (a
+    // clean error the attack fixes counts as robust there, report.ts).
+    const all = o.protocol === 'trades';
+    const robust = Uint8Array.from({ length: end - start }, (_, i) => ((all || state.clean[off + i] === 1) && state.brokenAt[off + i] === -1 ? 1 : 0));
     const { stopped } = await runStages(model, x, y, robust, stages, {
       eps: o.eps,
       norm: o.norm,

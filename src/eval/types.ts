@@ -41,6 +41,12 @@ export interface EvalOptions {
   dataDir: string;
   seed: number;
   shard: Shard | null;
+  /**
+   * 'trades': TRADES' PGD-20 evaluation (options.ts, TRADES_PROTOCOL), which attacks every point and counts a
+   * point robust when its last iterate is classified correctly. Absent for our own protocol (so older state
+   * files keep matching).
+   */
+  protocol?: 'trades';
 }
 
 /** One attack of a run (one for pgd, four for autoattack), applied to what is still robust. */

@@ -23,6 +23,7 @@ export {
   type ModelWeight,
 } from './weights.js';
 export { CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, INPUT_SHAPE, NORMALIZATION_LAYER } from './archs.js';
+export { MDISTILLER_CIFAR100_MEAN, MDISTILLER_CIFAR100_STD } from './mdistiller.js';
 
 /** An architecture name from the command line or a config; `source` names the flag or field in errors. */
 export function parseArch(name: string, source = '--arch'): ModelArch {

@@ -1,5 +1,7 @@
 /** Everything constant within one epoch, as a pure function of the config and the epoch (1-based). */
 import type { TrainConfig } from '../config/index.js';
+import { warmupFactor } from '../losses/index.js';
+import { isKdObjective } from './names.js';
 import { epsilonAt, learningRate, stepSizeFor } from './schedules.js';
 
 export interface EpochSettings {
@@ -15,6 +17,8 @@ export interface EpochSettings {
   averageAtEnd: boolean;
   /** The model is evaluated at the end of the epoch (every eval.everyEpochs, and always after the last). */
   evaluate: boolean;
+  /** KD objectives: factor min(epoch / distill.warmupEpochs, 1) of the distillation term (ikl-kd, dkd; 1 for kd). */
+  kdWarmup: number;
 }
 
 export function epochSettings(config: TrainConfig, epoch: number): EpochSettings {
@@ -34,5 +38,7 @@ export function epochSettings(config: TrainConfig, epoch: number): EpochSettings
     averageSteps: averaging && wa.perStep,
     averageAtEnd: averaging && !wa.perStep,
     evaluate: config.eval.everyEpochs > 0 && (epoch % config.eval.everyEpochs === 0 || epoch === E),
+    // mdistiller's KD has no warm-up; IKL_KD and DKD ramp their distillation term.
+    kdWarmup: isKdObjective(config.objective.type) && config.objective.type !== 'kd' ? warmupFactor(epoch, config.distill.warmupEpochs) : 1,
   };
 }

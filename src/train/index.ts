@@ -10,7 +10,6 @@ export {
   trainStep,
   usesClassWeights,
   attackLossOf,
-  AWP_PROXY_LR,
   DivergenceError,
   type Trainer,
   type StepParams,

@@ -65,6 +65,10 @@ interface RunState {
   seed: number;
   step: number;
   classWeights?: ClassWeightsJSON;
+  /** KD with GI: the class prior over the teacher's logits (including the partial sums of the epoch). */
+  kdPrior?: ClassWeightsJSON;
+  /** KD: sha256 of the teacher's weight file; a resume with another teacher is refused. */
+  teacherSha256?: string;
   weightAverageCount: number;
   epochAccum: EpochAccum;
 }
@@ -75,6 +79,8 @@ export class RunDirectory {
   lastDir: string | undefined;
   /** Recorded in every checkpoint's info: the evaluation ran on test images (no validation split). */
   evalOnTest = false;
+  /** KD runs: the teacher's weight digest, recorded in every checkpoint and checked on resume. */
+  teacherSha256: string | undefined;
 
   constructor(
     readonly dir: string,
@@ -110,12 +116,23 @@ export class RunDirectory {
       }
       const st = ck.state as unknown as RunState;
       if (st.version !== 1 || !st.position) throw new InputError(`${from}: checkpoint.json state is not a trainer state (version ${String(st.version)})`);
+      if (st.teacherSha256 !== this.teacherSha256) {
+        throw new InputError(
+          `${from}: the checkpoint was distilled from another teacher (weights sha256 ${String(st.teacherSha256).slice(0, 12)}, ` +
+            `${this.config.teacher.checkpoint ?? 'no teacher'} has ${String(this.teacherSha256).slice(0, 12)}); resume with the same teacher`,
+        );
+      }
       restoreWeights(t.model, ck.model.weights.map((w) => w.read()));
       t.optimizer.setState(ck.tensors);
       if (t.weightAverage) t.weightAverage.setState(ck.tensors, st.weightAverageCount);
       if (t.classWeights && st.classWeights) {
         t.classWeights.dispose();
         t.classWeights = ClassWeights.fromJSON(st.classWeights, `${from}: checkpoint.json state.classWeights`);
+      }
+      if (t.kdPrior) {
+        if (!st.kdPrior) throw new InputError(`${from}: checkpoint.json state has no kdPrior (the KD class prior this config uses)`);
+        t.kdPrior.dispose();
+        t.kdPrior = ClassWeights.fromJSON(st.kdPrior, `${from}: checkpoint.json state.kdPrior`);
       }
       this.lastDir = from;
       return {
@@ -146,6 +163,8 @@ export class RunDirectory {
       seed: c.run.seed,
       step: progress.step,
       classWeights: t.classWeights?.toJSON(),
+      ...(t.kdPrior ? { kdPrior: t.kdPrior.toJSON() } : {}),
+      ...(this.teacherSha256 !== undefined ? { teacherSha256: this.teacherSha256 } : {}),
       weightAverageCount: t.weightAverage?.count ?? 0,
       epochAccum: progress.accum,
     };

@@ -25,6 +25,8 @@ import { InputError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { restoreWeights } from '../models/index.js';
 import { epochSettings, type EpochSettings } from './epoch.js';
+import { isKdObjective } from './names.js';
+import { loadTeacher } from './teacher.js';
 import type { MetricRecord } from './plot.js';
 import { emptyAccum, RunDirectory, type RunProgress } from './runDir.js';
 import { createTrainer, disposeTrainer, DivergenceError, inferenceFn, trainStep, type StepStats, type Trainer } from './step.js';
@@ -153,6 +155,11 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
   run.evalOnTest = data.evalOnTest;
   const t = createTrainer(config);
   try {
+    if (isKdObjective(config.objective.type)) {
+      t.teacher = await loadTeacher(config);
+      run.teacherSha256 = t.teacher.weightsSha256;
+      log.info({ teacher: t.teacher.source, arch: t.teacher.arch }, 'teacher loaded (inference mode, frozen)');
+    }
     const metricKey = config.checkpoint.bestMetric === 'robust' ? 'valRobustAcc' : 'valCleanAcc';
     let progress: RunProgress = { position: { epoch: 1, batch: 0 }, step: 0, accum: emptyAccum(), metrics: [], best: { metric: metricKey, mode: 'max' } };
     if (resumeDir) {
@@ -222,6 +229,7 @@ async function runEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<bo
         awp: s.awp,
         averageWeights: s.averageSteps,
         seed: deriveSeed(config.run.seed, epoch, b.index, TAG_ATTACK),
+        kdWarmup: s.kdWarmup,
       });
     } catch (e) {
       if (e instanceof DivergenceError) {
@@ -262,6 +270,7 @@ async function runEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<bo
 async function finishEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<void> {
   const { config, data, t, run, progress: p } = loop;
   t.classWeights?.finalize();
+  t.kdPrior?.finalize();
   if (t.weightAverage && s.averageAtEnd) t.weightAverage.update(t.model.weights.map((w) => w.read()));
   const a = p.accum;
   const record: MetricRecord = {

@@ -205,11 +205,13 @@ function apgdReference(x: number[], start: number[], c: number[], k: number, eps
   let xBest = xAdv;
   let gBest = g;
   let lossBest = loss(xAdv);
-  let lossPrev = lossBest;
+  // The released code compares the first step with a zero row of its loss table, and treats the start as if
+  // the step size had just been halved (reduced_last_check = ones).
+  let lossPrev = 0;
   let step = 2 * eps;
   let increases = 0;
   let lossBestLastCheck = lossBest;
-  let reducedLastCheck = false;
+  let reducedLastCheck = true;
   let lastCheck = 0;
   for (let i = 0; i < steps; i++) {
     const a = i === 0 ? 1 : 0.75;

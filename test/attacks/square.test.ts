@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { noLeak, rng } from '../helpers.js';
 import { square, squareP, squareSide } from '../../src/attacks/square.js';
-import { centreSurround, nestedRectangles, squareSideL2 } from '../../src/attacks/square-l2.js';
+import { centreSurround, l2ProposalDelta, nestedRectangles, squareSideL2 } from '../../src/attacks/square-l2.js';
 import { SeededRng } from '../../src/rng.js';
 import { InputError } from '../../src/errors.js';
 import { boundaryLinearFixture, perExampleDistances, smallConvNet } from './fixtures.js';
@@ -13,23 +13,66 @@ const D = SHAPE[0] * SHAPE[1] * SHAPE[2];
 
 const linearFixture = (n: number, seed: number) => boundaryLinearFixture(n, seed, SHAPE);
 
-test('square schedule: p halves at the paper iterations (10,000 queries) and rescales to the budget', () => {
-  // Paper / reference schedule for 10,000 queries: p_init up to it 10, /2 to 50, /4 to 200, /8 to 500, /16 to 1000,
-  // /32 to 2000, /64 to 4000, /128 to 6000, /256 to 8000, /512 after.
+test('square schedule: fixed paper iterations by default (AutoAttack), rescaled to the budget only on request', () => {
+  // Reference schedule: p_init up to it 10, /2 to 50, /4 to 200, /8 to 500, /16 to 1000, /32 to 2000, /64 to 4000,
+  // /128 to 6000, /256 to 8000, /512 after; AutoAttack (resc_schedule=False) uses it whatever the budget.
   const expected: Array<[number, number]> = [
     [0, 1], [10, 1], [11, 2], [50, 2], [51, 4], [200, 4], [201, 8], [500, 8], [501, 16], [1000, 16], [1001, 32],
-    [2001, 64], [4001, 128], [6001, 256], [8000, 256], [8001, 512], [9999, 512],
+    [2001, 64], [4001, 128], [4999, 128], [6001, 256], [8000, 256], [8001, 512], [9999, 512],
   ];
-  for (const [it, div] of expected) assert.equal(squareP(it, 10000, 0.8), 0.8 / div, `it ${it}`);
-  // 1,000 queries: iteration k behaves like iteration 10k of the 10,000-query schedule.
-  assert.equal(squareP(1, 1000, 0.8), 0.8);
-  assert.equal(squareP(2, 1000, 0.8), 0.4);
-  assert.equal(squareP(801, 1000, 0.8), 0.8 / 512);
-  // Side of the square: √(p·h·w) rounded, clamped to [1, side].
+  for (const [it, div] of expected) {
+    assert.equal(squareP(it, 10000, 0.8), 0.8 / div, `it ${it}`);
+    assert.equal(squareP(it, 5000, 0.8), 0.8 / div, `it ${it}: the budget must not change the default schedule`);
+  }
+  // rescale: iteration k of 1,000 steps behaves like iteration ⌊10k⌋ of the 10,000-step schedule.
+  assert.equal(squareP(1, 1000, 0.8, true), 0.8);
+  assert.equal(squareP(2, 1000, 0.8, true), 0.4);
+  assert.equal(squareP(801, 1000, 0.8, true), 0.8 / 512);
+  assert.equal(squareP(2001, 5000, 0.8, true), 0.8 / 128);
+  // Side of the square: √(p·h·w) rounded (halves to even, as Python's round), clamped to [1, side].
   assert.equal(squareSide(0.8, 32, 32), 29);
   assert.equal(squareSide(0.8 / 512, 32, 32), 1);
   assert.equal(squareSide(0.8, 8, 8), 7);
   assert.equal(squareSide(1, 8, 8), 8);
+  assert.equal(squareSide(6.25 / 16, 4, 4), 2, 'round(2.5) is 2 in the reference');
+  assert.equal(squareSide(12.25 / 16, 4, 4), 4, 'round(3.5) is 4');
+});
+
+test('square makes `steps` proposals after the start (AutoAttack: 5,000), with the fixed schedule', async () => {
+  const f = linearFixture(2, 9);
+  try {
+    await noLeak(async () => {
+      const tiny = Math.min(...f.closedForm.linf) / 10;
+      const sides: number[] = [];
+      const res = await square(f.model, f.x, f.y, { eps: tiny, norm: 'linf', steps: 60, seed: 1, onIteration: (it) => sides.push(it.side) });
+      res.xAdv.dispose();
+      assert.deepEqual(Array.from(res.queries), [61, 61], 'start + 60 proposals per robust point');
+      assert.equal(sides.length, 60);
+      // 8×8 image: p 0.8 → side 7 up to iteration 10, 0.4 → 5 up to 50, 0.2 → 4 after; no rescaling to 60.
+      assert.deepEqual([sides[0], sides[10], sides[11], sides[50], sides[51], sides[59]], [7, 7, 5, 5, 4, 4]);
+    });
+  } finally {
+    f.dispose();
+  }
+});
+
+test('square L2 proposal: each channel of the new window carries its own mass plus an equal share of the free budget', () => {
+  // 4×4×2, delta only in channel 0, norm below eps. With s = 4 both windows are the whole image.
+  const [H, W, C, s, eps] = [4, 4, 2, 4, 5];
+  const delta = new Float64Array(H * W * C);
+  for (let j = 0; j < H * W; j++) delta[j * C] = 0.1 * (j + 1);
+  const mass0 = delta.reduce((a, v) => a + v * v, 0);
+  assert.ok(mass0 < eps * eps, 'the fixture needs free budget');
+  // vh, vw, vh2, vw2 (all 0 since H − s = 0), transposition, one sign per channel.
+  const draws = [0.3, 0.3, 0.3, 0.3, 0.2, 0.7, 0.7];
+  let k = 0;
+  l2ProposalDelta(delta, eps, H, W, C, s, { next: () => draws[k++]! });
+  assert.equal(k, draws.length, 'numbers drawn');
+  const channelMass = (c: number) => Array.from({ length: H * W }, (_, j) => delta[j * C + c]! ** 2).reduce((a, v) => a + v, 0);
+  const free = (eps * eps - mass0) / C;
+  assert.ok(Math.abs(channelMass(0) - (free + mass0)) < 1e-9, `channel 0: ${channelMass(0)} vs ${free + mass0}`);
+  // Channel 1 had no mass: it only gets its share of the free budget (the sum over channels would give it mass0 too).
+  assert.ok(Math.abs(channelMass(1) - free) < 1e-9, `channel 1: ${channelMass(1)} vs ${free}`);
 });
 
 test('square fools a linear model with a generous eps and never below the minimal distance, both norms', async () => {
@@ -39,7 +82,9 @@ test('square fools a linear model with a generous eps and never below the minima
       const exact = f.closedForm[norm];
       await noLeak(async () => {
         const generous = 3 * Math.max(...exact);
-        const res = await square(f.model, f.x, f.y, { eps: generous, norm, steps: 300, seed: 1 });
+        // 1,000 queries: the fixed schedule reaches 2×2 (L-inf) windows after iteration 500; 300 were enough only
+        // when the schedule was stretched to the budget.
+        const res = await square(f.model, f.x, f.y, { eps: generous, norm, steps: 1000, seed: 1 });
         const d = perExampleDistances(res.xAdv, f.x, norm);
         const adv = res.xAdv.dataSync();
         res.xAdv.dispose();
@@ -56,7 +101,7 @@ test('square fools a linear model with a generous eps and never below the minima
         none.xAdv.dispose();
         assert.deepEqual(Array.from(none.success), [0, 0, 0, 0, 0, 0], `${norm}: fooled far below the minimal distance`);
         assert.deepEqual(dn, [0, 0, 0, 0, 0, 0], `${norm}: failed points must come back clean`);
-        assert.deepEqual(Array.from(none.queries), [100, 100, 100, 100, 100, 100], `${norm}: robust points use the whole budget`);
+        assert.deepEqual(Array.from(none.queries), [101, 101, 101, 101, 101, 101], `${norm}: robust points use the start and every proposal`);
       });
     }
   } finally {
@@ -104,12 +149,14 @@ test('square query accounting: only points not yet fooled are queried, one batch
       y.dispose();
       const q = Array.from(res.queries);
       assert.equal(q[0], 0, 'a point misclassified from the start was queried');
-      assert.ok(q.some((v) => v > 1 && v < budget), `no point fooled mid-run: ${q}`);
-      assert.ok(q.some((v) => v === budget), `every point fooled: ${q}`);
+      // The start plus `budget` proposals for a point never fooled.
+      const full = budget + 1;
+      assert.ok(q.some((v) => v > 1 && v < full), `no point fooled mid-run: ${q}`);
+      assert.ok(q.some((v) => v === full), `every point fooled: ${q}`);
       for (let i = 1; i < q.length; i++) {
-        assert.ok(q[i]! >= 1 && q[i]! <= budget);
+        assert.ok(q[i]! >= 1 && q[i]! <= full);
         // A point that stopped before the budget stopped because it was fooled, and fooled points stop.
-        if (q[i]! < budget) assert.equal(res.success[i], 1, `example ${i} stopped early unfooled`);
+        if (q[i]! < full) assert.equal(res.success[i], 1, `example ${i} stopped early unfooled`);
         else assert.equal(res.success[i], 0, `example ${i} fooled only at the last query: unlikely, check the fixture`);
       }
       // calls = [clean forward, init, iterations..., final check]; evaluation k of the run holds exactly the

@@ -30,6 +30,28 @@ test('defaults: PGD-20 of 2/255 at eps 8/255, linf, seed 0, batch 200, dataset f
   assert.equal(o.shard, null);
 });
 
+test("--protocol trades: TRADES' PGD-20 evaluation with its fixed settings; the default protocol adds no field", () => {
+  const t = resolveEvalOptions({ checkpoint: 'ckpt', protocol: 'trades' });
+  assert.deepEqual(
+    [t.attack, t.eps, t.epsInput, t.norm, t.steps, t.stepSize, t.restarts, t.protocol],
+    ['pgd', 0.031, '0.031', 'linf', 20, 0.003, 1, 'trades'],
+  );
+  assert.equal(resolveEvalOptions({ ...base, protocol: 'trades' }).protocol, 'trades');
+  assert.ok(!('protocol' in resolveEvalOptions(base)), 'older --state files must keep matching default runs');
+  assert.ok(!('protocol' in resolveEvalOptions({ ...base, protocol: 'default' })));
+  for (const [extra, flag] of [
+    [{ eps: '8/255' }, /^--eps: not accepted with --protocol trades/],
+    [{ stepSize: '0.007' }, /^--step-size:/],
+    [{ steps: '10' }, /^--steps:/],
+    [{ restarts: '2' }, /^--restarts:/],
+    [{ norm: 'l2' }, /^--norm:/],
+    [{ attack: 'autoattack' }, /^--attack:/],
+  ] as const) {
+    assert.throws(() => resolveEvalOptions({ checkpoint: 'ckpt', protocol: 'trades', ...extra }), (e: Error) => e instanceof InputError && flag.test(e.message));
+  }
+  assert.throws(() => resolveEvalOptions({ ...base, protocol: 'madry' }), /^InputError: --protocol: expected one of default\|trades/);
+});
+
 test('per-attack defaults', () => {
   assert.equal(resolveEvalOptions({ ...base, attack: 'apgd-ce' }).steps, 100);
   assert.equal(resolveEvalOptions({ ...base, attack: 'apgd-ce' }).stepSize, null);

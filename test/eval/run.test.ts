@@ -20,6 +20,7 @@ import { sanityChecks } from '../../src/attacks/checks.js';
 import { validityLine } from '../../src/attacks/validity.js';
 import type { EvalReport } from '../../src/eval/types.js';
 import { makeCheckpoint, tempDir } from './fixture.js';
+import { deriveSeed } from '../../src/rng.js';
 
 const dir = tempDir();
 let ckpt: Promise<string> | undefined;
@@ -175,4 +176,41 @@ test('a run stopped mid-batch between two stages resumes at the right stage and 
   assert.deepEqual(timeless(resumed), timeless(whole));
   // The same state with the standard pgd plan (other stages) is refused.
   await assert.rejects(runEval(opts(), { stateFile: state }), /made with stages pgd-ce-2,pgd-cw-2, this run has pgd-4;/);
+});
+
+test("--protocol trades replays TRADES' _pgd_whitebox (plain loop, same start noise) and its counting rule", heavy, async () => {
+  const c = await checkpoint();
+  const report = await runEval(resolveEvalOptions({ checkpoint: c, protocol: 'trades', nExamples: '40', batchSize: '16', dataset: 'synthetic' }));
+  assert.ok(report);
+  assert.deepEqual([report.eps, report.attack_params.step_size, report.attack_params.steps], [0.031, 0.003, 20]);
+  assert.equal(report.attack_params.details.protocol, 'trades');
+  const { test: testSet } = await loadDataset('synthetic', { synthetic: { nTrain: 1, nTest: 40 } });
+  const { model } = await readCheckpoint(c);
+  const f = (v: tf.Tensor4D) => forward(model, v, { training: false });
+  let robust = 0;
+  let fixed = 0;
+  for (let b = 0; b < 3; b++) {
+    const { x, y } = imageBatch(testSet, 16 * b, Math.min(40, 16 * (b + 1)));
+    const [correctEnd, correctClean] = tf.tidy(() => {
+      // pgd_attack_cifar10.py: X + U(−ε, ε) (not clamped); 20 × { X += 0.003·sign(∇CE); X = X0 + clip(X − X0, ±ε); clip to [0, 1] }.
+      let xp = tf.add(x, tf.randomUniform(x.shape, -0.031, 0.031, 'float32', deriveSeed(0, b, 0))) as tf.Tensor4D;
+      // Σ −log softmax(z)_y written out (tf.losses.softmaxCrossEntropy's input gradient is not this one in tfjs 4).
+      const ceSum = (v: tf.Tensor) => tf.neg(tf.sum(tf.mul(tf.oneHot(y, 10), tf.logSoftmax(f(v as tf.Tensor4D))))) as tf.Scalar;
+      for (let k = 0; k < 20; k++) {
+        const g = tf.grad(ceSum)(xp);
+        xp = tf.add(xp, tf.mul(tf.sign(g), 0.003)) as tf.Tensor4D;
+        xp = tf.clipByValue(tf.add(x, tf.clipByValue(tf.sub(xp, x), -0.031, 0.031)), 0, 1) as tf.Tensor4D;
+      }
+      const ok = (v: tf.Tensor4D) => tf.equal(tf.argMax(f(v), 1), y).dataSync();
+      return [ok(xp), ok(x)];
+    });
+    correctEnd.forEach((v, i) => {
+      robust += v;
+      if (v && !correctClean[i]) fixed++;
+    });
+    tf.dispose([x, y]);
+  }
+  model.dispose();
+  // Every point whose last iterate is correct counts, clean errors the attack fixed included.
+  assert.equal(report.robust_correct, robust, `robust ${report.robust_correct} vs the plain loop ${robust} (of which ${fixed} clean errors fixed)`);
 });
