@@ -12,6 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { distance, projectOntoHyperplaneBox } from './fab-projection.js';
+import { restoredArray } from './progress.js';
 import { argmaxRow, diffAndGrad, labelsOf, logitsOf, readInputs, type Shape4 } from './host-model.js';
 import { checkCount, checkNorm, checkRange, checkSeed } from './validate.js';
 import { deriveSeed, SeededRng } from '../rng.js';
@@ -163,10 +164,17 @@ export async function fabT(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts:
   const rankOf = new Map(robust.map((i, k) => [i, ranking[k]!]));
 
   const targets = Math.min(nTargetClasses, classes - 1);
-  for (let k = 1; k <= targets; k++) {
-    for (let r = 0; r < restarts; r++) {
-      const active = robust.filter((i) => dist[i] === Infinity);
-      if (active.length === 0) break;
+  // Units (src/attacks/progress.ts): (k-th target class, restart r), target-major; the state is xAdv and dist.
+  const progress = opts.progress;
+  if (progress?.restored) {
+    xAdv.set(restoredArray(progress.restored, 'xAdv', Float32Array, B * D));
+    dist.set(restoredArray(progress.restored, 'dist', Float64Array, B));
+  }
+  for (let u = progress?.restored?.units ?? 0; u < targets * restarts; u++) {
+    const k = Math.floor(u / restarts) + 1;
+    const r = u % restarts;
+    const active = robust.filter((i) => dist[i] === Infinity);
+    if (active.length > 0) {
       const n = active.length;
       const x0 = new Float32Array(n * D);
       const ya = new Int32Array(n);
@@ -187,6 +195,7 @@ export async function fabT(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts:
         }
       });
     }
+    await progress?.unitDone(u + 1, () => Promise.resolve({ units: u + 1, arrays: { xAdv: Float32Array.from(xAdv), dist: Float64Array.from(dist) } }));
   }
 
   const out = tf.tensor4d(xAdv, shape);
