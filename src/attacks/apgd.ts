@@ -16,6 +16,7 @@ import { InputError } from '../errors.js';
 import { correctMask, eotLossAndGrad, type PerExampleLoss } from './grad.js';
 import { deriveSeed } from '../rng.js';
 import { linfNormPerExample, normalizeL2, perExample, project, selectPerExample, steepestDirection } from './project.js';
+import { restoredArray, type AttackProgress, type AttackState } from './progress.js';
 import { gatherRows, indicesWhere, scatterRows } from './subset.js';
 import type { AttackOptions, AttackResult, ModelFn, Norm } from './types.js';
 import { checkCount, checkIterativeOptions, checkRange } from './validate.js';
@@ -267,6 +268,22 @@ class Sequence {
     });
   }
 
+  /** A host copy of the state (the unit state of src/attacks/progress.ts). */
+  async read(units: number): Promise<AttackState> {
+    return { units, arrays: { xAdv: Float32Array.from(await this.xAdv.data()), lossBest: Float32Array.from(await this.lossBest.data()), robust: Uint8Array.from(this.robust) } };
+  }
+
+  /** Continues from a state read() made on the same inputs. */
+  restore(s: AttackState): void {
+    const n = this.x.shape[0];
+    const xAdv = restoredArray(s, 'xAdv', Float32Array, this.x.size);
+    const lossBest = restoredArray(s, 'lossBest', Float32Array, n);
+    this.robust = Uint8Array.from(restoredArray(s, 'robust', Uint8Array, n));
+    tf.dispose([this.xAdv, this.lossBest]);
+    this.xAdv = tf.tensor4d(xAdv, this.x.shape);
+    this.lossBest = tf.tensor1d(lossBest);
+  }
+
   result(): AttackResult {
     this.lossBest.dispose();
     return { xAdv: this.xAdv, success: this.robust.map((r) => 1 - r) };
@@ -277,12 +294,20 @@ class Sequence {
   }
 }
 
-async function runSequence(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, body: (seq: Sequence) => Promise<void>): Promise<AttackResult> {
+type Unit = (x: tf.Tensor4D, y: tf.Tensor1D, idx: Int32Array) => ApgdRun;
+
+/** Runs the units in order on what is still robust; with `progress`, resumable after every unit. */
+async function runSequence(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, units: Unit[], progress?: AttackProgress): Promise<AttackResult> {
   if (x.shape[0] === 0) return { xAdv: tf.clone(x), success: new Uint8Array(0) };
   const seq = new Sequence(model, x, y);
   try {
     await seq.init();
-    await body(seq);
+    const from = progress?.restored?.units ?? 0;
+    if (progress?.restored) seq.restore(progress.restored);
+    for (let u = from; u < units.length; u++) {
+      await seq.run(units[u]!);
+      await progress?.unitDone(u + 1, () => seq.read(u + 1));
+    }
     return seq.result();
   } catch (e) {
     seq.dispose();
@@ -299,15 +324,13 @@ export async function apgd(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts:
   checkApgdOptions(who, x, y, opts);
   const loss = opts.loss ?? 'ce';
   if (loss !== 'ce' && loss !== 'dlr') throw new InputError(`${who}: loss expected ce|dlr, got '${String(loss)}'`);
-  return runSequence(model, x, y, async (seq) => {
-    for (let r = 0; r < opts.restarts; r++) {
-      await seq.run((xs, ys) => {
-        const lossFn: PerExampleLoss =
-          loss === 'ce' ? (z) => crossEntropy(z, ys, { reduction: 'none' }) as tf.Tensor1D : (z) => dlrLoss(z, ys, { reduction: 'none' }) as tf.Tensor1D;
-        return apgdRun(model, xs, ys, lossFn, { ...opts, seed: deriveSeed(opts.seed, r) });
-      });
-    }
+  // Units: the restarts.
+  const units = Array.from({ length: opts.restarts }, (_, r): Unit => (xs, ys) => {
+    const lossFn: PerExampleLoss =
+      loss === 'ce' ? (z) => crossEntropy(z, ys, { reduction: 'none' }) as tf.Tensor1D : (z) => dlrLoss(z, ys, { reduction: 'none' }) as tf.Tensor1D;
+    return apgdRun(model, xs, ys, lossFn, { ...opts, seed: deriveSeed(opts.seed, r) });
   });
+  return runSequence(model, x, y, units, opts.progress);
 }
 
 /** APGD-CE: APGD on the cross-entropy (AutoAttack "standard": 100 steps, 1 restart). */
@@ -334,20 +357,21 @@ export async function apgdT(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts
   const want = opts.nTargetClasses ?? APGD_TARGET_CLASSES;
   checkCount('apgd-t', 'nTargetClasses', want, 1);
   const numTargets = Math.min(want, numClasses - 1);
-  return runSequence(model, x, y, async (seq) => {
-    for (let t = 0; t < numTargets; t++) {
-      for (let r = 0; r < opts.restarts; r++) {
-        await seq.run((xs, ys) => {
-          // Target: the (t+2)-th largest clean logit, as AutoAttack ranks them.
-          const target = tf.tidy(() => tf.topk(model(xs), t + 2).indices.slice([0, t + 1], [-1, 1]).reshape([-1]) as tf.Tensor1D);
-          try {
-            const lossFn: PerExampleLoss = (z) => dlrTargetedLoss(z, ys, target, { reduction: 'none' }) as tf.Tensor1D;
-            return apgdRun(model, xs, ys, lossFn, { ...opts, seed: deriveSeed(opts.seed, t, r) });
-          } finally {
-            target.dispose();
-          }
-        });
-      }
+  // Units: (target class t, restart r), target-major.
+  const units: Unit[] = [];
+  for (let t = 0; t < numTargets; t++) {
+    for (let r = 0; r < opts.restarts; r++) {
+      units.push((xs, ys) => {
+        // Target: the (t+2)-th largest clean logit, as AutoAttack ranks them.
+        const target = tf.tidy(() => tf.topk(model(xs), t + 2).indices.slice([0, t + 1], [-1, 1]).reshape([-1]) as tf.Tensor1D);
+        try {
+          const lossFn: PerExampleLoss = (z) => dlrTargetedLoss(z, ys, target, { reduction: 'none' }) as tf.Tensor1D;
+          return apgdRun(model, xs, ys, lossFn, { ...opts, seed: deriveSeed(opts.seed, t, r) });
+        } finally {
+          target.dispose();
+        }
+      });
     }
-  });
+  }
+  return runSequence(model, x, y, units, opts.progress);
 }

@@ -15,6 +15,7 @@ import { fab, fabT } from './fab.js';
 import { fgsm } from './fgsm.js';
 import { pgd } from './pgd.js';
 import { square } from './square.js';
+import type { AttackProgress, AttackState } from './progress.js';
 import { gatherRows, indicesWhere, predictCorrect, scatterRows } from './subset.js';
 import { AUTOATTACK_STAGE_NAMES, AUTOATTACK_VERSION_NAMES, type AttackResult, type AutoAttackStageName, type AutoAttackVersion, type ModelFn, type Norm } from './types.js';
 import { checkCount, checkInputs, checkNonNegative, checkNorm, checkSeed } from './validate.js';
@@ -25,6 +26,8 @@ export interface StageOptions {
   eps: number;
   norm: Norm;
   seed: number;
+  /** Resumable progress within the attack call (per unit: restart, target class); see src/attacks/progress.ts. */
+  progress?: AttackProgress;
 }
 
 export type StageFn = (model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: StageOptions) => Promise<AttackResult>;
@@ -178,6 +181,26 @@ export interface StageEvent extends StageResult {
   fooledRows: Int32Array;
 }
 
+/**
+ * Where a stage stood at its last unit: `chunk` chunks of its points finished (the rows they fooled, their worst
+ * validity) and the state of its attack inside chunk `chunk` (null: that chunk starts afresh).
+ */
+export interface StageCheckpoint {
+  stage: number;
+  chunk: number;
+  fooledRows: number[];
+  validity: ValidityLine | null;
+  attack: AttackState | null;
+}
+
+/** Progress inside stages: `save` is offered a checkpoint after every unit of every attack and every chunk. */
+export interface SequenceProgress {
+  /** A checkpoint of stage `fromStage` saved by an interrupted run on the same points (undefined: none). */
+  restored?: StageCheckpoint;
+  /** `read()` builds the checkpoint; call it only to persist it (reading an attack's state costs a copy). */
+  save(read: () => Promise<StageCheckpoint>): Promise<void>;
+}
+
 export interface SequenceOptions {
   eps: number;
   norm: Norm;
@@ -193,6 +216,8 @@ export interface SequenceOptions {
   onStage?: (event: StageEvent) => void | Promise<void>;
   /** Checked before every stage: an aborted run stops there. */
   signal?: AbortSignal;
+  /** Resumable progress inside stages (per attack unit). */
+  progress?: SequenceProgress;
 }
 
 export interface SequenceResult {
@@ -227,12 +252,27 @@ export async function runStages(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, 
       let validity: ValidityLine | null = null;
       const fooled: number[] = [];
       const batches = chunks(todo, batchSize);
-      for (let c = 0; c < batches.length; c++) {
+      // A checkpoint of this stage: the chunks it finished are not run again, the current one resumes its attack.
+      const restored = opts.progress?.restored?.stage === s ? opts.progress.restored : undefined;
+      if (restored) {
+        for (const i of restored.fooledRows) {
+          robust[i] = 0;
+          fooled.push(i);
+        }
+        validity = restored.validity;
+      }
+      const progress = opts.progress;
+      for (let c = restored?.chunk ?? 0; c < batches.length; c++) {
         const idx = batches[c]!;
         const xs = gatherRows(x, idx);
         const ys = gatherRows(y, idx);
+        const checkpoint = (chunk: number, attack: AttackState | null): StageCheckpoint => ({ stage: s, chunk, fooledRows: [...fooled], validity, attack });
+        const attackProgress: AttackProgress | undefined = progress && {
+          restored: restored?.chunk === c ? (restored.attack ?? undefined) : undefined,
+          unitDone: (_units, read) => progress.save(async () => checkpoint(c, await read())),
+        };
         try {
-          const res = await stage.run(model, xs, ys, { eps: opts.eps, norm: opts.norm, seed: opts.stageSeed(s, c) });
+          const res = await stage.run(model, xs, ys, { eps: opts.eps, norm: opts.norm, seed: opts.stageSeed(s, c), ...(attackProgress ? { progress: attackProgress } : {}) });
           try {
             const v = await validityLine(xs, res.xAdv, { eps: opts.eps, norm: opts.norm, attack: stage.name });
             validity = validity ? combineValidity(validity, v) : v;
@@ -257,6 +297,7 @@ export async function runStages(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, 
         } finally {
           tf.dispose([xs, ys]);
         }
+        if (progress && c + 1 < batches.length) await progress.save(() => Promise.resolve(checkpoint(c + 1, null)));
       }
       const event: StageEvent = {
         stage: s,

@@ -14,6 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { distance, projectOntoHyperplaneBox } from './fab-projection.js';
+import { restoredArray } from './progress.js';
 import { argmaxRow, closestBoundary, diffAndGrad, labelsOf, logitsOf, readInputs, type Shape4 } from './host-model.js';
 import { checkCount, checkNorm, checkRange, checkSeed } from './validate.js';
 import { deriveSeed, SeededRng } from '../rng.js';
@@ -174,12 +175,21 @@ async function fabAttack(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: F
   });
   const rankOf = new Map(robust.map((i, k) => [i, ranking[k]!]));
 
-  // Untargeted: one pass (k = 0) whose runs choose their boundary at every step.
-  const targets = targeted ? Math.min(nTargetClasses, classes - 1) : 0;
-  for (let k = targeted ? 1 : 0; k <= targets; k++) {
-    for (let r = 0; r < restarts; r++) {
-      const active = robust.filter((i) => dist[i] === Infinity);
-      if (active.length === 0) break;
+  // Untargeted FAB is one pass (k = 0) whose runs choose their boundary at every step; FAB-T runs the classes
+  // ranked 2nd, 3rd, ... (k = 1..nTargetClasses).
+  const firstK = targeted ? 1 : 0;
+  const nK = targeted ? Math.min(nTargetClasses, classes - 1) : 1;
+  // Units (src/attacks/progress.ts): (k-th target class, restart r), target-major; the state is xAdv and dist.
+  const progress = opts.progress;
+  if (progress?.restored) {
+    xAdv.set(restoredArray(progress.restored, 'xAdv', Float32Array, B * D));
+    dist.set(restoredArray(progress.restored, 'dist', Float64Array, B));
+  }
+  for (let u = progress?.restored?.units ?? 0; u < nK * restarts; u++) {
+    const k = firstK + Math.floor(u / restarts);
+    const r = u % restarts;
+    const active = robust.filter((i) => dist[i] === Infinity);
+    if (active.length > 0) {
       const n = active.length;
       const x0 = new Float32Array(n * D);
       const ya = new Int32Array(n);
@@ -202,6 +212,7 @@ async function fabAttack(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: F
         }
       });
     }
+    await progress?.unitDone(u + 1, () => Promise.resolve({ units: u + 1, arrays: { xAdv: Float32Array.from(xAdv), dist: Float64Array.from(dist) } }));
   }
 
   const out = tf.tensor4d(xAdv, shape);

@@ -1,4 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
+import type { AttackProgress } from './progress.js';
 
 /** A classifier as the attacks see it: inputs in [0, 1] (NHWC) -> logits, inference mode, no state change. */
 export type ModelFn = (x: tf.Tensor4D) => tf.Tensor2D;
@@ -28,6 +29,8 @@ export interface BaseAttackOptions {
   eps: number;
   norm: Norm;
   seed: number;
+  /** Resumable progress by unit (restart, target class); attacks without units ignore it (src/attacks/progress.ts). */
+  progress?: AttackProgress;
 }
 
 /** The iterative white-box attacks (PGD, APGD). */

@@ -15,6 +15,7 @@ import { oneOf } from '../input.js';
 
 interface EvalFlags extends RawEvalOptions {
   state?: string;
+  saveEvery?: string;
   backend?: string;
   logFormat?: string;
   progress: boolean;
@@ -52,6 +53,13 @@ async function evalAction(flags: EvalFlags): Promise<number> {
   const partial = resolveEvalOptions(flags);
   const logFormat = oneOf(LOG_FORMATS, flags.logFormat ?? 'auto', '--log-format');
   if (flags.state !== undefined) assertStateWritable(flags.state);
+  const saveEverySeconds = flags.saveEvery === undefined ? undefined : Number(flags.saveEvery);
+  if (saveEverySeconds !== undefined) {
+    if (flags.saveEvery!.trim() === '' || !Number.isFinite(saveEverySeconds) || saveEverySeconds < 0) {
+      throw new InputError(`--save-every: expected a number of seconds >= 0, got '${flags.saveEvery}'`);
+    }
+    if (flags.state === undefined) throw new InputError('--save-every: only means something with --state <file>');
+  }
   const { initBackend, logBackend, parseBackendChoice } = await import('../backend.js');
   const backendChoice = flags.backend === undefined ? undefined : parseBackendChoice(flags.backend);
   const { createLogger } = await import('../log.js');
@@ -72,6 +80,7 @@ async function evalAction(flags: EvalFlags): Promise<number> {
   const report = await runEval(partial, {
     stateFile: flags.state,
     arch: flags.arch,
+    ...(saveEverySeconds !== undefined ? { saveEverySeconds } : {}),
     logger: log,
     backend,
     onProgress: (done, total) => {
@@ -128,6 +137,7 @@ export function buildProgram(run: (body: () => Promise<number>) => void): Comman
     .option('--attacks <list>', 'custom AutoAttack stage list, comma-separated: apgd-ce|apgd-dlr|apgd-t|fab|fab-t|square')
     .option('--protocol <name>', "default|trades: trades = TRADES' PGD-20 evaluation exactly (eps 0.031, 20 steps of 0.003, unclamped uniform start, every point counted)")
     .option('--state <file>', 'resumable state file: a killed run started again continues where it stopped')
+    .option('--save-every <seconds>', 'with --state: write it at most this often inside a batch, within attack stages too (default 30; 0 = after every restart/target)')
     .option('--shard <i/n>', 'evaluate slice i of n contiguous slices of the first n-examples (merge with `ikl-eval merge`)')
     .option('--backend <name>', 'auto|tensorflow|gpu|cpu (default $IKL_BACKEND or auto)')
     .option('--log-format <fmt>', 'auto|json|pretty (logs on stderr)')

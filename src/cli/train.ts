@@ -140,20 +140,22 @@ async function trainAction(flags: TrainFlags): Promise<number> {
     return EXIT.ok;
   }
 
-  // Installed before the (slow) backend load so that an early Ctrl-C is honoured too.
+  // Installed before the (slow) backend load so that an early Ctrl-C is honoured too. The first SIGINT/SIGTERM
+  // asks the trainer to stop after the step in progress (it writes last/ and returns); the handlers are then
+  // removed, so a second signal takes the signal's default action: the process ends at once, even in the middle
+  // of a (synchronous) tfjs step or of a checkpoint write, whose atomic protocol keeps the previous one intact.
   const signal = { stopRequested: false };
   let received: 'SIGINT' | 'SIGTERM' | undefined;
-  const onSignal = (name: 'SIGINT' | 'SIGTERM') => () => {
-    if (received) {
-      process.stderr.write(`ikl-train: second ${name}: exiting now, without a checkpoint of the current step\n`);
-      process.exit(name === 'SIGINT' ? EXIT.sigint : EXIT.sigterm);
-    }
+  const handlers = { SIGINT: () => onSignal('SIGINT'), SIGTERM: () => onSignal('SIGTERM') };
+  const onSignal = (name: 'SIGINT' | 'SIGTERM'): void => {
     received = name;
     signal.stopRequested = true;
-    process.stderr.write(`ikl-train: ${name}: finishing the current step and writing last/ (again to exit at once)\n`);
+    process.removeListener('SIGINT', handlers.SIGINT);
+    process.removeListener('SIGTERM', handlers.SIGTERM);
+    process.stderr.write(`ikl-train: ${name}: finishing the current step and writing last/ (again to exit at once, keeping the previous checkpoint)\n`);
   };
-  process.on('SIGINT', onSignal('SIGINT'));
-  process.on('SIGTERM', onSignal('SIGTERM'));
+  process.on('SIGINT', handlers.SIGINT);
+  process.on('SIGTERM', handlers.SIGTERM);
 
   const { createLogger } = await import('../log.js');
   const log = createLogger({ format: config.run.logFormat, level: flags.verbose ? 'debug' : undefined, name: 'ikl-train' });

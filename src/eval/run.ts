@@ -11,7 +11,8 @@ import { loadTestSet } from '../data/index.js';
 import type { ImageSet } from '../data/types.js';
 import { InputError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import { runStages, stageFromSpec, type AutoAttackStage } from '../attacks/autoattack.js';
+import { runStages, stageFromSpec, type AutoAttackStage, type StageCheckpoint } from '../attacks/autoattack.js';
+import { attackStateFromJson, attackStateToJson } from '../attacks/progress.js';
 import { sanityChecks } from '../attacks/checks.js';
 import { predictCorrect } from '../attacks/subset.js';
 import { combineValidity, EMPTY_VALIDITY } from '../attacks/validity.js';
@@ -19,7 +20,8 @@ import { loadEvalSubject, type EvalSubject } from './model.js';
 import { DEFAULT_N_EXAMPLES, shardSlice, type PartialEvalOptions } from './options.js';
 import { planAttack, planTargetClasses, type AttackPlan } from './plan.js';
 import { buildReport } from './report.js';
-import { assertResumable, loadState, newState, saveState, type EvalState } from './state.js';
+import { assertResumable, loadState, newState, saveState, type BatchState, type EvalState, type PartialStageJson } from './state.js';
+import { validityFromJson, validityToJson } from './validity.js';
 import type { EvalOptions, EvalReport } from './types.js';
 
 export interface RunEvalHooks {
@@ -35,10 +37,24 @@ export interface RunEvalHooks {
   signal?: AbortSignal;
   /** A custom attack list (StageSpec data) instead of the one `options.attack` names. */
   plan?: AttackPlan;
-  /** Minimum seconds between state writes inside a batch (after a stage); batch ends always write. */
+  /**
+   * Minimum seconds between state writes inside a batch: after a stage, or after a unit of a stage's attack
+   * (an APGD restart, an APGD-T/FAB-T target); batch ends always write. 0: at every unit. Default 30.
+   */
   saveEverySeconds?: number;
   /** Architecture of a PyTorch weight file given as the checkpoint (`--arch`; recognised from its keys when absent). */
   arch?: string;
+}
+
+/** Default of `--save-every`: a kill loses at most about this many seconds of a stage's work (plus one unit). */
+export const DEFAULT_SAVE_EVERY_SECONDS = 30;
+
+function partialToJson(c: StageCheckpoint): PartialStageJson {
+  return { ...c, validity: c.validity ? validityToJson(c.validity) : null, attack: c.attack ? attackStateToJson(c.attack) : null };
+}
+
+function partialFromJson(p: PartialStageJson): StageCheckpoint {
+  return { ...p, validity: p.validity ? validityFromJson(p.validity) : null, attack: p.attack ? attackStateFromJson(p.attack) : null };
 }
 
 /** Float NHWC batch in [0, 1] and int32 labels of examples [start, end) of an ImageSet. */
@@ -100,7 +116,11 @@ async function evaluate(o: EvalOptions, subject: EvalSubject, test: ImageSet, ho
       assertResumable(hooks.stateFile, state, o, subject.weightsSha256, stageNames);
       const done = Object.values(state.batches).filter((b) => b.stagesDone === stageNames.length).length;
       const stagesDone = Object.values(state.batches).reduce((a, b) => a + b.stagesDone, 0);
-      log.info({ state: hooks.stateFile, batchesDone: done, stagesDone }, 'resuming from state');
+      // Stages interrupted after some of their attack units: continued from there.
+      const inStage = Object.entries(state.batches)
+        .filter(([, b]) => b.partial)
+        .map(([k, b]) => ({ batch: Number(k), stage: stageNames[b.partial!.stage], chunk: b.partial!.chunk, units: b.partial!.attack?.units ?? 0 }));
+      log.info({ state: hooks.stateFile, batchesDone: done, stagesDone, inStage }, 'resuming from state');
     }
   }
   state ??= newState(o, stageNames, { start: slice.start, end: slice.end }, subject.weightsSha256);
@@ -122,8 +142,9 @@ async function evaluate(o: EvalOptions, subject: EvalSubject, test: ImageSet, ho
   }
 
   const totalBatches = slice.endBatch - slice.firstBatch;
-  const saveEvery = hooks.saveEverySeconds ?? 60;
+  const saveEvery = hooks.saveEverySeconds ?? DEFAULT_SAVE_EVERY_SECONDS;
   let lastSave = Date.now();
+  const due = (): boolean => Date.now() - lastSave >= saveEvery * 1000;
   const completeBatches = (): number => Object.values(state.batches).filter((x) => x.stagesDone === stageNames.length).length;
   hooks.onProgress?.(completeBatches(), totalBatches);
   for (let b = slice.firstBatch; b < slice.endBatch; b++) {
@@ -133,12 +154,21 @@ async function evaluate(o: EvalOptions, subject: EvalSubject, test: ImageSet, ho
     const finished = await runBatch(b, state, stages, subject.modelFn, test, o, {
       signal: hooks.signal,
       afterStage: async (s) => {
-        if (Date.now() - lastSave >= saveEvery * 1000) {
+        if (due()) {
           await save();
           lastSave = Date.now();
         }
         hooks.onStage?.(b, s);
       },
+      // Inside a stage: the sequencer's checkpoint, written when the interval has passed.
+      saveUnit: hooks.stateFile
+        ? async (batch, read) => {
+            if (!due()) return;
+            batch.partial = partialToJson(await read());
+            await save();
+            lastSave = Date.now();
+          }
+        : undefined,
     });
     await save();
     lastSave = Date.now();
@@ -170,7 +200,11 @@ async function runBatch(
   model: ModelFn,
   test: ImageSet,
   o: EvalOptions,
-  hooks: { signal?: AbortSignal; afterStage: (stage: number) => Promise<void> },
+  hooks: {
+    signal?: AbortSignal;
+    afterStage: (stage: number) => Promise<void>;
+    saveUnit?: (batch: BatchState, read: () => Promise<StageCheckpoint>) => Promise<void>;
+  },
 ): Promise<boolean> {
   const key = String(b);
   const start = b * o.batchSize;
@@ -201,7 +235,12 @@ async function runBatch(
       // One seed per (global batch, stage): the same whatever the shard or resume point.
       stageSeed: (s) => deriveSeed(o.seed, b, s),
       signal: hooks.signal,
+      progress: hooks.saveUnit && {
+        restored: batch.partial?.stage === batch.stagesDone ? partialFromJson(batch.partial) : undefined,
+        save: (read) => hooks.saveUnit!(batch, read),
+      },
       onStage: async (e) => {
+        delete batch.partial;
         for (const i of e.fooledRows) state.brokenAt[off + i] = e.stage;
         if (e.validity) batch.validity = combineValidity(batch.validity, e.validity);
         batch.stageTimes[e.stage] = e.timeMs / 1000;

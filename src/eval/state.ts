@@ -9,6 +9,7 @@ import { shortId } from '../checkpoint/identity.js';
 import { fileError, InputError } from '../errors.js';
 import { writeFileAtomic } from '../files.js';
 import { EMPTY_VALIDITY, type ValidityLine } from '../attacks/validity.js';
+import type { AttackStateJson } from '../attacks/progress.js';
 import type { EvalOptions, Slice, Validity } from './types.js';
 import { validityFromJson, validityToJson } from './validity.js';
 
@@ -25,6 +26,20 @@ export interface BatchState {
   cleanTime: number;
   stageTimes: number[];
   validity: ValidityLine;
+  /**
+   * Stage `stagesDone` in progress at the last save: the sequencer's checkpoint (src/attacks/autoattack.ts
+   * StageCheckpoint) as JSON, so a resumed run continues that stage after its last saved attack unit.
+   */
+  partial?: PartialStageJson;
+}
+
+/** A StageCheckpoint in the state file (validity in its JSON fields, the attack state in base64). */
+export interface PartialStageJson {
+  stage: number;
+  chunk: number;
+  fooledRows: number[];
+  validity: Validity | null;
+  attack: AttackStateJson | null;
 }
 
 export interface EvalState {

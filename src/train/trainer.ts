@@ -107,12 +107,40 @@ async function loadData(config: TrainConfig, log: Logger): Promise<Data> {
 
 /** Clean and PGD accuracy (CE, uniform start, inference mode) of a model on a set. */
 export function evaluateAccuracy(model: tf.LayersModel, set: ImageSet, config: TrainConfig): { cleanAcc: number; robustAcc: number } {
-  const e = config.eval;
   const fn = inferenceFn(model);
   let clean = 0;
   let robust = 0;
   for (const b of batches(set, { batchSize: config.data.batchSize, shuffle: false, augment: false })) {
-    const counts = tf.tidy(() => {
+    const counts = evalBatch(fn, b, config);
+    clean += counts[0]!;
+    robust += counts[1]!;
+  }
+  return { cleanAcc: clean / set.n, robustAcc: robust / set.n };
+}
+
+/** evaluateAccuracy, stopping between batches when a stop is requested (then null). */
+async function evaluateUnlessStopped(model: tf.LayersModel, set: ImageSet, config: TrainConfig, signal: TrainOptions['signal']): Promise<{ cleanAcc: number; robustAcc: number } | null> {
+  const fn = inferenceFn(model);
+  let clean = 0;
+  let robust = 0;
+  for (const b of batches(set, { batchSize: config.data.batchSize, shuffle: false, augment: false })) {
+    if (signal?.stopRequested) {
+      tf.dispose([b.x, b.y]);
+      return null;
+    }
+    const counts = evalBatch(fn, b, config);
+    clean += counts[0]!;
+    robust += counts[1]!;
+    await turnEventLoop();
+  }
+  return { cleanAcc: clean / set.n, robustAcc: robust / set.n };
+}
+
+/** [clean correct, PGD correct] of one evaluation batch; disposes the batch. */
+function evalBatch(fn: ReturnType<typeof inferenceFn>, b: { x: tf.Tensor4D; y: tf.Tensor1D; index: number }, config: TrainConfig): Float32Array | Int32Array | Uint8Array {
+  const e = config.eval;
+  try {
+    return tf.tidy(() => {
       const ok = (x: tf.Tensor4D): tf.Scalar => tf.sum(tf.cast(tf.equal(tf.argMax(fn(x), 1), b.y), 'float32'));
       const xAdv = pgdPerturb(fn, b.x, b.y, {
         eps: e.epsilon,
@@ -127,11 +155,17 @@ export function evaluateAccuracy(model: tf.LayersModel, set: ImageSet, config: T
       });
       return tf.stack([ok(b.x), ok(xAdv)]).dataSync();
     });
-    clean += counts[0]!;
-    robust += counts[1]!;
+  } finally {
     tf.dispose([b.x, b.y]);
   }
-  return { cleanAcc: clean / set.n, robustAcc: robust / set.n };
+}
+
+/**
+ * Lets Node run what is queued (signal handlers above all). A tfjs step is synchronous: without this turn a
+ * SIGINT would be seen only at the next file write, i.e. at the epoch end (issue 11). Costs microseconds.
+ */
+function turnEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** What every part of the loop works on. */
@@ -189,11 +223,10 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
     const result = (stopped?: 'signal', epochs = E): TrainResult => ({ metrics: progress.metrics, runDir: run.dir, ...(stopped ? { stopped } : {}), epochs, steps: progress.step });
     for (let epoch = progress.position.epoch; epoch <= E; epoch++) {
       const settings = epochSettings(config, epoch);
-      if (await runEpoch(loop, epoch, settings)) {
+      if ((await runEpoch(loop, epoch, settings)) || (await finishEpoch(loop, epoch, settings))) {
         log.info({ epoch, batch: progress.position.batch, step: progress.step, checkpoint: run.lastDir }, 'stopped on request; resume with --resume');
         return result('signal', epoch - 1);
       }
-      await finishEpoch(loop, epoch, settings);
       if (opts.signal?.stopRequested) {
         log.info({ epoch, step: progress.step, checkpoint: run.lastDir }, 'stopped on request at the end of an epoch; resume with --resume');
         return result('signal', epoch);
@@ -206,8 +239,8 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
 }
 
 /**
- * The optimiser steps of one epoch, from the resume position. Writes last/ every checkpoint.everySteps steps and
- * when a stop is requested; returns true when stopped before the epoch's last batch.
+ * The optimiser steps of one epoch, from the resume position. Writes last/ every checkpoint.everySteps steps and,
+ * when a stop is requested, after the step in progress (whatever everySteps says); returns true when stopped.
  */
 async function runEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<boolean> {
   const { config, data, t, progress: p } = loop;
@@ -255,10 +288,13 @@ async function runEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<bo
     p.accum.advCorrect += stats.advCorrect;
     p.position = { epoch, batch: b.index + 1 };
     loop.opts.onStep?.({ epoch, batch: b.index, step: p.step, batches: loop.nBatches, stats }, t);
+    await turnEventLoop();
     const lastOfEpoch = b.index + 1 === loop.nBatches;
-    const periodic = config.checkpoint.everySteps > 0 && p.step % config.checkpoint.everySteps === 0;
+    const periodic = !lastOfEpoch && config.checkpoint.everySteps > 0 && p.step % config.checkpoint.everySteps === 0;
+    // A stop after the epoch's last step is written here too, at position (epoch, nBatches): the resume then
+    // runs only the epoch end.
     const stopNow = loop.opts.signal?.stopRequested === true;
-    if (!lastOfEpoch && (periodic || stopNow)) {
+    if (periodic || stopNow) {
       p.accum.seconds += (performance.now() - t0) / 1000;
       t0 = performance.now();
       await loop.run.save('last', t.model, t, p);
@@ -269,12 +305,42 @@ async function runEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<bo
   return false;
 }
 
-/** Epoch end: class weights for the next epoch, weight average, evaluation, the metric record, best model, checkpoints. */
-async function finishEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<void> {
+/**
+ * Epoch end: evaluation, then class weights (and the KD prior) for the next epoch, weight average, the metric
+ * record, best model, checkpoints. A stop requested during the evaluation ends it at the next evaluation batch,
+ * before anything is changed: last/ is written at position (epoch, nBatches), so the resume runs this epoch end
+ * again, identically. Returns true when stopped so.
+ */
+async function finishEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<boolean> {
   const { config, data, t, run, progress: p } = loop;
+  const signal = loop.opts.signal;
+  // The average this epoch end makes, evaluated before it is adopted.
+  const waNext = t.weightAverage && s.averageAtEnd ? t.weightAverage.next(t.model.weights.map((w) => w.read())) : undefined;
+  let val: { cleanAcc: number; robustAcc: number } | null | undefined;
+  let wa: { cleanAcc: number; robustAcc: number } | null | undefined;
+  let evalSeconds: number | null = null;
+  try {
+    if (data.evalSet !== undefined && s.evaluate) {
+      const te = performance.now();
+      val = await evaluateUnlessStopped(t.model, data.evalSet, config, signal);
+      if (val && t.waModel && (waNext || t.weightAverage?.initialized)) {
+        restoreWeights(t.waModel, waNext ?? t.weightAverage!.weights());
+        wa = await evaluateUnlessStopped(t.waModel, data.evalSet, config, signal);
+      }
+      evalSeconds = (performance.now() - te) / 1000;
+    }
+    if (val === null || wa === null) {
+      tf.dispose(waNext ?? []);
+      await run.save('last', t.model, t, p);
+      return true;
+    }
+  } catch (e) {
+    tf.dispose(waNext ?? []);
+    throw e;
+  }
   t.classWeights?.finalize();
   t.kdPrior?.finalize();
-  if (t.weightAverage && s.averageAtEnd) t.weightAverage.update(t.model.weights.map((w) => w.read()));
+  if (waNext) t.weightAverage!.adopt(waNext);
   const a = p.accum;
   const record: MetricRecord = {
     epoch,
@@ -288,27 +354,14 @@ async function finishEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise
     lossRobust: finiteOrNull(a.robust / a.images),
     trainCleanAcc: finiteOrNull(a.cleanCorrect / a.images),
     trainAdvAcc: finiteOrNull(a.advCorrect / a.images),
-    valCleanAcc: null,
-    valRobustAcc: null,
-    waCleanAcc: null,
-    waRobustAcc: null,
+    valCleanAcc: val?.cleanAcc ?? null,
+    valRobustAcc: val?.robustAcc ?? null,
+    waCleanAcc: wa?.cleanAcc ?? null,
+    waRobustAcc: wa?.robustAcc ?? null,
     epochSeconds: a.seconds,
     imagesPerSecond: a.images / a.seconds,
-    evalSeconds: null,
+    evalSeconds,
   };
-  if (data.evalSet !== undefined && s.evaluate) {
-    const te = performance.now();
-    const m = evaluateAccuracy(t.model, data.evalSet, config);
-    record.valCleanAcc = m.cleanAcc;
-    record.valRobustAcc = m.robustAcc;
-    if (t.weightAverage?.initialized && t.waModel) {
-      restoreWeights(t.waModel, t.weightAverage.weights());
-      const w = evaluateAccuracy(t.waModel, data.evalSet, config);
-      record.waCleanAcc = w.cleanAcc;
-      record.waRobustAcc = w.robustAcc;
-    }
-    record.evalSeconds = (performance.now() - te) / 1000;
-  }
   p.metrics = [...p.metrics, record];
   p.position = { epoch: epoch + 1, batch: 0 };
   p.accum = emptyAccum();
@@ -325,6 +378,7 @@ async function finishEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise
   if (improved) await run.save('best', t.model, t, p);
   await run.recordEpoch(record, p.metrics);
   loop.log.info({ ...record, best: p.best.epoch === epoch }, `epoch ${epoch}/${config.schedule.epochs}`);
+  return false;
 }
 
 function finiteOrNull(v: number): number | null {

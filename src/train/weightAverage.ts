@@ -22,17 +22,30 @@ export class WeightAverage {
 
   /** Folds the current weights in (all of them, in a fixed order: model.weights of the same architecture). */
   update(weights: tf.Tensor[]): void {
+    this.adopt(this.next(weights));
+  }
+
+  /**
+   * The average `update(weights)` would make, as new tensors, without changing this one: the epoch end evaluates
+   * it first and adopts it only once the evaluation finished (a stop during the evaluation changes nothing).
+   */
+  next(weights: tf.Tensor[]): tf.Tensor[] {
+    if (!this.avg) return weights.map((w) => tf.clone(w));
+    if (this.avg.length !== weights.length) throw new Error(`WeightAverage.update: ${weights.length} weights, average has ${this.avg.length}`);
+    const tau = this.tau;
+    return tf.tidy(() => this.avg!.map((a, i) => tf.add(tf.mul(a, tau), tf.mul(weights[i]!, 1 - tau))));
+  }
+
+  /** Makes `next` (from next(), owned by this object from now on) the average. */
+  adopt(next: tf.Tensor[]): void {
     if (!this.avg) {
-      // A variable shares w's data (tensor data is immutable; assigning w later gives it new data).
-      this.avg = weights.map((w) => tf.variable(w, false));
+      this.avg = next.map((w) => tf.variable(w, false));
+      tf.dispose(next);
       this.count = 1;
       return;
     }
-    if (this.avg.length !== weights.length) throw new Error(`WeightAverage.update: ${weights.length} weights, average has ${this.avg.length}`);
-    const tau = this.tau;
-    tf.tidy(() => {
-      this.avg!.forEach((a, i) => a.assign(tf.add(tf.mul(a, tau), tf.mul(weights[i]!, 1 - tau))));
-    });
+    this.avg.forEach((a, i) => a.assign(next[i]!));
+    tf.dispose(next);
     this.count += 1;
   }
 

@@ -1,0 +1,120 @@
+/**
+ * `ikl-eval --state` keeps its work inside attack stages (issue 11, defect 3): a `kill -9` in the middle of an
+ * AutoAttack stage, then the same run again, gives the report of an uninterrupted run, and the work lost is the
+ * time since the last save (printed). The evaluation runs in a child process (runEval with an AutoAttack-shaped
+ * plan of smaller budgets, so the test takes seconds, not minutes).
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { EvalReport } from '../../src/eval/types.js';
+import { makeCheckpoint, tempDir } from '../eval/fixture.js';
+import { heavy } from '../helpers.js';
+
+const dist = new URL('../../src/', import.meta.url).href;
+const dir = tempDir('ikl-eval-kill-');
+
+/** The child: AutoAttack's four stages (APGD-CE, APGD-T, FAB-T, Square) with budgets a test can afford. */
+const SCRIPT = `
+const [ckpt, stateFile, saveEvery] = process.argv.slice(1);
+const { initBackend } = await import('${dist}backend.js');
+await initBackend('tensorflow');
+const { createLogger } = await import('${dist}log.js');
+const { resolveEvalOptions } = await import('${dist}eval/options.js');
+const { runEval } = await import('${dist}eval/run.js');
+const plan = {
+  loss: null,
+  details: {},
+  stages: [
+    { name: 'apgd-ce', attack: 'apgd-ce', options: { steps: 3, restarts: 1 } },
+    { name: 'apgd-t', attack: 'apgd-t', options: { steps: 30, restarts: 1, nTargetClasses: 5 } },
+    { name: 'fab-t', attack: 'fab-t', options: { steps: 20, restarts: 1, nTargetClasses: 5 } },
+    { name: 'square', attack: 'square', options: { steps: 200, pInit: 0.8, restarts: 1 } },
+  ],
+};
+const options = resolveEvalOptions({ checkpoint: ckpt, attack: 'autoattack', nExamples: '48', batchSize: '48', dataset: 'synthetic', seed: '7', eps: '4/255' });
+const report = await runEval(options, { plan, logger: createLogger({ format: 'json', name: 'child' }), ...(stateFile === '-' ? {} : { stateFile, saveEverySeconds: Number(saveEvery) }) });
+process.stdout.write(JSON.stringify(report));
+`;
+
+function evaluate(ckpt: string, stateFile = '-', saveEvery = 0): { report: EvalReport; stderr: string; seconds: number } {
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', SCRIPT, ckpt, stateFile, String(saveEvery)], { encoding: 'utf8', timeout: 600_000 });
+  assert.equal(r.status, 0, r.stderr);
+  return { report: JSON.parse(r.stdout) as EvalReport, stderr: r.stderr, seconds: (performance.now() - t0) / 1000 };
+}
+
+function timeless(r: EvalReport): unknown {
+  return { ...r, time_s: null, stages: r.stages.map((s) => ({ ...s, time_s: null })) };
+}
+
+interface Partial {
+  stage: number;
+  attack: { units: number } | null;
+}
+
+test('kill -9 in the middle of an AutoAttack stage: the resumed run continues the stage and reports what an uninterrupted run reports', heavy, async () => {
+  mkdirSync(join(dir, 'm'));
+  const ckpt = await makeCheckpoint(join(dir, 'm'), { steps: 120 });
+  const whole = evaluate(ckpt);
+  const counts = `clean ${whole.report.clean_correct}, after each stage ${whole.report.stages.map((s) => `${s.name} ${s.robust_correct}`).join(', ')}`;
+  console.log(`# ${counts}`);
+  assert.ok(
+    whole.report.stages[1]!.robust_correct < whole.report.stages[0]!.robust_correct,
+    `APGD-T breaks points APGD-CE did not (the stage does work): ${counts}`,
+  );
+
+  const stateFile = join(dir, 'aa.state.json');
+  const child = spawn(process.execPath, ['--input-type=module', '-e', SCRIPT, ckpt, stateFile, '0']);
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => void (stderr += d.toString()));
+  const closed = new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_c, s) => resolve(s)));
+  // Killed 300 ms after the state records a second finished unit (target class) of APGD-T: inside a unit.
+  let killedAt = 0;
+  let seen: Partial | undefined;
+  while (killedAt === 0) {
+    await new Promise((r) => setTimeout(r, 20));
+    if (child.exitCode !== null) break;
+    if (!existsSync(stateFile)) continue;
+    const p = (JSON.parse(readFileSync(stateFile, 'utf8')) as { batches: Record<string, { partial?: Partial }> }).batches['0']?.partial;
+    if (p && p.stage === 1 && (p.attack?.units ?? 0) >= 2) {
+      seen = p;
+      await new Promise((r) => setTimeout(r, 300));
+      child.kill('SIGKILL');
+      killedAt = Date.now();
+    }
+  }
+  assert.equal(await closed, 'SIGKILL', `the child was killed mid-stage, not finished: ${stderr}`);
+  const lostSeconds = (killedAt - statSync(stateFile).mtimeMs) / 1000;
+  const saved = (JSON.parse(readFileSync(stateFile, 'utf8')) as { batches: Record<string, { stagesDone: number; partial?: Partial }> }).batches['0']!;
+  console.log(
+    `# kill -9 in APGD-T after ${saved.partial?.attack?.units} of 5 target classes (seen ${seen?.attack?.units}); work lost: ${lostSeconds.toFixed(2)} s since the last save (--save-every 0); uninterrupted run ${whole.seconds.toFixed(1)} s`,
+  );
+  assert.equal(saved.stagesDone, 1, 'APGD-CE finished, APGD-T in progress');
+  assert.ok((saved.partial?.attack?.units ?? 0) >= 2);
+
+  const resumed = evaluate(ckpt, stateFile, 0);
+  const line = resumed.stderr.split('\n').find((l) => l.includes('"msg":"resuming from state"'));
+  assert.ok(line, resumed.stderr);
+  const inStage = (JSON.parse(line) as { inStage: Array<{ stage: string; units: number }> }).inStage;
+  assert.equal(inStage[0]?.stage, 'apgd-t');
+  assert.ok(inStage[0]!.units >= 2, `continued after the saved target classes: ${line}`);
+  assert.deepEqual(timeless(resumed.report), timeless(whole.report));
+  console.log(`# resumed run ${resumed.seconds.toFixed(1)} s`);
+});
+
+test('--save-every: seconds >= 0, and only with --state (exit 2, one line, before any work)', () => {
+  const bin = new URL('../../../bin/ikl-eval.js', import.meta.url).pathname;
+  const cases: Array<[string[], string]> = [
+    [['--save-every', '-1', '--state', join(dir, 's.json')], "ikl-eval: --save-every: expected a number of seconds >= 0, got '-1'\n"],
+    [['--save-every', 'soon', '--state', join(dir, 's.json')], "ikl-eval: --save-every: expected a number of seconds >= 0, got 'soon'\n"],
+    [['--save-every', '5'], 'ikl-eval: --save-every: only means something with --state <file>\n'],
+  ];
+  for (const [args, message] of cases) {
+    const r = spawnSync(process.execPath, [bin, '--checkpoint', 'whatever', '--attack', 'pgd', ...args], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stderr, message);
+  }
+});
