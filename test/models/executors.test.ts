@@ -81,7 +81,14 @@ for (const arch of MODEL_ARCHS) {
       const [ref, ours] = [apply(x), exec.fn(x)];
       assert.ok(relErr(ours, ref) < 1e-5, `logits: relative error ${relErr(ours, ref)}`);
       const [gRef, gOurs] = [tf.grad(lossOf(apply))(x), tf.grad(lossOf(exec.fn))(x)];
-      assert.ok(relErr(gOurs, gRef) < 1e-4, `input gradient: relative error ${relErr(gOurs, gRef)}`);
+      // The input gradient of a deep ReLU network is ill-conditioned in float32 (a ReLU whose input rounds to the
+      // other side of 0 moves it): what model.apply itself gives for x + 1e-6 noise sets the scale of the tolerance
+      // (measured ~0.7% on the WRNs, below 1e-5 on the small CNN).
+      const xNear = tf.tidy(() => tf.add(x, tf.randomUniform(x.shape, -1e-6, 1e-6, 'float32', 5)));
+      const gNear = tf.grad(lossOf(apply))(xNear);
+      const tol = Math.max(1e-4, 4 * relErr(gNear, gRef));
+      assert.ok(relErr(gOurs, gRef) <= tol, `input gradient: relative error ${relErr(gOurs, gRef)} > ${tol}`);
+      tf.dispose([xNear, gNear]);
       model.weights.forEach((v, i) => assert.deepEqual(Array.from(v.read().dataSync()), Array.from(before[i]!.dataSync()), v.originalName));
       // Fewer steps than layers: BN (and the ReLU after it) folded into the convolution it reads.
       const layers = model.layers.length - 1;
