@@ -2,13 +2,15 @@
  * Images/s of one full training step (attack, AWP, objective, update) on the selected backend.
  *   node dist/bench/train-step.js [--models preact-resnet-18,wrn-34-10] [--batch 128] [--steps 3]
  *                                 [--objectives ikl-at,trades,pgd-at] [--attack-steps 5] [--no-awp]
- * Data are random images (speed only). One warm-up step per setting is not timed (graph/kernel set-up).
+ * Data are random images (speed only). One warm-up step per setting is not timed (graph/kernel set-up); one more,
+ * also untimed, counts tfjs kernel dispatches and host syncs (bench/counters.ts). Peak RSS is the process's so far.
  */
 import { performance } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.js';
 import { parseConfig } from '../src/config/index.js';
 import { createTrainer, disposeTrainer, trainStep } from '../src/train/step.js';
+import { countOf, installCounters, peakRssGb } from './counters.js';
 
 function flag(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -23,6 +25,7 @@ const attackSteps = Number(flag('attack-steps', '5'));
 const awp = !process.argv.includes('--no-awp');
 
 const info = await initBackend();
+installCounters();
 console.log(`backend ${info.name} (${info.package}, TF ${info.tfVersion}), devices ${info.devices.join(', ')}`);
 console.log(`batch ${batch}, ${attackSteps}-step attack, AWP ${awp ? 'on' : 'off'}, ${steps} timed steps after 1 warm-up`);
 
@@ -43,6 +46,7 @@ for (const arch of models) {
     const y = tf.tensor1d(Array.from({ length: batch }, (_, i) => i % 10), 'int32');
     const params = { lr: 0.1, epsilon: 8 / 255, stepSize: 4 / 255, awp, seed: 0 };
     trainStep(t, x, y, params);
+    const c = countOf(() => trainStep(t, x, y, params));
     const before = tf.memory().numTensors;
     const t0 = performance.now();
     for (let s = 0; s < steps; s++) trainStep(t, x, y, { ...params, seed: s + 1 });
@@ -50,7 +54,8 @@ for (const arch of models) {
     const leak = tf.memory().numTensors - before;
     console.log(
       `${arch.padEnd(18)} ${type.padEnd(8)} batch ${batch}: ${((batch * steps) / sec).toPrecision(3)} images/s ` +
-        `(${(sec / steps).toFixed(2)} s/step${leak !== 0 ? `, TENSOR LEAK ${leak}` : ''})`,
+        `(${(sec / steps).toFixed(2)} s/step, ${c.kernels} kernels and ${c.syncs} syncs per step, ` +
+        `peak RSS ${peakRssGb().toFixed(2)} GB${leak !== 0 ? `, TENSOR LEAK ${leak}` : ''})`,
     );
     tf.dispose([x, y]);
     disposeTrainer(t);

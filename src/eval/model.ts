@@ -8,7 +8,7 @@ import type { DatasetName } from '../data/types.js';
 import { DATASETS } from '../data/types.js';
 import { InputError } from '../errors.js';
 import { readCheckpoint } from '../checkpoint/index.js';
-import { forward } from '../models/index.js';
+import { inferenceModel } from '../models/inference.js';
 
 export interface EvalSubject {
   modelFn: ModelFn;
@@ -35,13 +35,18 @@ export async function loadEvalSubject(dir: string): Promise<EvalSubject> {
   const dataset = (DATASETS as readonly string[]).includes(meta.dataset) ? (meta.dataset as DatasetName) : null;
   // A synthetic test set is only "the" test set with the generator settings used in training.
   const syn = (meta.config as { data?: { synthetic?: { nTest?: number; seed?: number } } } | undefined)?.data?.synthetic;
+  // Attacks run on the inference executor (BN folded into the convolutions), compiled once per checkpoint.
+  const exec = inferenceModel(model);
   return {
     model,
     synthetic: { nTest: syn?.nTest, seed: syn?.seed },
-    modelFn: (x) => forward(model, x, { training: false }),
+    modelFn: exec.fn,
     arch: meta.arch,
     numClasses,
     dataset,
-    dispose: () => model.dispose(),
+    dispose: () => {
+      exec.dispose();
+      model.dispose();
+    },
   };
 }

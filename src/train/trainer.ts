@@ -39,7 +39,8 @@ import { ClassWeights, type ClassWeightsJSON } from '../losses/index.js';
 import { restoreWeights } from '../models/index.js';
 import { curvesSvg, type MetricRecord } from './plot.js';
 import { epsilonAt, learningRate, stepSizeFor } from './schedules.js';
-import { createTrainer, disposeTrainer, DivergenceError, inferenceFn, trainStep, type StepStats, type Trainer } from './step.js';
+import { inferenceModel } from '../models/inference.js';
+import { createTrainer, disposeTrainer, DivergenceError, trainStep, type StepStats, type Trainer } from './step.js';
 
 export interface TrainOptions {
   runDir: string;
@@ -160,7 +161,8 @@ async function loadData(config: TrainConfig, log: Logger): Promise<Data> {
 /** Clean and PGD accuracy (CE, uniform start, inference mode) of a model on a set. */
 export function evaluateAccuracy(model: tf.LayersModel, set: ImageSet, config: TrainConfig): { cleanAcc: number; robustAcc: number } {
   const e = config.eval;
-  const fn = inferenceFn(model);
+  const exec = inferenceModel(model);
+  const fn = exec.fn;
   let clean = 0;
   let robust = 0;
   for (const b of batches(set, { batchSize: config.data.batchSize, shuffle: false, augment: false })) {
@@ -183,6 +185,7 @@ export function evaluateAccuracy(model: tf.LayersModel, set: ImageSet, config: T
     robust += counts[1]!;
     tf.dispose([b.x, b.y]);
   }
+  exec.dispose();
   return { cleanAcc: clean / set.n, robustAcc: robust / set.n };
 }
 
