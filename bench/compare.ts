@@ -6,6 +6,7 @@
  *
  *   node dist/bench/compare.js models [--models wrn-34-10] [--batches 32] [--iters 2] [--threads 0]
  *   node dist/bench/compare.js autoattack [--images 100] [--eps 1] [--checkpoint DIR] [--threads 0]
+ *   node dist/bench/compare.js train-epoch [--steps 8] [--threads 0]
  *
  * models: training-mode forward + backward (mean CE over all weights), one fresh process per side and size
  *   (time per step, peak RSS; ours also kernels and host syncs per step).
@@ -15,6 +16,9 @@
  *   images are seeded uniform noise and the labels are the network's own predictions, and eps (in /255) is small
  *   enough that part of the points survive to the later stages (use a trained checkpoint and --eps 8 for the
  *   published setting). Per stage: time, points attacked, kernels and syncs per iteration (ours).
+ * train-epoch: the cifar10-quick IKL-AT recipe (configs/cifar10-quick.yaml: small CNN, batch 128, 5-step KL
+ *   attack, AWP on, class-wise weights) on random images of CIFAR's shape: `--steps` timed steps extrapolated to
+ *   the recipe's 79 steps per epoch, plus the per-epoch validation (clean + PGD-10 on 500 images).
  * --threads sets torch's intra-op threads (0: its default); ours uses TensorFlow's default pool.
  */
 import { spawnSync } from 'node:child_process';
@@ -29,12 +33,17 @@ import type { ModelFn } from '../src/attacks/types.js';
 import { initBackend } from '../src/backend.js';
 import { InputError } from '../src/errors.js';
 import { loadEvalSubject } from '../src/eval/model.js';
+import { resolveConfig } from '../src/config/index.js';
+import type { ImageSet } from '../src/data/types.js';
 import { createModel, parseArch, type ModelArch } from '../src/models/index.js';
+import { createTrainer, disposeTrainer, trainStep } from '../src/train/step.js';
+import { evaluateAccuracy } from '../src/train/trainer.js';
 import { inferenceModel } from '../src/models/inference.js';
 import { counts, installCounters, peakRssGb } from './counters.js';
 import { measureModelInChild } from './models.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
+const REPO = join(here, '..', '..');
 /** bench/reference/ in the source tree (this file runs from dist/bench/). */
 const REFERENCE = join(here, '..', '..', 'bench', 'reference');
 
@@ -190,6 +199,61 @@ async function compareAutoAttack(f: Map<string, string>): Promise<void> {
   );
 }
 
+/** Steps per epoch of cifar10-quick: a 10,000-image subset in batches of 128. */
+const QUICK_EPOCH_STEPS = 79;
+
+async function compareTrainEpoch(f: Map<string, string>): Promise<void> {
+  const steps = int(f, 'steps', 8);
+  const threads = int(f, 'threads', 0, 0);
+  const config = resolveConfig({ file: join(REPO, 'configs', 'cifar10-quick.yaml'), sets: ['data.dataset=synthetic'] });
+  const batch = config.data.batchSize;
+  const eps = 8 / 255;
+  installCounters();
+  const t = createTrainer(config);
+  const x = tf.randomUniform([batch, 32, 32, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+  const y = tf.tensor1d(Array.from({ length: batch }, (_, i) => i % 10), 'int32');
+  const params = { lr: 0.1, epsilon: eps, stepSize: eps / 2, awp: true, seed: 0 };
+  trainStep(t, x, y, params);
+  const c0 = counts();
+  const t0 = performance.now();
+  for (let s = 0; s < steps; s++) trainStep(t, x, y, { ...params, seed: s + 1 });
+  const stepSec = (performance.now() - t0) / 1000 / steps;
+  const c1 = counts();
+  const n = config.eval.nExamples;
+  const r = (i: number) => (Math.imul(i + 1, 2654435761) >>> 24) & 255;
+  const set: ImageSet = {
+    name: 'random',
+    images: Uint8Array.from({ length: n * 32 * 32 * 3 }, (_, i) => r(i)),
+    labels: Uint8Array.from({ length: n }, (_, i) => i % 10),
+    n,
+    numClasses: 10,
+    height: 32,
+    width: 32,
+    channels: 3,
+  };
+  const t1 = performance.now();
+  evaluateAccuracy(t.model, set, config);
+  const valSec = (performance.now() - t1) / 1000;
+  const rss = peakRssGb();
+  tf.dispose([x, y]);
+  disposeTrainer(t);
+  const ref = reference('train_epoch.py', ['--batch', String(batch), '--steps', String(steps), '--epoch-steps', String(QUICK_EPOCH_STEPS), '--val', String(n), '--threads', String(threads)]);
+  const theirs = typeof ref === 'string' ? undefined : (ref as { stepSec: number; valSec: number; epochSec: number; peakRssGb: number });
+  const epochSec = stepSec * QUICK_EPOCH_STEPS + valSec;
+  console.log(`cifar10-quick IKL-AT epoch (small CNN, batch ${batch}, AWP on), random data, ${steps} timed steps × ${QUICK_EPOCH_STEPS}${theirs ? '' : `; PyTorch: ${ref}`}`);
+  console.log('| part | ikl-at s | PyTorch s | time ratio |');
+  console.log('|---|---:|---:|---:|');
+  const row = (name: string, a: number, b: number | undefined) =>
+    console.log(`| ${name} | ${a.toFixed(2)} | ${b === undefined ? '-' : b.toFixed(2)} | ${b === undefined ? '-' : ratio(a, b)} |`);
+  row('training step', stepSec, theirs?.stepSec);
+  row(`validation (clean + PGD-10, ${n} images)`, valSec, theirs?.valSec);
+  row(`epoch (${QUICK_EPOCH_STEPS} steps + validation)`, epochSec, theirs?.epochSec);
+  console.log(
+    `ikl-at: ${((c1.kernels - c0.kernels) / steps).toFixed(0)} kernels and ${((c1.syncs - c0.syncs) / steps).toFixed(1)} syncs per step, ` +
+      `peak RSS ${rss.toFixed(2)} GB; PyTorch peak RSS ${theirs ? theirs.peakRssGb.toFixed(2) : '-'} GB`,
+  );
+}
+
 async function main(): Promise<void> {
   const [what, ...rest] = process.argv.slice(2);
   const f = flags(rest);
@@ -198,7 +262,8 @@ async function main(): Promise<void> {
   console.log(`ikl-at on ${info.name} (${info.package}, TF ${info.tfVersion}); PyTorch via ${python()} (bench/reference/)`);
   if (what === 'models') await compareModels(f);
   else if (what === 'autoattack') await compareAutoAttack(f);
-  else throw new InputError(`compare: expected 'models' or 'autoattack' as the first argument, got '${what ?? ''}'`);
+  else if (what === 'train-epoch') await compareTrainEpoch(f);
+  else throw new InputError(`compare: expected 'models', 'autoattack' or 'train-epoch' as the first argument, got '${what ?? ''}'`);
 }
 
 main().catch((e: unknown) => {
