@@ -20,7 +20,7 @@ import { square } from '../src/attacks/square.js';
 import type { ModelFn } from '../src/attacks/types.js';
 import { initBackend } from '../src/backend.js';
 import { InputError } from '../src/errors.js';
-import { AUTOATTACK_STANDARD } from '../src/eval/plan.js';
+import { AUTOATTACK_STANDARD } from '../src/attacks/autoattack.js';
 import { createModel, forward, parseArch, type ModelArch } from '../src/models/index.js';
 
 interface Options {
@@ -95,10 +95,10 @@ async function main(): Promise<void> {
     rows.push({ stage, measured: `${measured} in ${t.toFixed(2)} s`, full, perImage: (t * scale) / o.images });
   };
   const it = o.iters;
-  add('apgd-ce', await seconds(() => apgdCe(model, x, y, { ...base, steps: it })), `${it} it`, S.apgdSteps / it, `${S.apgdSteps} it`);
-  add('apgd-t', await seconds(() => apgdT(model, x, y, { ...base, steps: it, numTargetClasses: 1 })), `1 target × ${it} it`, (S.targetClasses * S.apgdSteps) / it, `${S.targetClasses} × ${S.apgdSteps} it`);
-  add('fab-t', await seconds(() => fabT(model, x, y, { ...base, steps: it, nTargetClasses: 1 })), `1 target × ${it} it`, (S.targetClasses * S.fabSteps) / it, `${S.targetClasses} × ${S.fabSteps} it`);
-  add('square', await seconds(() => square(model, x, y, { ...base, queries: o.queries })), `${o.queries} queries`, S.squareQueries / o.queries, `${S.squareQueries} queries`);
+  add('apgd-ce', await seconds(() => apgdCe(model, x, y, { ...base, steps: it })), `${it} it`, S.steps / it, `${S.steps} it`);
+  add('apgd-t', await seconds(() => apgdT(model, x, y, { ...base, steps: it, nTargetClasses: 1 })), `1 target × ${it} it`, (S.nTargetClasses * S.steps) / it, `${S.nTargetClasses} × ${S.steps} it`);
+  add('fab-t', await seconds(() => fabT(model, x, y, { ...base, steps: it, nTargetClasses: 1 })), `1 target × ${it} it`, (S.nTargetClasses * S.steps) / it, `${S.nTargetClasses} × ${S.steps} it`);
+  add('square', await seconds(() => square(model, x, y, { ...base, steps: o.queries })), `${o.queries} queries`, S.squareQueries / o.queries, `${S.squareQueries} queries`);
   tf.dispose([x, y]);
   net.dispose();
 

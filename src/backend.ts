@@ -9,9 +9,10 @@ import { createRequire } from 'node:module';
 import { execFileSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from './errors.js';
+import { oneOf } from './input.js';
 
-export const BACKEND_CHOICES = ['auto', 'tensorflow', 'gpu', 'cpu'] as const;
-export type BackendChoice = (typeof BACKEND_CHOICES)[number];
+import { BACKEND_CHOICES, type BackendChoice } from './choices.js';
+export { BACKEND_CHOICES, type BackendChoice };
 
 export interface BackendInfo {
   /** tfjs backend name: 'tensorflow' (native binding) or 'cpu' (pure JS). */
@@ -33,8 +34,7 @@ const require = createRequire(import.meta.url);
 let current: BackendInfo | undefined;
 
 export function parseBackendChoice(value: string, source = '--backend'): BackendChoice {
-  if ((BACKEND_CHOICES as readonly string[]).includes(value)) return value as BackendChoice;
-  throw new InputError(`${source}: expected one of ${BACKEND_CHOICES.join('|')}, got '${value}'`);
+  return oneOf(BACKEND_CHOICES, value, source);
 }
 
 /** Defaults that make the native backend fast and quiet; a value the user set always wins. */

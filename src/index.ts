@@ -1,16 +1,145 @@
 /**
  * ikl-at: IKL adversarial training and robustness evaluation on TensorFlow.js.
- * The library core; the CLIs in src/cli only parse flags and call these.
+ *
+ * The public API, chosen name by name (test/api.test.ts lists it, so it only changes on purpose). Everything
+ * else is internal: tests and the CLIs reach it by deep import.
  */
-export * from './errors.js';
-export * from './backend.js';
-export * from './log.js';
-export * from './rng.js';
-export * from './losses/index.js';
-export * from './data/index.js';
-export * from './models/index.js';
-export * from './attacks/index.js';
-export * from './checkpoint/index.js';
-export * from './config/index.js';
-export * from './train/index.js';
-export * from './eval/index.js';
+
+// Process: errors and exit codes, backend, logging, seeds.
+export { InputError, EXIT } from './errors.js';
+export { initBackend, backendInfo, parseBackendChoice, BACKEND_CHOICES, type BackendChoice, type BackendInfo } from './backend.js';
+export { createLogger, LOG_FORMATS, type LogFormat, type Logger } from './log.js';
+export { SeededRng, deriveSeed } from './rng.js';
+
+// Losses (pure functions of logits).
+export {
+  klLoss,
+  dklLoss,
+  iklLoss,
+  ClassWeights,
+  crossEntropy,
+  cwMarginLoss,
+  dlrLoss,
+  dlrTargetedLoss,
+  iklKdLoss,
+  kdLoss,
+  dkdLoss,
+  warmupFactor,
+  type KlOptions,
+  type DklOptions,
+  type IklOptions,
+  type ClassWeightsOptions,
+  type ClassWeightsJSON,
+  type CrossEntropyOptions,
+  type MarginOptions,
+  type Reduction,
+  type IklKdOptions,
+  type KdOptions,
+  type DkdOptions,
+} from './losses/index.js';
+
+// Data.
+export {
+  loadDataset,
+  makeSynthetic,
+  batches,
+  numBatches,
+  splitValidation,
+  firstN,
+  readCifar10,
+  readCifar100,
+  DATASETS,
+  DATASET_CLASSES,
+  type LoadDatasetOptions,
+  type ImageSet,
+  type Batch,
+  type BatchOptions,
+  type DatasetName,
+  type SyntheticOptions,
+} from './data/index.js';
+
+// Models.
+export { createModel, forward, parseArch, saveModel, loadModel, MODEL_ARCHS, type ModelArch, type ModelSpec, type Forward } from './models/index.js';
+
+// Attacks and the AutoAttack sequencer.
+export {
+  fgsm,
+  pgd,
+  apgd,
+  apgdCe,
+  apgdT,
+  fabT,
+  square,
+  autoAttack,
+  runStages,
+  stageFromSpec,
+  versionSpecs,
+  AUTOATTACK_STANDARD,
+  AUTOATTACK_VERSIONS,
+  ATTACK_NAMES,
+  validityLine,
+  formatValidity,
+  InvalidAdversarialError,
+  sanityChecks,
+  type ModelFn,
+  type Norm,
+  type BaseAttackOptions,
+  type AttackOptions,
+  type AttackResult,
+  type FgsmOptions,
+  type PgdOptions,
+  type ApgdOptions,
+  type ApgdTOptions,
+  type FabOptions,
+  type FabResult,
+  type SquareOptions,
+  type SquareResult,
+  type AttackName,
+  type AutoAttackOptions,
+  type AutoAttackResult,
+  type AutoAttackStage,
+  type AutoAttackVersion,
+  type SequenceOptions,
+  type StageEvent,
+  type StageResult,
+  type StageSpec,
+  type ValidityLine,
+} from './attacks/index.js';
+
+// Checkpoints.
+export { writeCheckpoint, readCheckpoint, verifyCheckpoint, findResumableCheckpoint, type CheckpointData, type CheckpointMeta, type LoadedCheckpoint } from './checkpoint/index.js';
+
+// Training configs.
+export { resolveConfig, parseConfig, configHash, configToYaml, jsonSchemaText, trainConfigSchema, parseNumberExpr, type TrainConfig, type TrainConfigInput } from './config/index.js';
+
+// Training.
+export {
+  train,
+  evaluateAccuracy,
+  epochSettings,
+  learningRate,
+  epsilonAt,
+  DivergenceError,
+  RUN_FILES,
+  type TrainOptions,
+  type TrainResult,
+  type StepInfo,
+  type StepStats,
+  type EpochSettings,
+  type MetricRecord,
+} from './train/index.js';
+
+// Evaluation runs (ikl-eval).
+export {
+  runEval,
+  resolveEvalOptions,
+  mergeReports,
+  planAttack,
+  EVAL_ATTACKS,
+  type RunEvalHooks,
+  type RawEvalOptions,
+  type EvalOptions,
+  type EvalReport,
+  type EvalAttack,
+  type AttackPlan,
+} from './eval/index.js';

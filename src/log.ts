@@ -5,7 +5,8 @@
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 
-export type LogFormat = 'auto' | 'json' | 'pretty';
+import type { LogFormat } from './choices.js';
+export { LOG_FORMATS, type LogFormat } from './choices.js';
 export type { Logger };
 
 export function createLogger(opts: { format?: LogFormat; level?: string; name?: string } = {}): Logger {

@@ -76,12 +76,20 @@ export class SeededRng {
     return lo + (hi - lo) * this.next();
   }
 
-  /** Standard normal (Box-Muller; one value per call, the pair's second value is dropped for simplicity). */
+  /** Standard normal (one value per call: the pair's second value is dropped for simplicity). */
   normal(): number {
-    const u = 1 - this.next(); // (0, 1]: log is finite
-    const v = this.next();
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+    return boxMuller(this.next(), this.next())[0];
   }
+}
+
+/**
+ * The one normal sampler: two independent N(0, std²) values from two uniforms u, v in [0, 1) (Box-Muller).
+ * 1 − u lies in (0, 1], so the logarithm is finite.
+ */
+export function boxMuller(u: number, v: number, std = 1): [number, number] {
+  const r = Math.sqrt(-2 * Math.log(1 - u)) * std;
+  const theta = 2 * Math.PI * v;
+  return [r * Math.cos(theta), r * Math.sin(theta)];
 }
 
 /** A uniformly random permutation of 0..n-1 (Fisher-Yates). */

@@ -3,9 +3,12 @@
  * parameter-free attacks"): PGD with momentum whose step size needs no tuning. It starts at 2·eps and is halved
  * per example at checkpoints when progress stalls, restarting from the best point found so far.
  * APGD-CE maximises cross-entropy; APGD-T maximises the targeted DLR loss towards each of the top classes in turn.
- * Written from the paper's Algorithm 1 and Section 3; where the released code made a choice the paper leaves open
- * (the oscillation test is "≤ ρ·k", the momentum term after a restart uses the pre-step iterate), we follow the code,
- * since that is what produced the published numbers.
+ * Written from the paper's Algorithm 1 and Section 3; where the released code (fra31/auto-attack) made a choice the
+ * paper leaves open we follow the code, since that is what produced the published numbers: the oscillation test is
+ * "≤ ρ·k"; the momentum term after a restart uses the pre-step iterate; the second halving condition counts as
+ * "halved last time" at the first checkpoint (`reduced_last_check` starts at ones); and the first step of the first
+ * interval is compared with a loss of 0, not with the loss at the start (the reference's `loss_steps[-1]`, a row
+ * still zero then). test/reference replays the reference's per-iteration losses and step sizes.
  */
 import * as tf from '@tensorflow/tfjs';
 import { crossEntropy, dlrLoss, dlrTargetedLoss } from '../losses/index.js';
@@ -33,7 +36,7 @@ export interface ApgdOptions extends AttackOptions {
 
 export interface ApgdTOptions extends ApgdOptions {
   /** Number of target classes, tried in order of the clean logits (default 9, capped at C − 1). */
-  numTargetClasses?: number;
+  nTargetClasses?: number;
 }
 
 /**
@@ -42,8 +45,8 @@ export interface ApgdTOptions extends ApgdOptions {
  * (first interval ⌊0.22N⌋, each next one 3% of N shorter, never below 6% of N).
  */
 export function apgdCheckpoints(nIter: number): number[] {
-  // +1e-9: 0.03·300 is 8.999… in floating point, and the schedule means 9.
-  const frac = (p: number): number => Math.max(Math.floor(p * nIter + 1e-9), 1);
+  // ⌊p·N⌋ in doubles, as the reference's int(p * N).
+  const frac = (p: number): number => Math.max(Math.floor(p * nIter), 1);
   const decrease = frac(0.03);
   const minInterval = frac(0.06);
   const out: number[] = [];
@@ -97,6 +100,12 @@ function replaceState(old: ApgdState, next: ApgdState): ApgdState {
   return next;
 }
 
+/**
+ * Tests only (each call downloads the state): after iteration i (0-based) of a run, the loss at the new iterate,
+ * the step size after that iteration's checkpoint (if any), and the best loss and point so far.
+ */
+export type ApgdIterationHook = (info: { i: number; loss: Float32Array; stepSize: Float32Array; lossBest: Float32Array; xBest: Float32Array }) => void;
+
 export type ApgdRun = {
   /** Per example: the latest misclassified iterate if fooled, else the highest-loss point. */
   xAdv: tf.Tensor4D;
@@ -113,7 +122,7 @@ export function apgdRun(
   x: tf.Tensor4D,
   y: tf.Tensor1D,
   lossFn: PerExampleLoss,
-  opts: { eps: number; norm: Norm; steps: number; seed: number; rho?: number; x0?: tf.Tensor4D },
+  opts: { eps: number; norm: Norm; steps: number; seed: number; rho?: number; x0?: tf.Tensor4D; onIteration?: ApgdIterationHook },
 ): ApgdRun {
   const { eps, norm, steps } = opts;
   const rho = opts.rho ?? APGD_RHO;
@@ -133,10 +142,12 @@ export function apgdRun(
       xBestAdv: x0,
       fooled: tf.logicalNot(correctMask(logits, y)) as tf.Tensor1D,
       stepSize: tf.fill([b], 2 * eps) as tf.Tensor1D,
-      lossPrev: loss,
+      // The reference compares the first step's loss with loss_steps[-1], the last row of a zero-filled table.
+      lossPrev: tf.zeros([b]) as tf.Tensor1D,
       increases: tf.zeros([b]) as tf.Tensor1D,
       lossBestLastCheck: loss,
-      reducedLastCheck: tf.zeros([b], 'bool') as tf.Tensor1D,
+      // As if halved before the start: condition 2 cannot fire at the first checkpoint (reference: ones).
+      reducedLastCheck: tf.ones([b], 'bool') as tf.Tensor1D,
     };
   });
   let lastCheck = 0;
@@ -190,6 +201,10 @@ export function apgdRun(
         };
       }),
     );
+    if (opts.onIteration) {
+      const read = (t: tf.Tensor): Float32Array => Float32Array.from(t.dataSync() as Float32Array);
+      opts.onIteration({ i, loss: read(state.lossPrev), stepSize: read(state.stepSize), lossBest: read(state.lossBest), xBest: read(state.xBest) });
+    }
   }
   const out = tf.tidy(() => ({ xAdv: selectPerExample(state.fooled, state.xBestAdv, state.xBest), fooled: tf.clone(state.fooled), lossBest: tf.clone(state.lossBest) }));
   for (const t of new Set(Object.values(state) as tf.Tensor[])) t.dispose();
@@ -304,8 +319,8 @@ export async function apgdT(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts
   const numClasses = probe.shape[1];
   probe.dispose();
   if (numClasses < 4) throw new InputError(`apgd-t: the targeted DLR loss needs at least 4 classes, the model has ${numClasses}`);
-  const want = opts.numTargetClasses ?? APGD_TARGET_CLASSES;
-  checkCount('apgd-t', 'numTargetClasses', want, 1);
+  const want = opts.nTargetClasses ?? APGD_TARGET_CLASSES;
+  checkCount('apgd-t', 'nTargetClasses', want, 1);
   const numTargets = Math.min(want, numClasses - 1);
   return runSequence(model, x, y, async (seq) => {
     for (let t = 0; t < numTargets; t++) {

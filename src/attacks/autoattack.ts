@@ -1,30 +1,35 @@
 /**
- * AutoAttack (Croce & Hein 2020), "standard" version: APGD-CE, APGD-T, FAB-T and Square (5,000 queries) run in
- * that order, each only on the points still robust, stopping as soon as none remain. This file only sequences
- * attacks: it re-evaluates the model on every returned adversarial (an attack's own success flags are never
- * trusted), checks validity after every stage, and records accuracy and time per stage.
+ * AutoAttack (Croce & Hein 2020) and the one sequencer behind every multi-stage evaluation: stages run in order,
+ * each only on the points still robust. The sequencer re-evaluates the model on every returned adversarial (an
+ * attack's own success flags are never trusted), checks validity after every stage and reports each stage to a
+ * callback, which is how `src/eval/` keeps its resumable state and shards.
+ *
+ * Versions and custom attack lists are data: a list of `StageSpec` ({ name, attack, options }) that `stageFromSpec`
+ * turns into runnable stages. A new version is a new entry of AUTOATTACK_VERSIONS, not new code.
  */
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors.js';
+import { deriveSeed } from '../rng.js';
 import { apgdCe, apgdT, APGD_TARGET_CLASSES } from './apgd.js';
 import { fabT } from './fab.js';
-import { correctMask } from './grad.js';
-import { deriveSeed } from '../rng.js';
+import { fgsm } from './fgsm.js';
+import { pgd } from './pgd.js';
 import { square } from './square.js';
-import { gatherRows, indicesWhere, scatterRows } from './subset.js';
+import { gatherRows, indicesWhere, predictCorrect, scatterRows } from './subset.js';
 import type { AttackResult, ModelFn, Norm } from './types.js';
-import { checkCount, checkInputs, checkNonNegative, checkNorm } from './validate.js';
-import { validityLine, type ValidityLine } from './validity.js';
+import { checkCount, checkInputs, checkNonNegative, checkNorm, checkSeed } from './validate.js';
+import { combineValidity, validityLine, type ValidityLine } from './validity.js';
 
-/** What every stage receives: the threat model and a seed of its own. */
+/** What every stage receives from the sequencer: the threat model and a seed of its own. */
 export interface StageOptions {
   eps: number;
   norm: Norm;
   seed: number;
 }
 
-export type StageFn = (model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: StageOptions) => AttackResult | Promise<AttackResult>;
+export type StageFn = (model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: StageOptions) => Promise<AttackResult>;
 
+/** A runnable stage. Usually made from a StageSpec by stageFromSpec; tests may hand-write one. */
 export interface AutoAttackStage {
   name: string;
   run: StageFn;
@@ -32,31 +37,77 @@ export interface AutoAttackStage {
   blackBox?: boolean;
 }
 
+/** The attacks a stage can name, with the options the sequencer supplies itself (eps, norm, seed) left out. */
+const ATTACK_FNS = { fgsm, pgd, 'apgd-ce': apgdCe, 'apgd-t': apgdT, 'fab-t': fabT, square } as const;
+export type AttackName = keyof typeof ATTACK_FNS;
+export const ATTACK_NAMES = Object.keys(ATTACK_FNS) as AttackName[];
+/** Score-based attacks (no gradients). */
+const BLACK_BOX: readonly AttackName[] = ['square'];
+
+type OptionsOf<A extends AttackName> = Omit<Parameters<(typeof ATTACK_FNS)[A]>[3], keyof StageOptions>;
+/** One stage as data: which attack, under which name, with which options. */
+export type StageSpec = { [A in AttackName]: { name: string; attack: A; options: OptionsOf<A> } }[AttackName];
+
+/** The one factory: a StageSpec → a runnable stage. */
+export function stageFromSpec(spec: StageSpec): AutoAttackStage {
+  if (!spec || !(ATTACK_NAMES as readonly string[]).includes(spec.attack)) {
+    throw new InputError(`autoAttack: a stage's attack expected one of ${ATTACK_NAMES.join('|')}, got '${String(spec?.attack)}'`);
+  }
+  const fn = ATTACK_FNS[spec.attack] as (m: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, o: object) => Promise<AttackResult>;
+  return { name: spec.name, blackBox: BLACK_BOX.includes(spec.attack), run: (m, x, y, o) => fn(m, x, y, { ...spec.options, ...o }) };
+}
+
+/** The settings of the AutoAttack versions: 100 iterations, 9 target classes, 5,000 Square queries, 1 restart each. */
+export const AUTOATTACK_STANDARD = { steps: 100, nTargetClasses: APGD_TARGET_CLASSES, squareQueries: 5000, pInit: 0.8, restarts: 1 } as const;
+
+const S = AUTOATTACK_STANDARD;
+/** AutoAttack versions as stage lists, in the order they run. */
+export const AUTOATTACK_VERSIONS = {
+  standard: [
+    { name: 'apgd-ce', attack: 'apgd-ce', options: { steps: S.steps, restarts: S.restarts } },
+    { name: 'apgd-t', attack: 'apgd-t', options: { steps: S.steps, restarts: S.restarts, nTargetClasses: S.nTargetClasses } },
+    { name: 'fab-t', attack: 'fab-t', options: { steps: S.steps, restarts: S.restarts, nTargetClasses: S.nTargetClasses } },
+    { name: 'square', attack: 'square', options: { steps: S.squareQueries, pInit: S.pInit, restarts: S.restarts } },
+  ],
+} as const satisfies Record<string, readonly StageSpec[]>;
+export type AutoAttackVersion = keyof typeof AUTOATTACK_VERSIONS;
+export const AUTOATTACK_VERSION_NAMES = Object.keys(AUTOATTACK_VERSIONS) as AutoAttackVersion[];
+
 export const STANDARD_STAGE_NAMES = ['apgd-ce', 'apgd-t', 'fab-t', 'square'] as const;
 export type StandardStageName = (typeof STANDARD_STAGE_NAMES)[number];
 
+/** Smaller budgets for quick runs and tests; every field defaults to the version's own. */
 export interface StandardBudget {
-  /** Iterations of APGD-CE, APGD-T and FAB-T (standard: 100). */
+  /** Iterations of the gradient stages (APGD-CE, APGD-T, FAB-T). */
   steps?: number;
-  /** Target classes of APGD-T and FAB-T (standard: 9, capped at C − 1). */
-  numTargetClasses?: number;
-  /** Queries of Square (standard: 5,000). */
+  /** Target classes of the targeted stages. */
+  nTargetClasses?: number;
+  /** Queries of Square (its `steps`). */
   squareQueries?: number;
 }
 
-/** The four stages of AutoAttack "standard" (1 restart each; the budget fields exist for quick runs and tests). */
-export function standardStages(budget: StandardBudget = {}): Record<StandardStageName, AutoAttackStage> {
-  const steps = budget.steps ?? 100;
-  const numTargetClasses = budget.numTargetClasses ?? APGD_TARGET_CLASSES;
-  const queries = budget.squareQueries ?? 5000;
-  return {
-    'apgd-ce': { name: 'apgd-ce', run: (m, x, y, o) => apgdCe(m, x, y, { ...o, steps, restarts: 1 }) },
-    'apgd-t': { name: 'apgd-t', run: (m, x, y, o) => apgdT(m, x, y, { ...o, steps, restarts: 1, numTargetClasses }) },
-    'fab-t': { name: 'fab-t', run: (m, x, y, o) => fabT(m, x, y, { ...o, steps, restarts: 1, nTargetClasses: numTargetClasses }) },
-    square: { name: 'square', blackBox: true, run: (m, x, y, o) => square(m, x, y, { ...o, queries, restarts: 1 }) },
-  };
+/** A spec with a budget applied: the iteration count of its attack, and its target classes when it has them. */
+export function withBudget(spec: StageSpec, budget: StandardBudget): StageSpec {
+  const options: Record<string, unknown> = { ...spec.options };
+  const steps = spec.attack === 'square' ? budget.squareQueries : budget.steps;
+  if (steps !== undefined && spec.attack !== 'fgsm') options.steps = steps;
+  if (budget.nTargetClasses !== undefined && 'nTargetClasses' in options) options.nTargetClasses = budget.nTargetClasses;
+  return { ...spec, options } as StageSpec;
 }
 
+/** The stage specs of a version, with a budget applied. */
+export function versionSpecs(version: AutoAttackVersion = 'standard', budget: StandardBudget = {}): StageSpec[] {
+  const specs = AUTOATTACK_VERSIONS[version] as readonly StageSpec[] | undefined;
+  if (!specs) throw new InputError(`autoAttack: version expected one of ${AUTOATTACK_VERSION_NAMES.join('|')}, got '${String(version)}'`);
+  return specs.map((s) => withBudget(s, budget));
+}
+
+/** The four stages of AutoAttack "standard", by name, runnable (the budget fields exist for quick runs and tests). */
+export function standardStages(budget: StandardBudget = {}): Record<StandardStageName, AutoAttackStage> {
+  return Object.fromEntries(versionSpecs('standard', budget).map((s) => [s.name, stageFromSpec(s)])) as Record<StandardStageName, AutoAttackStage>;
+}
+
+/** What one stage did to the points handed to the sequencer. */
 export interface StageResult {
   name: string;
   blackBox: boolean;
@@ -71,13 +122,126 @@ export interface StageResult {
   validity: ValidityLine | null;
 }
 
+/** StageResult plus where it happened, for callers that keep their own per-point records. */
+export interface StageEvent extends StageResult {
+  /** Index of the stage in the list. */
+  stage: number;
+  /** Rows of x this stage fooled. */
+  fooledRows: Int32Array;
+}
+
+export interface SequenceOptions {
+  eps: number;
+  norm: Norm;
+  /** The seed of stage `stage` on its `chunk`-th batch of points. */
+  stageSeed: (stage: number, chunk: number) => number;
+  /** Points per attack call (default: all still-robust points at once). */
+  batchSize?: number;
+  /** First stage to run (the earlier ones already ran, e.g. before a resume). */
+  fromStage?: number;
+  /** Keep the adversarial inputs (autoAttack's xAdv); evaluations that only count do not. */
+  keepAdversarials?: boolean;
+  /** Called after every stage, attacked points or not. */
+  onStage?: (event: StageEvent) => void | Promise<void>;
+  /** Checked before every stage: an aborted run stops there. */
+  signal?: AbortSignal;
+}
+
+export interface SequenceResult {
+  /** Per point: the adversarial that fooled it, else x (null unless keepAdversarials). Caller disposes. */
+  xAdv: tf.Tensor4D | null;
+  stages: StageEvent[];
+  /** True when the signal stopped the run before its last stage. */
+  stopped: boolean;
+}
+
+function chunks(idx: Int32Array, size: number): Int32Array[] {
+  const out: Int32Array[] = [];
+  for (let i = 0; i < idx.length; i += size) out.push(idx.subarray(i, i + size));
+  return out;
+}
+
+/**
+ * The sequencer: runs `stages` (from `fromStage`) on the points with robust[i] = 1, each on what is still robust,
+ * and clears robust[i] (in place) for every point a stage fooled. Invalid adversarials throw (InvalidAdversarialError).
+ */
+export async function runStages(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, robust: Uint8Array, stages: readonly AutoAttackStage[], opts: SequenceOptions): Promise<SequenceResult> {
+  const n = x.shape[0];
+  const batchSize = opts.batchSize ?? Math.max(n, 1);
+  let xAdv = opts.keepAdversarials ? tf.clone(x) : null;
+  const events: StageEvent[] = [];
+  try {
+    for (let s = opts.fromStage ?? 0; s < stages.length; s++) {
+      if (opts.signal?.aborted) return { xAdv, stages: events, stopped: true };
+      const stage = stages[s]!;
+      const todo = indicesWhere(robust, 1);
+      const t0 = performance.now();
+      let validity: ValidityLine | null = null;
+      const fooled: number[] = [];
+      const batches = chunks(todo, batchSize);
+      for (let c = 0; c < batches.length; c++) {
+        const idx = batches[c]!;
+        const xs = gatherRows(x, idx);
+        const ys = gatherRows(y, idx);
+        try {
+          const res = await stage.run(model, xs, ys, { eps: opts.eps, norm: opts.norm, seed: opts.stageSeed(s, c) });
+          try {
+            const v = await validityLine(xs, res.xAdv, { eps: opts.eps, norm: opts.norm, attack: stage.name });
+            validity = validity ? combineValidity(validity, v) : v;
+            // Judged by our own forward pass, not the attack's bookkeeping (as AutoAttack re-checks its outputs).
+            const hit = indicesWhere(await predictCorrect(model, res.xAdv, ys), 0);
+            if (hit.length > 0) {
+              const rowsIdx = Int32Array.from(hit, (k) => idx[k]!);
+              if (xAdv) {
+                const rows = gatherRows(res.xAdv, hit);
+                const next = scatterRows(xAdv, rowsIdx, rows);
+                tf.dispose([rows, xAdv]);
+                xAdv = next;
+              }
+              for (const i of rowsIdx) {
+                robust[i] = 0;
+                fooled.push(i);
+              }
+            }
+          } finally {
+            res.xAdv.dispose();
+          }
+        } finally {
+          tf.dispose([xs, ys]);
+        }
+      }
+      const event: StageEvent = {
+        stage: s,
+        name: stage.name,
+        blackBox: stage.blackBox ?? false,
+        attacked: todo.length,
+        fooled: fooled.length,
+        fooledRows: Int32Array.from(fooled),
+        robustAccuracy: n > 0 ? count(robust) / n : 0,
+        timeMs: performance.now() - t0,
+        validity,
+      };
+      events.push(event);
+      await opts.onStage?.(event);
+    }
+  } catch (e) {
+    xAdv?.dispose();
+    throw e;
+  }
+  return { xAdv, stages: events, stopped: false };
+}
+
+function count(flags: Uint8Array): number {
+  return flags.reduce((a, v) => a + v, 0);
+}
+
 export interface AutoAttackOptions extends StandardBudget {
   eps: number;
   norm: Norm;
   seed: number;
-  version?: 'standard';
-  /** Stages to run, in order: names of standard stages and/or custom stages. Default: all four standard ones. */
-  attacks?: Array<StandardStageName | AutoAttackStage>;
+  version?: AutoAttackVersion;
+  /** Stages to run, in order: names of the version's stages, specs, and/or runnable stages. Default: the version's. */
+  attacks?: Array<StandardStageName | StageSpec | AutoAttackStage>;
   /** Points per attack call (default: all still-robust points at once). */
   batchSize?: number;
   /** Called after every stage that ran. */
@@ -101,130 +265,68 @@ export interface AutoAttackResult {
 }
 
 function resolveStages(opts: AutoAttackOptions): AutoAttackStage[] {
-  const standard = standardStages(opts);
-  const list = opts.attacks ?? [...STANDARD_STAGE_NAMES];
+  const specs = versionSpecs(opts.version ?? 'standard', opts);
+  const list = opts.attacks ?? specs.map((s) => s.name);
   if (!Array.isArray(list) || list.length === 0) throw new InputError(`autoAttack: attacks expected a non-empty list of stages`);
   return list.map((a) => {
     if (typeof a === 'string') {
-      if (!(STANDARD_STAGE_NAMES as readonly string[]).includes(a)) {
-        throw new InputError(`autoAttack: attacks expected names among ${STANDARD_STAGE_NAMES.join('|')}, got '${a}'`);
-      }
-      return standard[a];
+      const spec = specs.find((s) => s.name === a);
+      if (!spec) throw new InputError(`autoAttack: attacks expected names among ${specs.map((s) => s.name).join('|')}, got '${a}'`);
+      return stageFromSpec(spec);
     }
+    if (a && 'attack' in a) return stageFromSpec(withBudget(a, opts));
     if (!a || typeof a.name !== 'string' || typeof a.run !== 'function') throw new InputError('autoAttack: a custom stage needs { name, run }');
     return a;
   });
 }
 
-function chunks(idx: Int32Array, size: number): Int32Array[] {
-  const out: Int32Array[] = [];
-  for (let i = 0; i < idx.length; i += size) out.push(idx.subarray(i, i + size));
-  return out;
-}
-
-async function cleanCorrectness(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, batchSize: number): Promise<Uint8Array> {
-  const n = x.shape[0];
-  const out = new Uint8Array(n);
-  for (let s = 0; s < n; s += batchSize) {
-    const size = Math.min(batchSize, n - s);
-    const ok = tf.tidy(() => tf.cast(correctMask(model(x.slice([s, 0, 0, 0], [size, -1, -1, -1])), y.slice([s], [size])), 'int32'));
-    out.set(await ok.data(), s);
-    ok.dispose();
-  }
-  return out;
-}
-
-function worstValidity(a: ValidityLine | null, b: ValidityLine): ValidityLine {
-  if (!a) return b;
-  return {
-    maxPerturbation: Math.max(a.maxPerturbation, b.maxPerturbation),
-    nanCount: a.nanCount + b.nanCount,
-    min: Math.min(a.min, b.min),
-    max: Math.max(a.max, b.max),
-  };
-}
-
 /**
- * Runs the stages on the points classified correctly, each on what is still robust. Invalid adversarials throw
- * (InvalidAdversarialError); a stage's claimed successes count only if the model misclassifies its output.
+ * Runs the stages on the points classified correctly, each on what is still robust, stopping as soon as none
+ * remain. Invalid adversarials throw (InvalidAdversarialError); a stage's claimed successes count only if the
+ * model misclassifies its output.
  */
 export async function autoAttack(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: AutoAttackOptions): Promise<AutoAttackResult> {
   const who = 'autoAttack';
   checkInputs(who, x, y);
   checkNorm(who, opts.norm);
   checkNonNegative(who, 'eps', opts.eps);
-  if (!Number.isInteger(opts.seed) || opts.seed < 0) throw new InputError(`${who}: seed expected an integer >= 0, got ${String(opts.seed)}`);
-  if (opts.version !== undefined && opts.version !== 'standard') throw new InputError(`${who}: version expected 'standard', got '${String(opts.version)}'`);
+  checkSeed(who, opts.seed);
+  if (opts.seed < 0) throw new InputError(`${who}: seed expected an integer >= 0, got ${opts.seed}`);
   if (opts.batchSize !== undefined) checkCount(who, 'batchSize', opts.batchSize, 1);
   const stages = resolveStages(opts);
   const n = x.shape[0];
   const batchSize = opts.batchSize ?? Math.max(n, 1);
   const start = performance.now();
 
-  const cleanCorrect = await cleanCorrectness(model, x, y, batchSize);
+  const cleanCorrect = new Uint8Array(n);
+  for (let s = 0; s < n; s += batchSize) {
+    const idx = Int32Array.from({ length: Math.min(batchSize, n - s) }, (_, k) => s + k);
+    const [xs, ys] = [gatherRows(x, idx), gatherRows(y, idx)];
+    cleanCorrect.set(await predictCorrect(model, xs, ys), s);
+    tf.dispose([xs, ys]);
+  }
   const robust = Uint8Array.from(cleanCorrect);
   const fooledBy: Array<string | null> = Array.from(cleanCorrect, (c) => (c ? null : 'clean'));
-  let xAdv = tf.clone(x);
   const results: StageResult[] = [];
-  const count = (flags: Uint8Array): number => flags.reduce((a, v) => a + v, 0);
-  try {
-    for (let s = 0; s < stages.length; s++) {
-      const stage = stages[s]!;
-      const todo = indicesWhere(robust, 1);
-      if (todo.length === 0) break;
-      const t0 = performance.now();
-      let validity: ValidityLine | null = null;
-      let fooled = 0;
-      const batches = chunks(todo, batchSize);
-      for (let c = 0; c < batches.length; c++) {
-        const idx = batches[c]!;
-        const xs = gatherRows(x, idx);
-        const ys = gatherRows(y, idx);
-        try {
-          const res = await stage.run(model, xs, ys, { eps: opts.eps, norm: opts.norm, seed: deriveSeed(opts.seed, s, c) });
-          try {
-            validity = worstValidity(validity, await validityLine(xs, res.xAdv, { eps: opts.eps, norm: opts.norm, attack: stage.name }));
-            const wrongT = tf.tidy(() => tf.cast(tf.logicalNot(correctMask(model(res.xAdv), ys)), 'int32'));
-            const wrong = await wrongT.data();
-            wrongT.dispose();
-            const hit = indicesWhere(wrong, 1);
-            if (hit.length > 0) {
-              const rows = gatherRows(res.xAdv, hit);
-              const rowsIdx = Int32Array.from(hit, (k) => idx[k]!);
-              const next = scatterRows(xAdv, rowsIdx, rows);
-              tf.dispose([rows, xAdv]);
-              xAdv = next;
-              for (const i of rowsIdx) {
-                robust[i] = 0;
-                fooledBy[i] = stage.name;
-              }
-              fooled += hit.length;
-            }
-          } finally {
-            res.xAdv.dispose();
-          }
-        } finally {
-          tf.dispose([xs, ys]);
-        }
-      }
-      const result: StageResult = {
-        name: stage.name,
-        blackBox: stage.blackBox ?? false,
-        attacked: todo.length,
-        fooled,
-        robustAccuracy: n > 0 ? count(robust) / n : 0,
-        timeMs: performance.now() - t0,
-        validity,
-      };
+  // Nothing left to attack: the remaining stages are not run.
+  const controller = new AbortController();
+  if (count(robust) === 0) controller.abort();
+  const { xAdv } = await runStages(model, x, y, robust, stages, {
+    eps: opts.eps,
+    norm: opts.norm,
+    batchSize,
+    keepAdversarials: true,
+    stageSeed: (s, c) => deriveSeed(opts.seed, s, c),
+    signal: controller.signal,
+    onStage: ({ stage: _s, fooledRows, ...result }) => {
+      for (const i of fooledRows) fooledBy[i] = result.name;
       results.push(result);
       opts.onStage?.(result);
-    }
-  } catch (e) {
-    xAdv.dispose();
-    throw e;
-  }
+      if (count(robust) === 0) controller.abort();
+    },
+  });
   return {
-    xAdv,
+    xAdv: xAdv!,
     cleanCorrect,
     robust,
     fooledBy,

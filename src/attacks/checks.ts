@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { crossEntropy } from '../losses/index.js';
+import { APGD_TARGET_CLASSES } from './apgd.js';
 import { lossAndGrad } from './grad.js';
 import type { StageResult } from './autoattack.js';
 import type { ModelFn } from './types.js';
@@ -56,7 +57,7 @@ export async function checkDeterminism(model: ModelFn, x: tf.Tensor4D, tolerance
  * A black-box attack (Square) fooling points that every white-box stage before it missed suggests the gradients
  * are uninformative (gradient masking). Takes the per-stage results of autoAttack.
  */
-export function checkBlackBoxStronger(stages: readonly StageResult[]): string | null {
+export function checkBlackBoxStronger(stages: ReadonlyArray<Pick<StageResult, 'name' | 'blackBox' | 'fooled'>>): string | null {
   const sawWhiteBox = stages.some((s) => !s.blackBox);
   const culprits = stages.filter((s, i) => s.blackBox && s.fooled > 0 && stages.slice(0, i).some((w) => !w.blackBox));
   if (!sawWhiteBox || culprits.length === 0) return null;
@@ -70,12 +71,16 @@ export function checkNumClasses(numClasses: number, numTargetClasses: number): s
   return `the model has ${numClasses} classes: APGD-T and FAB-T will use ${Math.max(numClasses - 1, 0)} target classes instead of ${numTargetClasses}${numClasses < 4 ? ', and APGD-T (targeted DLR) needs at least 4 classes' : ''}`;
 }
 
-/** Runs the model-only checks (zero gradients, probabilities, determinism, class count) and returns every warning. */
+/**
+ * Runs the model-only checks (zero gradients, probabilities, determinism, class count) and returns every warning.
+ * `nTargetClasses` is the largest target-class count of the stages to run (default AutoAttack's 9); null when no
+ * stage is targeted, which skips the class-count check.
+ */
 export async function sanityChecks(
   model: ModelFn,
   x: tf.Tensor4D,
   y: tf.Tensor1D,
-  opts: { zeroGradientThreshold?: number; numTargetClasses?: number } = {},
+  opts: { zeroGradientThreshold?: number; nTargetClasses?: number | null } = {},
 ): Promise<string[]> {
   if (x.shape[0] === 0) return [];
   const probe = tf.tidy(() => model(x.slice([0, 0, 0, 0], [1, -1, -1, -1])));
@@ -85,7 +90,7 @@ export async function sanityChecks(
     await checkZeroGradients(model, x, y, opts.zeroGradientThreshold ?? 0),
     await checkProbabilityOutputs(model, x),
     await checkDeterminism(model, x),
-    checkNumClasses(numClasses, opts.numTargetClasses ?? 9),
+    opts.nTargetClasses === null ? null : checkNumClasses(numClasses, opts.nTargetClasses ?? APGD_TARGET_CLASSES),
   ];
   return warnings.filter((w): w is string => w !== null);
 }

@@ -5,22 +5,20 @@
  * For each of the top-`nTargetClasses` non-true classes t of the clean logits, and each restart, on the points
  * still robust: linearise the boundary f = z_t − z_y at the iterate x1, project both x1 and the original x0 onto
  * that hyperplane inside [0, 1]^d (fab-projection.ts), step to a convex combination of the two extrapolated
- * projections (biased towards x0 by alpha = min(‖d1‖ / (‖d1‖ + ‖d2‖), alpha_max)), and whenever the iterate is
+ * projections (biased towards x0 by alpha = min(‖d1‖ / (‖d1‖ + ‖d2‖), alphaMax)), and whenever the iterate is
  * misclassified record it if it is the least distorted so far, then pull it back towards x0 by beta. A point
  * counts as fooled only if its least distorted adversarial point is within eps; otherwise it is returned clean.
  * One target per run means one backward of (z_t − z_y) per step rather than one per class.
  */
 import * as tf from '@tensorflow/tfjs';
 import { distance, projectOntoHyperplaneBox } from './fab-projection.js';
-import { argmaxRow, diffAndGrad, labelsOf, logitsOf, readInputs, type Shape4 } from './fab-common.js';
+import { argmaxRow, diffAndGrad, labelsOf, logitsOf, readInputs, type Shape4 } from './host-model.js';
 import { checkCount, checkNorm, checkRange, checkSeed } from './validate.js';
 import { deriveSeed, SeededRng } from '../rng.js';
-import type { AttackResult, ModelFn, Norm } from './types.js';
+import type { AttackResult, BaseAttackOptions, ModelFn, Norm } from './types.js';
 
-export interface FabOptions {
-  /** Radius of the threat model: success needs ‖xAdv − x‖ ≤ eps. */
-  eps: number;
-  norm: Norm;
+/** eps: radius of the threat model, success needs ‖xAdv − x‖ ≤ eps. */
+export interface FabOptions extends BaseAttackOptions {
   /** Iterations per target class and restart (AutoAttack: 100). */
   steps?: number;
   /** Runs per target class; every run after the first starts at a random point at distance eps/2. */
@@ -28,13 +26,17 @@ export interface FabOptions {
   /** How many of the highest-scoring wrong classes to target (AutoAttack: 9); capped at classes − 1. */
   nTargetClasses?: number;
   /** Upper bound on the bias towards the original point (paper: alpha_max). */
-  alpha_max?: number;
+  alphaMax?: number;
   /** Extrapolation factor of the projection step (paper: eta). */
   eta?: number;
   /** Backward step towards the original point after finding an adversarial iterate (paper: beta). */
   beta?: number;
-  seed?: number;
+  /** Tests: called after every step of every run with the iterates x1 (flat, the run's points) and best norms. */
+  onIteration?: FabIterationHook;
 }
+
+/** What a test sees after each FAB step: target rank k (1 = second most likely class), restart, step, iterates. */
+export type FabIterationHook = (info: { k: number; restart: number; step: number; x1: Float32Array; bestNorm: Float64Array }) => void;
 
 export interface FabResult extends AttackResult {
   /**
@@ -62,8 +64,9 @@ function fabSingleRun(
   y: Int32Array,
   target: Int32Array,
   classes: number,
-  o: { eps: number; norm: Norm; steps: number; alpha_max: number; eta: number; beta: number },
+  o: { eps: number; norm: Norm; steps: number; alphaMax: number; eta: number; beta: number },
   randomStart: SeededRng | undefined,
+  onStep?: (step: number, x1: Float32Array, bestNorm: Float64Array) => void,
 ): RunResult {
   const n = shape[0];
   const D = x0.length / n;
@@ -99,7 +102,7 @@ function fabSingleRun(
       const a1 = Math.max(projectOntoHyperplaneBox(p1, w, b, o.norm, d1), 1e-8);
       const a2 = Math.max(projectOntoHyperplaneBox(p0, w, b, o.norm, d2), 1e-8);
       // Bias towards x0 in proportion to how far x1 already is from the boundary relative to x0 (Eq. 9).
-      const alpha = Math.min(Math.max(a1 / (a1 + a2), 0), o.alpha_max);
+      const alpha = Math.min(Math.max(a1 / (a1 + a2), 0), o.alphaMax);
       for (let j = 0; j < D; j++) {
         p1[j] = clip01((p1[j]! + o.eta * d1[j]!) * (1 - alpha) + (p0[j]! + o.eta * d2[j]!) * alpha);
       }
@@ -118,6 +121,7 @@ function fabSingleRun(
       // Past the boundary: restart the search from a point closer to x0 to look for a smaller perturbation.
       for (let j = 0; j < D; j++) p1[j] = p0[j]! + o.beta * (p1[j]! - p0[j]!);
     }
+    onStep?.(step, x1, bestNorm);
   }
   return { best, bestNorm };
 }
@@ -126,19 +130,19 @@ function fabSingleRun(
  * Targeted FAB on a batch. Points misclassified from the start are left as they are (success 1, distance 0).
  * Model calls run in inference mode through `model`; no tensor is kept and the model is never modified.
  */
-export function fabT(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: FabOptions): FabResult {
+export async function fabT(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: FabOptions): Promise<FabResult> {
   const norm = checkNorm(WHO, opts.norm);
   const o = {
     eps: checkRange(WHO, 'eps', opts.eps, 0, Infinity, true),
     norm,
     steps: checkCount(WHO, 'steps', opts.steps ?? 100, 1),
-    alpha_max: checkRange(WHO, 'alpha_max', opts.alpha_max ?? 0.1, 0, 1, false),
+    alphaMax: checkRange(WHO, 'alphaMax', opts.alphaMax ?? 0.1, 0, 1, false),
     eta: checkRange(WHO, 'eta', opts.eta ?? 1.05, 0, Infinity, true),
     beta: checkRange(WHO, 'beta', opts.beta ?? 0.9, 0, 1, true),
   };
   const restarts = checkCount(WHO, 'restarts', opts.restarts ?? 1, 1);
   const nTargetClasses = checkCount(WHO, 'nTargetClasses', opts.nTargetClasses ?? 9, 1);
-  const seed = checkSeed(WHO, opts.seed ?? 0);
+  const seed = checkSeed(WHO, opts.seed);
   const { shape, xData, yData } = readInputs(WHO, x, y);
   const [B, H, W, C] = shape;
   const D = H * W * C;
@@ -173,7 +177,9 @@ export function fabT(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: FabOp
         ta[a] = rankOf.get(i)![k]!;
       });
       const start = r > 0 ? new SeededRng(deriveSeed(seed, k, r)) : undefined;
-      const { best, bestNorm } = fabSingleRun(model, x0, [n, H, W, C], ya, ta, classes, o, start);
+      const hook = opts.onIteration;
+      const onStep = hook ? (step: number, x1: Float32Array, bn: Float64Array) => hook({ k, restart: r, step, x1, bestNorm: bn }) : undefined;
+      const { best, bestNorm } = fabSingleRun(model, x0, [n, H, W, C], ya, ta, classes, o, start, onStep);
       active.forEach((i, a) => {
         if (bestNorm[a]! <= o.eps) {
           dist[i] = bestNorm[a]!;

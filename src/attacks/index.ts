@@ -1,5 +1,5 @@
 /** Attacks: FGSM, PGD, APGD-CE/T, FAB-T, Square, the AutoAttack sequencer, validity and sanity checks. */
-export type { ModelFn, Norm, AttackOptions, AttackResult } from './types.js';
+export type { ModelFn, Norm, BaseAttackOptions, AttackOptions, AttackResult } from './types.js';
 export { fgsm, type FgsmOptions } from './fgsm.js';
 export { pgd, pgdPerturb, pgdStep, restartSeed, defaultStepSize, PGD_STARTS, type PgdOptions, type PgdStart } from './pgd.js';
 export {
@@ -22,22 +22,36 @@ export * from './fab.js';
 export * from './square.js';
 export {
   autoAttack,
+  runStages,
+  stageFromSpec,
+  versionSpecs,
+  withBudget,
   standardStages,
+  AUTOATTACK_STANDARD,
+  AUTOATTACK_VERSIONS,
+  AUTOATTACK_VERSION_NAMES,
+  ATTACK_NAMES,
   STANDARD_STAGE_NAMES,
+  type AttackName,
   type AutoAttackOptions,
   type AutoAttackResult,
   type AutoAttackStage,
+  type AutoAttackVersion,
+  type SequenceOptions,
+  type SequenceResult,
+  type StageEvent,
   type StageFn,
   type StageOptions,
   type StageResult,
+  type StageSpec,
   type StandardBudget,
   type StandardStageName,
 } from './autoattack.js';
-export { validityLine, formatValidity, InvalidAdversarialError, VALIDITY_TOLERANCE, type ValidityLine } from './validity.js';
+export { validityLine, formatValidity, combineValidity, EMPTY_VALIDITY, InvalidAdversarialError, VALIDITY_TOLERANCE, type ValidityLine } from './validity.js';
 export { checkZeroGradients, checkProbabilityOutputs, checkDeterminism, checkBlackBoxStronger, checkNumClasses, sanityChecks } from './checks.js';
 export { attackObjective, ATTACK_LOSSES, type AttackLoss, type AttackLossOptions, type AttackObjective } from './objective.js';
 export { lossAndGrad, correctMask, type PerExampleLoss, type LossAndGrad } from './grad.js';
-export { indicesWhere, gatherRows, scatterRows } from './subset.js';
+export { indicesWhere, gatherRows, scatterRows, predictCorrect } from './subset.js';
 export {
   project,
   normalizeL2,

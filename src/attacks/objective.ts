@@ -3,10 +3,9 @@ import * as tf from '@tensorflow/tfjs';
 import { crossEntropy, cwMarginLoss, iklLoss, klLoss } from '../losses/index.js';
 import { InputError } from '../errors.js';
 import type { PerExampleLoss } from './grad.js';
-import type { ModelFn } from './types.js';
+import { ATTACK_LOSSES, type AttackLoss, type ModelFn } from './types.js';
 
-export const ATTACK_LOSSES = ['ce', 'cw', 'kl', 'ikl'] as const;
-export type AttackLoss = (typeof ATTACK_LOSSES)[number];
+export { ATTACK_LOSSES, type AttackLoss } from './types.js';
 
 export interface AttackLossOptions {
   /**

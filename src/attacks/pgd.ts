@@ -8,12 +8,10 @@ import { correctMask, lossAndGrad, type PerExampleLoss } from './grad.js';
 import { attackObjective, type AttackLossOptions } from './objective.js';
 import { deriveSeed } from '../rng.js';
 import { project, selectPerExample, steepestDirection, tradesStart, uniformBallStart } from './project.js';
-import type { AttackOptions, AttackResult, ModelFn, Norm } from './types.js';
+import { PGD_STARTS, type AttackOptions, type AttackResult, type ModelFn, type Norm, type PgdStart } from './types.js';
 import { checkIterativeOptions, checkNonNegative } from './validate.js';
 
-export const PGD_STARTS = ['uniform', 'trades', 'none'] as const;
-/** uniform: uniform in the eps-ball. trades: x + 0.001·N(0, I), unclamped (as TRADES). none: x itself. */
-export type PgdStart = (typeof PGD_STARTS)[number];
+export { PGD_STARTS, type PgdStart } from './types.js';
 
 export interface PgdOptions extends AttackOptions, AttackLossOptions {
   /** Default 'uniform'. */
@@ -36,11 +34,13 @@ function checkPgdOptions(who: string, x: tf.Tensor4D, y: tf.Tensor1D, opts: PgdO
   if (opts.start !== undefined && !PGD_STARTS.includes(opts.start)) {
     throw new InputError(`${who}: start expected one of ${PGD_STARTS.join('|')}, got '${String(opts.start)}'`);
   }
+  if (opts.start === 'uniform-unclamped' && opts.norm !== 'linf') throw new InputError(`${who}: start 'uniform-unclamped' is L-inf only, got norm '${opts.norm}'`);
 }
 
 function startPoint(x: tf.Tensor4D, eps: number, norm: Norm, start: PgdStart, seed: number): tf.Tensor4D {
   if (start === 'uniform') return uniformBallStart(x, eps, norm, seed);
   if (start === 'trades') return tradesStart(x, seed);
+  if (start === 'uniform-unclamped') return tf.tidy(() => tf.add(x, tf.randomUniform(x.shape, -eps, eps, 'float32', seed)) as tf.Tensor4D);
   return tf.clone(x);
 }
 

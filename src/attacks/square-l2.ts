@@ -3,9 +3,24 @@
  * built from "centre-surround" s×s windows (two rectangles of opposite sign whose weights fall off as 1/r²
  * around their centres), the initial perturbation is a grid of such windows, and each proposal moves the
  * perturbation mass of a second random window into the first, so ‖δ‖₂ stays at eps.
- * One example at a time on flat NHWC Float32Arrays; randomness from the caller's seeded stream.
+ * One example at a time on flat NHWC Float32Arrays; randomness from the caller's uniform stream, consumed in
+ * the reference's order (fra31/auto-attack square.py), so the same numbers give the same perturbations.
  */
-import type { SeededRng } from '../rng.js';
+
+/** Anything that hands out uniform numbers in [0, 1) (SeededRng does). */
+export interface UniformSource {
+  next(): number;
+}
+
+/** −1 or +1 from one uniform number, as the reference's sign(2u − 1). */
+export function signOf(u: number): number {
+  return u < 0.5 ? -1 : 1;
+}
+
+/** Integer in [0, n) from one uniform number, as the reference's ⌊u·n⌋ (0 for n = 0). */
+export function intOf(u: number, n: number): number {
+  return Math.floor(u * n);
+}
 
 /**
  * Rows × cols matrix of nested rectangles around the centre, rectangle k (side 2k + 1) adding 1/(k + 1)²;
@@ -31,7 +46,7 @@ export function nestedRectangles(rows: number, cols: number): Float64Array {
  * The s×s window pattern: the top half is +nestedRectangles, the bottom half −nestedRectangles, unit norm,
  * transposed with probability 1/2 (so the two halves are left/right as often as top/bottom).
  */
-export function centreSurround(s: number, rng: SeededRng): Float64Array {
+export function centreSurround(s: number, rng: UniformSource): Float64Array {
   const top = nestedRectangles(Math.floor(s / 2), s);
   const bottom = nestedRectangles(s - Math.floor(s / 2), s);
   const m = new Float64Array(s * s);
@@ -55,19 +70,23 @@ export function squareSideL2(p: number, h: number, w: number): number {
 
 /**
  * The starting perturbation of one example (written into `delta`, flat H×W×C, norm not yet fixed): a grid of
- * centre-surround windows of side ⌊H/5⌋, one random sign per window and channel.
+ * ⌊H/s⌋ × ⌊W/s⌋ centre-surround windows of side s = ⌊min(H, W)/5⌋ from offset ⌊(H − 5s)/2⌋, one random sign per
+ * window and channel. As in the reference, a window that falls off the image still draws its numbers and adds
+ * only its part inside (the reference adds nothing there, and fails for windows cut in two; none are on 32×32).
  */
-export function l2InitDelta(delta: Float64Array, H: number, W: number, C: number, rng: SeededRng): void {
+export function l2InitDelta(delta: Float64Array, H: number, W: number, C: number, rng: UniformSource): void {
   delta.fill(0);
   const s = Math.max(Math.floor(Math.min(H, W) / 5), 1);
-  const offH = Math.floor((H - 5 * s) / 2);
-  const offW = Math.floor((W - 5 * s) / 2);
-  for (let vh = Math.max(offH, 0); vh + s <= H; vh += s) {
-    for (let vw = Math.max(offW, 0); vw + s <= W; vw += s) {
+  const offH = Math.max(Math.floor((H - 5 * s) / 2), 0);
+  const offW = Math.max(Math.floor((W - 5 * s) / 2), 0);
+  for (let kh = 0, vh = offH; kh < Math.floor(H / s); kh++, vh += s) {
+    for (let kw = 0, vw = offW; kw < Math.floor(W / s); kw++, vw += s) {
       const pattern = centreSurround(s, rng);
       for (let c = 0; c < C; c++) {
-        const sign = rng.sign();
-        for (let r = 0; r < s; r++) for (let q = 0; q < s; q++) delta[((vh + r) * W + vw + q) * C + c]! += sign * pattern[r * s + q]!;
+        const sign = signOf(rng.next());
+        for (let r = 0; r < s && vh + r < H; r++) {
+          for (let q = 0; q < s && vw + q < W; q++) delta[((vh + r) * W + vw + q) * C + c]! += sign * pattern[r * s + q]!;
+        }
       }
     }
   }
@@ -75,8 +94,9 @@ export function l2InitDelta(delta: Float64Array, H: number, W: number, C: number
 
 /**
  * One L2 proposal for one example, Alg. 3 of the paper: δ = xBest − x; the window at (vh, vw) gets, per channel,
- * its old direction plus a fresh centre-surround pattern, rescaled to carry the mass of both windows plus any
- * budget left below eps; the second window at (vh2, vw2) is emptied; the whole δ is then rescaled to eps.
+ * its old direction plus a fresh centre-surround pattern, rescaled to carry that channel's mass in both windows
+ * plus an equal share of any budget left below eps; the second window at (vh2, vw2) is emptied; the whole δ is
+ * then rescaled to eps. Window offsets are ⌊u·(H − s)⌋ as in the reference.
  * Writes δ_new (norm eps before box clipping) into `delta`.
  */
 export function l2ProposalDelta(
@@ -86,17 +106,17 @@ export function l2ProposalDelta(
   W: number,
   C: number,
   s: number,
-  rng: SeededRng,
+  rng: UniformSource,
 ): void {
-  const vh = rng.int(H - s + 1);
-  const vw = rng.int(W - s + 1);
-  const vh2 = rng.int(H - s + 1);
-  const vw2 = rng.int(W - s + 1);
+  const vh = intOf(rng.next(), H - s);
+  const vw = intOf(rng.next(), W - s);
+  const vh2 = intOf(rng.next(), H - s);
+  const vw2 = intOf(rng.next(), W - s);
   const pattern = centreSurround(s, rng);
   const inWin = (h: number, w: number, oh: number, ow: number) => h >= oh && h < oh + s && w >= ow && w < ow + s;
 
   let image = 0;
-  let windows = 0;
+  const windows = new Float64Array(C);
   const perChannel = new Float64Array(C);
   for (let h = 0; h < H; h++) {
     for (let w = 0; w < W; w++) {
@@ -105,18 +125,17 @@ export function l2ProposalDelta(
       for (let c = 0; c < C; c++) {
         const v = delta[(h * W + w) * C + c]!;
         image += v * v;
-        if (a || b) windows += v * v;
+        if (a || b) windows[c]! += v * v;
         if (a) perChannel[c]! += v * v;
       }
     }
   }
-  // Per channel norm² of the new window: the budget still free below eps shared over channels, plus the mass
-  // of the two windows being rearranged (the paper's (ε² − ‖δ‖²)/c + ‖δ_W‖²).
-  const target = Math.sqrt(Math.max(eps * eps - image, 0) / C + windows);
+  // Norm² of the new window in channel c: the budget still free below eps shared over channels, plus channel
+  // c's own mass in the two windows being rearranged (the paper's (ε² − ‖δ‖²)/c + ‖δ_W,c‖², Alg. 3 line 8).
   const fresh = new Float64Array(s * s);
   const updates: Float64Array[] = [];
   for (let c = 0; c < C; c++) {
-    const sign = rng.sign();
+    const sign = signOf(rng.next());
     const old = Math.sqrt(perChannel[c]!) + 1e-12;
     let size = 0;
     for (let r = 0; r < s; r++) {
@@ -126,6 +145,7 @@ export function l2ProposalDelta(
         size += v * v;
       }
     }
+    const target = Math.sqrt(Math.max(eps * eps - image, 0) / C + windows[c]!);
     const scale = target / (Math.sqrt(size) + 1e-12);
     updates.push(fresh.map((v) => v * scale));
   }

@@ -6,32 +6,48 @@
  * Start: vertical stripes x + eps·(±1 per column and channel). Each iteration, every point that is still
  * classified correctly proposes one change: a random s×s window whose channels are each pushed to the opposite
  * face of the eps-box (x_best ± 2·eps, projected back onto the ball and [0, 1]); the proposal replaces x_best if
- * it lowers the margin or misclassifies. The window area is a fraction p of the image, p halving on the paper's
- * schedule (defined for 10,000 queries, rescaled to `queries`). All randomness is a seeded JS stream, so a run
- * is reproducible from `seed`; one batched forward per iteration, on the points not yet fooled only.
- * The L2 version (square-l2.ts) differs only in how the start and the proposals are drawn.
- * Each point draws its own window position and signs (as in the paper's code; AutoAttack shares one draw across
- * the batch), and a window can start at any of the H − s + 1 offsets.
+ * it lowers the margin or misclassifies. The window area is a fraction p of the image, p halving at iterations
+ * 10, 50, 200, …, 8000 whatever the budget, as AutoAttack runs it (`resc_schedule=False`); `rescaleSchedule`
+ * stretches that schedule to `steps` as the standalone Square code does by default. All randomness is a seeded
+ * JS stream (or an injected `random` source), so a run is reproducible; one batched forward per iteration, on the
+ * points not yet fooled only. The L2 version (square-l2.ts) differs only in how the start and the proposals are drawn.
+ * Each point draws its own window position and signs (AutoAttack shares one draw across the batch: the same
+ * distribution for every point, only the joint draw differs). Random numbers are consumed in the reference's
+ * order (stripes per channel then column; vh, vw, then one sign per channel), and a window starts at one of the
+ * H − s offsets ⌊u·(H − s)⌋ as in the reference (the last offset is never drawn; 0 when s = H), so with one
+ * point and the same uniform stream both implementations make the same proposals (test/reference).
  */
 import * as tf from '@tensorflow/tfjs';
-import { labelsOf, logitsOf, readInputs, type Shape4 } from './fab-common.js';
+import { labelsOf, logitsOf, readInputs, type Shape4 } from './host-model.js';
 import { checkCount, checkNorm, checkRange, checkSeed } from './validate.js';
-import { l2InitDelta, l2ProposalDelta, placeOnSphere, squareSideL2 } from './square-l2.js';
+import { intOf, l2InitDelta, l2ProposalDelta, placeOnSphere, signOf, squareSideL2, type UniformSource } from './square-l2.js';
+export type { UniformSource } from './square-l2.js';
 import { deriveSeed, SeededRng } from '../rng.js';
-import type { AttackResult, ModelFn, Norm } from './types.js';
+import type { AttackResult, BaseAttackOptions, ModelFn, Norm } from './types.js';
 
-export interface SquareOptions {
-  /** Radius of the ball. */
-  eps: number;
-  norm: Norm;
-  /** Model evaluations per point and restart, the stripe initialisation included (AutoAttack: 5000). */
-  queries?: number;
+export interface SquareOptions extends BaseAttackOptions {
+  /**
+   * Proposals per point and restart after the stripe initialisation (AutoAttack's n_queries: 5000), so a point
+   * not fooled costs steps + 1 model evaluations.
+   */
+  steps?: number;
+  /**
+   * Stretch the p schedule (defined for 10,000 proposals) to `steps`, as the standalone Square code does
+   * (`resc_schedule=True`). Default false: the fixed schedule AutoAttack uses in every version.
+   */
+  rescaleSchedule?: boolean;
+  /** Source of uniform [0, 1) numbers replacing the seeded stream (replay tests feed the reference's numbers). */
+  random?: UniformSource;
+  /** Called after every iteration of every run (tests: replay the reference's accepted proposals). */
+  onIteration?: IterationHook;
   /** Initial fraction of the image covered by the square (AutoAttack: 0.8). */
   pInit?: number;
-  seed?: number;
   /** Independent runs on the points still robust, each with a fresh stripe start and full query budget. */
   restarts?: number;
 }
+
+/** What a test sees of each iteration of the random search. */
+export type IterationHook = (info: { it: number; side: number; active: number[]; accepted: Uint8Array; margin: Float64Array; xBest: Float32Array }) => void;
 
 export interface SquareResult extends AttackResult {
   /** Model evaluations of perturbed versions of each point, all restarts together (0 if misclassified clean). */
@@ -40,7 +56,7 @@ export interface SquareResult extends AttackResult {
 
 const WHO = 'square';
 
-/** The paper's step points for 10,000 queries: after iteration k·(10000/queries) > t, p = pInit / halvings. */
+/** The paper's step points (10,000 queries): after iteration t (0-based), p = pInit / div. */
 const SCHEDULE: ReadonlyArray<readonly [number, number]> = [
   [8000, 512],
   [6000, 256],
@@ -53,16 +69,25 @@ const SCHEDULE: ReadonlyArray<readonly [number, number]> = [
   [10, 2],
 ];
 
-/** Fraction of the image the square covers at iteration `it` (0-based, after the initialisation) of `queries`. */
-export function squareP(it: number, queries: number, pInit: number): number {
-  const rescaled = Math.floor((it / queries) * 10000);
-  for (const [after, div] of SCHEDULE) if (rescaled > after) return pInit / div;
+/**
+ * Fraction of the image the square covers at iteration `it` (0-based, after the initialisation). Without
+ * `rescale` (AutoAttack) the schedule is fixed; with it, iteration it of `steps` acts as ⌊it/steps·10000⌋.
+ */
+export function squareP(it: number, steps: number, pInit: number, rescale = false): number {
+  const t = rescale ? Math.floor((it / steps) * 10000) : it;
+  for (const [after, div] of SCHEDULE) if (t > after) return pInit / div;
   return pInit;
+}
+
+/** Python's round(): halves go to the even neighbour (the reference computes window sides with it). */
+export function roundHalfEven(v: number): number {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 /** Side of the square for fraction p of an H×W image: round(√(p·H·W)), at least 1, at most the image side. */
 export function squareSide(p: number, h: number, w: number): number {
-  return Math.min(Math.max(Math.round(Math.sqrt(p * h * w)), 1), h, w);
+  return Math.min(Math.max(roundHalfEven(Math.sqrt(p * h * w)), 1), h, w);
 }
 
 /** z_y − max_{j≠y} z_j of each row of flat n×C logits. Positive means still classified correctly. */
@@ -76,20 +101,29 @@ function marginOf(logits: Float32Array, y: Int32Array, classes: number): Float64
   return out;
 }
 
+interface RunOptions {
+  eps: number;
+  norm: Norm;
+  steps: number;
+  pInit: number;
+  rescale: boolean;
+  onIteration?: IterationHook;
+}
+
 interface RunResult {
   xBest: Float32Array;
   margin: Float64Array;
   used: Int32Array;
 }
 
-/** One Square run on n points (flat NHWC x, labels y) with a budget of `queries` evaluations per point. */
+/** One Square run on n points (flat NHWC x, labels y) with a budget of `steps` proposals per point after the start. */
 function squareSingleRun(
   model: ModelFn,
   x: Float32Array,
   shape: Shape4,
   y: Int32Array,
-  o: { eps: number; norm: Norm; queries: number; pInit: number },
-  rng: SeededRng,
+  o: RunOptions,
+  rng: UniformSource,
 ): RunResult {
   return o.norm === 'l2' ? squareL2Run(model, x, shape, y, o, rng) : squareLinfRun(model, x, shape, y, o, rng);
 }
@@ -100,8 +134,8 @@ function squareLinfRun(
   x: Float32Array,
   shape: Shape4,
   y: Int32Array,
-  o: { eps: number; queries: number; pInit: number },
-  rng: SeededRng,
+  o: RunOptions,
+  rng: UniformSource,
 ): RunResult {
   const [n, H, W, C] = shape;
   const D = H * W * C;
@@ -113,11 +147,12 @@ function squareLinfRun(
     upper[j] = ballEdge(x[j]!, eps);
   }
 
-  // Vertical stripes: one sign per (column, channel), shared by every row.
+  // Vertical stripes: one sign per (column, channel), shared by every row; drawn channel by channel, as the
+  // reference draws its [n, C, 1, W] tensor.
   const xBest = new Float32Array(x.length);
   const signs = new Float64Array(W * C);
   for (let i = 0; i < n; i++) {
-    for (let k = 0; k < W * C; k++) signs[k] = rng.sign();
+    for (let c = 0; c < C; c++) for (let w = 0; w < W; w++) signs[w * C + c] = signOf(rng.next());
     for (let h = 0; h < H; h++) {
       for (let k = 0; k < W * C; k++) {
         const j = i * D + h * W * C + k;
@@ -125,12 +160,12 @@ function squareLinfRun(
       }
     }
   }
-  const sideAt = (it: number) => squareSide(squareP(it - 1, o.queries, o.pInit), H, W);
+  const sideAt = (it: number) => squareSide(squareP(it, o.steps, o.pInit, o.rescale), H, W);
   return randomSearch(model, xBest, shape, y, o, sideAt, (i, a, s, xNew) => {
     xNew.set(xBest.subarray(i * D, (i + 1) * D), a * D);
-    const vh = rng.int(H - s + 1);
-    const vw = rng.int(W - s + 1);
-    for (let c = 0; c < C; c++) signs[c] = 2 * eps * rng.sign();
+    const vh = intOf(rng.next(), H - s);
+    const vw = intOf(rng.next(), W - s);
+    for (let c = 0; c < C; c++) signs[c] = 2 * eps * signOf(rng.next());
     for (let h = vh; h < vh + s; h++) {
       for (let w = vw; w < vw + s; w++) {
         for (let c = 0; c < C; c++) {
@@ -149,8 +184,8 @@ function squareL2Run(
   x: Float32Array,
   shape: Shape4,
   y: Int32Array,
-  o: { eps: number; queries: number; pInit: number },
-  rng: SeededRng,
+  o: RunOptions,
+  rng: UniformSource,
 ): RunResult {
   const [n, H, W, C] = shape;
   const D = H * W * C;
@@ -160,7 +195,7 @@ function squareL2Run(
     l2InitDelta(delta, H, W, C, rng);
     placeOnSphere(x.subarray(i * D, (i + 1) * D), delta, o.eps, xBest.subarray(i * D, (i + 1) * D));
   }
-  const sideAt = (it: number) => squareSideL2(squareP(it - 1, o.queries, o.pInit), H, W);
+  const sideAt = (it: number) => squareSideL2(squareP(it, o.steps, o.pInit, o.rescale), H, W);
   return randomSearch(model, xBest, shape, y, o, sideAt, (i, a, s, xNew) => {
     const xi = x.subarray(i * D, (i + 1) * D);
     for (let j = 0; j < D; j++) delta[j] = xBest[i * D + j]! - xi[j]!;
@@ -170,16 +205,17 @@ function squareL2Run(
 }
 
 /**
- * The random search shared by both norms: evaluate the start, then each iteration let `propose` write one
- * candidate per point not yet fooled (point i into row a of xNew, window side s), query them in one batch, and
- * keep a candidate if it lowers the margin or misclassifies. xBest is updated in place.
+ * The random search shared by both norms: evaluate the start, then for iterations 0 … steps − 1 let `propose`
+ * write one candidate per point not yet fooled (point i into row a of xNew, window side s), query them in one
+ * batch, and keep a candidate if it lowers the margin or misclassifies. xBest is updated in place.
+ * `onIteration` (tests) sees the iteration, the side and which active points accepted their proposal.
  */
 function randomSearch(
   model: ModelFn,
   xBest: Float32Array,
   shape: Shape4,
   y: Int32Array,
-  o: { queries: number },
+  o: { steps: number; onIteration?: IterationHook },
   sideAt: (it: number) => number,
   propose: (i: number, a: number, s: number, xNew: Float32Array) => void,
 ): RunResult {
@@ -189,7 +225,9 @@ function randomSearch(
   const margin = marginOf(init.logits, y, init.classes);
   const used = new Int32Array(n).fill(1);
 
-  for (let it = 1; it < o.queries; it++) {
+  // AutoAttack stops before the loop only when every start is misclassified (margin < 0).
+  if (margin.every((m) => m < 0)) return { xBest, margin, used };
+  for (let it = 0; it < o.steps; it++) {
     const active: number[] = [];
     for (let i = 0; i < n; i++) if (margin[i]! > 0) active.push(i);
     if (active.length === 0) break;
@@ -203,14 +241,17 @@ function randomSearch(
     }
     const out = logitsOf(model, xNew, [m, H, W, C]);
     const proposed = marginOf(out.logits, ys, out.classes);
+    const accepted = new Uint8Array(m);
     for (let a = 0; a < m; a++) {
       const i = active[a]!;
       used[i]!++;
       if (proposed[a]! < margin[i]! || proposed[a]! <= 0) {
         margin[i] = proposed[a]!;
         xBest.set(xNew.subarray(a * D, (a + 1) * D), i * D);
+        accepted[a] = 1;
       }
     }
+    o.onIteration?.({ it, side: s, active, accepted, margin: proposed, xBest });
   }
   return { xBest, margin, used };
 }
@@ -219,16 +260,18 @@ function randomSearch(
  * Square attack on a batch. Points misclassified from the start are left as they are; points the attack does
  * not fool are returned clean (as AutoAttack does). No gradients, no tensors kept, the model is only queried.
  */
-export function square(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: SquareOptions): SquareResult {
+export async function square(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: SquareOptions): Promise<SquareResult> {
   const norm = checkNorm(WHO, opts.norm);
-  const o = {
+  const o: RunOptions = {
     norm,
     eps: checkRange(WHO, 'eps', opts.eps, 0, Infinity, true),
-    queries: checkCount(WHO, 'queries', opts.queries ?? 5000, 1),
+    steps: checkCount(WHO, 'steps', opts.steps ?? 5000, 1),
     pInit: checkRange(WHO, 'pInit', opts.pInit ?? 0.8, 0, 1, true),
+    rescale: opts.rescaleSchedule ?? false,
+    onIteration: opts.onIteration,
   };
   const restarts = checkCount(WHO, 'restarts', opts.restarts ?? 1, 1);
-  const seed = checkSeed(WHO, opts.seed ?? 0);
+  const seed = checkSeed(WHO, opts.seed);
   const { shape, xData, yData } = readInputs(WHO, x, y);
   const [B, H, W, C] = shape;
   const D = H * W * C;
@@ -237,7 +280,7 @@ export function square(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: Squ
   const margin = marginOf(clean.logits, yData, clean.classes);
   const xAdv = Float32Array.from(xData);
   const queries = new Int32Array(B);
-  const rng = new SeededRng(deriveSeed(seed));
+  const rng: UniformSource = opts.random ?? new SeededRng(deriveSeed(seed));
   for (let r = 0; r < restarts; r++) {
     const active: number[] = [];
     for (let i = 0; i < B; i++) if (margin[i]! > 0) active.push(i);

@@ -1,5 +1,7 @@
 /** Running an attack on the examples still robust: pick rows, attack them, write the results back. */
 import * as tf from '@tensorflow/tfjs';
+import { correctMask } from './grad.js';
+import type { ModelFn } from './types.js';
 
 /** Positions i where flags[i] equals value. */
 export function indicesWhere(flags: ArrayLike<number>, value: 0 | 1): Int32Array {
@@ -28,4 +30,12 @@ export function scatterRows<T extends tf.Tensor>(full: T, idx: Int32Array, rows:
     const mask = tf.tensor1d(write, 'bool').reshape([n, ...new Array<number>(full.rank - 1).fill(1)]);
     return tf.where(mask, spread, full) as T;
   });
+}
+
+/** 1 where argmax(model(x)) = y: the one re-evaluation every sequencer decision rests on. */
+export async function predictCorrect(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D): Promise<Uint8Array> {
+  const t = tf.tidy(() => tf.cast(correctMask(model(x), y), 'int32'));
+  const out = Uint8Array.from(await t.data());
+  t.dispose();
+  return out;
 }

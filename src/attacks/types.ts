@@ -5,15 +5,32 @@ export type ModelFn = (x: tf.Tensor4D) => tf.Tensor2D;
 
 export type Norm = 'linf' | 'l2';
 
-export interface AttackOptions {
+export const PGD_STARTS = ['uniform', 'trades', 'none', 'uniform-unclamped'] as const;
+/**
+ * uniform: uniform in the eps-ball. trades: x + 0.001·N(0, I), unclamped (TRADES' training attack). none: x
+ * itself. uniform-unclamped (L-inf only): x + U[−eps, eps]^d not clamped to [0, 1], the start of TRADES'
+ * PGD-20 evaluation (pgd_attack_cifar10.py, `--random`); the first step's projection and clamp fix it.
+ */
+export type PgdStart = (typeof PGD_STARTS)[number];
+
+/** The losses an attack can maximise (src/attacks/objective.ts). */
+export const ATTACK_LOSSES = ['ce', 'cw', 'kl', 'ikl'] as const;
+export type AttackLoss = (typeof ATTACK_LOSSES)[number];
+
+/** What every randomised attack takes: the threat model and the seed all its random choices derive from. */
+export interface BaseAttackOptions {
   eps: number;
   norm: Norm;
-  /** Iterations (queries for Square). */
+  seed: number;
+}
+
+/** The iterative white-box attacks (PGD, APGD). */
+export interface AttackOptions extends BaseAttackOptions {
+  /** The iteration budget; every attack calls it `steps` (Square: queries). */
   steps: number;
   /** Absolute step size (PGD/FGSM). */
   stepSize?: number;
   restarts: number;
-  seed: number;
 }
 
 export interface AttackResult {

@@ -1,6 +1,7 @@
 /** Argument checks shared by the attacks: bad user input is an InputError naming the attack and the field. */
 import type * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors.js';
+import { checkCount } from '../input.js';
 import type { Norm } from './types.js';
 
 export const NORMS: readonly Norm[] = ['linf', 'l2'];
@@ -24,12 +25,7 @@ export function checkNonNegative(who: string, field: string, v: unknown): number
   return v;
 }
 
-export function checkCount(who: string, field: string, v: unknown, min: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
-    throw new InputError(`${who}: ${field} expected an integer >= ${min}, got ${String(v)}`);
-  }
-  return v;
-}
+export { checkCount };
 
 /** A number in (lo, hi] when loOpen, else in [lo, hi]. */
 export function checkRange(who: string, field: string, v: unknown, lo: number, hi: number, loOpen: boolean): number {

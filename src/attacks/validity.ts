@@ -58,7 +58,24 @@ export async function validityLine(
   return line;
 }
 
-/** One-line text form, e.g. for logs: "max linf perturbation 0.031373 (eps 0.031373), nan 0, range [0, 1]". */
-export function formatValidity(line: ValidityLine, eps: number, norm: Norm): string {
-  return `max ${norm} perturbation ${line.maxPerturbation.toFixed(6)} (eps ${eps.toFixed(6)}), nan ${line.nanCount}, range [${line.min.toFixed(4)}, ${line.max.toFixed(4)}]`;
+/** Neutral element of combineValidity: what a run that attacked nothing reports. */
+export const EMPTY_VALIDITY: ValidityLine = { maxPerturbation: 0, nanCount: 0, min: Number.POSITIVE_INFINITY, max: Number.NEGATIVE_INFINITY };
+
+/** Validity of the union of two sets of inputs: max / sum / min / max. */
+export function combineValidity(a: ValidityLine, b: ValidityLine): ValidityLine {
+  return {
+    maxPerturbation: Math.max(a.maxPerturbation, b.maxPerturbation),
+    nanCount: a.nanCount + b.nanCount,
+    min: Math.min(a.min, b.min),
+    max: Math.max(a.max, b.max),
+  };
+}
+
+/** One human-readable line, e.g. `valid: max ‖δ‖∞ 0.0313725 (eps 0.0313725) | NaN 0 | range [0, 1]`. */
+export function formatValidity(v: ValidityLine, eps: number, norm: Norm): string {
+  const sym = norm === 'linf' ? '∞' : '2';
+  const range = Number.isFinite(v.min) ? `[${v.min.toPrecision(6)}, ${v.max.toPrecision(6)}]` : '(nothing attacked)';
+  // A float32 projection can overshoot eps by a few ulps: the same slack as the hard check above.
+  const ok = v.nanCount === 0 && v.maxPerturbation <= eps + VALIDITY_TOLERANCE && (!Number.isFinite(v.min) || (v.min >= 0 && v.max <= 1));
+  return `${ok ? 'valid' : 'INVALID'}: max ‖δ‖${sym} ${v.maxPerturbation.toPrecision(6)} (eps ${eps.toPrecision(6)}) | NaN ${v.nanCount} | range ${range}`;
 }

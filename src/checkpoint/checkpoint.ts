@@ -23,9 +23,10 @@ import { mkdir, readdir, readFile, realpath, rename, rm, symlink, lstat, readlin
 import { basename, dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { configHash } from '../config/resolve.js';
-import { InputError } from '../errors.js';
-import { loadModel, saveModel } from '../models/index.js';
+import { fileError, InputError } from '../errors.js';
+import { DTYPE_BYTES, loadModel, saveModel } from '../models/index.js';
 import { readVerified, syncAndDigest, syncDir, writeFileDurable } from './files.js';
+import { weightsIdentity } from './identity.js';
 import {
   CHECKPOINT_FILES,
   CHECKPOINT_FORMAT,
@@ -84,6 +85,15 @@ export async function listGenerations(dir: string): Promise<Array<{ seq: number;
  * checkpoint or the new one, complete, never a mixture. Tensors are read, not disposed.
  */
 export async function writeCheckpoint(dir: string, data: CheckpointData, opts: WriteOptions = {}): Promise<WriteResult> {
+  try {
+    return await writeCheckpointFiles(dir, data, opts);
+  } catch (e) {
+    // ENOSPC, EACCES...: name the checkpoint, not the temporary file the error happened on.
+    throw fileError(dir, e, 'write the checkpoint', 'the previous checkpoint is intact');
+  }
+}
+
+async function writeCheckpointFiles(dir: string, data: CheckpointData, opts: WriteOptions): Promise<WriteResult> {
   const keep = Math.max(1, opts.keepGenerations ?? 2);
   const target = resolve(dir);
   const parent = dirname(target);
@@ -160,18 +170,35 @@ async function swapLink(target: string, genName: string): Promise<void> {
   await rename(tmpLink, target);
 }
 
+/**
+ * Keeps the current generation and the newest intact ones up to `keep` in all. Fallbacks are verified (sizes
+ * and sha256) before being counted: after a resume that skipped a corrupt generation, the corrupt one goes and
+ * the intact one it fell back to stays.
+ */
 async function prune(target: string, keep: number): Promise<void> {
   const parent = dirname(target);
   const name = basename(target);
   const current = await currentGenerationName(target);
-  const gens = await listGenerations(target);
-  for (const g of gens.slice(keep)) {
-    if (basename(g.path) !== current) await rm(g.path, { recursive: true, force: true });
+  let kept = 1;
+  for (const g of await listGenerations(target)) {
+    if (basename(g.path) === current) continue;
+    if (kept < keep && (await isIntact(g.path))) kept++;
+    else await rm(g.path, { recursive: true, force: true });
   }
   // Leftovers of writes that were killed (this process's own temp names were already reused above).
   for (const e of await readdir(parent)) {
     if (e.startsWith(`.${name}.g`) && e.includes('.tmp-')) await rm(join(parent, e), { recursive: true, force: true });
     if (e.startsWith(`.${name}.link-`)) await rm(join(parent, e), { force: true });
+  }
+}
+
+async function isIntact(dir: string): Promise<boolean> {
+  try {
+    await verifyCheckpoint(dir);
+    return true;
+  } catch (e) {
+    if (e instanceof InputError) return false;
+    throw e;
   }
 }
 
@@ -228,8 +255,10 @@ export async function readCheckpoint(dir: string, opts: ReadOptions = {}): Promi
     return r.bytes;
   };
   // Verified here, then read by loadModel: every byte the model is built from has passed the checksum.
-  await read(CHECKPOINT_FILES.modelJson);
+  const modelJson = parseJson(await read(CHECKPOINT_FILES.modelJson), join(dir, CHECKPOINT_FILES.modelJson)) as { weightsManifest?: unknown };
   await read(CHECKPOINT_FILES.weights);
+  const manifest0 = Array.isArray(modelJson.weightsManifest) ? modelJson.weightsManifest : [];
+  const weightsSha256 = weightsIdentity(json.files[CHECKPOINT_FILES.weights]!.sha256, manifest0 as Parameters<typeof weightsIdentity>[1]);
   let manifest: TensorEntry[] = [];
   let tensorBytes: Uint8Array = new Uint8Array(0);
   if (opts.withTensors) {
@@ -243,14 +272,14 @@ export async function readCheckpoint(dir: string, opts: ReadOptions = {}): Promi
     if (e instanceof InputError) throw e;
     throw new InputError(`${join(dir, CHECKPOINT_FILES.modelJson)}: cannot build the model (${(e as Error).message.split('\n')[0]})`);
   }
-  let tensors: NamedTensors = {};
+  let tensors: NamedTensors;
   try {
     tensors = decodeTensors(manifest, tensorBytes, join(dir, CHECKPOINT_FILES.tensorsManifest));
   } catch (e) {
     model.dispose();
     throw e;
   }
-  return { model, meta: metaOf(json), state: json.state ?? {}, tensors, dir: real };
+  return { model, meta: metaOf(json), state: json.state ?? {}, tensors, dir: real, weightsSha256 };
 }
 
 async function readMetaFile(dir: string): Promise<{ json: CheckpointJson; real: string }> {
@@ -265,7 +294,7 @@ async function readMetaFile(dir: string): Promise<{ json: CheckpointJson; real: 
   try {
     text = await readFile(join(real, CHECKPOINT_FILES.meta), 'utf8');
   } catch {
-    throw new InputError(`${metaPath}: missing; not a checkpoint directory, or its write was interrupted`);
+    throw new InputError(`${metaPath}: missing; not a checkpoint directory, or its write was interrupted${await runDirHint(dir)}`);
   }
   const json = parseJson(utf8(text), metaPath) as Partial<CheckpointJson>;
   if (json.format !== CHECKPOINT_FORMAT) throw new InputError(`${metaPath}: format: expected '${CHECKPOINT_FORMAT}', got ${JSON.stringify(json.format)}`);
@@ -280,6 +309,20 @@ async function readMetaFile(dir: string): Promise<{ json: CheckpointJson; real: 
     if (!Number.isInteger(json[key])) throw new InputError(`${metaPath}: ${key}: expected an integer, got ${JSON.stringify(json[key])}`);
   }
   return { json: json as CheckpointJson, real };
+}
+
+/** A run directory given where a checkpoint is expected: name the checkpoints it holds. */
+async function runDirHint(dir: string): Promise<string> {
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
+  } catch {
+    return '';
+  }
+  const found = ['wa', 'best', 'last'].filter((n) => entries.includes(n));
+  if (found.length === 0) return '';
+  const wa = found.includes('wa') ? '; wa/, the weight average, is the one to evaluate' : '';
+  return ` (${dir} looks like a run directory: use one of its checkpoints, ${found.map((n) => join(dir, n)).join(', ')}${wa})`;
 }
 
 function metaOf(json: CheckpointJson): CheckpointMeta {
@@ -344,7 +387,6 @@ export async function findResumableCheckpoint(
 // ---------------------------------------------------------------------------------------------------------------
 // Model and tensor encoding.
 
-const DTYPE_BYTES = { float32: 4, int32: 4, bool: 1 } as const;
 
 async function encodeTensors(tensors: NamedTensors): Promise<{ manifest: TensorEntry[]; bytes: Uint8Array }> {
   const manifest: TensorEntry[] = [];

@@ -34,22 +34,7 @@ export async function syncAndDigest(path: string): Promise<FileDigest> {
   }
 }
 
-/**
- * fsyncs a directory so that the names created or renamed in it survive a crash. Platforms that cannot open a
- * directory for syncing (Windows) skip it: there the rename itself is the durability point.
- */
-export async function syncDir(path: string): Promise<void> {
-  let fh;
-  try {
-    fh = await open(path, 'r');
-    await fh.sync();
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL' && code !== 'EBADF') throw e;
-  } finally {
-    await fh?.close();
-  }
-}
+export { syncDir } from '../files.js';
 
 /** Reads a file and checks it against its recorded size and sha256; returns the bytes or a reason. */
 export async function readVerified(path: string, digest: FileDigest): Promise<{ bytes: Uint8Array } | { problem: string }> {

@@ -12,3 +12,4 @@ export {
   type VerifiedCheckpoint,
   type ResumePoint,
 } from './checkpoint.js';
+export { weightsIdentity, shortId } from './identity.js';

@@ -69,6 +69,8 @@ export interface LoadedCheckpoint {
   tensors: NamedTensors;
   /** The directory actually read (a symlink such as run/last resolved to its generation directory). */
   dir: string;
+  /** The model's identity: sha256 over its weights, independent of the path (src/checkpoint/identity.ts). */
+  weightsSha256: string;
 }
 
 /** One entry of tensors.json: where a tensor's bytes are in tensors.bin. */

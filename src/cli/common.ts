@@ -1,8 +1,8 @@
 /**
- * What every command shares: error → exit-code mapping and number parsing for flags.
+ * What every command shares: error → exit-code mapping.
  * Commands stay thin: parse flags, call the library, map the outcome to an exit code.
  */
-import { EXIT, InputError } from '../errors.js';
+import { EXIT, fileError, InputError, isFileSystemError } from '../errors.js';
 
 /**
  * Runs a command body. InputError → its message on one line, exit 2 (nothing written is lost: the body only
@@ -12,7 +12,10 @@ export async function runMain(name: string, body: () => Promise<number | void>, 
   let code: number;
   try {
     code = (await body()) ?? EXIT.ok;
-  } catch (e) {
+  } catch (caught) {
+    // A file error that no caller turned into a message naming the user's file: still bad input, with its path.
+    // Temporary names (x.tmp, x.tmp-<pid>) are shown as the file they were to become.
+    const e = isFileSystemError(caught) && !(caught instanceof InputError) ? fileError((caught.path ?? 'a file').replace(/\.tmp(-\d+)?$/, ''), caught, caught.syscall ?? 'access') : caught;
     if (e instanceof InputError) {
       process.stderr.write(`${name}: ${e.message.replace(/\s*\n\s*/g, ' ')}\n`);
       code = EXIT.badInput;
@@ -28,6 +31,3 @@ export async function runMain(name: string, body: () => Promise<number | void>, 
   await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
   process.exit(code);
 }
-
-// Numbers such as '8/255' are parsed in one place for flags and config files alike (src/config/number.ts).
-export { parseNumberExpr } from '../config/number.js';

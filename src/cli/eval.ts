@@ -4,12 +4,14 @@
  * tfjs is imported only inside the actions, so `--help` and flag errors are instant.
  */
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError, Option } from 'commander';
-import { EXIT, InputError } from '../errors.js';
+import { Command, CommanderError } from 'commander';
+import { EXIT, fileError, InputError } from '../errors.js';
 import { runMain } from './common.js';
 import { EVAL_ATTACKS } from '../eval/types.js';
-import { parseIntFlag, resolveEvalOptions, type RawEvalOptions } from '../eval/options.js';
-import type { LogFormat } from '../log.js';
+import { resolveEvalOptions, type RawEvalOptions } from '../eval/options.js';
+import { assertStateWritable } from '../eval/state.js';
+import { LOG_FORMATS } from '../choices.js';
+import { oneOf } from '../input.js';
 
 interface EvalFlags extends RawEvalOptions {
   state?: string;
@@ -17,7 +19,6 @@ interface EvalFlags extends RawEvalOptions {
   logFormat?: string;
   progress: boolean;
   verbose?: boolean;
-  stopAfterBatches?: string;
 }
 
 const EXAMPLES = `
@@ -27,6 +28,8 @@ Examples:
   $ ikl-eval --checkpoint ckpt --attack autoattack --shard 0/4 > shard0.json   # one of 4 slices
   $ ikl-eval merge shard0.json shard1.json shard2.json shard3.json > aa.json
   $ scripts/eval-shards.sh 4 -- --checkpoint ckpt --attack autoattack       # one shard per GPU, then merge
+
+  $ ikl-eval --checkpoint ckpt --protocol trades                           # TRADES' PGD-20 evaluation, as its tables
 
 Defaults per attack: pgd/cw 20 steps of eps/4 (2/255 at eps 8/255) from a uniform random start; fgsm one step of
 eps; apgd-ce/apgd-t/fab-t 100 iterations; square 5000 queries; autoattack the standard ensemble (APGD-CE, APGD-T,
@@ -40,13 +43,14 @@ function printJson(value: unknown): void {
 async function evalAction(flags: EvalFlags): Promise<number> {
   // Everything the user can get wrong is checked before tfjs or any file is loaded.
   const partial = resolveEvalOptions(flags);
-  const logFormat = (flags.logFormat ?? 'auto') as LogFormat;
-  if (!['auto', 'json', 'pretty'].includes(logFormat)) throw new InputError(`--log-format: expected auto|json|pretty, got '${flags.logFormat}'`);
-  const stopAfterBatches = flags.stopAfterBatches === undefined ? undefined : parseIntFlag(flags.stopAfterBatches, '--stop-after-batches', 0);
+  const logFormat = oneOf(LOG_FORMATS, flags.logFormat ?? 'auto', '--log-format');
+  if (flags.state !== undefined) assertStateWritable(flags.state);
   const { initBackend, logBackend, parseBackendChoice } = await import('../backend.js');
   const backendChoice = flags.backend === undefined ? undefined : parseBackendChoice(flags.backend);
   const { createLogger } = await import('../log.js');
   const log = createLogger({ format: logFormat, level: flags.verbose ? 'debug' : undefined, name: 'ikl-eval' });
+  // TensorFlow's C++ INFO lines only with --verbose (src/backend.ts hides them otherwise).
+  if (flags.verbose) process.env.TF_CPP_MIN_LOG_LEVEL ??= '0';
   const backend = await initBackend(backendChoice);
   logBackend(log, backend);
   log.info({ attack: partial.attack, checkpoint: partial.checkpoint, shard: partial.shard }, 'evaluation');
@@ -62,7 +66,6 @@ async function evalAction(flags: EvalFlags): Promise<number> {
     stateFile: flags.state,
     logger: log,
     backend,
-    stopAfterBatches,
     onProgress: (done, total) => {
       if (!bar) return;
       if (!started) {
@@ -72,10 +75,7 @@ async function evalAction(flags: EvalFlags): Promise<number> {
     },
   });
   if (started) bar?.stop();
-  if (report === null) {
-    log.info({ state: flags.state }, `stopped after ${stopAfterBatches} batch(es) as asked; run again to resume`);
-    return EXIT.ok;
-  }
+  if (report === null) throw new Error('ikl-eval: the evaluation stopped before its report');
   log.info({ clean_acc: report.clean_acc, robust_acc: report.robust_acc, validity: report.validity.line }, 'done');
   printJson(report);
   return EXIT.ok;
@@ -88,7 +88,7 @@ async function mergeAction(files: string[]): Promise<number> {
     try {
       text = readFileSync(f, 'utf8');
     } catch (e) {
-      throw new InputError(`merge: cannot read ${f} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      throw fileError(`merge: ${f}`, e, 'read');
     }
     try {
       return JSON.parse(text) as unknown;
@@ -115,13 +115,13 @@ export function buildProgram(run: (body: () => Promise<number>) => void): Comman
     .option('--dataset <name>', "cifar10|cifar100|synthetic (default: the checkpoint's dataset)")
     .option('--data-dir <dir>', 'dataset directory (default data)')
     .option('--seed <n>', 'seed of every random choice (default 0)')
+    .option('--protocol <name>', "default|trades: trades = TRADES' PGD-20 evaluation exactly (eps 0.031, 20 steps of 0.003, unclamped uniform start, every point counted)")
     .option('--state <file>', 'resumable state file: a killed run started again continues where it stopped')
     .option('--shard <i/n>', 'evaluate slice i of n contiguous slices of the first n-examples (merge with `ikl-eval merge`)')
     .option('--backend <name>', 'auto|tensorflow|gpu|cpu (default $IKL_BACKEND or auto)')
     .option('--log-format <fmt>', 'auto|json|pretty (logs on stderr)')
     .option('--no-progress', 'no progress bar (it is only shown on a TTY anyway)')
     .option('--verbose', 'debug logs and stack traces')
-    .addOption(new Option('--stop-after-batches <n>', 'testing: stop after n batches, leaving the state to resume').hideHelp())
     .addHelpText('after', EXAMPLES)
     .allowExcessArguments(false)
     .action((flags: EvalFlags) => run(() => evalAction(flags)));

@@ -4,12 +4,14 @@
  * tfjs is imported only inside the action, after the config is known to be valid, so `--help`,
  * `--print-config`, `--schema` and config errors are instant.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, rmdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { BACKEND_NAMES, LOG_FORMATS, configHash, configToYaml, jsonSchemaText, resolveConfig, type TrainConfig } from '../config/index.js';
 import { EXIT, InputError } from '../errors.js';
+import { oneOf } from '../input.js';
 import { runMain } from './common.js';
+import type { StepInfo } from '../train/trainer.js';
 
 export interface TrainFlags {
   config?: string;
@@ -28,6 +30,7 @@ export interface TrainFlags {
 const EXAMPLES = `
 Examples:
   $ ikl-train --config configs/quickstart.yaml                   # a few minutes on CPU, synthetic data
+  $ ikl-train --config configs/kd/quick-teacher.yaml && ikl-train --config configs/kd/quick.yaml  # distillation
   $ ikl-train --config configs/cifar10-ikl-at.yaml --backend gpu # the published CIFAR-10 run
   $ ikl-train --config configs/cifar10-ikl-at.yaml --set attack.steps=10 --set optimizer.lr=0.1 --print-config
   $ ikl-train --resume checkpoints/cifar10-ikl-at                # continue after a crash or Ctrl-C
@@ -55,7 +58,7 @@ export interface TrainPlan {
  * checkpoint directory (holds checkpoint.json). Without --config, a resumed run takes its own config:
  * <runDir>/config.resolved.yaml, or the config stored in the checkpoint.
  */
-export function planTraining(flags: TrainFlags): TrainPlan {
+export async function planTraining(flags: TrainFlags): Promise<TrainPlan> {
   const sets = [...flags.set];
   let file = flags.config;
   let runDir = flags.runDir;
@@ -67,7 +70,7 @@ export function planTraining(flags: TrainFlags): TrainPlan {
       resume = true;
     } else if (existsSync(join(flags.resume, 'checkpoint.json'))) {
       resume = flags.resume;
-      if (file === undefined) embedded = { config: readCheckpointConfig(flags.resume), source: join(flags.resume, 'checkpoint.json') };
+      if (file === undefined) embedded = { config: await readCheckpointConfig(flags.resume), source: join(flags.resume, 'checkpoint.json') };
     } else if (existsSync(flags.resume)) {
       if (runDir !== undefined && runDir !== flags.resume) {
         throw new InputError(`--resume ${flags.resume}: is a run directory but --run-dir says ${runDir}; give one of them`);
@@ -104,32 +107,22 @@ export function planTraining(flags: TrainFlags): TrainPlan {
 
   // Presentation and placement flags: they do not change what is trained (nor the config hash).
   if (flags.backend !== undefined) {
-    if (!(BACKEND_NAMES as readonly string[]).includes(flags.backend)) {
-      throw new InputError(`--backend: expected one of ${BACKEND_NAMES.join('|')}, got '${flags.backend}'`);
-    }
-    config.run.backend = flags.backend as TrainConfig['run']['backend'];
+    config.run.backend = oneOf(BACKEND_NAMES, flags.backend, '--backend');
   }
   if (flags.logFormat !== undefined) {
-    if (!(LOG_FORMATS as readonly string[]).includes(flags.logFormat)) {
-      throw new InputError(`--log-format: expected one of ${LOG_FORMATS.join('|')}, got '${flags.logFormat}'`);
-    }
-    config.run.logFormat = flags.logFormat as TrainConfig['run']['logFormat'];
+    config.run.logFormat = oneOf(LOG_FORMATS, flags.logFormat, '--log-format');
   }
   if (!flags.progress) config.run.progress = false;
 
   return { config, runDir: runDir ?? join(config.run.outDir, config.run.name), resume, configSource };
 }
 
-function readCheckpointConfig(dir: string): unknown {
-  const file = join(dir, 'checkpoint.json');
-  let json: { config?: unknown };
-  try {
-    json = JSON.parse(readFileSync(file, 'utf8')) as { config?: unknown };
-  } catch (e) {
-    throw new InputError(`${file}: cannot read the checkpoint's config (${(e as Error).message.split('\n')[0]})`);
-  }
-  if (json.config === undefined) throw new InputError(`${file}: holds no config; pass --config`);
-  return json.config;
+/** The config stored in a checkpoint, read by the checksum-verified reader (which loads tfjs: only on this path). */
+async function readCheckpointConfig(dir: string): Promise<unknown> {
+  const { verifyCheckpoint } = await import('../checkpoint/index.js');
+  const { meta } = await verifyCheckpoint(dir);
+  if (meta.config === undefined) throw new InputError(`${join(dir, 'checkpoint.json')}: holds no config; pass --config`);
+  return meta.config;
 }
 
 async function trainAction(flags: TrainFlags): Promise<number> {
@@ -137,7 +130,7 @@ async function trainAction(flags: TrainFlags): Promise<number> {
     process.stdout.write(jsonSchemaText());
     return EXIT.ok;
   }
-  const plan = planTraining(flags);
+  const plan = await planTraining(flags);
   const { config } = plan;
   if (flags.printConfig) {
     process.stdout.write(configToYaml(config, `ikl-train resolved config (hash ${configHash(config)})\nfrom ${plan.configSource}; run directory ${plan.runDir}`));
@@ -163,6 +156,8 @@ async function trainAction(flags: TrainFlags): Promise<number> {
   const log = createLogger({ format: config.run.logFormat, level: flags.verbose ? 'debug' : undefined, name: 'ikl-train' });
   const { initBackend, logBackend } = await import('../backend.js');
   // run.backend 'auto' leaves the choice to $IKL_BACKEND (then auto-detection).
+  // TensorFlow's C++ INFO lines only with --verbose (src/backend.ts hides them otherwise).
+  if (flags.verbose) process.env.TF_CPP_MIN_LOG_LEVEL ??= '0';
   const backend = await initBackend(config.run.backend === 'auto' ? undefined : config.run.backend);
   logBackend(log, backend);
   log.info(
@@ -171,7 +166,18 @@ async function trainAction(flags: TrainFlags): Promise<number> {
   );
   if (signal.stopRequested) return received === 'SIGTERM' ? EXIT.sigterm : EXIT.sigint;
   const { train } = await import('../train/index.js');
-  const result = await train(config, { runDir: plan.runDir, resume: plan.resume, logger: log, progress: config.run.progress, signal });
+  const bar = config.run.progress && process.stderr.isTTY === true ? await epochBar(config.schedule.epochs) : undefined;
+  const created = firstMissingDir(plan.runDir);
+  let result;
+  try {
+    result = await train(config, { runDir: plan.runDir, resume: plan.resume, logger: log, signal, onStep: bar?.onStep });
+  } catch (e) {
+    // A run that failed before writing anything (bad data dir, a refused resume...) leaves no empty folder behind.
+    if (created !== undefined) removeEmptyDirs(plan.runDir, created);
+    throw e;
+  } finally {
+    bar?.stop();
+  }
   if (result.stopped) {
     log.info({ runDir: plan.runDir, epochs: result.epochs, steps: result.steps }, `stopped; continue with: ikl-train --resume ${plan.runDir}`);
     return received === 'SIGTERM' ? EXIT.sigterm : EXIT.sigint;
@@ -180,9 +186,58 @@ async function trainAction(flags: TrainFlags): Promise<number> {
   return EXIT.ok;
 }
 
+/** The outermost folder of `dir` that does not exist yet (what a run would create), or undefined. */
+function firstMissingDir(dir: string): string | undefined {
+  let missing: string | undefined;
+  for (let d = resolve(dir); !existsSync(d); d = dirname(d)) {
+    missing = d;
+    if (dirname(d) === d) break;
+  }
+  return missing;
+}
+
+/** Removes `dir` and its parents up to `top`, each only if empty (rmdir refuses a non-empty folder). */
+function removeEmptyDirs(dir: string, top: string): void {
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    try {
+      rmdirSync(d);
+    } catch {
+      return;
+    }
+    if (d === top || dirname(d) === d) return;
+  }
+}
+
+/** A progress bar per epoch on stderr, fed by the trainer's step hook. */
+async function epochBar(epochs: number): Promise<{ onStep: (info: StepInfo) => void; stop: () => void }> {
+  const { default: cliProgress } = await import('cli-progress');
+  let bar: InstanceType<typeof cliProgress.SingleBar> | undefined;
+  let epoch = 0;
+  return {
+    onStep: (info) => {
+      if (info.epoch !== epoch || !bar) {
+        bar?.stop();
+        epoch = info.epoch;
+        bar = new cliProgress.SingleBar(
+          { stream: process.stderr, format: `epoch ${epoch}/${epochs} [{bar}] {value}/{total} | loss {loss} | {eta_formatted} left` },
+          cliProgress.Presets.shades_classic,
+        );
+        bar.start(info.batches, info.batch, { loss: '-' });
+      }
+      bar!.update(info.batch + 1, { loss: info.stats.total.toFixed(4) });
+      // Closed at the epoch's last batch, before the epoch-end evaluation logs its line.
+      if (info.batch + 1 === info.batches) {
+        bar!.stop();
+        bar = undefined;
+      }
+    },
+    stop: () => bar?.stop(),
+  };
+}
+
 export function buildProgram(run: (body: () => Promise<number>) => void): Command {
   return new Command('ikl-train')
-    .description('Adversarial training (IKL-AT, TRADES, PGD-AT) on TensorFlow.js from a config file, with resumable atomic checkpoints.')
+    .description('Adversarial training (IKL-AT, TRADES, PGD-AT) and knowledge distillation (IKL-KD, KD, DKD) on TensorFlow.js from a config file, with resumable atomic checkpoints.')
     .option('--config <file>', 'config file, YAML or JSON (see configs/); default: the built-in defaults (CIFAR-10 IKL-AT)')
     .option('--set <key=value>', 'override one config key (repeatable), e.g. --set attack.steps=10', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--print-config', 'print the resolved config as YAML and exit')

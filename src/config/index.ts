@@ -2,3 +2,4 @@
 export * from './schema.js';
 export * from './resolve.js';
 export { parseNumberExpr, parseNumberText } from './number.js';
+export { configDiff, describeConfigDiff } from './diff.js';

@@ -28,3 +28,19 @@ export function parseNumberExpr(value: string | number, source: string): number 
   if (n === undefined) throw new InputError(`${source}: expected a number or a fraction like 8/255, got '${value}'`);
   return n;
 }
+
+/**
+ * The one batch-size rule of configs (`data.batchSize`) and flags (`--batch-size`): a whole number in
+ * [1, MAX_BATCH_SIZE]. The bound is far above what fits in memory for CIFAR-sized images on any device, and
+ * catches a slip such as 1e9 before it becomes an allocation failure deep in TensorFlow.
+ */
+export const MAX_BATCH_SIZE = 65_536;
+export const BATCH_SIZE_RULE = `expected a whole number in [1, ${MAX_BATCH_SIZE}]`;
+
+export function parseBatchSize(value: string, source: string): number {
+  const n = parseNumberText(value);
+  if (n === undefined || !Number.isInteger(n) || n < 1 || n > MAX_BATCH_SIZE) {
+    throw new InputError(`${source}: ${BATCH_SIZE_RULE}, got ${n === undefined ? `'${value}'` : n}`);
+  }
+  return n;
+}

@@ -4,13 +4,14 @@
  * what was expected, e.g. "configs/x.yaml: attack.steps: expected a positive integer, got -1".
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, stringify as stringifyYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
-import { SYNTHETIC_CLASSES } from '../data/synthetic.js';
+import { DATASET_CLASSES } from '../data/types.js';
 import { InputError } from '../errors.js';
+import { isKdObjective } from '../train/names.js';
 import { trainConfigJsonSchema, trainConfigSchema, type ParsedTrainConfig, type TrainConfig } from './schema.js';
 
 export interface ResolveOptions {
@@ -44,10 +45,20 @@ export function resolveConfig(opts: ResolveOptions = {}): TrainConfig {
   }
   for (const assignment of opts.sets ?? []) {
     raw = applySet(raw, assignment);
-    origin.set(parseAssignment(assignment).path.join('.'), `--set ${assignment}`);
+    const key = parseAssignment(assignment).path.join('.');
+    origin.delete(key); // re-inserted last: Map order is the order the values were set
+    origin.set(key, `--set ${assignment}`);
   }
   const parsed = validate(raw, source ?? 'config');
-  return finalize(parsed, (path) => origin.get(path) ?? source ?? 'config');
+  // A constraint between keys is blamed on whatever set one of them last: a --set after the file, else the file.
+  const sourceOf = (paths: string[]): string => {
+    let blame: string | undefined;
+    for (const [key, from] of origin) {
+      if (paths.some((p) => p === key || p.startsWith(`${key}.`))) blame = from;
+    }
+    return blame ?? source ?? 'config';
+  };
+  return finalize(parsed, sourceOf);
 }
 
 /** Validates an already-built object (e.g. a config stored in a checkpoint). `source` names it in errors. */
@@ -62,6 +73,11 @@ function readConfigFile(file: string): Raw {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new InputError(`${file}: cannot read the config file (${code === 'ENOENT' ? 'no such file' : (code ?? String(e))})`);
+  }
+  // A binary file (an archive, a checkpoint's weights.bin): say so with a short escaped excerpt, never echo it.
+  // eslint-disable-next-line no-control-regex -- control characters are what marks a binary file
+  if (/[\u0000-\u0008\u000e-\u001f\ufffd]/.test(text.slice(0, 4096))) {
+    throw new InputError(`${file}: is not a text file (starts with ${show(text.slice(0, 24))}...); expected a YAML or JSON config`);
   }
   const ext = extname(file).toLowerCase();
   let value: unknown;
@@ -81,7 +97,10 @@ function readConfigFile(file: string): Raw {
   } else {
     throw new InputError(`${file}: expected a .yaml, .yml or .json config file, got extension '${ext || '(none)'}'`);
   }
-  if (value === null || value === undefined) return {};
+  // An empty file is refused rather than silently meaning "all defaults": it is more often a failed copy.
+  if (value === null || value === undefined) {
+    throw new InputError(`${file}: is empty (no config keys); leave out --config to train with the built-in defaults, or write the keys to change`);
+  }
   if (!isPlainObject(value)) throw new InputError(`${file}: expected a mapping of config sections at the top level, got ${show(value)}`);
   return value;
 }
@@ -189,18 +208,17 @@ function keysAt(path: string[]): string[] | undefined {
   return undefined;
 }
 
-const DATASET_CLASSES = { cifar10: 10, cifar100: 100, synthetic: SYNTHETIC_CLASSES.length } as const;
-
 /** Derives what depends on other fields and checks the constraints between fields. */
-function finalize(parsed: ParsedTrainConfig, sourceOf: (path: string) => string): TrainConfig {
-  const fail = (path: string, message: string): never => {
-    throw new InputError(`${sourceOf(path)}: ${path}: ${message}`);
+function finalize(parsed: ParsedTrainConfig, sourceOf: (paths: string[]) => string): TrainConfig {
+  /** `related`: the other keys of the constraint; whichever was set last is blamed. */
+  const fail = (path: string, message: string, related: string[] = []): never => {
+    throw new InputError(`${sourceOf([path, ...related])}: ${path}: ${message}`);
   };
   const dataset = parsed.data.dataset;
   const datasetClasses = DATASET_CLASSES[dataset];
   const numClasses = parsed.model.numClasses ?? datasetClasses;
   if (numClasses !== datasetClasses) {
-    fail('model.numClasses', `expected ${datasetClasses} (the number of classes of ${dataset}) or omitted, got ${numClasses}`);
+    fail('model.numClasses', `expected ${datasetClasses} (the number of classes of ${dataset}) or omitted, got ${numClasses}`, ['data.dataset']);
   }
   const { milestones, epochs } = parsed.schedule;
   for (let i = 0; i < milestones.length; i++) {
@@ -209,10 +227,14 @@ function finalize(parsed: ParsedTrainConfig, sourceOf: (path: string) => string)
     }
   }
   if (parsed.schedule.warmupEpochs >= epochs && parsed.schedule.warmupEpochs > 0) {
-    fail('schedule.warmupEpochs', `expected fewer warm-up epochs than schedule.epochs (${epochs}), got ${parsed.schedule.warmupEpochs}`);
+    fail('schedule.warmupEpochs', `expected fewer warm-up epochs than schedule.epochs (${epochs}), got ${parsed.schedule.warmupEpochs}`, ['schedule.epochs']);
   }
   if (dataset === 'synthetic' && parsed.data.valSize >= parsed.data.synthetic.nTrain) {
-    fail('data.valSize', `expected fewer validation images than data.synthetic.nTrain (${parsed.data.synthetic.nTrain}), got ${parsed.data.valSize}`);
+    fail('data.valSize', `expected fewer validation images than data.synthetic.nTrain (${parsed.data.synthetic.nTrain}), got ${parsed.data.valSize}`, ['data.synthetic.nTrain', 'data.dataset']);
+  }
+  const kd = isKdObjective(parsed.objective.type);
+  if (kd && parsed.teacher.checkpoint === undefined) {
+    fail('teacher.checkpoint', `expected the teacher's checkpoint directory (objective.type ${parsed.objective.type} distils a teacher), got nothing`);
   }
   return { ...parsed, model: { ...parsed.model, numClasses } };
 }
@@ -220,7 +242,7 @@ function finalize(parsed: ParsedTrainConfig, sourceOf: (path: string) => string)
 // ---------------------------------------------------------------------------------------------------------------
 
 /** Keys that change how a run looks or where it runs, not what it computes: left out of the hash. */
-const PRESENTATION_KEYS: Record<string, string[]> = { run: ['logFormat', 'progress', 'backend'] };
+export const PRESENTATION_KEYS: Record<string, string[]> = { run: ['logFormat', 'progress', 'backend'] };
 
 /**
  * sha256 (hex) of the canonical JSON of the config (keys sorted). Two configs with the same hash train the
@@ -260,12 +282,6 @@ export function jsonSchemaText(): string {
   return `${JSON.stringify(trainConfigJsonSchema(), null, 2)}\n`;
 }
 
-/** Regenerates configs/schema.json (or `file`) from the zod schema. Returns the path written. */
-export function writeJsonSchema(file: string = SCHEMA_PATH): string {
-  writeFileSync(file, jsonSchemaText());
-  return file;
-}
-
 function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   let node = root;
   for (const key of path) {
@@ -286,7 +302,13 @@ function leafPaths(obj: Raw, prefix: string[] = []): string[] {
 }
 
 function show(v: unknown): string {
-  if (typeof v === 'string') return `'${v}'`;
+  // YAML's spellings: JSON would print NaN and Infinity as null.
+  if (typeof v === 'number' && !Number.isFinite(v)) return Number.isNaN(v) ? '.nan' : v > 0 ? '.inf' : '-.inf';
+  if (typeof v === 'string') {
+    // Escaped (control characters would reach the terminal) and short.
+    const body = JSON.stringify(v.length > 40 ? v.slice(0, 40) : v).slice(1, -1).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    return `'${body}'${v.length > 40 ? '...' : ''}`;
+  }
   if (v === undefined) return 'nothing';
   const s = JSON.stringify(v);
   return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;

@@ -9,7 +9,10 @@
 import { z } from 'zod';
 import { MODEL_ARCHS } from '../models/types.js';
 import { DATASETS } from '../data/types.js';
-import { parseNumberText } from './number.js';
+import type { AttackLoss, PgdStart } from '../attacks/types.js';
+import { BACKEND_CHOICES, LOG_FORMATS } from '../choices.js';
+import { EPSILON_SCHEDULES, LR_SCHEDULES, OBJECTIVES } from '../train/names.js';
+import { BATCH_SIZE_RULE, MAX_BATCH_SIZE, parseNumberText } from './number.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Field helpers. Every message starts with "expected ..." so errors read "<file>: <key>: expected ..., got ...".
@@ -59,24 +62,24 @@ function section<S extends z.ZodRawShape>(shape: S, description: string) {
 // ---------------------------------------------------------------------------------------------------------------
 // Sections.
 
-export const BACKEND_NAMES = ['auto', 'tensorflow', 'gpu', 'cpu'] as const;
-export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
-export const OBJECTIVES = ['ikl-at', 'trades', 'pgd-at', 'standard'] as const;
-export const ATTACK_OBJECTIVES = ['kl', 'ikl', 'ce'] as const;
-export const EPSILON_SCHEDULES = ['constant', 'linear'] as const;
-export const ATTACK_STARTS = ['trades', 'uniform'] as const;
-export const LR_SCHEDULES = ['cosine', 'piecewise', 'constant'] as const;
+// Owned by their modules; the config accepts them all, or (attack) the subset that training uses.
+export { BACKEND_CHOICES as BACKEND_NAMES, LOG_FORMATS, OBJECTIVES, LR_SCHEDULES, EPSILON_SCHEDULES };
+export const ATTACK_OBJECTIVES = ['kl', 'ikl', 'ce'] as const satisfies readonly AttackLoss[];
+export const ATTACK_STARTS = ['trades', 'uniform'] as const satisfies readonly PgdStart[];
 export const BEST_METRICS = ['robust', 'clean'] as const;
 
 const run = section(
   {
-    name: z.string({ error: 'expected a string' }).min(1, { error: 'expected a non-empty name' }).default('ikl-at')
+    name: z.string({ error: 'expected a string' }).min(1, { error: 'expected a non-empty name' })
+      // The run directory is <outDir>/<name>: a '..' or an absolute name would put it outside outDir.
+      .refine((n) => !/^([\\/]|[A-Za-z]:)/.test(n) && !n.split(/[\\/]/).includes('..'), { error: "expected a name inside run.outDir (no '..' part, not an absolute path)" })
+      .default('ikl-at')
       .describe('Run name; the run directory is <outDir>/<name> unless --run-dir is given.'),
     outDir: z.string({ error: 'expected a path' }).min(1, { error: 'expected a non-empty path' }).default('checkpoints')
       .describe('Directory that holds run directories.'),
     seed: seed().default(0)
       .describe('Seed of everything random: weight init, shuffling (from seed, epoch), augmentation (seed, epoch, batch), attack starts.'),
-    backend: oneOf(BACKEND_NAMES).default('auto')
+    backend: oneOf(BACKEND_CHOICES).default('auto')
       .describe('TensorFlow.js backend: auto (GPU if usable, else native CPU, else pure JS), tensorflow (native CPU), gpu, cpu (pure JS, very slow).'),
     logFormat: oneOf(LOG_FORMATS).default('auto').describe('Log format on stderr: json (NDJSON), pretty, or auto (pretty on a terminal).'),
     progress: bool().default(true).describe('Show a progress bar on a terminal.'),
@@ -115,7 +118,7 @@ const data = section(
     trainSubset: posInt().optional().describe('Train on only the first N training images (after the validation split). Omitted: all.'),
     extra,
     augment: bool().default(true).describe('Random crop 32 with 4-pixel zero padding and random horizontal flip.'),
-    batchSize: posInt().default(128).describe('Training batch size.'),
+    batchSize: int().min(1, { error: BATCH_SIZE_RULE }).max(MAX_BATCH_SIZE, { error: BATCH_SIZE_RULE }).default(128).describe('Training batch size.'),
   },
   'Training data.',
 );
@@ -132,7 +135,10 @@ const model = section(
 const objective = section(
   {
     type: oneOf(OBJECTIVES).default('ikl-at')
-      .describe('Outer loss: ikl-at (CE + IKL), trades (CE + tradesBeta·KL), pgd-at (CE on adversarial examples, Madry), standard (clean CE, no attack).'),
+      .describe(
+        'Outer loss: ikl-at (CE + IKL), trades (CE + tradesBeta·KL), pgd-at (CE on adversarial examples, Madry), standard (clean CE, no attack); ' +
+          'knowledge distillation from `teacher` with the settings of `distill`: ikl-kd (CE + IKL-KD, DKL\'s IKL_KD), kd (Hinton), dkd (decoupled KD).',
+      ),
     alpha: nonNegative().default(3).describe('IKL: weight of the soft-label cross-entropy (the role of TRADES beta).'),
     beta: nonNegative().default(20).describe('IKL: weight of the weighted MSE of logit differences (wMSE).'),
     gamma: nonNegative().default(1)
@@ -142,6 +148,40 @@ const objective = section(
     labelSmoothing: unitOpen().default(0).describe('Label smoothing of the clean cross-entropy term.'),
   },
   'The training objective (outer minimisation).',
+);
+
+const teacher = section(
+  {
+    checkpoint: z.string({ error: 'expected a path' }).min(1, { error: 'expected a non-empty path' }).optional()
+      .describe('The teacher of ikl-kd, kd and dkd: a checkpoint directory written by ikl-train (e.g. runs/teacher/best). Required by those objectives; other objectives do not load it (so a KD config trains its CE-only baseline with --set objective.type=standard).'),
+    arch: oneOf(MODEL_ARCHS).optional()
+      .describe("The teacher's architecture, checked against the checkpoint's. Omitted: the checkpoint's."),
+  },
+  'The teacher of knowledge distillation: loaded once, run in inference mode (BN running statistics), never updated.',
+);
+
+const distill = section(
+  {
+    alpha: nonNegative().default(1)
+      .describe('ikl-kd: weight α of the soft cross-entropy at temperature T (IKL_KD.ALPHA); dkd: weight of TCKD (DKD.ALPHA).'),
+    beta: nonNegative().default(8)
+      .describe('ikl-kd: weight β of the wMSE of logit differences (IKL_KD.BETA); dkd: weight of NCKD (DKD.BETA).'),
+    temperature: positive().default(4).describe('T of the soft targets softmax(z/T) (IKL_KD.T, KD.TEMPERATURE, DKD.T; 4 on CIFAR-100).'),
+    temperature2: positive().default(100)
+      .describe('ikl-kd: T2 of the wMSE weights softmax(z_teacher/T2), per sample or accumulated per class (IKL_KD.T2).'),
+    classPrior: bool().default(false)
+      .describe('ikl-kd: weight the wMSE by the class-wise prior (IKL_KD.GI): per epoch, the mean of softmax(z_teacher/T2) over each class; uniform in epoch 1. false: per-sample softmax(z_teacher/T2), as the CIFAR-100 configs.'),
+    warmupEpochs: posInt().default(20)
+      .describe('ikl-kd and dkd: the distillation term is scaled by min(epoch / warmupEpochs, 1) (IKL_KD.WARMUP, DKD.WARMUP).'),
+    ceWeight: nonNegative().optional()
+      .describe('Weight of CE(student, y). Omitted: the reference default, 1 for ikl-kd and dkd (CE_WEIGHT), 0.1 for kd (KD.LOSS.CE_WEIGHT).'),
+    kdWeight: nonNegative().default(0.9).describe('kd: weight of T²·KL(teacher ‖ student) (KD.LOSS.KD_WEIGHT).'),
+    adversarial: bool().default(false)
+      .describe(
+        'Adversarially robust distillation (RSLAD/ARD with the KD objective in place of KL): the student sees adversarial inputs crafted against itself by the training attack (`attack`), the teacher the clean input.',
+      ),
+  },
+  'Knowledge distillation settings (objective.type ikl-kd, kd or dkd).',
 );
 
 const classWeights = section(
@@ -206,7 +246,8 @@ const schedule = section(
     type: oneOf(LR_SCHEDULES).default('cosine')
       .describe('Learning-rate schedule per epoch: cosine (lr·½(1 + cos(π·e/(E+1)))), piecewise (× gamma at each milestone), constant.'),
     epochs: posInt().default(200).describe('Training epochs E.'),
-    warmupEpochs: nonNegInt().default(0).describe('Linear learning-rate warm-up epochs.'),
+    warmupEpochs: nonNegInt().default(0)
+      .describe('Linear learning-rate warm-up W, as the reference: epochs e < W use lr·e/W, then the cosine starts at lr from e = W (over E − W + 1).'),
     milestones: z.array(posInt(), { error: 'expected a list of epochs' }).default([100, 150])
       .describe('piecewise: epochs after which the learning rate is multiplied by gamma.'),
     gamma: num(finite().gt(0, { error: 'expected a number in (0, 1]' }).max(1, { error: 'expected a number in (0, 1]' })).default(0.1)
@@ -252,6 +293,8 @@ export const trainConfigSchema = z
     data,
     model,
     objective,
+    teacher,
+    distill,
     classWeights,
     attack,
     awp,

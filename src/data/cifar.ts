@@ -13,7 +13,7 @@ import { open, stat } from 'node:fs/promises';
 import { constants as bufferConstants } from 'node:buffer';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
-import type { ImageSet } from './types.js';
+import { DATASET_CLASSES, type ImageSet } from './types.js';
 
 export type CifarLayout = 'cifar10' | 'cifar100';
 
@@ -188,9 +188,15 @@ export async function readCifar10(dir: string, opts: Cifar10ReadOptions = {}): P
   const perBatch = opts.recordsPerBatch ?? 10_000;
   const nTest = opts.testRecords ?? 10_000;
   const what = (n: number) => `the CIFAR-10 binary release: ${n} records of ${RECORD_BYTES.cifar10} bytes`;
-  const train = await readFiles('cifar10-train', CIFAR10_TRAIN_FILES.map((f) => join(dir, f)), 'cifar10', 10, perBatch, what(perBatch));
-  const test = await readFiles('cifar10-test', [join(dir, CIFAR10_TEST_FILE)], 'cifar10', 10, nTest, what(nTest));
+  const train = await readFiles('cifar10-train', CIFAR10_TRAIN_FILES.map((f) => join(dir, f)), 'cifar10', DATASET_CLASSES.cifar10, perBatch, what(perBatch));
+  const test = await readFiles('cifar10-test', [join(dir, CIFAR10_TEST_FILE)], 'cifar10', DATASET_CLASSES.cifar10, nTest, what(nTest));
   return { train, test };
+}
+
+/** Only test_batch.bin of a `cifar-10-batches-bin/` folder (what an evaluation needs). */
+export async function readCifar10Test(dir: string, opts: Cifar10ReadOptions = {}): Promise<ImageSet> {
+  const nTest = opts.testRecords ?? 10_000;
+  return readFiles('cifar10-test', [join(dir, CIFAR10_TEST_FILE)], 'cifar10', 10, nTest, `the CIFAR-10 binary release: ${nTest} records of ${RECORD_BYTES.cifar10} bytes`);
 }
 
 export interface Cifar100ReadOptions {
@@ -205,9 +211,15 @@ export async function readCifar100(dir: string, opts: Cifar100ReadOptions = {}):
   const nTrain = opts.trainRecords ?? 50_000;
   const nTest = opts.testRecords ?? 10_000;
   const what = (n: number) => `the CIFAR-100 binary release: ${n} records of ${RECORD_BYTES.cifar100} bytes`;
-  const train = await readFiles('cifar100-train', [join(dir, CIFAR100_TRAIN_FILE)], 'cifar100', 100, nTrain, what(nTrain));
-  const test = await readFiles('cifar100-test', [join(dir, CIFAR100_TEST_FILE)], 'cifar100', 100, nTest, what(nTest));
+  const train = await readFiles('cifar100-train', [join(dir, CIFAR100_TRAIN_FILE)], 'cifar100', DATASET_CLASSES.cifar100, nTrain, what(nTrain));
+  const test = await readFiles('cifar100-test', [join(dir, CIFAR100_TEST_FILE)], 'cifar100', DATASET_CLASSES.cifar100, nTest, what(nTest));
   return { train, test };
+}
+
+/** Only test.bin of a `cifar-100-binary/` folder (what an evaluation needs). */
+export async function readCifar100Test(dir: string, opts: Cifar100ReadOptions = {}): Promise<ImageSet> {
+  const nTest = opts.testRecords ?? 10_000;
+  return readFiles('cifar100-test', [join(dir, CIFAR100_TEST_FILE)], 'cifar100', 100, nTest, `the CIFAR-100 binary release: ${nTest} records of ${RECORD_BYTES.cifar100} bytes`);
 }
 
 /**

@@ -60,6 +60,8 @@ export interface EnsureCifarOptions {
   progress?: boolean;
   /** Abort a download that receives no data for this long (ms). Default 60,000. */
   stallTimeoutMs?: number;
+  /** The files of the release that are needed (default all); an evaluation needs only the test file. */
+  needed?: readonly string[];
 }
 
 async function exists(p: string): Promise<'file' | 'dir' | null> {
@@ -100,7 +102,7 @@ export async function ensureCifar(name: 'cifar10' | 'cifar100', dataDir: string,
 
   const have = await exists(folder);
   if (have === 'dir') {
-    const missing = await missingFiles(folder, src.files);
+    const missing = await missingFiles(folder, opts.needed ?? src.files);
     if (missing.length === 0) return folder;
     throw new InputError(
       `${missing[0]}: missing (${folder}/ exists but is incomplete: it needs ${src.files.join(', ')}; delete the folder to download it again)`,

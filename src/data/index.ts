@@ -5,6 +5,8 @@ export {
   RECORD_BYTES,
   readCifar10,
   readCifar100,
+  readCifar10Test,
+  readCifar100Test,
   readExtraData,
   recordsToNhwc,
   type CifarLayout,
@@ -16,4 +18,4 @@ export { extractTarGz, safeMemberName } from './tar.js';
 export { makeSynthetic, SYNTHETIC_CLASSES } from './synthetic.js';
 export { batches, copyScaled, CROP_PADDING, cropFlip, epochOrder, numBatches } from './batches.js';
 export { firstN, splitValidation, subset, trainSubset } from './subsets.js';
-export { loadDataset, SYNTHETIC_DEFAULTS, type LoadDatasetOptions } from './load.js';
+export { loadDataset, loadTestSet, SYNTHETIC_DEFAULTS, type LoadDatasetOptions } from './load.js';

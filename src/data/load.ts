@@ -2,7 +2,7 @@
 import { performance } from 'node:perf_hooks';
 import { InputError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import { readCifar10, readCifar100 } from './cifar.js';
+import { CIFAR10_TEST_FILE, CIFAR100_TEST_FILE, readCifar10, readCifar100, readCifar10Test, readCifar100Test } from './cifar.js';
 import { ensureCifar, type EnsureCifarOptions } from './download.js';
 import { makeSynthetic } from './synthetic.js';
 import { DATASETS, type DatasetName, type ImageSet, type SyntheticOptions } from './types.js';
@@ -32,4 +32,19 @@ export async function loadDataset(name: DatasetName, opts: LoadDatasetOptions = 
   }
   log.info({ dataset: name, train: out.train.n, test: out.test.n, ms: Math.round(performance.now() - t0) }, 'dataset loaded');
   return out;
+}
+
+/**
+ * The test set alone: an evaluation reads (and needs present and intact) only the test file, so a missing or
+ * bad training file does not block it.
+ */
+export async function loadTestSet(name: DatasetName, opts: LoadDatasetOptions = {}): Promise<ImageSet> {
+  const log = opts.logger ?? silentLogger;
+  if (name === 'synthetic') return makeSynthetic({ ...SYNTHETIC_DEFAULTS, ...opts.synthetic, nTrain: 1 }).test;
+  if (name !== 'cifar10' && name !== 'cifar100') throw new InputError(`dataset: expected one of ${DATASETS.join('|')}, got '${String(name)}'`);
+  const needed = [name === 'cifar10' ? CIFAR10_TEST_FILE : CIFAR100_TEST_FILE];
+  const dir = await ensureCifar(name, opts.dataDir ?? 'data', { ...opts, logger: log, needed });
+  const test = name === 'cifar10' ? await readCifar10Test(dir) : await readCifar100Test(dir);
+  log.info({ dataset: name, test: test.n }, 'test set loaded');
+  return test;
 }

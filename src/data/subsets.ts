@@ -22,7 +22,7 @@ export function subset(set: ImageSet, indices: ArrayLike<number>, name = set.nam
   return { ...set, name, images, labels, ...(coarse ? { coarseLabels: coarse } : {}), n };
 }
 
-function checkCount(set: ImageSet, n: number, what: string): void {
+function checkImageCount(set: ImageSet, n: number, what: string): void {
   if (!Number.isInteger(n) || n < 0 || n > set.n) {
     throw new InputError(`${what}: expected an integer in 0..${set.n} (${set.name} has ${set.n} images), got ${n}`);
   }
@@ -33,7 +33,7 @@ function checkCount(set: ImageSet, n: number, what: string): void {
  * Shares memory with `set` (a view, no copy).
  */
 export function firstN(set: ImageSet, n: number): ImageSet {
-  checkCount(set, n, 'firstN');
+  checkImageCount(set, n, 'firstN');
   const size = set.height * set.width * set.channels;
   return {
     ...set,
@@ -50,7 +50,7 @@ export function firstN(set: ImageSet, n: number): ImageSet {
  * The result keeps stored order. Deterministic, no seed needed.
  */
 export function trainSubset(set: ImageSet, n: number): ImageSet {
-  checkCount(set, n, 'trainSubset');
+  checkImageCount(set, n, 'trainSubset');
   const C = set.numClasses;
   const quota = Array.from({ length: C }, (_, c) => Math.floor(n / C) + (c < n % C ? 1 : 0));
   const taken = new Uint8Array(set.n);
@@ -79,7 +79,7 @@ export function trainSubset(set: ImageSet, n: number): ImageSet {
  * parts keep stored order. The same (train, nVal, seed) always gives the same split.
  */
 export function splitValidation(train: ImageSet, nVal: number, seed: number): { train: ImageSet; val: ImageSet } {
-  checkCount(train, nVal, 'splitValidation nVal');
+  checkImageCount(train, nVal, 'splitValidation nVal');
   if (!Number.isSafeInteger(seed)) throw new InputError(`splitValidation seed: expected an integer, got ${seed}`);
   const perm = permutation(train.n, new SeededRng(deriveSeed(seed, TAG_VALIDATION)));
   const isVal = new Uint8Array(train.n);

@@ -1,4 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
+import { SYNTHETIC_CLASSES } from './synthetic.js';
 
 /** Images kept as uint8 NHWC (N×32×32×3) in memory; float batches are built on demand. */
 export interface ImageSet {
@@ -16,6 +17,8 @@ export interface ImageSet {
 
 export const DATASETS = ['cifar10', 'cifar100', 'synthetic'] as const;
 export type DatasetName = (typeof DATASETS)[number];
+/** Classes of each dataset (the synthetic one: one per pattern of SYNTHETIC_CLASSES). */
+export const DATASET_CLASSES: Record<DatasetName, number> = { cifar10: 10, cifar100: 100, synthetic: SYNTHETIC_CLASSES.length };
 
 /** One training/evaluation batch. The caller disposes `x` and `y`. */
 export interface Batch {

@@ -19,6 +19,8 @@ export interface EvalSubject {
   dataset: DatasetName | null;
   /** Test-set size and seed of the synthetic dataset the checkpoint was trained with (from its config). */
   synthetic: { nTest?: number; seed?: number };
+  /** sha256 over the weights: what identifies the model in reports and states (never the path). */
+  weightsSha256: string;
   dispose(): void;
 }
 
@@ -42,6 +44,7 @@ export async function loadEvalSubject(dir: string): Promise<EvalSubject> {
     synthetic: { nTest: syn?.nTest, seed: syn?.seed },
     modelFn: exec.fn,
     arch: meta.arch,
+    weightsSha256: ckpt.weightsSha256,
     numClasses,
     dataset,
     dispose: () => {

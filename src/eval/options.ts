@@ -2,8 +2,9 @@
  * Evaluation options: flag strings → validated EvalOptions, with per-attack defaults. Everything the user can
  * get wrong is caught here, before any tensor or file is touched, as a one-line InputError naming the flag.
  */
-import { parseNumberExpr } from '../cli/common.js';
+import { parseBatchSize, parseNumberExpr } from '../config/number.js';
 import { InputError } from '../errors.js';
+import { oneOf } from '../input.js';
 import type { Norm } from '../attacks/types.js';
 import { DATASETS, type DatasetName } from '../data/types.js';
 import { EVAL_ATTACKS, type EvalAttack, type EvalOptions, type Shard } from './types.js';
@@ -23,6 +24,7 @@ export interface RawEvalOptions {
   dataDir?: string;
   seed?: string;
   shard?: string;
+  protocol?: string;
 }
 
 /** Resolved options before the checkpoint is read: the dataset and example count may still come from it. */
@@ -36,8 +38,9 @@ export const DEFAULT_N_EXAMPLES = 10_000;
 export const DEFAULT_BATCH_SIZE = 200;
 
 /**
- * Iterations per attack when --steps is not given: PGD-20 as in TRADES' evaluation, APGD and FAB with the
- * 100 iterations of AutoAttack's standard version, Square with its 5000 queries.
+ * Iterations per attack when --steps is not given: PGD-20 (the step count of TRADES' evaluation, with our own
+ * stronger step size, see below), APGD and FAB with the 100 iterations of AutoAttack's standard version, Square
+ * with its 5000 queries.
  */
 export const DEFAULT_STEPS: Record<Exclude<EvalAttack, 'autoattack'>, number> = {
   fgsm: 1,
@@ -55,8 +58,7 @@ const TAKES_STEP_SIZE: readonly EvalAttack[] = ['pgd', 'cw'];
 const TAKES_RESTARTS: readonly EvalAttack[] = ['pgd', 'cw'];
 
 export function parseAttack(value: string): EvalAttack {
-  if ((EVAL_ATTACKS as readonly string[]).includes(value)) return value as EvalAttack;
-  throw new InputError(`--attack: expected one of ${EVAL_ATTACKS.join('|')}, got '${value}'`);
+  return oneOf(EVAL_ATTACKS, value, '--attack');
 }
 
 export function parseNorm(value: string): Norm {
@@ -65,8 +67,7 @@ export function parseNorm(value: string): Norm {
 }
 
 export function parseDataset(value: string, source = '--dataset'): DatasetName {
-  if ((DATASETS as readonly string[]).includes(value)) return value as DatasetName;
-  throw new InputError(`${source}: expected one of ${DATASETS.join('|')}, got '${value}'`);
+  return oneOf(DATASETS, value, source);
 }
 
 /** A whole number in [min, max]; `flag` names the option in the message. */
@@ -104,9 +105,21 @@ export function parseRadius(value: string, flag: string, norm: Norm): number {
   return n;
 }
 
+export const EVAL_PROTOCOLS = ['default', 'trades'] as const;
+
+/**
+ * TRADES' PGD-20 evaluation (Zhang et al. 2019, pgd_attack_cifar10.py, `_pgd_whitebox`): ε 0.031, 20 steps of
+ * 0.003 from x + U[−ε, ε] (not clamped), cross-entropy, the last iterate; a point counts as robust when the last
+ * iterate is classified correctly, also a clean-misclassified point that the attack happens to fix.
+ */
+export const TRADES_PROTOCOL = { eps: 0.031, epsInput: '0.031', stepSize: 0.003, stepSizeInput: '0.003', steps: 20, restarts: 1 } as const;
+
 /** Validates the flags and fills the per-attack defaults. */
 export function resolveEvalOptions(raw: RawEvalOptions): PartialEvalOptions {
   if (raw.checkpoint === undefined || raw.checkpoint.trim() === '') throw new InputError('--checkpoint: a checkpoint directory is required');
+  const protocol = raw.protocol?.trim() ?? 'default';
+  if (!(EVAL_PROTOCOLS as readonly string[]).includes(protocol)) throw new InputError(`--protocol: expected one of ${EVAL_PROTOCOLS.join('|')}, got '${raw.protocol}'`);
+  if (protocol === 'trades') return tradesProtocol(raw);
   if (raw.attack === undefined) throw new InputError(`--attack: required, one of ${EVAL_ATTACKS.join('|')}`);
   const attack = parseAttack(raw.attack);
   const norm = parseNorm(raw.norm ?? 'linf');
@@ -127,7 +140,8 @@ export function resolveEvalOptions(raw: RawEvalOptions): PartialEvalOptions {
     steps = raw.steps === undefined ? DEFAULT_STEPS[attack] : parseIntFlag(raw.steps, '--steps', 1);
     if (attack === 'fgsm' && steps !== 1) throw new InputError(`--steps: fgsm is a single step, got ${steps} (use --attack pgd)`);
     if (TAKES_STEP_SIZE.includes(attack)) {
-      // eps/4 is TRADES' 2/255 at eps = 8/255.
+      // eps/4 (2/255 at eps = 8/255): our default, stronger than TRADES' 0.003 at eps 0.031 (about eps/10);
+      // --protocol trades runs TRADES' evaluation exactly.
       stepSizeInput = raw.stepSize?.trim() ?? null;
       stepSize = raw.stepSize === undefined ? eps / 4 : parseRadius(raw.stepSize, '--step-size', norm);
     } else if (raw.stepSize !== undefined) {
@@ -148,12 +162,24 @@ export function resolveEvalOptions(raw: RawEvalOptions): PartialEvalOptions {
     stepSizeInput,
     restarts,
     nExamples: raw.nExamples === undefined ? null : parseIntFlag(raw.nExamples, '--n-examples', 1),
-    batchSize: raw.batchSize === undefined ? DEFAULT_BATCH_SIZE : parseIntFlag(raw.batchSize, '--batch-size', 1),
+    batchSize: raw.batchSize === undefined ? DEFAULT_BATCH_SIZE : parseBatchSize(raw.batchSize, '--batch-size'),
     dataset: raw.dataset === undefined ? null : parseDataset(raw.dataset),
     dataDir: raw.dataDir ?? 'data',
     seed: raw.seed === undefined ? 0 : parseIntFlag(raw.seed, '--seed', 0, 0xffffffff),
     shard: raw.shard === undefined ? null : parseShard(raw.shard),
   };
+}
+
+/** `--protocol trades`: TRADES' PGD-20 evaluation, whose settings no other flag may change. */
+function tradesProtocol(raw: RawEvalOptions): PartialEvalOptions {
+  if (raw.attack !== undefined && raw.attack !== 'pgd') throw new InputError(`--attack: --protocol trades is TRADES' PGD-20 evaluation, got '${raw.attack}' (use --attack pgd or leave it out)`);
+  const fixed = [['--eps', raw.eps], ['--norm', raw.norm], ['--steps', raw.steps], ['--step-size', raw.stepSize], ['--restarts', raw.restarts]] as const;
+  for (const [flag, v] of fixed) {
+    if (v !== undefined) throw new InputError(`${flag}: not accepted with --protocol trades (eps 0.031, linf, 20 steps of 0.003, 1 restart are fixed)`);
+  }
+  const t = TRADES_PROTOCOL;
+  const rest = resolveEvalOptions({ ...raw, protocol: undefined, attack: 'pgd', eps: t.epsInput, stepSize: t.stepSizeInput, steps: String(t.steps), restarts: String(t.restarts) });
+  return { ...rest, protocol: 'trades' };
 }
 
 /** Number of batches of `batchSize` in `n` examples (the last one may be short). */

@@ -4,13 +4,17 @@
  * bit for bit.
  */
 import { checkBlackBoxStronger } from '../attacks/checks.js';
+import { shortId } from '../checkpoint/identity.js';
+import { combineValidity, EMPTY_VALIDITY, formatValidity, type ValidityLine } from '../attacks/validity.js';
 import { InputError } from '../errors.js';
 import type { EvalState } from './state.js';
-import type { EvalReport, StageReport, Validity } from './types.js';
-import { combineValidity, EMPTY_VALIDITY, validityFromJson, formatValidityLine, validityToJson } from './validity.js';
+import type { EvalReport, StageReport } from './types.js';
+import { validityFromJson, validityToJson } from './validity.js';
 
 export interface ReportContext {
   arch: string;
+  /** The model's identity (sha256 over its weights, src/checkpoint/identity.ts). */
+  weightsSha256: string;
   numClasses: number;
   backend: { name: string; package: string; devices: string[] };
   /** The loss the attack maximises, when it has one ('ce' for pgd, 'cw' for cw...). */
@@ -30,12 +34,13 @@ export function buildReport(state: EvalState, ctx: ReportContext): EvalReport {
   const survivors = new Array<number>(state.stages.length).fill(0);
   for (let i = 0; i < n; i++) {
     if (state.clean[i] === -1) throw new Error(`eval state: example ${state.slice.start + i} was never evaluated`);
-    if (state.clean[i] !== 1) continue;
-    cleanCorrect++;
+    if (state.clean[i] === 1) cleanCorrect++;
+    // TRADES' counting rule (--protocol trades): every point whose last iterate is correct, clean errors included.
+    else if (o.protocol !== 'trades') continue;
     const broken = state.brokenAt[i]!;
     for (let s = 0; s < state.stages.length; s++) if (broken === -1 || broken > s) survivors[s]!++;
   }
-  let validity: Validity = { ...EMPTY_VALIDITY };
+  let validity: ValidityLine = { ...EMPTY_VALIDITY };
   let cleanTime = 0;
   const stageTimes = new Array<number>(state.stages.length).fill(0);
   for (const b of Object.values(state.batches)) {
@@ -53,6 +58,7 @@ export function buildReport(state: EvalState, ctx: ReportContext): EvalReport {
   return {
     tool: 'ikl-eval',
     checkpoint: o.checkpoint,
+    weights_sha256: ctx.weightsSha256,
     arch: ctx.arch,
     num_classes: ctx.numClasses,
     dataset: o.dataset,
@@ -84,7 +90,7 @@ export function buildReport(state: EvalState, ctx: ReportContext): EvalReport {
     robust_correct: robustCorrect,
     stages,
     time_s: { clean: round3(cleanTime), attack: round3(stageTimes.reduce((a, b) => a + b, 0)) },
-    validity: { ...validityToJson(validity), line: formatValidityLine(validity, o.eps, o.norm) },
+    validity: { ...validityToJson(validity), line: formatValidity(validity, o.eps, o.norm) },
     sanity_warnings: [...(state.sanityWarnings ?? []), ...resultWarnings(stages)],
     backend: ctx.backend,
   };
@@ -94,9 +100,9 @@ function round3(x: number): number {
   return Math.round(x * 1000) / 1000;
 }
 
-/** Report fields that must agree between shards of one evaluation. */
+/** Report fields that must agree between shards of one evaluation (the model: assertSameModel). */
 const SAME_IN_EVERY_SHARD = [
-  'checkpoint', 'arch', 'num_classes', 'dataset', 'attack', 'attack_params', 'eps', 'eps_input', 'norm', 'seed', 'batch_size', 'n_examples_total',
+  'arch', 'num_classes', 'dataset', 'attack', 'attack_params', 'eps', 'eps_input', 'norm', 'seed', 'batch_size', 'n_examples_total',
 ] as const;
 
 /** Minimal shape check of a parsed report file, so merge fails with a message rather than NaN. */
@@ -120,6 +126,7 @@ export function mergeReports(reports: EvalReport[], sources: string[] = reports.
   if (reports.length === 0) throw new InputError('merge: expected at least one report file');
   reports.forEach((r, i) => assertReport(r, sources[i]!));
   const first = reports[0]!;
+  const legacy = assertSameModel(reports, sources);
   for (let i = 1; i < reports.length; i++) {
     for (const k of SAME_IN_EVERY_SHARD) {
       const a = JSON.stringify(first[k]);
@@ -164,11 +171,52 @@ export function mergeReports(reports: EvalReport[], sources: string[] = reports.
       clean: round3(reports.reduce((a, r) => a + r.time_s.clean, 0)),
       attack: round3(reports.reduce((a, r) => a + r.time_s.attack, 0)),
     },
-    validity: { ...validityToJson(validity), line: formatValidityLine(validity, first.eps, first.norm) },
-    sanity_warnings: warnings,
+    validity: { ...validityToJson(validity), line: formatValidity(validity, first.eps, first.norm) },
+    sanity_warnings: legacy ? [...warnings, LEGACY_MERGE_WARNING] : warnings,
     // Shards may run on different machines; a mix is reported, never hidden.
     backend: backends.length === 1 ? first.backend : { name: 'mixed', package: 'mixed', devices: reports.flatMap((r) => r.backend.devices) },
   };
+}
+
+export const LEGACY_MERGE_WARNING =
+  'merged reports that record no weights_sha256 (written by an older ikl-eval): the shards were matched by checkpoint path only, ' +
+  'which does not prove they evaluated the same weights';
+
+/**
+ * The shards must be of one model. Reports name it by `weights_sha256`, so the same weights reached by other
+ * paths (relative/absolute, another machine's mount) merge, and different weights at one path (wa/, best/,
+ * last/ move on while training continues) are refused. Reports from before the hash (none has it) fall back to
+ * the old rule, the same checkpoint path, and the merge says so (returns true); a mix of the two is refused,
+ * since nothing shows that the unhashed one evaluated the same weights.
+ */
+function assertSameModel(reports: EvalReport[], sources: string[]): boolean {
+  const hashed = reports.map((r) => typeof r.weights_sha256 === 'string');
+  if (hashed.every((h) => !h)) {
+    const i = reports.findIndex((r) => r.checkpoint !== reports[0]!.checkpoint);
+    if (i >= 0) {
+      throw new InputError(`merge: ${sources[i]} evaluated checkpoint ${reports[i]!.checkpoint} but ${sources[0]} evaluated ${reports[0]!.checkpoint}; these are not shards of one evaluation`);
+    }
+    return true;
+  }
+  const bare = hashed.indexOf(false);
+  if (bare >= 0) {
+    const h = hashed.indexOf(true);
+    throw new InputError(
+      `merge: ${sources[bare]} records no weights_sha256 (an older ikl-eval) but ${sources[h]} does (${shortId(reports[h]!.weights_sha256!)}); ` +
+        `nothing shows they evaluated the same weights: re-run the shard of ${sources[bare]}`,
+    );
+  }
+  const first = reports[0]!;
+  for (let i = 1; i < reports.length; i++) {
+    const r = reports[i]!;
+    if (r.weights_sha256 !== first.weights_sha256) {
+      throw new InputError(
+        `merge: ${sources[i]} evaluated weights sha256 ${shortId(r.weights_sha256!)} (checkpoint ${r.checkpoint}) but ${sources[0]} evaluated ` +
+          `${shortId(first.weights_sha256!)} (checkpoint ${first.checkpoint}); these are different models, not shards of one evaluation`,
+      );
+    }
+  }
+  return false;
 }
 
 /**
@@ -180,11 +228,7 @@ export function resultWarnings(stages: StageReport[]): string[] {
   const results = stages.map((s, i) => ({
     name: s.name,
     blackBox: s.name === 'square',
-    attacked: i === 0 ? 0 : stages[i - 1]!.robust_correct,
     fooled: i === 0 ? 0 : stages[i - 1]!.robust_correct - s.robust_correct,
-    robustAccuracy: s.robust_acc,
-    timeMs: s.time_s * 1000,
-    validity: null,
   }));
   const w = checkBlackBoxStronger(results);
   return w === null ? [] : [w];

@@ -7,19 +7,20 @@ import * as tf from '@tensorflow/tfjs';
 import { deriveSeed } from '../rng.js';
 import type { ModelFn } from '../attacks/types.js';
 import type { BackendInfo } from '../backend.js';
-import { loadDataset } from '../data/index.js';
+import { loadTestSet } from '../data/index.js';
 import type { ImageSet } from '../data/types.js';
 import { InputError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
+import { runStages, stageFromSpec, type AutoAttackStage } from '../attacks/autoattack.js';
+import { sanityChecks } from '../attacks/checks.js';
+import { predictCorrect } from '../attacks/subset.js';
+import { combineValidity, EMPTY_VALIDITY } from '../attacks/validity.js';
 import { loadEvalSubject, type EvalSubject } from './model.js';
 import { DEFAULT_N_EXAMPLES, shardSlice, type PartialEvalOptions } from './options.js';
-import { planAttack, type AttackPlan, type Stage } from './plan.js';
+import { planAttack, planTargetClasses, type AttackPlan } from './plan.js';
 import { buildReport } from './report.js';
-import { evalSanityWarnings } from './sanity.js';
-import { assertSameOptions, loadState, newState, saveState, type EvalState } from './state.js';
+import { assertResumable, loadState, newState, saveState, type EvalState } from './state.js';
 import type { EvalOptions, EvalReport } from './types.js';
-import { measureValidity } from './measure.js';
-import { combineValidity } from './validity.js';
 
 export interface RunEvalHooks {
   /** Resumable state file (`--state`). Without it nothing is written. */
@@ -28,11 +29,11 @@ export interface RunEvalHooks {
   backend?: Pick<BackendInfo, 'name' | 'package' | 'devices'>;
   /** Called after every finished batch with the number of finished / total batches of the slice. */
   onProgress?: (done: number, total: number) => void;
-  /** Stop (returning null) after this many batches were processed in this call: simulates a killed run. */
-  stopAfterBatches?: number;
-  /** Stop (returning null) after this many attack stages ran in this call, possibly mid-batch (tests). */
-  stopAfterStages?: number;
-  /** Replaces the attack plan of `options.attack` (tests of multi-stage runs with cheap stages). */
+  /** Called after every stage of every batch (global batch index, stage index in the plan). */
+  onStage?: (batch: number, stage: number) => void;
+  /** Aborting it stops the run at the next stage boundary, state saved; runEval then returns null. */
+  signal?: AbortSignal;
+  /** A custom attack list (StageSpec data) instead of the one `options.attack` names. */
   plan?: AttackPlan;
   /** Minimum seconds between state writes inside a batch (after a stage); batch ends always write. */
   saveEverySeconds?: number;
@@ -50,14 +51,6 @@ export function imageBatch(set: ImageSet, start: number, end: number): { x: tf.T
   };
 }
 
-/** 1 where argmax(model(x)) = y. */
-export function predictCorrect(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D): Uint8Array {
-  const t = tf.tidy(() => tf.equal(tf.argMax(model(x), 1).toInt(), y.toInt()));
-  const out = Uint8Array.from(t.dataSync());
-  t.dispose();
-  return out;
-}
-
 /** The options of a run once the checkpoint and dataset are known. */
 export function completeOptions(partial: PartialEvalOptions, subject: { dataset: EvalOptions['dataset'] | null }, testSize: number): EvalOptions {
   const dataset = partial.dataset ?? subject.dataset;
@@ -69,7 +62,7 @@ export function completeOptions(partial: PartialEvalOptions, subject: { dataset:
 }
 
 /**
- * Runs (or resumes) an evaluation and returns its report, or null when stopped early by `stopAfterBatches`.
+ * Runs (or resumes) an evaluation and returns its report, or null when stopped early by `hooks.signal`.
  * Bad options, an unreadable checkpoint or a state made with other options throw InputError.
  */
 export async function runEval(partial: PartialEvalOptions, hooks: RunEvalHooks = {}): Promise<EvalReport | null> {
@@ -80,7 +73,7 @@ export async function runEval(partial: PartialEvalOptions, hooks: RunEvalHooks =
     if (datasetName === null) throw new InputError(`--dataset: required, checkpoint ${partial.checkpoint} does not name its dataset`);
     // Only the test split is used; synthetic test images do not depend on the training-set size.
     const synthetic = { nTrain: 1, ...(subject.synthetic.nTest !== undefined ? { nTest: subject.synthetic.nTest } : {}), ...(subject.synthetic.seed !== undefined ? { seed: subject.synthetic.seed } : {}) };
-    const { test } = await loadDataset(datasetName, { dataDir: partial.dataDir, logger: log, synthetic });
+    const test = await loadTestSet(datasetName, { dataDir: partial.dataDir, logger: log, synthetic });
     if (test.numClasses !== subject.numClasses) {
       throw new InputError(`--dataset ${datasetName}: has ${test.numClasses} classes but checkpoint ${partial.checkpoint} has ${subject.numClasses}`);
     }
@@ -94,75 +87,68 @@ export async function runEval(partial: PartialEvalOptions, hooks: RunEvalHooks =
 async function evaluate(o: EvalOptions, subject: EvalSubject, test: ImageSet, hooks: RunEvalHooks, log: Logger): Promise<EvalReport | null> {
   const slice = shardSlice(o.nExamples, o.batchSize, o.shard);
   const plan = hooks.plan ?? planAttack(o);
-  const stageNames = plan.stages.map((s) => s.name);
+  const stages = plan.stages.map(stageFromSpec);
+  const stageNames = stages.map((s) => s.name);
 
   let state: EvalState | undefined;
   if (hooks.stateFile) {
     state = loadState(hooks.stateFile);
     if (state) {
-      assertSameOptions(hooks.stateFile, state.options, o);
-      if (JSON.stringify(state.stages) !== JSON.stringify(stageNames)) {
-        throw new InputError(`--state ${hooks.stateFile}: made with stages ${state.stages.join(',')}, this run has ${stageNames.join(',')}; use another --state file`);
-      }
+      assertResumable(hooks.stateFile, state, o, subject.weightsSha256, stageNames);
       const done = Object.values(state.batches).filter((b) => b.stagesDone === stageNames.length).length;
-      log.info({ state: hooks.stateFile, batchesDone: done }, 'resuming from state');
+      const stagesDone = Object.values(state.batches).reduce((a, b) => a + b.stagesDone, 0);
+      log.info({ state: hooks.stateFile, batchesDone: done, stagesDone }, 'resuming from state');
     }
   }
-  state ??= newState(o, stageNames, { start: slice.start, end: slice.end });
+  state ??= newState(o, stageNames, { start: slice.start, end: slice.end }, subject.weightsSha256);
 
-  const save = (): void => {
-    if (hooks.stateFile) saveState(hooks.stateFile, state!);
+  const save = async (): Promise<void> => {
+    if (hooks.stateFile) await saveState(hooks.stateFile, state!);
   };
 
   if (state.sanityWarnings === null) {
     // Always on global batch 0, whatever the shard: every shard then reports the same warnings.
     const probe = imageBatch(test, 0, Math.min(o.batchSize, o.nExamples));
     try {
-      state.sanityWarnings = await evalSanityWarnings(subject.modelFn, probe.x, probe.y, { numClasses: subject.numClasses, attack: o.attack });
+      state.sanityWarnings = await sanityChecks(subject.modelFn, probe.x, probe.y, { nTargetClasses: planTargetClasses(plan) });
     } finally {
       tf.dispose([probe.x, probe.y]);
     }
     for (const w of state.sanityWarnings) log.warn(w);
-    save();
+    await save();
   }
 
   const totalBatches = slice.endBatch - slice.firstBatch;
   const saveEvery = hooks.saveEverySeconds ?? 60;
   let lastSave = Date.now();
-  let processed = 0;
-  let stagesRun = 0;
   const completeBatches = (): number => Object.values(state.batches).filter((x) => x.stagesDone === stageNames.length).length;
   hooks.onProgress?.(completeBatches(), totalBatches);
   for (let b = slice.firstBatch; b < slice.endBatch; b++) {
-    const key = String(b);
-    const bs = state.batches[key];
+    const bs = state.batches[String(b)];
     if (bs && bs.stagesDone === stageNames.length) continue;
-    if (hooks.stopAfterBatches !== undefined && processed >= hooks.stopAfterBatches) return null;
-    const start = b * o.batchSize;
-    const end = Math.min(o.nExamples, start + o.batchSize);
-    const finished = await runBatch(b, start, end, state, plan.stages, subject.modelFn, test, o, () => {
-      stagesRun++;
-      if (Date.now() - lastSave >= saveEvery * 1000) {
-        save();
-        lastSave = Date.now();
-      }
-      return hooks.stopAfterStages !== undefined && stagesRun >= hooks.stopAfterStages;
+    if (hooks.signal?.aborted) return null;
+    const finished = await runBatch(b, state, stages, subject.modelFn, test, o, {
+      signal: hooks.signal,
+      afterStage: async (s) => {
+        if (Date.now() - lastSave >= saveEvery * 1000) {
+          await save();
+          lastSave = Date.now();
+        }
+        hooks.onStage?.(b, s);
+      },
     });
-    if (!finished) {
-      save();
-      return null;
-    }
-    save();
+    await save();
     lastSave = Date.now();
-    processed++;
-    if (hooks.stopAfterStages !== undefined && stagesRun >= hooks.stopAfterStages) return null;
+    if (!finished) return null;
     const done = completeBatches();
     log.debug({ batch: b, done, total: totalBatches, memory: tf.memory().numTensors }, 'batch done');
     hooks.onProgress?.(done, totalBatches);
   }
+  if (hooks.signal?.aborted) return null;
 
   return buildReport(state, {
     arch: subject.arch,
+    weightsSha256: subject.weightsSha256,
     numClasses: subject.numClasses,
     loss: plan.loss,
     details: plan.details,
@@ -171,66 +157,56 @@ async function evaluate(o: EvalOptions, subject: EvalSubject, test: ImageSet, ho
 }
 
 /**
- * Clean pass and the remaining stages of one batch; updates `state` in place after each stage. `afterStage`
- * returns true to stop here; the result says whether the batch is complete.
+ * Clean pass and the remaining stages of global batch b, through the attacks' sequencer; updates `state` in
+ * place after each stage. Returns whether the batch is complete (false when the signal stopped it).
  */
 async function runBatch(
   b: number,
-  start: number,
-  end: number,
   state: EvalState,
-  stages: Stage[],
+  stages: AutoAttackStage[],
   model: ModelFn,
   test: ImageSet,
   o: EvalOptions,
-  afterStage: () => boolean,
+  hooks: { signal?: AbortSignal; afterStage: (stage: number) => Promise<void> },
 ): Promise<boolean> {
   const key = String(b);
+  const start = b * o.batchSize;
+  const end = Math.min(o.nExamples, start + o.batchSize);
   const off = start - state.slice.start;
   const { x, y } = imageBatch(test, start, end);
   try {
     let bs = state.batches[key];
     if (!bs) {
       const t0 = performance.now();
-      const correct = predictCorrect(model, x, y);
+      const correct = await predictCorrect(model, x, y);
       correct.forEach((c, i) => {
         state.clean[off + i] = c;
         state.brokenAt[off + i] = -1;
       });
-      bs = { stagesDone: 0, cleanTime: (performance.now() - t0) / 1000, stageTimes: [], validity: { max_perturbation: 0, nan_count: 0, min: Infinity, max: -Infinity } };
+      bs = { stagesDone: 0, cleanTime: (performance.now() - t0) / 1000, stageTimes: [], validity: { ...EMPTY_VALIDITY } };
       state.batches[key] = bs;
     }
-    for (let s = bs.stagesDone; s < stages.length; s++) {
-      const t0 = performance.now();
-      // Attack only what is still robust: clean-correct and not broken by an earlier stage.
-      const idx: number[] = [];
-      for (let i = 0; i < end - start; i++) if (state.clean[off + i] === 1 && state.brokenAt[off + i] === -1) idx.push(i);
-      if (idx.length > 0) {
-        const sel = tf.tensor1d(idx, 'int32');
-        const xs = tf.gather(x, sel) as tf.Tensor4D;
-        const ys = tf.gather(y, sel) as tf.Tensor1D;
-        try {
-          const { xAdv } = await stages[s]!.run(model, xs, ys, deriveSeed(o.seed, b, s));
-          let stillCorrect: Uint8Array;
-          try {
-            bs.validity = combineValidity(bs.validity, await measureValidity(xs, xAdv, { eps: o.eps, norm: o.norm, attack: stages[s]!.name }));
-            // Judged by our own forward pass, not the attack's bookkeeping (as AutoAttack re-checks its outputs).
-            stillCorrect = predictCorrect(model, xAdv, ys);
-          } finally {
-            xAdv.dispose();
-          }
-          idx.forEach((i, j) => {
-            if (!stillCorrect[j]) state.brokenAt[off + i] = s;
-          });
-        } finally {
-          tf.dispose([sel, xs, ys]);
-        }
-      }
-      bs.stageTimes[s] = (performance.now() - t0) / 1000;
-      bs.stagesDone = s + 1;
-      if (afterStage() && s + 1 < stages.length) return false;
-    }
-    return true;
+    const batch = bs;
+    // Still robust: clean-correct and not broken by an earlier stage. TRADES' protocol attacks every point (a
+    // clean error the attack fixes counts as robust there, report.ts).
+    const all = o.protocol === 'trades';
+    const robust = Uint8Array.from({ length: end - start }, (_, i) => ((all || state.clean[off + i] === 1) && state.brokenAt[off + i] === -1 ? 1 : 0));
+    const { stopped } = await runStages(model, x, y, robust, stages, {
+      eps: o.eps,
+      norm: o.norm,
+      fromStage: batch.stagesDone,
+      // One seed per (global batch, stage): the same whatever the shard or resume point.
+      stageSeed: (s) => deriveSeed(o.seed, b, s),
+      signal: hooks.signal,
+      onStage: async (e) => {
+        for (const i of e.fooledRows) state.brokenAt[off + i] = e.stage;
+        if (e.validity) batch.validity = combineValidity(batch.validity, e.validity);
+        batch.stageTimes[e.stage] = e.timeMs / 1000;
+        batch.stagesDone = e.stage + 1;
+        await hooks.afterStage(e.stage);
+      },
+    });
+    return !stopped;
   } finally {
     tf.dispose([x, y]);
   }

@@ -41,6 +41,12 @@ export interface EvalOptions {
   dataDir: string;
   seed: number;
   shard: Shard | null;
+  /**
+   * 'trades': TRADES' PGD-20 evaluation (options.ts, TRADES_PROTOCOL), which attacks every point and counts a
+   * point robust when its last iterate is classified correctly. Absent for our own protocol (so older state
+   * files keep matching).
+   */
+  protocol?: 'trades';
 }
 
 /** One attack of a run (one for pgd, four for autoattack), applied to what is still robust. */
@@ -62,7 +68,13 @@ export interface Validity {
 
 export interface EvalReport {
   tool: 'ikl-eval';
+  /** The path the model was read from, as given (for humans: the model is identified by weights_sha256). */
   checkpoint: string;
+  /**
+   * sha256 over the model's weights (src/checkpoint/identity.ts): equal for the same weights whatever the path.
+   * Absent only in reports of older versions.
+   */
+  weights_sha256?: string;
   arch: string;
   num_classes: number;
   dataset: string;

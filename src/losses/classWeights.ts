@@ -2,6 +2,8 @@
  * Class-wise global weights of IKL: a C×C matrix P whose row y is s̄_y, the mean of softmax(z/T) over the
  * training examples of class y in the previous epoch (clean logits of the loss forward pass, no gradient).
  * Epoch 1 uses P = 1/C everywhere. At each epoch end, P ← m·P_new + (1 − m)·P (m = 1 in the paper: no EMA).
+ * Knowledge distillation (IKL-KD with GI) uses the same object over the TEACHER's logits at temperature T2: DKL's
+ * engine/trainer.py sums onehot(y)ᵀ softmax(z_t/T2) over an epoch and divides each row by its sum (kd.ts).
  *
  * All state lives in non-trainable tf variables, so `accumulate` never reads back to the host; only
  * `matrix()` and `toJSON()` do. The partial accumulator is serialised too, so a run resumed mid-epoch

@@ -15,7 +15,8 @@
  * Layers are created with zero initialisers; createModel overwrites every weight with seeded values (init.ts).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ModelArch } from './types.js';
+import { MDISTILLER_ARCH_DEFS } from './mdistiller.js';
+import { INPUT_SHAPE, NORMALIZATION_LAYER, type ModelArch } from './types.js';
 
 /** CIFAR input statistics used by the Swish WRN's built-in normalisation (DeepMind / Wang et al. 2023 code). */
 export const CIFAR10_MEAN = [0.4914, 0.4822, 0.4465] as const;
@@ -23,15 +24,14 @@ export const CIFAR10_STD = [0.2471, 0.2435, 0.2616] as const;
 export const CIFAR100_MEAN = [0.5071, 0.4865, 0.4409] as const;
 export const CIFAR100_STD = [0.2673, 0.2564, 0.2762] as const;
 
-/** Name of the fixed (non-trainable) per-channel affine layer computing (x - mean) / std. */
-export const NORMALIZATION_LAYER = 'input_normalization';
 
 /** Input statistics for a head of numClasses classes: CIFAR-100 for 100 classes, CIFAR-10 otherwise. */
 export function normalizationStats(numClasses: number): { mean: readonly number[]; std: readonly number[] } {
   return numClasses === 100 ? { mean: CIFAR100_MEAN, std: CIFAR100_STD } : { mean: CIFAR10_MEAN, std: CIFAR10_STD };
 }
 
-export const INPUT_SHAPE = [32, 32, 3] as const;
+// Defined in types.ts so that mdistiller.ts can use them without an import cycle through this file.
+export { INPUT_SHAPE, NORMALIZATION_LAYER };
 
 /** How the reference initialises each architecture (applied by init.ts). */
 export interface InitScheme {
@@ -39,6 +39,10 @@ export interface InitScheme {
   conv: 'kaiming-normal-fan-out' | 'torch-default';
   /** WRN references zero the linear bias; PyTorch's default is U(±1/sqrt(fanIn)). */
   linearBias: 'zeros' | 'torch-default';
+  /** mdistiller's VGG and MobileNetV2 draw the linear weight from N(0, 0.01²); default U(±1/sqrt(fanIn)). */
+  linearKernel?: 'normal-0.01' | 'torch-default';
+  /** Statistics of the input normalisation layer; default by class count (normalizationStats). */
+  normalization?: { mean: readonly number[]; std: readonly number[] };
 }
 
 interface Style {
@@ -218,4 +222,5 @@ export const ARCH_DEFS: Record<ModelArch, { build: (numClasses: number) => tf.La
   'preact-resnet-18': { build: preActResNet18, init: TORCH_INIT },
   'resnet-18': { build: resNet18, init: TORCH_INIT },
   'small-cnn': { build: smallCnn, init: TORCH_INIT },
+  ...MDISTILLER_ARCH_DEFS,
 };

@@ -12,7 +12,7 @@ import { MODEL_ARCHS, type ModelArch, type ModelSpec } from './types.js';
 export * from './types.js';
 export { forward, trainingForward } from './forward.js';
 export { inferenceModel, type InferenceModel } from './inference.js';
-export { saveModel, loadModel, cloneModel, MODEL_JSON, WEIGHTS_BIN } from './io.js';
+export { saveModel, loadModel, cloneModel, MODEL_JSON, WEIGHTS_BIN, DTYPE_BYTES } from './io.js';
 export {
   modelWeights,
   perturbableKernels,
@@ -24,6 +24,7 @@ export {
   type ModelWeight,
 } from './weights.js';
 export { CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, INPUT_SHAPE, NORMALIZATION_LAYER } from './archs.js';
+export { MDISTILLER_CIFAR100_MEAN, MDISTILLER_CIFAR100_STD } from './mdistiller.js';
 
 /** An architecture name from the command line or a config; `source` names the flag or field in errors. */
 export function parseArch(name: string, source = '--arch'): ModelArch {

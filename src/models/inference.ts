@@ -34,10 +34,6 @@ interface Step {
   run: (ins: tf.Tensor[]) => tf.Tensor;
 }
 
-function hasWeight(layer: tf.layers.Layer, name: string): boolean {
-  return layer.weights.some((v) => v.originalName === `${layer.name}/${name}`);
-}
-
 /** The ReLU node reading node i alone, if any. */
 function reluAfter(nodes: GraphNode[], i: number): number | undefined {
   const r = nodes[i]!.readers;

@@ -26,9 +26,19 @@ function initialValues(layer: tf.layers.Layer, v: tf.LayerVariable, scheme: Init
       ? normalArray(n, Math.sqrt(2 / (kh * kw * outC)), random())
       : uniformArray(n, 1 / Math.sqrt(kh * kw * inC), random());
   }
+  if (cls === 'Conv2D' && role === 'bias') {
+    // mdistiller's VGG zeroes the bias of its kaiming-initialised convolutions; PyTorch's default is U(±1/sqrt(fanIn)).
+    const [kh, kw, inC] = layer.getWeights()[0]!.shape as [number, number, number];
+    return scheme.conv === 'kaiming-normal-fan-out' ? new Float32Array(n) : uniformArray(n, 1 / Math.sqrt(kh * kw * inC), random());
+  }
+  if (cls === 'DepthwiseConv2D' && layer.name !== NORMALIZATION_LAYER && role === 'depthwise_kernel') {
+    // PyTorch's depthwise weight is [C·m, 1, kh, kw]: fan-out kh·kw·C·m, fan-in kh·kw.
+    const [kh, kw, c, m] = shape as [number, number, number, number];
+    return scheme.conv === 'kaiming-normal-fan-out' ? normalArray(n, Math.sqrt(2 / (kh * kw * c * m)), random()) : uniformArray(n, 1 / Math.sqrt(kh * kw), random());
+  }
   if (cls === 'Dense') {
     const fanIn = layer.getWeights()[0]!.shape[0]!;
-    if (role === 'kernel') return uniformArray(n, 1 / Math.sqrt(fanIn), random());
+    if (role === 'kernel') return scheme.linearKernel === 'normal-0.01' ? normalArray(n, 0.01, random()) : uniformArray(n, 1 / Math.sqrt(fanIn), random());
     if (role === 'bias') return scheme.linearBias === 'zeros' ? new Float32Array(n) : uniformArray(n, 1 / Math.sqrt(fanIn), random());
   }
   if (cls === 'BatchNormalization') {
@@ -36,7 +46,7 @@ function initialValues(layer: tf.layers.Layer, v: tf.LayerVariable, scheme: Init
     if (role === 'beta' || role === 'moving_mean') return new Float32Array(n);
   }
   if (cls === 'DepthwiseConv2D' && layer.name === NORMALIZATION_LAYER) {
-    const { mean, std } = normalizationStats(numClasses);
+    const { mean, std } = scheme.normalization ?? normalizationStats(numClasses);
     if (role === 'depthwise_kernel') return Float32Array.from(std, (s) => 1 / s);
     if (role === 'bias') return Float32Array.from(mean, (m, i) => -m / std[i]!);
   }

@@ -3,25 +3,21 @@
  * (the `file://` handler exists only with tfjs-node). The files are exactly what `tf.loadLayersModel` expects in a
  * browser: all weights, including BN running statistics, are in weights.bin.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors.js';
+import { writeFileAtomic } from '../files.js';
 import { copyWeights } from './weights.js';
 
 export const MODEL_JSON = 'model.json';
 export const WEIGHTS_BIN = 'weights.bin';
 
-const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1 };
+/** Bytes per element of the dtypes the model and checkpoint files hold. */
+export const DTYPE_BYTES = { float32: 4, int32: 4, bool: 1 } as const;
 
 function toArrayBuffer(data: tf.io.WeightData): ArrayBuffer {
   return Array.isArray(data) ? tf.io.CompositeArrayBuffer.join(data) : data;
-}
-
-/** Writes `<file>.tmp` then renames, so a crash never leaves a half-written file under the final name. */
-async function writeAtomic(file: string, data: string | Uint8Array): Promise<void> {
-  await writeFile(`${file}.tmp`, data);
-  await rename(`${file}.tmp`, file);
 }
 
 /** Saves the model as `dir/model.json` + `dir/weights.bin` (directory created if needed). */
@@ -39,8 +35,8 @@ export async function saveModel(model: tf.LayersModel, dir: string): Promise<voi
         weightsManifest: [{ paths: [`./${WEIGHTS_BIN}`], weights: artifacts.weightSpecs }],
       };
       // Weights first: model.json is the file a loader looks for, so it appears only when both are complete.
-      await writeAtomic(join(dir, WEIGHTS_BIN), weights);
-      await writeAtomic(join(dir, MODEL_JSON), JSON.stringify(modelJson));
+      await writeFileAtomic(join(dir, WEIGHTS_BIN), weights);
+      await writeFileAtomic(join(dir, MODEL_JSON), JSON.stringify(modelJson));
       return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
     }),
   );
@@ -49,7 +45,7 @@ export async function saveModel(model: tf.LayersModel, dir: string): Promise<voi
 function expectedBytes(specs: readonly tf.io.WeightsManifestEntry[]): number | undefined {
   let total = 0;
   for (const s of specs) {
-    const per = DTYPE_BYTES[s.dtype];
+    const per = (DTYPE_BYTES as Record<string, number>)[s.dtype];
     if (per === undefined || s.quantization) return undefined; // quantised or exotic: let tfjs validate
     total += s.shape.reduce((a, b) => a * b, 1) * per;
   }

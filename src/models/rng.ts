@@ -1,4 +1,4 @@
-import { deriveSeed, SeededRng } from '../rng.js';
+import { boxMuller, deriveSeed, SeededRng } from '../rng.js';
 
 /**
  * Seeded random numbers for weight initialisation. tfjs initialisers either ignore their `seed` or reuse it
@@ -30,11 +30,9 @@ export function weightSeed(seed: number, name: string): number {
 export function normalArray(n: number, std: number, random: () => number): Float32Array {
   const out = new Float32Array(n);
   for (let i = 0; i < n; i += 2) {
-    // 1 - u lies in (0, 1], so the logarithm is finite.
-    const r = Math.sqrt(-2 * Math.log(1 - random())) * std;
-    const theta = 2 * Math.PI * random();
-    out[i] = r * Math.cos(theta);
-    if (i + 1 < n) out[i + 1] = r * Math.sin(theta);
+    const [a, b] = boxMuller(random(), random(), std);
+    out[i] = a;
+    if (i + 1 < n) out[i + 1] = b;
   }
   return out;
 }

@@ -17,7 +17,12 @@ import type { TrainForward } from './objective.js';
 export interface AwpOptions {
   /** γ, the relative size of the perturbation (reference: 0.005). */
   gamma: number;
-  /** Learning rate of the proxy's ascent step (reference: 0.01, independent of the outer optimiser). */
+  /**
+   * Learning rate of the proxy's ascent step. The references (train_dkl_cifar10.py, TRADES-AWP) build the proxy
+   * optimiser with lr=args.lr, the outer optimiser's base rate (0.2 in the published run), which no schedule
+   * touches; the trainer passes optimizer.lr. v is rescaled to ‖W‖, so the rate cancels up to rounding and the
+   * 1e-20 guard.
+   */
   proxyLr: number;
 }
 

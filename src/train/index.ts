@@ -10,11 +10,12 @@ export {
   trainStep,
   usesClassWeights,
   attackLossOf,
-  AWP_PROXY_LR,
   DivergenceError,
   type Trainer,
   type StepParams,
   type StepStats,
 } from './step.js';
-export { train, evaluateAccuracy, RUN_FILES, type TrainOptions, type TrainResult, type StepInfo } from './trainer.js';
+export { train, evaluateAccuracy, type TrainOptions, type TrainResult, type StepInfo } from './trainer.js';
+export { RUN_FILES, RunDirectory } from './runDir.js';
+export { epochSettings, type EpochSettings } from './epoch.js';
 export { curvesSvg, type MetricRecord } from './plot.js';

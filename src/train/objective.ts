@@ -4,15 +4,20 @@
  *   trades:   L = CE(z, y) + β_trades · KL(s ‖ s')
  *   pgd-at:   L = CE(f(x'), y)
  *   standard: L = CE(f(x), y)
+ *   ikl-kd / kd / dkd: L = iklKdLoss / kdLoss / dkdLoss(f(x), t(x), y)   t the teacher, inference mode, constant
+ *     with distill.adversarial (RSLAD/ARD recipe): L = ...Loss(f(x'), t(x), y), x' crafted against f itself
  * For ikl-at and trades the clean and adversarial batches go through the model in two separate train-mode
  * passes (each updates the BN running statistics once), as the reference does; concatenating them would
- * change the batch statistics.
+ * change the batch statistics. The order is the reference's, adversarial then clean (train_dkl_cifar10.py and
+ * the DKL repo's TRADES baseline, train_trades_cifar.py: `model(x_adv), model(x_natural)`): the loss is the
+ * same either way, but the BN running statistics, which every inference-mode pass uses, end with the clean
+ * batch's update. (The original TRADES code runs clean, adversarial, clean; see docs/METHOD.md.)
  */
 import * as tf from '@tensorflow/tfjs';
-import { crossEntropy, iklLoss, klLoss } from '../losses/index.js';
+import { crossEntropy, dkdLoss, iklKdLoss, iklLoss, kdLoss, klLoss } from '../losses/index.js';
 
-export const OBJECTIVES = ['ikl-at', 'trades', 'pgd-at', 'standard'] as const;
-export type ObjectiveName = (typeof OBJECTIVES)[number];
+import type { ObjectiveName } from './names.js';
+export { OBJECTIVES, type ObjectiveName } from './names.js';
 
 /** Field names as in the config's `objective` section, so that section can be passed as is. */
 export interface ObjectiveOptions {
@@ -29,6 +34,30 @@ export interface ObjectiveOptions {
   tradesBeta: number;
   /** Label smoothing of the CE terms (0 = none). */
   labelSmoothing: number;
+}
+
+/** The config's `distill` section. */
+export interface DistillOptions {
+  alpha: number;
+  beta: number;
+  temperature: number;
+  temperature2: number;
+  classPrior: boolean;
+  warmupEpochs: number;
+  ceWeight?: number;
+  kdWeight: number;
+  adversarial: boolean;
+}
+
+/** What the KD objectives need besides the student: the teacher's logits on the clean batch and the step's settings. */
+export interface KdInputs {
+  /** t(x), B×C, computed in inference mode outside any gradient tape. */
+  logitsTeacher: tf.Tensor2D;
+  /** GI class prior rows s̄_{y_b} (distill.classPrior), B×C. */
+  prior?: tf.Tensor2D;
+  /** warmupFactor(epoch, distill.warmupEpochs). */
+  warmup: number;
+  distill: DistillOptions;
 }
 
 /** A forward pass in train mode (batch statistics, BN running statistics updated). */
@@ -57,6 +86,7 @@ export function objective(
   xAdv: tf.Tensor4D | undefined,
   classPrior: tf.Tensor2D | undefined,
   opts: ObjectiveOptions,
+  kd?: KdInputs,
 ): ObjectiveParts {
   const ce = (logits: tf.Tensor2D): tf.Scalar => crossEntropy(logits, y, { labelSmoothing: opts.labelSmoothing });
   const needAdv = (): tf.Tensor4D => {
@@ -75,15 +105,15 @@ export function objective(
       return { robust, total: robust, logitsAdv };
     }
     case 'trades': {
-      const logitsNat = forward(x);
       const logitsAdv = forward(needAdv());
+      const logitsNat = forward(x);
       const natural = ce(logitsNat);
       const robust = tf.mul(klLoss(logitsNat, logitsAdv), opts.tradesBeta) as tf.Scalar;
       return { natural, robust, total: tf.add(natural, robust) as tf.Scalar, logitsNat, logitsAdv };
     }
     case 'ikl-at': {
-      const logitsNat = forward(x);
       const logitsAdv = forward(needAdv());
+      const logitsNat = forward(x);
       const natural = ce(logitsNat);
       const robust = iklLoss(logitsNat, logitsAdv, {
         alpha: opts.alpha,
@@ -93,6 +123,36 @@ export function objective(
         temperature: opts.temperature,
       });
       return { natural, robust, total: tf.add(natural, robust) as tf.Scalar, logitsNat, logitsAdv };
+    }
+    case 'ikl-kd':
+    case 'kd':
+    case 'dkd': {
+      if (!kd) throw new Error(`objective ${opts.type}: needs the teacher's logits`);
+      const d = kd.distill;
+      const adversarial = d.adversarial;
+      const logitsStudent = forward(adversarial ? needAdv() : x);
+      const t = kd.logitsTeacher;
+      const ceWeight = d.ceWeight ?? (opts.type === 'kd' ? 0.1 : 1);
+      // The losses include their CE term; `natural` reports CE alone (weighted), `robust` the distillation term.
+      const total =
+        opts.type === 'ikl-kd'
+          ? iklKdLoss(logitsStudent, t, y, {
+              alpha: d.alpha,
+              beta: d.beta,
+              temperature: d.temperature,
+              temperature2: d.temperature2,
+              classPrior: d.classPrior ? kd.prior : undefined,
+              ceWeight,
+              warmup: kd.warmup,
+            })
+          : opts.type === 'kd'
+            ? kdLoss(logitsStudent, t, y, { temperature: d.temperature, ceWeight, kdWeight: d.kdWeight })
+            : dkdLoss(logitsStudent, t, y, { alpha: d.alpha, beta: d.beta, temperature: d.temperature, ceWeight, warmup: kd.warmup });
+      const natural = tf.mul(ceWeight, crossEntropy(logitsStudent, y)) as tf.Scalar;
+      const robust = tf.sub(total, natural) as tf.Scalar;
+      return adversarial
+        ? { natural, robust, total, logitsAdv: logitsStudent }
+        : { natural, robust, total, logitsNat: logitsStudent };
     }
     default:
       throw new Error(`objective: unknown type '${String(opts.type)}'`);

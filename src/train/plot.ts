@@ -49,7 +49,8 @@ function panel(records: MetricRecord[], series: Series[], title: string, x0: num
   const eMin = Math.min(...epochs, 1);
   const eMax = Math.max(...epochs, eMin + 1);
   const values = all.flatMap((d) => d.pts.map((p) => p[1]));
-  let [vMin, vMax] = yRange ?? [Math.min(...values, 0), Math.max(...values, 1e-9)];
+  const [vMin, vMaxRaw] = yRange ?? [Math.min(...values, 0), Math.max(...values, 1e-9)];
+  let vMax = vMaxRaw;
   if (!(vMax > vMin)) vMax = vMin + 1;
   const px = (e: number): number => x0 + PAD.left + ((e - eMin) / (eMax - eMin)) * (W - PAD.left - PAD.right);
   const py = (v: number): number => PAD.top + (1 - (v - vMin) / (vMax - vMin)) * (H - PAD.top - PAD.bottom);

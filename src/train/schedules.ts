@@ -3,10 +3,11 @@
  * Epochs are 1-based (e = 1..E) as in the reference code; every value is constant within an epoch.
  */
 import { InputError } from '../errors.js';
+import type { EPSILON_SCHEDULES, LR_SCHEDULES } from './names.js';
 
 export interface LrSchedule {
   /** cosine: lr·½(1 + cos(π·e/(E+1))) (the IKL-AT reference); piecewise: lr·γ^{#milestones < e}; constant. */
-  kind: 'cosine' | 'piecewise' | 'constant';
+  kind: (typeof LR_SCHEDULES)[number];
   lr: number;
   epochs: number;
   /**
@@ -15,7 +16,11 @@ export interface LrSchedule {
    */
   milestones?: number[];
   gamma?: number;
-  /** Linear warm-up: epochs e ≤ warmupEpochs use lr_e·e/(warmupEpochs + 1) of the scheduled value. 0 = none. */
+  /**
+   * Linear warm-up W, as the reference's `--lr-warmup` (train_dkl_cifar10.py, adjust_learning_rate_cosine):
+   * epochs e < W use lr·e/W; from e = W the cosine restarts at lr, ½(1 + cos(π(e − W)/(E − W + 1))).
+   * piecewise/constant: e < W use the scheduled value·e/W. 0 = none (so is 1: no epoch is below it).
+   */
   warmupEpochs?: number;
 }
 
@@ -29,11 +34,12 @@ function checkEpoch(epoch: number, epochs: number, what: string): void {
 export function learningRate(schedule: LrSchedule, epoch: number): number {
   const { lr, epochs } = schedule;
   checkEpoch(epoch, epochs, 'schedule.lr');
+  const warm = schedule.warmupEpochs ?? 0;
   let value: number;
   switch (schedule.kind) {
     case 'cosine':
-      // E + 1 in the denominator (not E): the reference never reaches lr = 0 at the last epoch.
-      value = lr * 0.5 * (1 + Math.cos((Math.PI * epoch) / (epochs + 1)));
+      // E − W + 1 in the denominator (E + 1 without warm-up): the reference never reaches lr = 0 at the last epoch.
+      value = lr * 0.5 * (1 + Math.cos((Math.PI * (epoch - warm)) / (epochs - warm + 1)));
       break;
     case 'piecewise': {
       const passed = (schedule.milestones ?? []).filter((m) => epoch > m).length;
@@ -46,15 +52,13 @@ export function learningRate(schedule: LrSchedule, epoch: number): number {
     default:
       throw new InputError(`schedule.kind: expected cosine|piecewise|constant, got '${String((schedule as { kind: unknown }).kind)}'`);
   }
-  const warm = schedule.warmupEpochs ?? 0;
-  // e/(W+1) so that the first epoch after the warm-up is the first one at full scale (no jump above 1).
-  if (warm > 0 && epoch <= warm) value *= epoch / (warm + 1);
+  if (warm > 0 && epoch < warm) return (schedule.kind === 'cosine' ? lr : value) * (epoch / warm);
   return value;
 }
 
 export interface EpsilonSchedule {
   /** constant: ε every epoch; linear: ε_t = ε·e/E (the IKL-AT reference, a budget that grows with the epoch). */
-  kind: 'constant' | 'linear';
+  kind: (typeof EPSILON_SCHEDULES)[number];
   epsilon: number;
   epochs: number;
 }

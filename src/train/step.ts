@@ -16,7 +16,9 @@ import { ClassWeights } from '../losses/index.js';
 import { createModel, forward } from '../models/index.js';
 import { inferenceModel } from '../models/inference.js';
 import { Awp } from './awp.js';
-import { objective, disposeParts, type ObjectiveParts, type TrainForward } from './objective.js';
+import { isKdObjective } from './names.js';
+import { objective, disposeParts, type KdInputs, type ObjectiveParts, type TrainForward } from './objective.js';
+import { teacherLogits, type Teacher } from './teacher.js';
 import { Sgd } from './sgd.js';
 import { WeightAverage } from './weightAverage.js';
 
@@ -40,6 +42,9 @@ export interface Trainer {
   /** Weight average and the model instance that holds it for evaluation (present when weightAverage.enabled). */
   weightAverage?: WeightAverage;
   waModel?: tf.LayersModel;
+  /** KD objectives: the frozen teacher (loadTeacher, set by train()) and the GI class prior over its logits. */
+  teacher?: Teacher;
+  kdPrior?: ClassWeights;
 }
 
 export const trainForward = (model: tf.LayersModel): TrainForward => (x) => forward(model, x, { training: true });
@@ -57,6 +62,11 @@ export function attackLossOf(config: TrainConfig): 'kl' | 'ikl' | 'ce' {
 
 /** Builds the model (seeded), optimiser, AWP proxy, class weights and weight average described by `config`. */
 export function createTrainer(config: TrainConfig): Trainer {
+  const kd = isKdObjective(config.objective.type);
+  if (kd && config.distill.adversarial && config.attack.objective === 'ikl') {
+    // The class weights of the ikl attack come from the student's clean logits, which adversarial KD never computes.
+    throw new InputError("attack.objective: expected kl or ce with distill.adversarial (the ikl attack needs the student's clean logits), got ikl");
+  }
   if (attackLossOf(config) === 'ikl' && !config.classWeights.enabled) {
     throw new InputError("attack.objective: 'ikl' needs classWeights.enabled: true (the attack uses the class-wise weights)");
   }
@@ -72,15 +82,18 @@ export function createTrainer(config: TrainConfig): Trainer {
   if (config.awp.enabled) {
     // Its initial weights are irrelevant: every AWP step first copies the model's weights into it.
     t.proxy = createModel(spec);
-    // awp.proxyLr is read when the config schema has it; the reference value otherwise.
-    const proxyLr = (config.awp as { proxyLr?: number }).proxyLr ?? AWP_PROXY_LR;
-    t.awp = new Awp(model, t.proxy, { gamma: config.awp.gamma, proxyLr });
+    // The reference builds the proxy optimiser with lr=args.lr, the base rate, which the schedule never changes.
+    t.awp = new Awp(model, t.proxy, { gamma: config.awp.gamma, proxyLr: config.optimizer.lr });
   }
   if (usesClassWeights(config)) {
     t.classWeights = new ClassWeights(config.model.numClasses, {
       temperature: config.classWeights.temperature,
       momentum: config.classWeights.momentum,
     });
+  }
+  if (kd && config.objective.type === 'ikl-kd' && config.distill.classPrior) {
+    // DKL's engine/trainer.py: per epoch, the mean of softmax(z_teacher/T2) over each class; uniform in epoch 1.
+    t.kdPrior = new ClassWeights(config.model.numClasses, { temperature: config.distill.temperature2, momentum: 1 });
   }
   if (config.weightAverage.enabled) {
     t.weightAverage = new WeightAverage(config.weightAverage.perStep ? config.weightAverage.stepTau : config.weightAverage.tau);
@@ -89,16 +102,12 @@ export function createTrainer(config: TrainConfig): Trainer {
   return t;
 }
 
-/**
- * The proxy's learning rate. The AWP reference (TRADES-AWP, used by the IKL-AT code) fixes it at 0.01, independent
- * of the outer optimiser. Since v is rescaled to ‖W‖, it only matters through the 1e-20 guard.
- */
-export const AWP_PROXY_LR = 0.01;
-
 export function disposeTrainer(t: Trainer): void {
   t.optimizer.dispose();
   t.awp?.dispose();
   t.classWeights?.dispose();
+  t.kdPrior?.dispose();
+  t.teacher?.model.dispose();
   t.weightAverage?.dispose();
   t.model.dispose();
   t.proxy?.dispose();
@@ -116,6 +125,8 @@ export interface StepParams {
   averageWeights?: boolean;
   /** Seed of the attack's random start (a function of run seed, epoch and batch index). */
   seed: number;
+  /** KD objectives: the warm-up factor of the distillation term this epoch (default 1). */
+  kdWarmup?: number;
 }
 
 /** Host-side figures of one step. natural/robust are NaN when the objective has no such term. */
@@ -138,10 +149,21 @@ export function trainStep(t: Trainer, x: tf.Tensor4D, y: tf.Tensor1D, p: StepPar
   let prior: tf.Tensor2D | undefined;
   let parts: ObjectiveParts | undefined;
   let perturbed = false;
+  let kd: KdInputs | undefined;
   try {
+    if (isKdObjective(type)) {
+      if (!t.teacher) throw new Error(`trainStep: objective ${type} needs trainer.teacher (loadTeacher)`);
+      kd = {
+        logitsTeacher: teacherLogits(t.teacher.model, x),
+        prior: t.kdPrior?.gather(y),
+        warmup: p.kdWarmup ?? 1,
+        distill: cfg.distill,
+      };
+    }
     // One gather of the class-wise weights serves the attack (ikl objective) and the loss (IKL-AT).
     if (t.classWeights && (type === 'ikl-at' || attackLoss === 'ikl')) prior = t.classWeights.gather(y);
-    if (type !== 'standard') {
+    const attacks = type !== 'standard' && (kd === undefined || cfg.distill.adversarial);
+    if (attacks) {
       // The attack runs on the inference executor, compiled from this step's weights (a few small ops per BN).
       const exec = inferenceModel(t.model);
       try {
@@ -167,7 +189,7 @@ export function trainStep(t: Trainer, x: tf.Tensor4D, y: tf.Tensor1D, p: StepPar
     const adv = xAdv;
     const lossPrior = type === 'ikl-at' ? prior : undefined;
     const lossOf = (fwd: TrainForward): tf.Scalar => {
-      const q = objective(fwd, x, y, adv, lossPrior, cfg.objective);
+      const q = objective(fwd, x, y, adv, lossPrior, cfg.objective, kd);
       return q.total;
     };
     if (p.awp && t.awp) {
@@ -176,7 +198,7 @@ export function trainStep(t: Trainer, x: tf.Tensor4D, y: tf.Tensor1D, p: StepPar
       perturbed = true;
     }
     const { value, grads } = tf.variableGrads(() => {
-      const q = objective(trainForward(t.model), x, y, adv, lossPrior, cfg.objective);
+      const q = objective(trainForward(t.model), x, y, adv, lossPrior, cfg.objective, kd);
       // The other parts outlive the gradient computation (metrics, class weights): keep them from its tidy.
       for (const k of [q.natural, q.robust, q.logitsNat, q.logitsAdv]) if (k) tf.keep(k);
       parts = q;
@@ -211,13 +233,14 @@ export function trainStep(t: Trainer, x: tf.Tensor4D, y: tf.Tensor1D, p: StepPar
     }
     // The clean logits of the loss pass (train mode, after x' was built), as the reference accumulates them.
     if (t.classWeights && q.logitsNat) t.classWeights.accumulate(q.logitsNat, y);
+    if (t.kdPrior && kd) t.kdPrior.accumulate(kd.logitsTeacher, y);
     if (t.weightAverage && p.averageWeights) t.weightAverage.update(t.model.weights.map((w) => w.read()));
     return stats;
   } finally {
     // On an error the model must not stay perturbed.
     if (perturbed) t.awp!.restore();
     if (parts) disposeParts(parts);
-    const own: (tf.Tensor | undefined)[] = [xAdv, prior];
+    const own: (tf.Tensor | undefined)[] = [xAdv, prior, kd?.logitsTeacher, kd?.prior];
     tf.dispose(own.filter((v): v is tf.Tensor => v !== undefined));
   }
 }

@@ -95,7 +95,7 @@ test('apgd-ce, apgd-dlr and apgd-t stay inside the eps-ball and [0, 1]; seeds ar
     for (const [name, run] of [
       ['apgd-ce', () => apgdCe(lin.model, x, y, opts)],
       ['apgd-dlr', () => apgd(lin.model, x, y, { ...opts, loss: 'dlr' })],
-      ['apgd-t', () => apgdT(lin.model, x, y, { ...opts, numTargetClasses: 3 })],
+      ['apgd-t', () => apgdT(lin.model, x, y, { ...opts, nTargetClasses: 3 })],
     ] as const) {
       await noLeak(async () => {
         const a = await run();
@@ -112,7 +112,7 @@ test('apgd-ce, apgd-dlr and apgd-t stay inside the eps-ball and [0, 1]; seeds ar
     }
   }
   await assert.rejects(apgdCe(lin.model, x, y, { eps: 0.1, norm: 'linf', steps: 0, restarts: 1, seed: 0 }), InputError);
-  await assert.rejects(apgdT(lin.model, x, y, { eps: 0.1, norm: 'linf', steps: 5, restarts: 1, seed: 0, numTargetClasses: 0 }), InputError);
+  await assert.rejects(apgdT(lin.model, x, y, { eps: 0.1, norm: 'linf', steps: 5, restarts: 1, seed: 0, nTargetClasses: 0 }), InputError);
   const lin3 = linearModel(randomMatrix(1, 3, 8 * 8 * 3, 0.3), [0, 0, 0]);
   await assert.rejects(apgdT(lin3.model, x, tf.tensor1d([0, 1, 2, 0, 1, 2, 0, 1], 'int32'), { eps: 0.1, norm: 'linf', steps: 5, restarts: 1, seed: 0 }), /at least 4 classes/);
   lin3.dispose();
@@ -205,11 +205,13 @@ function apgdReference(x: number[], start: number[], c: number[], k: number, eps
   let xBest = xAdv;
   let gBest = g;
   let lossBest = loss(xAdv);
-  let lossPrev = lossBest;
+  // The released code compares the first step with a zero row of its loss table, and treats the start as if
+  // the step size had just been halved (reduced_last_check = ones).
+  let lossPrev = 0;
   let step = 2 * eps;
   let increases = 0;
   let lossBestLastCheck = lossBest;
-  let reducedLastCheck = false;
+  let reducedLastCheck = true;
   let lastCheck = 0;
   for (let i = 0; i < steps; i++) {
     const a = i === 0 ? 1 : 0.75;

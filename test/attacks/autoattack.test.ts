@@ -74,8 +74,8 @@ test('autoAttack only attacks robust points, exits early, ignores false success 
       return inner.run(m, x, y, o);
     },
   });
-  const liar: AutoAttackStage = { name: 'liar', run: (_m, x) => ({ xAdv: tf.clone(x), success: new Uint8Array(x.shape[0]).fill(1) }) };
-  const std = standardStages({ steps: 10, numTargetClasses: 3 });
+  const liar: AutoAttackStage = { name: 'liar', run: async (_m, x) => ({ xAdv: tf.clone(x), success: new Uint8Array(x.shape[0]).fill(1) }) };
+  const std = standardStages({ steps: 10, nTargetClasses: 3 });
   await noLeak(async () => {
     // The liar claims every point; re-evaluation shows it fooled none.
     const r1 = await autoAttack(f.lin.model, f.x, f.y, { eps, norm: 'linf', seed: 2, attacks: [liar, spy('apgd-t', std['apgd-t'])], batchSize: 5 });
@@ -95,7 +95,7 @@ test('autoAttack only attacks robust points, exits early, ignores false success 
     r2.xAdv.dispose();
 
     // A stage returning points outside the ball is an error, not a number.
-    const cheat: AutoAttackStage = { name: 'cheat', run: (_m, x) => ({ xAdv: tf.tidy(() => tf.clipByValue(tf.add(x, 2 * eps), 0, 1) as tf.Tensor4D), success: new Uint8Array(x.shape[0]) }) };
+    const cheat: AutoAttackStage = { name: 'cheat', run: async (_m, x) => ({ xAdv: tf.tidy(() => tf.clipByValue(tf.add(x, 2 * eps), 0, 1) as tf.Tensor4D), success: new Uint8Array(x.shape[0]) }) };
     await assert.rejects(autoAttack(f.lin.model, f.x, f.y, { eps, norm: 'linf', seed: 2, attacks: [cheat] }), InvalidAdversarialError);
   });
   await assert.rejects(autoAttack(f.lin.model, f.x, f.y, { eps, norm: 'linf', seed: 2, attacks: ['pgd' as never] }), InputError);
@@ -108,7 +108,7 @@ test('autoAttack on a trained model is at least as strong as each of its parts, 
   const { model, x, y } = task;
   const n = y.shape[0];
   const eps = 0.08;
-  const budget = { steps: 10, numTargetClasses: 3, squareQueries: 200 };
+  const budget = { steps: 10, nTargetClasses: 3, squareQueries: 200 };
   const std = standardStages(budget);
   const names = ['apgd-ce', 'apgd-t', 'square'] as const;
   await noLeak(async () => {

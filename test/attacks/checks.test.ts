@@ -58,7 +58,7 @@ test('a model returning softmax triggers the probabilities warning; logits do no
     assert.equal(await checkProbabilityOutputs(positive, x), null);
   });
   const y = tf.tensor1d([0, 1, 2, 3, 0, 1], 'int32');
-  const all = await noLeak(() => sanityChecks(probs, x, y, { numTargetClasses: 3 }));
+  const all = await noLeak(() => sanityChecks(probs, x, y, { nTargetClasses: 3 }));
   assert.equal(all.filter((w) => /probabilities/.test(w)).length, 1, all.join('\n'));
   tf.dispose([x, y]);
   lin.dispose();

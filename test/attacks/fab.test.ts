@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { noLeak, rng } from '../helpers.js';
 import { fabT } from '../../src/attacks/fab.js';
-import { distance, normOf, projectOntoHyperplaneBox } from '../../src/attacks/fab-projection.js';
+import { normOf, projectOntoHyperplaneBox } from '../../src/attacks/fab-projection.js';
 import { InputError } from '../../src/errors.js';
 import { boundaryLinearFixture, perExampleDistances, smallConvNet } from './fixtures.js';
-import type { ModelFn, Norm } from '../../src/attacks/types.js';
+import type { Norm } from '../../src/attacks/types.js';
 
 const SHAPE = [8, 8, 3] as const;
 const D = SHAPE[0] * SHAPE[1] * SHAPE[2];
@@ -69,8 +69,8 @@ test('fabT on a linear model approaches the closed-form minimal distance, both n
   try {
     for (const norm of ['linf', 'l2'] as const) {
       const exact = f.closedForm[norm];
-      await noLeak(() => {
-        const res = fabT(f.model, f.x, f.y, { eps: 10, norm, steps: 60, seed: 3 });
+      await noLeak(async () => {
+        const res = await fabT(f.model, f.x, f.y, { eps: 10, norm, steps: 60, seed: 3 });
         const measured = perExampleDistances(res.xAdv, f.x, norm);
         res.xAdv.dispose();
         for (let i = 0; i < exact.length; i++) {
@@ -91,13 +91,13 @@ test('fabT succeeds iff eps is above the closed-form L-inf distance; failures re
   const f = linearFixture(6, 2);
   try {
     const exact = f.closedForm.linf;
-    await noLeak(() => {
+    await noLeak(async () => {
       for (const factor of [1.04, 0.97]) {
         // One eps per run: examples sorted so each run straddles nothing (all above or all below their distance).
         for (let i = 0; i < exact.length; i++) {
           const xi = tf.slice(f.x, [i, 0, 0, 0], [1, ...SHAPE]);
           const yi = tf.slice(f.y, [i], [1]);
-          const res = fabT(f.model, xi, yi, { eps: exact[i]! * factor, norm: 'linf', steps: 60, seed: 0 });
+          const res = await fabT(f.model, xi, yi, { eps: exact[i]! * factor, norm: 'linf', steps: 60, seed: 0 });
           const d = perExampleDistances(res.xAdv, xi, 'linf')[0]!;
           if (factor > 1) {
             assert.equal(res.success[0], 1, `eps = ${factor}·d*: example ${i} not fooled`);
@@ -126,8 +126,8 @@ test('fabT on a small non-linear net: inside the eps-ball and [0, 1], success ma
   const before = net.getWeights().map((t) => Array.from(t.dataSync()));
   try {
     for (const [norm, eps] of [['linf', 0.05], ['l2', 0.5]] as const) {
-      await noLeak(() => {
-        const res = fabT(model, x, y, { eps, norm, steps: 15, nTargetClasses: 3, restarts: 2, seed: 5 });
+      await noLeak(async () => {
+        const res = await fabT(model, x, y, { eps, norm, steps: 15, nTargetClasses: 3, restarts: 2, seed: 5 });
         const d = perExampleDistances(res.xAdv, x, norm);
         const adv = res.xAdv.dataSync();
         const pred = tf.tidy(() => tf.argMax(model(res.xAdv), 1).dataSync());
@@ -151,22 +151,22 @@ test('fabT on a small non-linear net: inside the eps-ball and [0, 1], success ma
   }
 });
 
-test('fabT rejects bad options with InputError', () => {
+test('fabT rejects bad options with InputError', async () => {
   const f = linearFixture(2, 3);
   try {
     const bad: Array<Record<string, unknown>> = [
-      { eps: 0, norm: 'linf' },
-      { eps: 0.1, norm: 'l1' },
-      { eps: 0.1, norm: 'linf', steps: 0 },
-      { eps: 0.1, norm: 'linf', beta: 1.5 },
-      { eps: 0.1, norm: 'linf', alpha_max: -1 },
-      { eps: 0.1, norm: 'linf', nTargetClasses: 0.5 },
+      { eps: 0, norm: 'linf', seed: 0 },
+      { eps: 0.1, norm: 'l1', seed: 0 },
+      { eps: 0.1, norm: 'linf', steps: 0, seed: 0 },
+      { eps: 0.1, norm: 'linf', beta: 1.5, seed: 0 },
+      { eps: 0.1, norm: 'linf', alphaMax: -1, seed: 0 },
+      { eps: 0.1, norm: 'linf', nTargetClasses: 0.5, seed: 0 },
     ];
     for (const opts of bad) {
-      assert.throws(() => fabT(f.model, f.x, f.y, opts as never), InputError, JSON.stringify(opts));
+      await assert.rejects(fabT(f.model, f.x, f.y, opts as never), InputError, JSON.stringify(opts));
     }
     const y3 = tf.tensor1d([0, 1, 0], 'int32');
-    assert.throws(() => fabT(f.model, f.x, y3, { eps: 0.1, norm: 'linf' }), /fabT: y: expected a rank-1 tensor of length 2/);
+    await assert.rejects(fabT(f.model, f.x, y3, { eps: 0.1, norm: 'linf', seed: 0 }), /fabT: y expected a label vector of length 2/);
     y3.dispose();
   } finally {
     f.dispose();

@@ -3,35 +3,76 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { noLeak, rng } from '../helpers.js';
 import { square, squareP, squareSide } from '../../src/attacks/square.js';
-import { centreSurround, nestedRectangles, squareSideL2 } from '../../src/attacks/square-l2.js';
+import { centreSurround, l2ProposalDelta, nestedRectangles, squareSideL2 } from '../../src/attacks/square-l2.js';
 import { SeededRng } from '../../src/rng.js';
-import { distance } from '../../src/attacks/fab-projection.js';
 import { InputError } from '../../src/errors.js';
 import { boundaryLinearFixture, perExampleDistances, smallConvNet } from './fixtures.js';
-import type { ModelFn, Norm } from '../../src/attacks/types.js';
 
 const SHAPE = [8, 8, 3] as const;
 const D = SHAPE[0] * SHAPE[1] * SHAPE[2];
 
 const linearFixture = (n: number, seed: number) => boundaryLinearFixture(n, seed, SHAPE);
 
-test('square schedule: p halves at the paper iterations (10,000 queries) and rescales to the budget', () => {
-  // Paper / reference schedule for 10,000 queries: p_init up to it 10, /2 to 50, /4 to 200, /8 to 500, /16 to 1000,
-  // /32 to 2000, /64 to 4000, /128 to 6000, /256 to 8000, /512 after.
+test('square schedule: fixed paper iterations by default (AutoAttack), rescaled to the budget only on request', () => {
+  // Reference schedule: p_init up to it 10, /2 to 50, /4 to 200, /8 to 500, /16 to 1000, /32 to 2000, /64 to 4000,
+  // /128 to 6000, /256 to 8000, /512 after; AutoAttack (resc_schedule=False) uses it whatever the budget.
   const expected: Array<[number, number]> = [
     [0, 1], [10, 1], [11, 2], [50, 2], [51, 4], [200, 4], [201, 8], [500, 8], [501, 16], [1000, 16], [1001, 32],
-    [2001, 64], [4001, 128], [6001, 256], [8000, 256], [8001, 512], [9999, 512],
+    [2001, 64], [4001, 128], [4999, 128], [6001, 256], [8000, 256], [8001, 512], [9999, 512],
   ];
-  for (const [it, div] of expected) assert.equal(squareP(it, 10000, 0.8), 0.8 / div, `it ${it}`);
-  // 1,000 queries: iteration k behaves like iteration 10k of the 10,000-query schedule.
-  assert.equal(squareP(1, 1000, 0.8), 0.8);
-  assert.equal(squareP(2, 1000, 0.8), 0.4);
-  assert.equal(squareP(801, 1000, 0.8), 0.8 / 512);
-  // Side of the square: √(p·h·w) rounded, clamped to [1, side].
+  for (const [it, div] of expected) {
+    assert.equal(squareP(it, 10000, 0.8), 0.8 / div, `it ${it}`);
+    assert.equal(squareP(it, 5000, 0.8), 0.8 / div, `it ${it}: the budget must not change the default schedule`);
+  }
+  // rescale: iteration k of 1,000 steps behaves like iteration ⌊10k⌋ of the 10,000-step schedule.
+  assert.equal(squareP(1, 1000, 0.8, true), 0.8);
+  assert.equal(squareP(2, 1000, 0.8, true), 0.4);
+  assert.equal(squareP(801, 1000, 0.8, true), 0.8 / 512);
+  assert.equal(squareP(2001, 5000, 0.8, true), 0.8 / 128);
+  // Side of the square: √(p·h·w) rounded (halves to even, as Python's round), clamped to [1, side].
   assert.equal(squareSide(0.8, 32, 32), 29);
   assert.equal(squareSide(0.8 / 512, 32, 32), 1);
   assert.equal(squareSide(0.8, 8, 8), 7);
   assert.equal(squareSide(1, 8, 8), 8);
+  assert.equal(squareSide(6.25 / 16, 4, 4), 2, 'round(2.5) is 2 in the reference');
+  assert.equal(squareSide(12.25 / 16, 4, 4), 4, 'round(3.5) is 4');
+});
+
+test('square makes `steps` proposals after the start (AutoAttack: 5,000), with the fixed schedule', async () => {
+  const f = linearFixture(2, 9);
+  try {
+    await noLeak(async () => {
+      const tiny = Math.min(...f.closedForm.linf) / 10;
+      const sides: number[] = [];
+      const res = await square(f.model, f.x, f.y, { eps: tiny, norm: 'linf', steps: 60, seed: 1, onIteration: (it) => sides.push(it.side) });
+      res.xAdv.dispose();
+      assert.deepEqual(Array.from(res.queries), [61, 61], 'start + 60 proposals per robust point');
+      assert.equal(sides.length, 60);
+      // 8×8 image: p 0.8 → side 7 up to iteration 10, 0.4 → 5 up to 50, 0.2 → 4 after; no rescaling to 60.
+      assert.deepEqual([sides[0], sides[10], sides[11], sides[50], sides[51], sides[59]], [7, 7, 5, 5, 4, 4]);
+    });
+  } finally {
+    f.dispose();
+  }
+});
+
+test('square L2 proposal: each channel of the new window carries its own mass plus an equal share of the free budget', () => {
+  // 4×4×2, delta only in channel 0, norm below eps. With s = 4 both windows are the whole image.
+  const [H, W, C, s, eps] = [4, 4, 2, 4, 5];
+  const delta = new Float64Array(H * W * C);
+  for (let j = 0; j < H * W; j++) delta[j * C] = 0.1 * (j + 1);
+  const mass0 = delta.reduce((a, v) => a + v * v, 0);
+  assert.ok(mass0 < eps * eps, 'the fixture needs free budget');
+  // vh, vw, vh2, vw2 (all 0 since H − s = 0), transposition, one sign per channel.
+  const draws = [0.3, 0.3, 0.3, 0.3, 0.2, 0.7, 0.7];
+  let k = 0;
+  l2ProposalDelta(delta, eps, H, W, C, s, { next: () => draws[k++]! });
+  assert.equal(k, draws.length, 'numbers drawn');
+  const channelMass = (c: number) => Array.from({ length: H * W }, (_, j) => delta[j * C + c]! ** 2).reduce((a, v) => a + v, 0);
+  const free = (eps * eps - mass0) / C;
+  assert.ok(Math.abs(channelMass(0) - (free + mass0)) < 1e-9, `channel 0: ${channelMass(0)} vs ${free + mass0}`);
+  // Channel 1 had no mass: it only gets its share of the free budget (the sum over channels would give it mass0 too).
+  assert.ok(Math.abs(channelMass(1) - free) < 1e-9, `channel 1: ${channelMass(1)} vs ${free}`);
 });
 
 test('square fools a linear model with a generous eps and never below the minimal distance, both norms', async () => {
@@ -39,9 +80,11 @@ test('square fools a linear model with a generous eps and never below the minima
   try {
     for (const norm of ['linf', 'l2'] as const) {
       const exact = f.closedForm[norm];
-      await noLeak(() => {
+      await noLeak(async () => {
         const generous = 3 * Math.max(...exact);
-        const res = square(f.model, f.x, f.y, { eps: generous, norm, queries: 300, seed: 1 });
+        // 1,000 queries: the fixed schedule reaches 2×2 (L-inf) windows after iteration 500; 300 were enough only
+        // when the schedule was stretched to the budget.
+        const res = await square(f.model, f.x, f.y, { eps: generous, norm, steps: 1000, seed: 1 });
         const d = perExampleDistances(res.xAdv, f.x, norm);
         const adv = res.xAdv.dataSync();
         res.xAdv.dispose();
@@ -53,12 +96,12 @@ test('square fools a linear model with a generous eps and never below the minima
         if (norm === 'l2') d.forEach((di) => assert.ok(Math.abs(di - generous) < 1e-5 * generous, `l2: ‖δ‖ = ${di} ≠ eps`));
 
         const tiny = Math.min(...exact) / 10;
-        const none = square(f.model, f.x, f.y, { eps: tiny, norm, queries: 100, seed: 1 });
+        const none = await square(f.model, f.x, f.y, { eps: tiny, norm, steps: 100, seed: 1 });
         const dn = perExampleDistances(none.xAdv, f.x, norm);
         none.xAdv.dispose();
         assert.deepEqual(Array.from(none.success), [0, 0, 0, 0, 0, 0], `${norm}: fooled far below the minimal distance`);
         assert.deepEqual(dn, [0, 0, 0, 0, 0, 0], `${norm}: failed points must come back clean`);
-        assert.deepEqual(Array.from(none.queries), [100, 100, 100, 100, 100, 100], `${norm}: robust points use the whole budget`);
+        assert.deepEqual(Array.from(none.queries), [101, 101, 101, 101, 101, 101], `${norm}: robust points use the start and every proposal`);
       });
     }
   } finally {
@@ -69,17 +112,17 @@ test('square fools a linear model with a generous eps and never below the minima
 test('square is reproducible from the seed and depends on it, both norms', async () => {
   const f = linearFixture(4, 2);
   try {
-    for (const norm of ['linf', 'l2'] as const) await noLeak(() => {
+    for (const norm of ['linf', 'l2'] as const) await noLeak(async () => {
       const eps = 1.5 * Math.max(...f.closedForm[norm]);
-      const run = (seed: number) => {
-        const res = square(f.model, f.x, f.y, { eps, norm, queries: 200, seed, restarts: 2 });
+      const run = async (seed: number) => {
+        const res = await square(f.model, f.x, f.y, { eps, norm, steps: 200, seed, restarts: 2 });
         const out = { adv: Array.from(res.xAdv.dataSync()), queries: Array.from(res.queries), success: Array.from(res.success) };
         res.xAdv.dispose();
         return out;
       };
-      const a = run(7);
-      const b = run(7);
-      const c = run(8);
+      const a = await run(7);
+      const b = await run(7);
+      const c = await run(8);
       assert.deepEqual(a, b, `${norm}: same seed, different result`);
       assert.notDeepEqual(a.adv, c.adv, `${norm}: the seed has no effect`);
     });
@@ -91,7 +134,7 @@ test('square is reproducible from the seed and depends on it, both norms', async
 test('square query accounting: only points not yet fooled are queried, one batched forward per iteration', async () => {
   const f = linearFixture(8, 3);
   try {
-    await noLeak(() => {
+    await noLeak(async () => {
       // Mislabel one point: it is misclassified from the start and must never be attacked.
       const labels = [...f.labels];
       labels[0] = 1 - labels[0]!;
@@ -101,17 +144,19 @@ test('square query accounting: only points not yet fooled are queried, one batch
       const eps = 1.3 * sorted[4]!;
       const budget = 150;
       f.calls.length = 0;
-      const res = square(f.model, f.x, y, { eps, norm: 'linf', queries: budget, seed: 4 });
+      const res = await square(f.model, f.x, y, { eps, norm: 'linf', steps: budget, seed: 4 });
       res.xAdv.dispose();
       y.dispose();
       const q = Array.from(res.queries);
       assert.equal(q[0], 0, 'a point misclassified from the start was queried');
-      assert.ok(q.some((v) => v > 1 && v < budget), `no point fooled mid-run: ${q}`);
-      assert.ok(q.some((v) => v === budget), `every point fooled: ${q}`);
+      // The start plus `budget` proposals for a point never fooled.
+      const full = budget + 1;
+      assert.ok(q.some((v) => v > 1 && v < full), `no point fooled mid-run: ${q}`);
+      assert.ok(q.some((v) => v === full), `every point fooled: ${q}`);
       for (let i = 1; i < q.length; i++) {
-        assert.ok(q[i]! >= 1 && q[i]! <= budget);
+        assert.ok(q[i]! >= 1 && q[i]! <= full);
         // A point that stopped before the budget stopped because it was fooled, and fooled points stop.
-        if (q[i]! < budget) assert.equal(res.success[i], 1, `example ${i} stopped early unfooled`);
+        if (q[i]! < full) assert.equal(res.success[i], 1, `example ${i} stopped early unfooled`);
         else assert.equal(res.success[i], 0, `example ${i} fooled only at the last query: unlikely, check the fixture`);
       }
       // calls = [clean forward, init, iterations..., final check]; evaluation k of the run holds exactly the
@@ -136,8 +181,8 @@ test('square on a small net keeps the model state, stays in the ball near the bo
   const y = tf.tidy(() => tf.argMax(model(x), 1).cast('int32') as tf.Tensor1D);
   const before = net.getWeights().map((t) => Array.from(t.dataSync()));
   try {
-    for (const [norm, eps] of [['linf', 0.1], ['l2', 1.5]] as const) await noLeak(() => {
-      const res = square(model, x, y, { eps, norm, queries: 100, seed: 3 });
+    for (const [norm, eps] of [['linf', 0.1], ['l2', 1.5]] as const) await noLeak(async () => {
+      const res = await square(model, x, y, { eps, norm, steps: 100, seed: 3 });
       const adv = res.xAdv.dataSync();
       const pred = tf.tidy(() => tf.argMax(model(res.xAdv), 1).dataSync());
       const d = perExampleDistances(res.xAdv, x, norm);
@@ -156,17 +201,17 @@ test('square on a small net keeps the model state, stays in the ball near the bo
   }
 });
 
-test('square rejects bad options with InputError', () => {
+test('square rejects bad options with InputError', async () => {
   const f = linearFixture(2, 6);
   try {
     for (const opts of [
-      { eps: 0.1, norm: 'l1' },
-      { eps: -1, norm: 'linf' },
-      { eps: 0.1, norm: 'linf', queries: 0 },
-      { eps: 0.1, norm: 'linf', pInit: 2 },
+      { eps: 0.1, norm: 'l1', seed: 0 },
+      { eps: -1, norm: 'linf', seed: 0 },
+      { eps: 0.1, norm: 'linf', steps: 0, seed: 0 },
+      { eps: 0.1, norm: 'linf', pInit: 2, seed: 0 },
       { eps: 0.1, norm: 'linf', seed: 1.5 },
     ]) {
-      assert.throws(() => square(f.model, f.x, f.y, opts as never), InputError, JSON.stringify(opts));
+      await assert.rejects(square(f.model, f.x, f.y, opts as never), InputError, JSON.stringify(opts));
     }
   } finally {
     f.dispose();

@@ -9,6 +9,8 @@ import { heavy } from '../helpers.js';
 import { planTraining, type TrainFlags } from '../../src/cli/train.js';
 import { configHash, jsonSchemaText, resolveConfig } from '../../src/config/index.js';
 import { InputError } from '../../src/errors.js';
+import { writeCheckpoint } from '../../src/checkpoint/index.js';
+import { createModel } from '../../src/models/index.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const BIN = join(ROOT, 'bin', 'ikl-train.js');
@@ -75,46 +77,48 @@ test('--print-config prints YAML that re-validates to the same config (file < --
   assert.equal(again.model.numClasses, 100);
 });
 
-test('planTraining: run directory from the config or --run-dir; presentation flags do not change the hash', () => {
-  const p = planTraining(flags({ set: ['run.name=abc', 'run.outDir=out'] }));
+test('planTraining: run directory from the config or --run-dir; presentation flags do not change the hash', async () => {
+  const p = await planTraining(flags({ set: ['run.name=abc', 'run.outDir=out'] }));
   assert.equal(p.runDir, join('out', 'abc'));
   assert.equal(p.resume, false);
-  const q = planTraining(flags({ set: ['run.name=abc'], runDir: 'elsewhere', backend: 'cpu', logFormat: 'json', progress: false }));
+  const q = await planTraining(flags({ set: ['run.name=abc'], runDir: 'elsewhere', backend: 'cpu', logFormat: 'json', progress: false }));
   assert.equal(q.runDir, 'elsewhere');
   assert.deepEqual([q.config.run.backend, q.config.run.logFormat, q.config.run.progress], ['cpu', 'json', false]);
   assert.equal(configHash(q.config), configHash(resolveConfig({ sets: ['run.name=abc'] })));
-  assert.throws(() => planTraining(flags({ logFormat: 'xml' })), (e: unknown) => e instanceof InputError && /--log-format: expected one of auto\|json\|pretty/.test(e.message));
+  await assert.rejects(planTraining(flags({ logFormat: 'xml' })), (e: unknown) => e instanceof InputError && /--log-format: expected one of auto\|json\|pretty/.test(e.message));
 });
 
-test('planTraining --resume: a run directory resumes with its config.resolved.yaml; a checkpoint directory with its stored config', () => {
+test('planTraining --resume: a run directory resumes with its config.resolved.yaml; a checkpoint directory with its stored config', async () => {
   const runDir = join(tmp, 'resumable');
   mkdirSync(runDir, { recursive: true });
   writeFileSync(join(runDir, 'config.resolved.yaml'), 'run:\n  name: resumable\nattack:\n  steps: 3\n');
-  const p = planTraining(flags({ resume: runDir }));
+  const p = await planTraining(flags({ resume: runDir }));
   assert.equal(p.runDir, runDir);
   assert.equal(p.resume, true);
   assert.equal(p.config.attack.steps, 3);
   assert.equal(p.configSource, join(runDir, 'config.resolved.yaml'));
 
-  const ckDir = join(tmp, 'some-checkpoint');
-  mkdirSync(ckDir, { recursive: true });
-  const stored = resolveConfig({ sets: ['attack.steps=4', 'run.name=from-ckpt'] });
-  writeFileSync(join(ckDir, 'checkpoint.json'), JSON.stringify({ config: stored }));
-  const q = planTraining(flags({ resume: ckDir }));
+  // A real (checksummed) checkpoint: the config is read through the verified reader.
+  const ckDir = join(tmp, 'some-run', 'last');
+  const stored = resolveConfig({ sets: ['attack.steps=4', 'run.name=from-ckpt', 'model.arch=small-cnn'] });
+  const model = createModel({ arch: 'small-cnn', numClasses: 10, seed: 0 });
+  await writeCheckpoint(ckDir, { model, meta: { arch: 'small-cnn', numClasses: 10, dataset: 'cifar10', epoch: 0, step: 0, config: stored }, state: {}, tensors: {} });
+  model.dispose();
+  const q = await planTraining(flags({ resume: ckDir }));
   assert.equal(q.resume, ckDir);
   assert.deepEqual(q.config, stored);
   assert.equal(q.runDir, join('checkpoints', 'from-ckpt'));
   // --set on top of a stored config is validated (and named) like any other.
-  assert.throws(
-    () => planTraining(flags({ resume: ckDir, set: ['attack.steps=0'] })),
+  await assert.rejects(
+    planTraining(flags({ resume: ckDir, set: ['attack.steps=0'] })),
     (e: unknown) => e instanceof InputError && e.message === '--set attack.steps=0: attack.steps: expected a positive integer, got 0',
   );
-  assert.throws(() => planTraining(flags({ resume: runDir, runDir: join(tmp, 'other') })), /is a run directory but --run-dir says/);
+  await assert.rejects(planTraining(flags({ resume: runDir, runDir: join(tmp, 'other') })), /is a run directory but --run-dir says/);
 
   // Bare --resume: the run directory named by the config; its saved config wins over the defaults.
   mkdirSync(join(tmp, 'bare'), { recursive: true });
   writeFileSync(join(tmp, 'bare', 'config.resolved.yaml'), `run:\n  name: bare\n  outDir: ${tmp}\nattack:\n  steps: 2\n`);
-  const b = planTraining(flags({ resume: true, set: [`run.outDir=${tmp}`, 'run.name=bare'] }));
+  const b = await planTraining(flags({ resume: true, set: [`run.outDir=${tmp}`, 'run.name=bare'] }));
   assert.equal(b.runDir, join(tmp, 'bare'));
   assert.equal(b.config.attack.steps, 2);
   assert.equal(b.configSource, join(tmp, 'bare', 'config.resolved.yaml'));

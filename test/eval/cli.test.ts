@@ -39,7 +39,7 @@ test('bad flags: exit 2, one line on stderr naming the flag, nothing on stdout',
     [['--checkpoint', 'x', '--attack', 'pgd', '--shard', '3/2'], /^ikl-eval: --shard: the index must be in \[0, 1\]/],
     [['--checkpoint', 'x', '--attack', 'pgd', '--frobnicate'], /^ikl-eval: unknown option '--frobnicate'/],
     [['--attack', 'pgd'], /^ikl-eval: --checkpoint: a checkpoint directory is required/],
-    [['merge', '/nonexistent/report.json'], /^ikl-eval: merge: cannot read \/nonexistent\/report.json/],
+    [["merge", "/nonexistent/report.json"], /^ikl-eval: merge: \/nonexistent\/report.json: cannot read \(no such file or folder\)/],
   ];
   for (const [args, msg] of cases) {
     const r = run(args);

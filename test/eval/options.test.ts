@@ -5,10 +5,12 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { InputError } from '../../src/errors.js';
 import { parseShard, resolveEvalOptions, shardSlice } from '../../src/eval/options.js';
-import { mergeReports, resultWarnings } from '../../src/eval/report.js';
-import { assertSameOptions, loadState, newState, saveState, writeFileAtomic } from '../../src/eval/state.js';
+import { LEGACY_MERGE_WARNING, mergeReports, resultWarnings } from '../../src/eval/report.js';
+import { assertResumable, assertSameOptions, loadState, newState, saveState } from '../../src/eval/state.js';
+import { writeFileAtomic } from '../../src/files.js';
 import type { EvalOptions, EvalReport } from '../../src/eval/types.js';
-import { combineValidity, EMPTY_VALIDITY, formatValidityLine } from '../../src/eval/validity.js';
+import { combineValidity, EMPTY_VALIDITY, formatValidity } from '../../src/attacks/validity.js';
+import { validityFromJson, validityToJson } from '../../src/eval/validity.js';
 import { tempDir } from './fixture.js';
 
 const base = { checkpoint: 'ckpt', attack: 'pgd' };
@@ -26,6 +28,28 @@ test('defaults: PGD-20 of 2/255 at eps 8/255, linf, seed 0, batch 200, dataset f
   assert.equal(o.dataset, null);
   assert.equal(o.nExamples, null);
   assert.equal(o.shard, null);
+});
+
+test("--protocol trades: TRADES' PGD-20 evaluation with its fixed settings; the default protocol adds no field", () => {
+  const t = resolveEvalOptions({ checkpoint: 'ckpt', protocol: 'trades' });
+  assert.deepEqual(
+    [t.attack, t.eps, t.epsInput, t.norm, t.steps, t.stepSize, t.restarts, t.protocol],
+    ['pgd', 0.031, '0.031', 'linf', 20, 0.003, 1, 'trades'],
+  );
+  assert.equal(resolveEvalOptions({ ...base, protocol: 'trades' }).protocol, 'trades');
+  assert.ok(!('protocol' in resolveEvalOptions(base)), 'older --state files must keep matching default runs');
+  assert.ok(!('protocol' in resolveEvalOptions({ ...base, protocol: 'default' })));
+  for (const [extra, flag] of [
+    [{ eps: '8/255' }, /^--eps: not accepted with --protocol trades/],
+    [{ stepSize: '0.007' }, /^--step-size:/],
+    [{ steps: '10' }, /^--steps:/],
+    [{ restarts: '2' }, /^--restarts:/],
+    [{ norm: 'l2' }, /^--norm:/],
+    [{ attack: 'autoattack' }, /^--attack:/],
+  ] as const) {
+    assert.throws(() => resolveEvalOptions({ checkpoint: 'ckpt', protocol: 'trades', ...extra }), (e: Error) => e instanceof InputError && flag.test(e.message));
+  }
+  assert.throws(() => resolveEvalOptions({ ...base, protocol: 'madry' }), /^InputError: --protocol: expected one of default\|trades/);
 });
 
 test('per-attack defaults', () => {
@@ -94,7 +118,7 @@ test('shards: contiguous whole batches, disjoint, covering [0, n), as balanced a
 function fakeReport(start: number, end: number, clean: number, stageCorrect: number[], v: Partial<EvalReport['validity']> = {}): EvalReport {
   const n = end - start;
   return {
-    tool: 'ikl-eval', checkpoint: 'c', arch: 'small-cnn', num_classes: 10, dataset: 'synthetic', attack: 'autoattack',
+    tool: 'ikl-eval', checkpoint: 'c', weights_sha256: 'f'.repeat(64), arch: 'small-cnn', num_classes: 10, dataset: 'synthetic', attack: 'autoattack',
     attack_params: { eps: 8 / 255, eps_input: '8/255', norm: 'linf', steps: null, step_size: null, step_size_input: null, restarts: null, loss: null, stages: ['apgd-ce', 'square'], details: {} },
     eps: 8 / 255, eps_input: '8/255', norm: 'linf', seed: 0, batch_size: 10, n_examples: n, n_examples_total: 30,
     shard: { index: start / 10, count: 3 }, slice: { start, end },
@@ -140,25 +164,29 @@ test('merge rejects mismatched options, overlaps and gaps', () => {
 });
 
 test('validity: combine is max/sum/min/max with an empty neutral element; the line flags out-of-ball inputs', () => {
-  const v = { max_perturbation: 0.03, nan_count: 2, min: 0.1, max: 0.8 };
+  const v = { maxPerturbation: 0.03, nanCount: 2, min: 0.1, max: 0.8 };
   assert.deepEqual(combineValidity(EMPTY_VALIDITY, v), v);
-  assert.deepEqual(combineValidity(v, { max_perturbation: 0.01, nan_count: 3, min: 0, max: 0.5 }), { max_perturbation: 0.03, nan_count: 5, min: 0, max: 0.8 });
-  assert.match(formatValidityLine({ max_perturbation: 8 / 255, nan_count: 0, min: 0, max: 1 }, 8 / 255, 'linf'), /^valid/);
-  assert.match(formatValidityLine({ max_perturbation: 9 / 255, nan_count: 0, min: 0, max: 1 }, 8 / 255, 'linf'), /^INVALID/);
-  assert.match(formatValidityLine({ max_perturbation: 0.01, nan_count: 0, min: -0.01, max: 1 }, 8 / 255, 'linf'), /^INVALID/);
+  assert.deepEqual(combineValidity(v, { maxPerturbation: 0.01, nanCount: 3, min: 0, max: 0.5 }), { maxPerturbation: 0.03, nanCount: 5, min: 0, max: 0.8 });
+  assert.match(formatValidity({ maxPerturbation: 8 / 255, nanCount: 0, min: 0, max: 1 }, 8 / 255, 'linf'), /^valid/);
+  assert.match(formatValidity({ maxPerturbation: 9 / 255, nanCount: 0, min: 0, max: 1 }, 8 / 255, 'linf'), /^INVALID/);
+  assert.match(formatValidity({ maxPerturbation: 0.01, nanCount: 0, min: -0.01, max: 1 }, 8 / 255, 'linf'), /^INVALID/);
+  // The JSON form (state and report files): snake_case, and an empty range stored as nulls.
+  assert.deepEqual(validityToJson(EMPTY_VALIDITY), { max_perturbation: 0, nan_count: 0, min: null, max: null });
+  assert.deepEqual(validityFromJson(JSON.parse(JSON.stringify(validityToJson(EMPTY_VALIDITY)))), EMPTY_VALIDITY);
+  assert.deepEqual(validityFromJson(validityToJson(v)), v);
 });
 
-test('state: atomic write leaves no temporary file, round-trips, refuses other options', () => {
+test('state: atomic write leaves no temporary file, round-trips, refuses other options', async () => {
   const dir = tempDir();
   const file = join(dir, 'state.json');
   const opts: EvalOptions = {
     ...resolveEvalOptions(base), dataset: 'synthetic', nExamples: 20,
   };
-  const s = newState(opts, ['pgd-20'], { start: 0, end: 20 });
+  const s = newState(opts, ['pgd-20'], { start: 0, end: 20 }, 'a'.repeat(64));
   s.clean[3] = 1;
   s.brokenAt[3] = 0;
   s.batches['0'] = { stagesDone: 1, cleanTime: 0.1, stageTimes: [0.2], validity: { ...EMPTY_VALIDITY } };
-  saveState(file, s);
+  await saveState(file, s);
   assert.deepEqual(readdirSync(dir), ['state.json']);
   const back = loadState(file)!;
   assert.deepEqual(back, s, 'an empty validity (±Infinity) survives JSON');
@@ -168,6 +196,56 @@ test('state: atomic write leaves no temporary file, round-trips, refuses other o
   assert.doesNotThrow(() => assertSameOptions(file, back.options, { ...opts }));
   writeFileSync(file, '{"truncated');
   assert.throws(() => loadState(file), /not a JSON ikl-eval state file/);
-  writeFileAtomic(file, 'x');
+  await writeFileAtomic(file, 'x');
   assert.equal(readFileSync(file, 'utf8'), 'x');
+});
+
+test('merge: the model is its weights hash; other paths to the same weights merge, other weights are refused', () => {
+  const a = fakeReport(0, 10, 9, [5, 5]);
+  const b = fakeReport(10, 20, 6, [2, 2]);
+  const c = fakeReport(20, 30, 3, [1, 1]);
+  // Same weights reached by a relative and an absolute path: one evaluation.
+  const m = mergeReports([a, { ...b, checkpoint: '/abs/c' }, c], ['a', 'b', 'c']);
+  assert.equal(m.weights_sha256, 'f'.repeat(64));
+  assert.equal(m.n_examples, 30);
+  // Different weights at the same path (wa/ moved on): refused, naming both hashes.
+  assert.throws(
+    () => mergeReports([a, { ...b, weights_sha256: 'e'.repeat(64) }, c], ['a', 'b', 'c']),
+    (e: unknown) => e instanceof InputError && /merge: b evaluated weights sha256 eeeeeeeeeeee… \(checkpoint c\) but a evaluated ffffffffffff… \(checkpoint c\); these are different models/.test(e.message),
+  );
+  // Reports of an older ikl-eval (no hash): merged by path as before, with a warning; never mixed with hashed ones.
+  const old = (r: EvalReport): EvalReport => {
+    const { weights_sha256: _w, ...rest } = r;
+    return rest;
+  };
+  const legacy = mergeReports([old(a), old(b), old(c)], ['a', 'b', 'c']);
+  assert.equal(legacy.weights_sha256, undefined);
+  assert.ok(legacy.sanity_warnings.includes(LEGACY_MERGE_WARNING));
+  assert.ok(!m.sanity_warnings.includes(LEGACY_MERGE_WARNING));
+  assert.throws(() => mergeReports([old(a), { ...old(b), checkpoint: 'd' }, old(c)], ['a', 'b', 'c']), /merge: b evaluated checkpoint d but a evaluated c/);
+  assert.throws(() => mergeReports([a, old(b), c], ['a', 'b', 'c']), /merge: b records no weights_sha256 \(an older ikl-eval\) but a does/);
+});
+
+test('state: resumed only from the same weights (any path to them); a state without the hash is refused', async () => {
+  const dir = tempDir();
+  const file = join(dir, 'state.json');
+  const opts: EvalOptions = { ...resolveEvalOptions({ ...base, dataDir: 'data' }), dataset: 'synthetic', nExamples: 20 };
+  const hash = '1'.repeat(64);
+  await saveState(file, newState(opts, ['pgd-20'], { start: 0, end: 20 }, hash));
+  const abs = { ...opts, checkpoint: join(process.cwd(), 'ckpt'), dataDir: join(process.cwd(), 'data') };
+  const s = loadState(file)!;
+  assert.doesNotThrow(() => assertResumable(file, s, abs, hash, ['pgd-20']));
+  assert.equal(s.options.checkpoint, abs.checkpoint, 'the resumed state names the path of this run');
+  assert.throws(
+    () => assertResumable(file, loadState(file)!, opts, '2'.repeat(64), ['pgd-20']),
+    (e: unknown) => e instanceof InputError && /made from the weights of ckpt \(sha256 111111111111…\), but --checkpoint ckpt holds other weights \(sha256 222222222222…\)/.test(e.message),
+  );
+  // A version-1 state (before the hash): read, but not resumed.
+  const v1 = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  delete v1.weightsSha256;
+  v1.version = 1;
+  writeFileSync(file, JSON.stringify(v1));
+  const old = loadState(file)!;
+  assert.equal(old.weightsSha256, null);
+  assert.throws(() => assertResumable(file, old, opts, hash, ['pgd-20']), /written by an older ikl-eval that did not record the weights' sha256/);
 });

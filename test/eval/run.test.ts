@@ -15,12 +15,12 @@ import { forward } from '../../src/models/index.js';
 import { resolveEvalOptions, type RawEvalOptions } from '../../src/eval/options.js';
 import { mergeReports } from '../../src/eval/report.js';
 import { imageBatch, runEval } from '../../src/eval/run.js';
-import type { AttackPlan } from '../../src/eval/plan.js';
-import { pgd } from '../../src/attacks/pgd.js';
-import { measureValidity } from '../../src/eval/measure.js';
-import { evalSanityWarnings } from '../../src/eval/sanity.js';
+import { planAttack, planTargetClasses, type AttackPlan } from '../../src/eval/plan.js';
+import { sanityChecks } from '../../src/attacks/checks.js';
+import { validityLine } from '../../src/attacks/validity.js';
 import type { EvalReport } from '../../src/eval/types.js';
 import { makeCheckpoint, tempDir } from './fixture.js';
+import { deriveSeed } from '../../src/rng.js';
 
 const dir = tempDir();
 let ckpt: Promise<string> | undefined;
@@ -40,17 +40,17 @@ function timeless(r: EvalReport): unknown {
   return { ...r, time_s: null, stages: r.stages.map((s) => ({ ...s, time_s: null })) };
 }
 
-test('measureValidity reports the attack-side numbers and refuses inputs outside the ball', async () => {
+test('validityLine reports the attack-side numbers and refuses inputs outside the ball', async () => {
   await noLeak(async () => {
     const x = tf.tensor4d([0.5, 0.2, 0.9, 0.0], [2, 1, 2, 1]);
     const xAdv = tf.tensor4d([0.52, 0.19, 0.92, 0.02], [2, 1, 2, 1]);
-    const v = await measureValidity(x, xAdv, { eps: 0.03, norm: 'linf', attack: 't' });
+    const v = await validityLine(x, xAdv, { eps: 0.03, norm: 'linf', attack: 't' });
     // Hand-computed: δ = (0.02, −0.01) and (0.02, 0.02): L∞ max 0.02, L2 max √0.0008; values in [0.02, 0.92].
-    assert.ok(Math.abs(v.max_perturbation - 0.02) < 1e-6, `linf ${v.max_perturbation}`);
-    assert.deepEqual([v.nan_count, Number(v.min.toFixed(6)), Number(v.max.toFixed(6))], [0, 0.02, 0.92]);
-    const l2 = await measureValidity(x, xAdv, { eps: 0.1, norm: 'l2', attack: 't' });
-    assert.ok(Math.abs(l2.max_perturbation - Math.hypot(0.02, 0.02)) < 1e-6, `l2 ${l2.max_perturbation}`);
-    await assert.rejects(measureValidity(x, xAdv, { eps: 0.015, norm: 'linf', attack: 't' }), /invalid adversarial/);
+    assert.ok(Math.abs(v.maxPerturbation - 0.02) < 1e-6, `linf ${v.maxPerturbation}`);
+    assert.deepEqual([v.nanCount, Number(v.min.toFixed(6)), Number(v.max.toFixed(6))], [0, 0.02, 0.92]);
+    const l2 = await validityLine(x, xAdv, { eps: 0.1, norm: 'l2', attack: 't' });
+    assert.ok(Math.abs(l2.maxPerturbation - Math.hypot(0.02, 0.02)) < 1e-6, `l2 ${l2.maxPerturbation}`);
+    await assert.rejects(validityLine(x, xAdv, { eps: 0.015, norm: 'linf', attack: 't' }), /invalid adversarial/);
     tf.dispose([x, xAdv]);
   });
 });
@@ -62,11 +62,13 @@ test('sanity checks: class-count warning only for targeted attacks, probabilitie
     const w = tf.randomNormal([12, 3], 0, 1, 'float32', 2) as tf.Tensor2D;
     const logits = (xi: tf.Tensor4D): tf.Tensor2D => tf.matMul(xi.reshape([xi.shape[0], 12]), w);
     const probs = (xi: tf.Tensor4D): tf.Tensor2D => tf.softmax(logits(xi));
-    assert.deepEqual(await evalSanityWarnings(logits, x, y, { numClasses: 3, attack: 'pgd' }), []);
-    const aa = await evalSanityWarnings(logits, x, y, { numClasses: 3, attack: 'autoattack' });
+    const targets = (attack: 'pgd' | 'autoattack'): number | null =>
+      planTargetClasses(planAttack({ ...resolveEvalOptions({ checkpoint: 'c', attack }), dataset: 'synthetic', nExamples: 4 }));
+    assert.deepEqual(await sanityChecks(logits, x, y, { nTargetClasses: targets('pgd') }), []);
+    const aa = await sanityChecks(logits, x, y, { nTargetClasses: targets('autoattack') });
     assert.equal(aa.length, 1);
     assert.match(aa[0]!, /3 classes/);
-    const p = await evalSanityWarnings(probs, x, y, { numClasses: 3, attack: 'pgd' });
+    const p = await sanityChecks(probs, x, y, { nTargetClasses: targets('pgd') });
     assert.ok(p.some((m) => /probabilities/.test(m)), p.join(' | '));
     tf.dispose([x, y, w]);
   });
@@ -119,7 +121,11 @@ test('a stopped run resumed from --state gives the report of an uninterrupted ru
   const c = await checkpoint();
   const whole = await runEval(resolveEvalOptions(flags(c, { seed: '3' })));
   const state = join(dir, 'resume.state.json');
-  const stopped = await noLeak(() => runEval(resolveEvalOptions(flags(c, { seed: '3' })), { stateFile: state, stopAfterBatches: 1 }));
+  // Stopped after one batch, as a killed run would be.
+  const stop = new AbortController();
+  const stopped = await noLeak(() =>
+    runEval(resolveEvalOptions(flags(c, { seed: '3' })), { stateFile: state, signal: stop.signal, onProgress: (done) => done >= 1 && stop.abort() }),
+  );
   assert.equal(stopped, null);
   const saved = JSON.parse(readFileSync(state, 'utf8')) as { batches: Record<string, { stagesDone: number }> };
   assert.deepEqual(Object.keys(saved.batches), ['0'], 'exactly the first batch is recorded');
@@ -150,11 +156,7 @@ test('a run stopped mid-batch between two stages resumes at the right stage and 
   const plan: AttackPlan = {
     loss: null,
     details: {},
-    stages: (['ce', 'cw'] as const).map((loss) => ({
-      name: `pgd-${loss}-2`,
-      blackBox: false,
-      run: (m, x, y, seed) => pgd(m, x, y, { eps, norm: 'linf', steps: 2, stepSize: eps / 2, restarts: 1, seed, loss }),
-    })),
+    stages: (['ce', 'cw'] as const).map((loss) => ({ name: `pgd-${loss}-2`, attack: 'pgd', options: { steps: 2, stepSize: eps / 2, restarts: 1, loss } })),
   };
   const opts = () => resolveEvalOptions(flags(c, { eps: '2/255', seed: '11' }));
   const whole = (await runEval(opts(), { plan }))!;
@@ -163,11 +165,52 @@ test('a run stopped mid-batch between two stages resumes at the right stage and 
   assert.equal(whole.robust_correct, whole.stages[1]!.robust_correct);
 
   const state = join(dir, 'stages.state.json');
-  assert.equal(await noLeak(() => runEval(opts(), { plan, stateFile: state, stopAfterStages: 3 })), null);
+  // Stopped after the third stage run: both stages of batch 0, the first of batch 1.
+  const stop = new AbortController();
+  let stagesRun = 0;
+  const onStage = (): void => void (++stagesRun === 3 && stop.abort());
+  assert.equal(await noLeak(() => runEval(opts(), { plan, stateFile: state, signal: stop.signal, onStage })), null);
   const saved = JSON.parse(readFileSync(state, 'utf8')) as { batches: Record<string, { stagesDone: number }> };
   assert.deepEqual(Object.fromEntries(Object.entries(saved.batches).map(([k, v]) => [k, v.stagesDone])), { 0: 2, 1: 1 }, 'stopped after stage 1 of batch 1');
   const resumed = (await runEval(opts(), { plan, stateFile: state }))!;
   assert.deepEqual(timeless(resumed), timeless(whole));
   // The same state with the standard pgd plan (other stages) is refused.
   await assert.rejects(runEval(opts(), { stateFile: state }), /made with stages pgd-ce-2,pgd-cw-2, this run has pgd-4;/);
+});
+
+test("--protocol trades replays TRADES' _pgd_whitebox (plain loop, same start noise) and its counting rule", heavy, async () => {
+  const c = await checkpoint();
+  const report = await runEval(resolveEvalOptions({ checkpoint: c, protocol: 'trades', nExamples: '40', batchSize: '16', dataset: 'synthetic' }));
+  assert.ok(report);
+  assert.deepEqual([report.eps, report.attack_params.step_size, report.attack_params.steps], [0.031, 0.003, 20]);
+  assert.equal(report.attack_params.details.protocol, 'trades');
+  const { test: testSet } = await loadDataset('synthetic', { synthetic: { nTrain: 1, nTest: 40 } });
+  const { model } = await readCheckpoint(c);
+  const f = (v: tf.Tensor4D) => forward(model, v, { training: false });
+  let robust = 0;
+  let fixed = 0;
+  for (let b = 0; b < 3; b++) {
+    const { x, y } = imageBatch(testSet, 16 * b, Math.min(40, 16 * (b + 1)));
+    const [correctEnd, correctClean] = tf.tidy(() => {
+      // pgd_attack_cifar10.py: X + U(−ε, ε) (not clamped); 20 × { X += 0.003·sign(∇CE); X = X0 + clip(X − X0, ±ε); clip to [0, 1] }.
+      let xp = tf.add(x, tf.randomUniform(x.shape, -0.031, 0.031, 'float32', deriveSeed(0, b, 0))) as tf.Tensor4D;
+      // Σ −log softmax(z)_y written out (tf.losses.softmaxCrossEntropy's input gradient is not this one in tfjs 4).
+      const ceSum = (v: tf.Tensor) => tf.neg(tf.sum(tf.mul(tf.oneHot(y, 10), tf.logSoftmax(f(v as tf.Tensor4D))))) as tf.Scalar;
+      for (let k = 0; k < 20; k++) {
+        const g = tf.grad(ceSum)(xp);
+        xp = tf.add(xp, tf.mul(tf.sign(g), 0.003)) as tf.Tensor4D;
+        xp = tf.clipByValue(tf.add(x, tf.clipByValue(tf.sub(xp, x), -0.031, 0.031)), 0, 1) as tf.Tensor4D;
+      }
+      const ok = (v: tf.Tensor4D) => tf.equal(tf.argMax(f(v), 1), y).dataSync();
+      return [ok(xp), ok(x)];
+    });
+    correctEnd.forEach((v, i) => {
+      robust += v;
+      if (v && !correctClean[i]) fixed++;
+    });
+    tf.dispose([x, y]);
+  }
+  model.dispose();
+  // Every point whose last iterate is correct counts, clean errors the attack fixed included.
+  assert.equal(report.robust_correct, robust, `robust ${report.robust_correct} vs the plain loop ${robust} (of which ${fixed} clean errors fixed)`);
 });

@@ -55,10 +55,21 @@ for (const arch of MODEL_ARCHS) {
       const ref = run(() => model.apply(x, { training: true }) as tf.Tensor2D);
       const refStats = snapshotWeights(model);
       restoreWeights(model, s0);
+      // model.apply itself at x + 1e-6 noise: the float32 conditioning of each weight's gradient. Some are zero in
+      // exact arithmetic and pure rounding here (a conv bias read by training-mode BN; the beta of a BN whose
+      // output only reaches another BN through a conv, as in MobileNetV2's projections and VGG's biased convs).
+      const xNear = tf.tidy(() => tf.add(x, tf.randomUniform(x.shape, -1e-6, 1e-6, 'float32', 5)));
+      const near = run(() => model.apply(xNear, { training: true }) as tf.Tensor2D);
+      restoreWeights(model, s0);
       const ours = run(() => trainingForward(model, x));
       const ourStats = snapshotWeights(model);
       assertClose(ours.value.dataSync(), ref.value.dataSync(), 1e-6, 'loss');
-      for (const v of params) assert.ok(relErr(ours.grads[v.name]!, ref.grads[v.name]!) < 1e-4, `${v.name}: gradient differs`);
+      for (const v of params) {
+        const tol = Math.max(1e-4, 4 * relErr(near.grads[v.name]!, ref.grads[v.name]!));
+        const err = relErr(ours.grads[v.name]!, ref.grads[v.name]!);
+        assert.ok(err <= tol, `${v.name}: gradient differs (relative error ${err} > ${tol})`);
+      }
+      tf.dispose([xNear, near.value, ...Object.values(near.grads)]);
       // Same ops on the same values: the running statistics are updated bit for bit as tfjs-layers does.
       refStats.forEach((t, i) => assert.deepEqual(Array.from(ourStats[i]!.dataSync()), Array.from(t.dataSync()), `${model.weights[i]!.originalName}`));
       restoreWeights(model, s0);
@@ -82,9 +93,11 @@ for (const arch of MODEL_ARCHS) {
       assert.ok(relErr(ours, ref) < 1e-5, `logits: relative error ${relErr(ours, ref)}`);
       const [gRef, gOurs] = [tf.grad(lossOf(apply))(x), tf.grad(lossOf(exec.fn))(x)];
       // The input gradient of a deep ReLU network is ill-conditioned in float32 (a ReLU whose input rounds to the
-      // other side of 0 moves it): what model.apply itself gives for x + 1e-6 noise sets the scale of the tolerance
-      // (measured ~0.7% on the WRNs, below 1e-5 on the small CNN).
-      const xNear = tf.tidy(() => tf.add(x, tf.randomUniform(x.shape, -1e-6, 1e-6, 'float32', 5)));
+      // other side of 0 moves it): what model.apply itself gives for x + 1e-5 noise sets the scale of the tolerance
+      // (measured ~0.7% on the WRNs, below 1e-5 on the small CNN). 1e-6 flips no ReLU in resnet32x4, resnet110 or
+      // wrn_40_1 with scrambled BN, whose folded input gradient is then off by 0.1-0.2%; with unscrambled BN the
+      // same networks agree to 2e-6, so the difference is rounding amplified, not a wrong gradient.
+      const xNear = tf.tidy(() => tf.add(x, tf.randomUniform(x.shape, -1e-5, 1e-5, 'float32', 5)));
       const gNear = tf.grad(lossOf(apply))(xNear);
       const tol = Math.max(1e-4, 4 * relErr(gNear, gRef));
       assert.ok(relErr(gOurs, gRef) <= tol, `input gradient: relative error ${relErr(gOurs, gRef)} > ${tol}`);

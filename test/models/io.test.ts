@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { assertClose, heavy, noLeak, rng, randomImages } from '../helpers.js';
+import { assertClose, heavy, noLeak, randomImages } from '../helpers.js';
 import { InputError } from '../../src/errors.js';
 import { createModel, forward, loadModel, modelWeights, saveModel, type ModelArch } from '../../src/models/index.js';
 

@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as tf from '@tensorflow/tfjs';
-import { heavy, noLeak, randomImages } from '../helpers.js';
+import { noLeak, randomImages } from '../helpers.js';
 import { InputError } from '../../src/errors.js';
 import { MODEL_ARCHS, countParams, createModel, forward, parseArch, type ModelArch } from '../../src/models/index.js';
 import { assertLayerConfigs, testReferenceCounts } from './zoo-fixtures.js';

@@ -56,15 +56,17 @@ const ikl = (zn: number[][], za: number[][], w: number[][], alpha: number, beta:
 
 const base: ObjectiveOptions = { type: 'ikl-at', alpha: 3, beta: 20, gamma: 1, temperature: 1, tradesBeta: 6, labelSmoothing: 0 };
 
-function run(opts: ObjectiveOptions): { natural?: number; robust?: number; total: number; calls: number; hasNat: boolean; hasAdv: boolean } {
+function run(opts: ObjectiveOptions): { natural?: number; robust?: number; total: number; calls: number; order: string[]; hasNat: boolean; hasAdv: boolean } {
   return tf.tidy(() => {
     let calls = 0;
-    const forward = (x: tf.Tensor4D): tf.Tensor2D => {
-      calls++;
-      return tf.reshape(x, [x.shape[0], C]);
-    };
+    const order: string[] = [];
     const x = tf.tensor4d(zNat.flat(), [B, 1, 1, C]);
     const xAdv = tf.tensor4d(zAdv.flat(), [B, 1, 1, C]);
+    const forward = (input: tf.Tensor4D): tf.Tensor2D => {
+      calls++;
+      order.push(input === xAdv ? 'adv' : input === x ? 'nat' : '?');
+      return tf.reshape(input, [input.shape[0], C]);
+    };
     const y = tf.tensor1d(labels, 'int32');
     const p = objective(forward, x, y, xAdv, tf.tensor2d(prior), opts);
     return {
@@ -72,6 +74,7 @@ function run(opts: ObjectiveOptions): { natural?: number; robust?: number; total
       robust: p.robust?.dataSync()[0],
       total: p.total.dataSync()[0]!,
       calls,
+      order,
       hasNat: p.logitsNat !== undefined,
       hasAdv: p.logitsAdv !== undefined,
     };
@@ -85,6 +88,9 @@ test('ikl-at: CE(z, y) + IKL(z, z\'; s̄_y, α, β) with two separate forward pa
     const rob = ikl(zNat, zAdv, prior, 3, 20);
     assertClose([r.natural!, r.robust!, r.total], [nat, rob, nat + rob], 1e-5, 'ikl-at parts');
     assert.equal(r.calls, 2, 'clean and adversarial batches go through the model separately');
+    // train_dkl_cifar10.py: `logits_adv, logits_nat = model(x_adv), model(x_natural)`; the last train-mode pass
+    // decides which batch the BN running statistics were updated with last.
+    assert.deepEqual(r.order, ['adv', 'nat'], 'forward order as the reference');
     assert.ok(r.hasNat && r.hasAdv);
   });
 });
@@ -94,6 +100,7 @@ test('trades: CE + β·KL(s‖s\'); pgd-at: CE(f(x\')); standard: CE(f(x))', asy
     const t = run({ ...base, type: 'trades' });
     assertClose([t.natural!, t.robust!, t.total], [ce(zNat, labels), 6 * kl(zNat, zAdv), ce(zNat, labels) + 6 * kl(zNat, zAdv)], 1e-5, 'trades');
     assert.equal(t.calls, 2);
+    assert.deepEqual(t.order, ['adv', 'nat'], 'the DKL repo\'s TRADES baseline order (train_trades_cifar.py)');
     const p = run({ ...base, type: 'pgd-at' });
     assertClose([p.total], [ce(zAdv, labels)], 1e-5, 'pgd-at');
     assert.equal(p.calls, 1, 'pgd-at never forwards the clean batch');

@@ -22,11 +22,18 @@ test('piecewise lr decays after each milestone epoch (PyTorch MultiStepLR counti
   assert.equal(learningRate({ kind: 'constant', lr: 0.05, epochs: 3 }, 3), 0.05);
 });
 
-test('linear warm-up scales the first epochs by e/(W+1)', () => {
-  const s = { kind: 'constant' as const, lr: 0.3, epochs: 10, warmupEpochs: 2 };
+test('warm-up as the reference: lr·e/W for e < W, then the cosine shifted by W over E − W + 1', () => {
+  const s = { kind: 'constant' as const, lr: 0.3, epochs: 10, warmupEpochs: 3 };
   assert.ok(Math.abs(learningRate(s, 1) - 0.1) < 1e-15);
   assert.ok(Math.abs(learningRate(s, 2) - 0.2) < 1e-15);
   assert.equal(learningRate(s, 3), 0.3);
+  // train_dkl_cifar10.py, lr 0.2, W 5, E 20: e < 5 → 0.2·e/5; e ≥ 5 → 0.1·(1 + cos(π(e − 5)/16)).
+  const c = { kind: 'cosine' as const, lr: 0.2, epochs: 20, warmupEpochs: 5 };
+  const reference = (e: number) => (e < 5 ? (0.2 / 5) * e : 0.2 * 0.5 * (1 + Math.cos((Math.PI * (e - 5)) / 16)));
+  for (let e = 1; e <= 20; e++) assert.ok(Math.abs(learningRate(c, e) - reference(e)) < 1e-15, `epoch ${e}`);
+  assert.equal(learningRate(c, 5), 0.2, 'the cosine restarts at the full rate');
+  // W = 1 shifts the cosine by one epoch and warms nothing up, as in the reference.
+  assert.equal(learningRate({ ...c, warmupEpochs: 1 }, 1), 0.2);
 });
 
 test('epsilon ramp ε·e/E and step size absolute or relative', () => {

@@ -49,3 +49,11 @@ for (const type of ['ikl-at', 'trades', 'pgd-at', 'standard']) {
 test('an ikl attack without class weights is an input error', () => {
   assert.throws(() => createTrainer(configFor('ikl-at', { attack: { objective: 'ikl' }, classWeights: { enabled: false } })), InputError);
 });
+
+test("AWP's proxy steps at the configured base learning rate, as the reference's proxy optimiser (lr=args.lr)", () => {
+  for (const lr of [0.2, 0.03]) {
+    const t = createTrainer(configFor('ikl-at', { optimizer: { lr } }));
+    assert.equal(t.awp!.options.proxyLr, lr);
+    disposeTrainer(t);
+  }
+});

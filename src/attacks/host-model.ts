@@ -1,9 +1,9 @@
 /**
- * Small pieces shared by the FAB and Square attacks: batched model calls on JS arrays (both attacks keep their
- * state in Float32Arrays and only hand the model a tensor), and the shape checks of their inputs (option checks are in validate.ts).
+ * Model calls on host (JS) arrays, shared by FAB and Square: both attacks keep their state in Float32Arrays and
+ * only hand the model a tensor. Input and option checks are in validate.ts.
  */
 import * as tf from '@tensorflow/tfjs';
-import { InputError } from '../errors.js';
+import { checkInputs } from './validate.js';
 import type { ModelFn } from './types.js';
 
 export type Shape4 = [number, number, number, number];
@@ -65,10 +65,7 @@ export function diffAndGrad(
 
 /** The input of an attack as flat arrays, after shape checks. */
 export function readInputs(who: string, x: tf.Tensor4D, y: tf.Tensor1D): { shape: Shape4; xData: Float32Array; yData: Int32Array } {
-  if (x.rank !== 4) throw new InputError(`${who}: x: expected a rank-4 NHWC tensor, got rank ${x.rank}`);
-  if (y.rank !== 1 || y.shape[0] !== x.shape[0]) {
-    throw new InputError(`${who}: y: expected a rank-1 tensor of length ${x.shape[0]}, got shape [${y.shape.join(', ')}]`);
-  }
+  checkInputs(who, x, y);
   const xData = Float32Array.from(x.dataSync() as ArrayLike<number>);
   const yData = Int32Array.from(y.dataSync() as ArrayLike<number>);
   return { shape: [...x.shape] as Shape4, xData, yData };
