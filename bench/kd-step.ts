@@ -12,6 +12,7 @@ import { initBackend } from '../src/backend.js';
 import { resolveConfig } from '../src/config/index.js';
 import { createModel } from '../src/models/index.js';
 import { createTrainer, disposeTrainer, trainStep } from '../src/train/step.js';
+import { teacherLogits } from '../src/train/teacher.js';
 
 function flag(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -46,10 +47,13 @@ for (const type of objectives) {
   for (let s = 0; s < steps; s++) trainStep(t, x, y, { ...params, seed: s + 1 });
   const sec = (performance.now() - t0) / 1000 / steps;
   const leak = tf.memory().numTensors - before;
+  const t1 = performance.now();
+  for (let s = 0; s < steps; s++) teacherLogits(teacher, x).dispose();
+  const teacherSec = (performance.now() - t1) / 1000 / steps;
   const epochSteps = Math.ceil(TRAIN_IMAGES / batch);
   console.log(
     `${teacherArch} -> ${config.model.arch} ${type} batch ${batch}: ${sec.toFixed(3)} s/step, ${(batch / sec).toPrecision(3)} images/s, ` +
-      `CIFAR-100 epoch (${epochSteps} steps) ≈ ${((epochSteps * sec) / 60).toFixed(1)} min${leak !== 0 ? `, TENSOR LEAK ${leak}` : ''}`,
+      `CIFAR-100 epoch (${epochSteps} steps) ≈ ${((epochSteps * sec) / 60).toFixed(1)} min; teacher forward alone ${teacherSec.toFixed(3)} s${leak !== 0 ? `, TENSOR LEAK ${leak}` : ''}`,
   );
   tf.dispose([x, y]);
   disposeTrainer(t);

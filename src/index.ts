@@ -67,15 +67,19 @@ export {
   pgd,
   apgd,
   apgdCe,
+  apgdDlr,
   apgdT,
+  fab,
   fabT,
   square,
   autoAttack,
   runStages,
   stageFromSpec,
   versionSpecs,
+  customSpecs,
   AUTOATTACK_STANDARD,
   AUTOATTACK_VERSIONS,
+  AUTOATTACK_STAGE_NAMES,
   ATTACK_NAMES,
   validityLine,
   formatValidity,
@@ -98,6 +102,7 @@ export {
   type AutoAttackOptions,
   type AutoAttackResult,
   type AutoAttackStage,
+  type AutoAttackStageName,
   type AutoAttackVersion,
   type SequenceOptions,
   type StageEvent,
@@ -143,3 +148,15 @@ export {
   type EvalAttack,
   type AttackPlan,
 } from './eval/index.js';
+
+// PyTorch interop: state_dicts (.pt zip or legacy, .safetensors) in and out under the official key names.
+export {
+  loadTorchModel,
+  readStateDictFile,
+  recogniseArch,
+  exportModel,
+  type ImportedModel,
+  type WeightSource,
+} from './interop/index.js';
+export { exportSource, type ExportResult } from './interop/export.js';
+export { initModelFrom } from './interop/init-from.js';

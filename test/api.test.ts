@@ -10,25 +10,29 @@ import * as api from '../src/index.js';
 
 /** Runtime values (functions, classes, constants). */
 const VALUES = `
-  ATTACK_NAMES AUTOATTACK_STANDARD AUTOATTACK_VERSIONS BACKEND_CHOICES ClassWeights DATASETS DATASET_CLASSES DivergenceError
-  EVAL_ATTACKS EXIT InputError InvalidAdversarialError LOG_FORMATS MODEL_ARCHS RUN_FILES SeededRng apgd apgdCe apgdT
+  ATTACK_NAMES AUTOATTACK_STAGE_NAMES AUTOATTACK_STANDARD AUTOATTACK_VERSIONS BACKEND_CHOICES ClassWeights DATASETS DATASET_CLASSES DivergenceError
+  EVAL_ATTACKS EXIT InputError InvalidAdversarialError LOG_FORMATS MODEL_ARCHS RUN_FILES SeededRng apgd apgdCe apgdDlr apgdT
   autoAttack backendInfo batches configHash configToYaml createLogger createModel crossEntropy cwMarginLoss deriveSeed
-  dkdLoss dklLoss dlrLoss dlrTargetedLoss epochSettings epsilonAt evaluateAccuracy fabT fgsm findResumableCheckpoint firstN
-  formatValidity forward iklKdLoss iklLoss initBackend jsonSchemaText kdLoss klLoss learningRate loadDataset loadModel makeSynthetic
-  mergeReports numBatches parseArch parseBackendChoice parseConfig parseNumberExpr pgd planAttack readCheckpoint
-  readCifar10 readCifar100 resolveConfig resolveEvalOptions runEval runStages sanityChecks saveModel splitValidation
-  square stageFromSpec train trainConfigSchema validityLine verifyCheckpoint versionSpecs warmupFactor writeCheckpoint
+  dkdLoss dklLoss dlrLoss dlrTargetedLoss epochSettings epsilonAt evaluateAccuracy fabT fgsm findResumableCheckpoint
+  firstN formatValidity forward iklKdLoss iklLoss initBackend jsonSchemaText kdLoss klLoss learningRate loadDataset
+  loadModel makeSynthetic mergeReports numBatches parseArch parseBackendChoice parseConfig parseNumberExpr pgd
+  planAttack readCheckpoint readCifar10 readCifar100 resolveConfig resolveEvalOptions runEval runStages sanityChecks
+  saveModel splitValidation square stageFromSpec train trainConfigSchema validityLine verifyCheckpoint versionSpecs
+  warmupFactor writeCheckpoint exportModel exportSource initModelFrom loadTorchModel readStateDictFile recogniseArch
+  fab customSpecs
 `;
 
 /** Types only (erased at run time; read from the source of src/index.ts). */
 const TYPES = `
   ApgdOptions ApgdTOptions AttackName AttackOptions AttackPlan AttackResult AutoAttackOptions AutoAttackResult
   AutoAttackStage AutoAttackVersion BackendChoice BackendInfo BaseAttackOptions Batch BatchOptions CheckpointData
-  CheckpointMeta ClassWeightsJSON ClassWeightsOptions CrossEntropyOptions DatasetName DkdOptions DklOptions EpochSettings
-  EvalAttack EvalOptions EvalReport FabOptions FabResult FgsmOptions Forward IklKdOptions IklOptions ImageSet KdOptions KlOptions
+  CheckpointMeta ClassWeightsJSON ClassWeightsOptions CrossEntropyOptions DatasetName DkdOptions DklOptions
+  EpochSettings EvalAttack EvalOptions EvalReport FabOptions FabResult FgsmOptions Forward IklKdOptions IklOptions
+  ImageSet KdOptions KlOptions AutoAttackStageName
   LoadDatasetOptions LoadedCheckpoint LogFormat Logger MarginOptions MetricRecord ModelArch ModelFn ModelSpec Norm
   PgdOptions RawEvalOptions Reduction RunEvalHooks SequenceOptions SquareOptions SquareResult StageEvent StageResult
   StageSpec StepInfo StepStats SyntheticOptions TrainConfig TrainConfigInput TrainOptions TrainResult ValidityLine
+  ExportResult ImportedModel WeightSource
 `;
 
 const words = (s: string): string[] => s.split(/\s+/).filter(Boolean).sort();

@@ -13,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { crossEntropy, dlrLoss, dlrTargetedLoss } from '../losses/index.js';
 import { InputError } from '../errors.js';
-import { correctMask, lossAndGrad, type PerExampleLoss } from './grad.js';
+import { correctMask, eotLossAndGrad, type PerExampleLoss } from './grad.js';
 import { deriveSeed } from '../rng.js';
 import { linfNormPerExample, normalizeL2, perExample, project, selectPerExample, steepestDirection } from './project.js';
 import { gatherRows, indicesWhere, scatterRows } from './subset.js';
@@ -32,6 +32,11 @@ export type ApgdLoss = 'ce' | 'dlr';
 export interface ApgdOptions extends AttackOptions {
   /** Threshold ρ of the oscillation condition (default 0.75). */
   rho?: number;
+  /**
+   * Forward/backward passes averaged into each gradient (expectation over transformation, for randomised
+   * defences; AutoAttack "rand": 20). Default 1.
+   */
+  eotIter?: number;
 }
 
 export interface ApgdTOptions extends ApgdOptions {
@@ -122,15 +127,16 @@ export function apgdRun(
   x: tf.Tensor4D,
   y: tf.Tensor1D,
   lossFn: PerExampleLoss,
-  opts: { eps: number; norm: Norm; steps: number; seed: number; rho?: number; x0?: tf.Tensor4D; onIteration?: ApgdIterationHook },
+  opts: { eps: number; norm: Norm; steps: number; seed: number; rho?: number; eotIter?: number; x0?: tf.Tensor4D; onIteration?: ApgdIterationHook },
 ): ApgdRun {
   const { eps, norm, steps } = opts;
   const rho = opts.rho ?? APGD_RHO;
+  const draws = opts.eotIter ?? 1;
   const checkpoints = apgdCheckpoints(steps);
   let state = tf.tidy((): ApgdState => {
     // opts.x0: a given start (warm starts; tests that replay the algorithm from a known point).
     const x0 = opts.x0 ? project(opts.x0, x, eps, norm) : apgdStart(x, eps, norm, opts.seed);
-    const { loss, logits, grad } = lossAndGrad(model, lossFn, x0);
+    const { loss, logits, grad } = eotLossAndGrad(model, lossFn, x0, draws);
     const b = x.shape[0];
     return {
       xAdv: x0,
@@ -165,7 +171,7 @@ export function apgdRun(
           a === 1
             ? z
             : project(tf.add(tf.add(s.xAdv, tf.mul(tf.sub(z, s.xAdv), a)), tf.mul(tf.sub(s.xAdv, s.xPrev), 1 - a)), x, eps, norm);
-        const { loss, logits, grad } = lossAndGrad(model, lossFn, xNew);
+        const { loss, logits, grad } = eotLossAndGrad(model, lossFn, xNew, draws);
         const wrong = tf.logicalNot(correctMask(logits, y)) as tf.Tensor1D;
         const improved = tf.greater(loss, s.lossBest) as tf.Tensor1D;
         const next: ApgdState = {
@@ -214,6 +220,7 @@ export function apgdRun(
 function checkApgdOptions(who: string, x: tf.Tensor4D, y: tf.Tensor1D, opts: ApgdOptions): void {
   checkIterativeOptions(who, x, y, opts, 1);
   if (opts.rho !== undefined) checkRange(who, 'rho', opts.rho, 0, 1, false);
+  if (opts.eotIter !== undefined) checkCount(who, 'eotIter', opts.eotIter, 1);
 }
 
 /** State of a multi-run attack: examples still classified correctly are attacked again; the rest keep their adversarial. */
@@ -306,6 +313,11 @@ export async function apgd(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts:
 /** APGD-CE: APGD on the cross-entropy (AutoAttack "standard": 100 steps, 1 restart). */
 export function apgdCe(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: ApgdOptions): Promise<AttackResult> {
   return apgd(model, x, y, { ...opts, loss: 'ce' });
+}
+
+/** APGD-DLR: APGD on the untargeted DLR loss (AutoAttack "plus" and "rand"). */
+export function apgdDlr(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: ApgdOptions): Promise<AttackResult> {
+  return apgd(model, x, y, { ...opts, loss: 'dlr' });
 }
 
 /**

@@ -10,13 +10,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors.js';
 import { deriveSeed } from '../rng.js';
-import { apgdCe, apgdT, APGD_TARGET_CLASSES } from './apgd.js';
-import { fabT } from './fab.js';
+import { apgdCe, apgdDlr, apgdT, APGD_TARGET_CLASSES } from './apgd.js';
+import { fab, fabT } from './fab.js';
 import { fgsm } from './fgsm.js';
 import { pgd } from './pgd.js';
 import { square } from './square.js';
 import { gatherRows, indicesWhere, predictCorrect, scatterRows } from './subset.js';
-import type { AttackResult, ModelFn, Norm } from './types.js';
+import { AUTOATTACK_STAGE_NAMES, AUTOATTACK_VERSION_NAMES, type AttackResult, type AutoAttackStageName, type AutoAttackVersion, type ModelFn, type Norm } from './types.js';
 import { checkCount, checkInputs, checkNonNegative, checkNorm, checkSeed } from './validate.js';
 import { combineValidity, validityLine, type ValidityLine } from './validity.js';
 
@@ -38,7 +38,7 @@ export interface AutoAttackStage {
 }
 
 /** The attacks a stage can name, with the options the sequencer supplies itself (eps, norm, seed) left out. */
-const ATTACK_FNS = { fgsm, pgd, 'apgd-ce': apgdCe, 'apgd-t': apgdT, 'fab-t': fabT, square } as const;
+const ATTACK_FNS = { fgsm, pgd, 'apgd-ce': apgdCe, 'apgd-dlr': apgdDlr, 'apgd-t': apgdT, fab, 'fab-t': fabT, square } as const;
 export type AttackName = keyof typeof ATTACK_FNS;
 export const ATTACK_NAMES = Object.keys(ATTACK_FNS) as AttackName[];
 /** Score-based attacks (no gradients). */
@@ -61,7 +61,16 @@ export function stageFromSpec(spec: StageSpec): AutoAttackStage {
 export const AUTOATTACK_STANDARD = { steps: 100, nTargetClasses: APGD_TARGET_CLASSES, squareQueries: 5000, pInit: 0.8, restarts: 1 } as const;
 
 const S = AUTOATTACK_STANDARD;
-/** AutoAttack versions as stage lists, in the order they run. */
+/** The restarts of APGD-CE/-DLR and FAB/FAB-T in "plus" (and the reference's constructor defaults) and the EOT draws of "rand". */
+const PLUS_RESTARTS = 5;
+const RAND_EOT_ITER = 20;
+/**
+ * AutoAttack versions as stage lists, in the order they run, with the settings the reference's set_version gives
+ * them (autoattack.py, L-inf/L2): standard = APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square 5,000, one
+ * restart each; plus = APGD-CE and APGD-DLR with 5 restarts, FAB with 5 restarts, Square, APGD-T (1 restart), FAB-T
+ * (5 restarts: the reference's one FAB object carries fab's 5 into fab-t); rand = APGD-CE and APGD-DLR with one
+ * restart and the gradient averaged over 20 draws (for randomised defences).
+ */
 export const AUTOATTACK_VERSIONS = {
   standard: [
     { name: 'apgd-ce', attack: 'apgd-ce', options: { steps: S.steps, restarts: S.restarts } },
@@ -69,12 +78,51 @@ export const AUTOATTACK_VERSIONS = {
     { name: 'fab-t', attack: 'fab-t', options: { steps: S.steps, restarts: S.restarts, nTargetClasses: S.nTargetClasses } },
     { name: 'square', attack: 'square', options: { steps: S.squareQueries, pInit: S.pInit, restarts: S.restarts } },
   ],
-} as const satisfies Record<string, readonly StageSpec[]>;
-export type AutoAttackVersion = keyof typeof AUTOATTACK_VERSIONS;
-export const AUTOATTACK_VERSION_NAMES = Object.keys(AUTOATTACK_VERSIONS) as AutoAttackVersion[];
+  plus: [
+    { name: 'apgd-ce', attack: 'apgd-ce', options: { steps: S.steps, restarts: PLUS_RESTARTS } },
+    { name: 'apgd-dlr', attack: 'apgd-dlr', options: { steps: S.steps, restarts: PLUS_RESTARTS } },
+    { name: 'fab', attack: 'fab', options: { steps: S.steps, restarts: PLUS_RESTARTS } },
+    { name: 'square', attack: 'square', options: { steps: S.squareQueries, pInit: S.pInit, restarts: S.restarts } },
+    { name: 'apgd-t', attack: 'apgd-t', options: { steps: S.steps, restarts: S.restarts, nTargetClasses: S.nTargetClasses } },
+    { name: 'fab-t', attack: 'fab-t', options: { steps: S.steps, restarts: PLUS_RESTARTS, nTargetClasses: S.nTargetClasses } },
+  ],
+  rand: [
+    { name: 'apgd-ce', attack: 'apgd-ce', options: { steps: S.steps, restarts: S.restarts, eotIter: RAND_EOT_ITER } },
+    { name: 'apgd-dlr', attack: 'apgd-dlr', options: { steps: S.steps, restarts: S.restarts, eotIter: RAND_EOT_ITER } },
+  ],
+} as const satisfies Record<AutoAttackVersion, readonly StageSpec[]>;
+export { AUTOATTACK_VERSION_NAMES, AUTOATTACK_STAGE_NAMES, type AutoAttackVersion, type AutoAttackStageName };
 
 export const STANDARD_STAGE_NAMES = ['apgd-ce', 'apgd-t', 'fab-t', 'square'] as const;
 export type StandardStageName = (typeof STANDARD_STAGE_NAMES)[number];
+
+/**
+ * A custom list (the reference's version='custom'): the named stages in the given order, each with the settings
+ * the reference's constructor gives it when no version overrides them, which are exactly "plus"'s.
+ */
+export function customSpecs(names: readonly string[], budget: StandardBudget = {}): StageSpec[] {
+  if (!Array.isArray(names) || names.length === 0) throw new InputError(`autoAttack: attacks expected a non-empty list of ${AUTOATTACK_STAGE_NAMES.join('|')}`);
+  const seen = new Set<string>();
+  return names.map((name) => {
+    const spec = (AUTOATTACK_VERSIONS.plus as readonly StageSpec[]).find((s) => s.name === name);
+    if (!spec) throw new InputError(`autoAttack: attacks expected names among ${AUTOATTACK_STAGE_NAMES.join('|')}, got '${name}'`);
+    if (seen.has(name)) throw new InputError(`autoAttack: attacks names '${name}' twice`);
+    seen.add(name);
+    return withBudget(spec, budget);
+  });
+}
+
+/** A stage's budget as the report lists it (snake_case, as the reference names the settings). */
+export function stageBudget(spec: StageSpec): Record<string, number> {
+  const o = spec.options as { steps?: number; restarts?: number; nTargetClasses?: number; eotIter?: number; pInit?: number };
+  const out: Record<string, number> = {};
+  if (o.steps !== undefined) out[spec.attack === 'square' ? 'queries' : 'steps'] = o.steps;
+  if (o.restarts !== undefined) out.restarts = o.restarts;
+  if (o.nTargetClasses !== undefined) out.n_target_classes = o.nTargetClasses;
+  if (o.eotIter !== undefined) out.eot_iter = o.eotIter;
+  if (o.pInit !== undefined) out.p_init = o.pInit;
+  return out;
+}
 
 /** Smaller budgets for quick runs and tests; every field defaults to the version's own. */
 export interface StandardBudget {
@@ -240,8 +288,11 @@ export interface AutoAttackOptions extends StandardBudget {
   norm: Norm;
   seed: number;
   version?: AutoAttackVersion;
-  /** Stages to run, in order: names of the version's stages, specs, and/or runnable stages. Default: the version's. */
-  attacks?: Array<StandardStageName | StageSpec | AutoAttackStage>;
+  /**
+   * Stages to run, in order: names (a stage of the version, else the custom-list stage of that name, see
+   * customSpecs), specs, and/or runnable stages. Default: the version's.
+   */
+  attacks?: Array<AutoAttackStageName | StageSpec | AutoAttackStage>;
   /** Points per attack call (default: all still-robust points at once). */
   batchSize?: number;
   /** Called after every stage that ran. */
@@ -270,8 +321,7 @@ function resolveStages(opts: AutoAttackOptions): AutoAttackStage[] {
   if (!Array.isArray(list) || list.length === 0) throw new InputError(`autoAttack: attacks expected a non-empty list of stages`);
   return list.map((a) => {
     if (typeof a === 'string') {
-      const spec = specs.find((s) => s.name === a);
-      if (!spec) throw new InputError(`autoAttack: attacks expected names among ${specs.map((s) => s.name).join('|')}, got '${a}'`);
+      const spec = specs.find((s) => s.name === a) ?? customSpecs([a], opts)[0]!;
       return stageFromSpec(spec);
     }
     if (a && 'attack' in a) return stageFromSpec(withBudget(a, opts));

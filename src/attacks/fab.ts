@@ -1,6 +1,8 @@
 /**
  * FAB-T: the targeted Fast Adaptive Boundary attack (Croce & Hein, "Minimally distorted adversarial examples
- * with a fast adaptive boundary attack", ICML 2020) as AutoAttack "standard" runs it.
+ * with a fast adaptive boundary attack", ICML 2020) as AutoAttack "standard" runs it; `fab`, the untargeted
+ * version of AutoAttack "plus", differs only in the boundary it linearises at each step: that of the class whose
+ * linearised boundary is closest (host-model.ts, closestBoundary) instead of a fixed target's.
  *
  * For each of the top-`nTargetClasses` non-true classes t of the clean logits, and each restart, on the points
  * still robust: linearise the boundary f = z_t − z_y at the iterate x1, project both x1 and the original x0 onto
@@ -12,7 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { distance, projectOntoHyperplaneBox } from './fab-projection.js';
-import { argmaxRow, diffAndGrad, labelsOf, logitsOf, readInputs, type Shape4 } from './host-model.js';
+import { argmaxRow, closestBoundary, diffAndGrad, labelsOf, logitsOf, readInputs, type Shape4 } from './host-model.js';
 import { checkCount, checkNorm, checkRange, checkSeed } from './validate.js';
 import { deriveSeed, SeededRng } from '../rng.js';
 import type { AttackResult, BaseAttackOptions, ModelFn, Norm } from './types.js';
@@ -23,7 +25,7 @@ export interface FabOptions extends BaseAttackOptions {
   steps?: number;
   /** Runs per target class; every run after the first starts at a random point at distance eps/2. */
   restarts?: number;
-  /** How many of the highest-scoring wrong classes to target (AutoAttack: 9); capped at classes − 1. */
+  /** FAB-T: how many of the highest-scoring wrong classes to target (AutoAttack: 9); capped at classes − 1. Unused by `fab`. */
   nTargetClasses?: number;
   /** Upper bound on the bias towards the original point (paper: alpha_max). */
   alphaMax?: number;
@@ -46,15 +48,16 @@ export interface FabResult extends AttackResult {
   distance: Float64Array;
 }
 
-const WHO = 'fabT';
-
 interface RunResult {
   best: Float32Array;
   bestNorm: Float64Array;
 }
 
+/** The boundary a step linearises at x1: per point f(x1) and ∇f(x1) (flat n×D). */
+type Linearise = (x1: Float32Array) => { df: Float32Array; dg: Float32Array };
+
 /**
- * One FAB run (AutoAttack's attack_single_run, targeted) on n points: x0 (n×D, flat), labels y, targets t.
+ * One FAB run (AutoAttack's attack_single_run) on n points: x0 (n×D, flat), labels y, the boundary to linearise.
  * Returns, per point, the least distorted misclassified iterate and its norm (Infinity if none).
  */
 function fabSingleRun(
@@ -62,8 +65,7 @@ function fabSingleRun(
   x0: Float32Array,
   shape: Shape4,
   y: Int32Array,
-  target: Int32Array,
-  classes: number,
+  linearise: Linearise,
   o: { eps: number; norm: Norm; steps: number; alphaMax: number; eta: number; beta: number },
   randomStart: SeededRng | undefined,
   onStep?: (step: number, x1: Float32Array, bestNorm: Float64Array) => void,
@@ -89,7 +91,7 @@ function fabSingleRun(
   const d2 = new Float64Array(D);
 
   for (let step = 0; step < o.steps; step++) {
-    const { df, dg } = diffAndGrad(model, x1, shape, y, target, classes);
+    const { df, dg } = linearise(x1);
     for (let i = 0; i < n; i++) {
       const lo = i * D;
       const w = dg.subarray(lo, lo + D);
@@ -130,7 +132,17 @@ function fabSingleRun(
  * Targeted FAB on a batch. Points misclassified from the start are left as they are (success 1, distance 0).
  * Model calls run in inference mode through `model`; no tensor is kept and the model is never modified.
  */
-export async function fabT(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: FabOptions): Promise<FabResult> {
+export function fabT(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: FabOptions): Promise<FabResult> {
+  return fabAttack(model, x, y, opts, true);
+}
+
+/** Untargeted FAB (AutoAttack "plus": 5 restarts): each step moves towards the closest linearised boundary. */
+export function fab(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: FabOptions): Promise<FabResult> {
+  return fabAttack(model, x, y, opts, false);
+}
+
+async function fabAttack(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: FabOptions, targeted: boolean): Promise<FabResult> {
+  const WHO = targeted ? 'fabT' : 'fab';
   const norm = checkNorm(WHO, opts.norm);
   const o = {
     eps: checkRange(WHO, 'eps', opts.eps, 0, Infinity, true),
@@ -162,8 +174,9 @@ export async function fabT(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts:
   });
   const rankOf = new Map(robust.map((i, k) => [i, ranking[k]!]));
 
-  const targets = Math.min(nTargetClasses, classes - 1);
-  for (let k = 1; k <= targets; k++) {
+  // Untargeted: one pass (k = 0) whose runs choose their boundary at every step.
+  const targets = targeted ? Math.min(nTargetClasses, classes - 1) : 0;
+  for (let k = targeted ? 1 : 0; k <= targets; k++) {
     for (let r = 0; r < restarts; r++) {
       const active = robust.filter((i) => dist[i] === Infinity);
       if (active.length === 0) break;
@@ -179,7 +192,9 @@ export async function fabT(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts:
       const start = r > 0 ? new SeededRng(deriveSeed(seed, k, r)) : undefined;
       const hook = opts.onIteration;
       const onStep = hook ? (step: number, x1: Float32Array, bn: Float64Array) => hook({ k, restart: r, step, x1, bestNorm: bn }) : undefined;
-      const { best, bestNorm } = fabSingleRun(model, x0, [n, H, W, C], ya, ta, classes, o, start, onStep);
+      const runShape: Shape4 = [n, H, W, C];
+      const linearise: Linearise = targeted ? (x1) => diffAndGrad(model, x1, runShape, ya, ta, classes) : (x1) => closestBoundary(model, x1, runShape, ya, classes, norm);
+      const { best, bestNorm } = fabSingleRun(model, x0, runShape, ya, linearise, o, start, onStep);
       active.forEach((i, a) => {
         if (bestNorm[a]! <= o.eps) {
           dist[i] = bestNorm[a]!;

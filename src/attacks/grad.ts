@@ -48,3 +48,21 @@ export function lossAndGrad(model: ModelFn, lossFn: PerExampleLoss, x: tf.Tensor
 export function correctMask(logits: tf.Tensor2D, y: tf.Tensor1D): tf.Tensor1D {
   return tf.tidy(() => tf.equal(tf.argMax(logits, 1), tf.cast(y, 'int32')) as tf.Tensor1D);
 }
+
+/**
+ * Expectation over transformation for randomised models (AutoAttack's `eot_iter`): `draws` forward + backward
+ * passes at the same x, the gradient averaged over them; loss and logits are those of the last draw, as the
+ * reference keeps them. draws = 1 is lossAndGrad itself.
+ */
+export function eotLossAndGrad(model: ModelFn, lossFn: PerExampleLoss, x: tf.Tensor4D, draws: number): LossAndGrad {
+  if (draws === 1) return lossAndGrad(model, lossFn, x);
+  return tf.tidy(() => {
+    let sum: tf.Tensor4D | null = null;
+    let last: LossAndGrad | null = null;
+    for (let k = 0; k < draws; k++) {
+      last = lossAndGrad(model, lossFn, x);
+      sum = sum ? (tf.add(sum, last.grad) as tf.Tensor4D) : last.grad;
+    }
+    return { loss: last!.loss, logits: last!.logits, grad: tf.div(sum!, draws) as tf.Tensor4D };
+  });
+}

@@ -63,6 +63,55 @@ export function diffAndGrad(
   return { df, dg };
 }
 
+/**
+ * Untargeted FAB's linearisation (the reference's get_diff_logits_grads_batch, then the class choice): for every
+ * example, f_k = z_k − z_y and ∇f_k for all k ≠ y, and the k whose linearised boundary is closest,
+ * |f_k| / ‖∇f_k‖_dual (dual of the threat model's norm: L1 for L-inf, L2 for L2). Returns that class's f and ∇f
+ * in diffAndGrad's layout. One forward + backward on C copies of the batch (copy c carries class c's gradient)
+ * instead of C backward passes.
+ */
+export function closestBoundary(
+  model: ModelFn,
+  data: Float32Array,
+  shape: Shape4,
+  y: Int32Array,
+  classes: number,
+  norm: 'linf' | 'l2',
+): { df: Float32Array; dg: Float32Array } {
+  const n = shape[0];
+  const D = data.length / n;
+  const [value, grad] = tf.tidy(() => {
+    const x = tf.tile(tf.tensor4d(data, shape), [classes, 1, 1, 1]) as tf.Tensor4D;
+    const cls = tf.tensor1d(Int32Array.from({ length: classes * n }, (_, r) => Math.floor(r / n)), 'int32');
+    const lab = tf.tensor1d(Int32Array.from({ length: classes * n }, (_, r) => y[r % n]!), 'int32');
+    const coef = tf.sub(tf.oneHot(cls, classes), tf.oneHot(lab, classes));
+    const { value, grads } = tf.engine().gradients(() => tf.sum(tf.mul(model(x), coef), 1), [x], undefined, true);
+    return [value, grads[0] ?? tf.zerosLike(x)];
+  });
+  const f = value.dataSync() as Float32Array;
+  const g = grad.dataSync() as Float32Array;
+  const df = new Float32Array(n);
+  const dg = new Float32Array(n * D);
+  for (let i = 0; i < n; i++) {
+    let best = -1;
+    let bestDist = Infinity;
+    for (let c = 0; c < classes; c++) {
+      if (c === y[i]) continue;
+      const row = (c * n + i) * D;
+      let size = 0;
+      for (let j = 0; j < D; j++) size += norm === 'linf' ? Math.abs(g[row + j]!) : g[row + j]! * g[row + j]!;
+      if (norm === 'l2') size = Math.sqrt(size);
+      const dist = Math.abs(f[c * n + i]!) / (1e-12 + size);
+      if (dist < bestDist) [best, bestDist] = [c, dist];
+    }
+    df[i] = f[best * n + i]!;
+    dg.set(g.subarray((best * n + i) * D, (best * n + i + 1) * D), i * D);
+  }
+  value.dispose();
+  grad.dispose();
+  return { df, dg };
+}
+
 /** The input of an attack as flat arrays, after shape checks. */
 export function readInputs(who: string, x: tf.Tensor4D, y: tf.Tensor1D): { shape: Shape4; xData: Float32Array; yData: Int32Array } {
   checkInputs(who, x, y);

@@ -5,6 +5,7 @@ export { pgd, pgdPerturb, pgdStep, restartSeed, defaultStepSize, PGD_STARTS, typ
 export {
   apgd,
   apgdCe,
+  apgdDlr,
   apgdT,
   apgdRun,
   apgdCheckpoints,
@@ -25,17 +26,21 @@ export {
   runStages,
   stageFromSpec,
   versionSpecs,
+  customSpecs,
+  stageBudget,
   withBudget,
   standardStages,
   AUTOATTACK_STANDARD,
   AUTOATTACK_VERSIONS,
   AUTOATTACK_VERSION_NAMES,
+  AUTOATTACK_STAGE_NAMES,
   ATTACK_NAMES,
   STANDARD_STAGE_NAMES,
   type AttackName,
   type AutoAttackOptions,
   type AutoAttackResult,
   type AutoAttackStage,
+  type AutoAttackStageName,
   type AutoAttackVersion,
   type SequenceOptions,
   type SequenceResult,
@@ -50,7 +55,7 @@ export {
 export { validityLine, formatValidity, combineValidity, EMPTY_VALIDITY, InvalidAdversarialError, VALIDITY_TOLERANCE, type ValidityLine } from './validity.js';
 export { checkZeroGradients, checkProbabilityOutputs, checkDeterminism, checkBlackBoxStronger, checkNumClasses, sanityChecks } from './checks.js';
 export { attackObjective, ATTACK_LOSSES, type AttackLoss, type AttackLossOptions, type AttackObjective } from './objective.js';
-export { lossAndGrad, correctMask, type PerExampleLoss, type LossAndGrad } from './grad.js';
+export { lossAndGrad, eotLossAndGrad, correctMask, type PerExampleLoss, type LossAndGrad } from './grad.js';
 export { indicesWhere, gatherRows, scatterRows, predictCorrect } from './subset.js';
 export {
   project,

@@ -13,6 +13,12 @@ export const PGD_STARTS = ['uniform', 'trades', 'none', 'uniform-unclamped'] as 
  */
 export type PgdStart = (typeof PGD_STARTS)[number];
 
+/** AutoAttack's versions (attacks/autoattack.ts holds their stage lists) and the stages a custom list may name. */
+export const AUTOATTACK_VERSION_NAMES = ['standard', 'plus', 'rand'] as const;
+export type AutoAttackVersion = (typeof AUTOATTACK_VERSION_NAMES)[number];
+export const AUTOATTACK_STAGE_NAMES = ['apgd-ce', 'apgd-dlr', 'apgd-t', 'fab', 'fab-t', 'square'] as const;
+export type AutoAttackStageName = (typeof AUTOATTACK_STAGE_NAMES)[number];
+
 /** The losses an attack can maximise (src/attacks/objective.ts). */
 export const ATTACK_LOSSES = ['ce', 'cw', 'kl', 'ikl'] as const;
 export type AttackLoss = (typeof ATTACK_LOSSES)[number];

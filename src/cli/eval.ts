@@ -19,6 +19,7 @@ interface EvalFlags extends RawEvalOptions {
   logFormat?: string;
   progress: boolean;
   verbose?: boolean;
+  arch?: string;
 }
 
 const EXAMPLES = `
@@ -26,14 +27,20 @@ Examples:
   $ ikl-eval --checkpoint runs/ikl-wrn34/best --attack pgd                 # PGD-20, eps 8/255, 10,000 images
   $ ikl-eval --checkpoint runs/ikl-wrn34/best --attack autoattack --state aa.state.json > aa.json
   $ ikl-eval --checkpoint ckpt --attack autoattack --shard 0/4 > shard0.json   # one of 4 slices
+  $ ikl-eval --checkpoint model.pt --dataset cifar10 --attack autoattack     # a PyTorch state_dict
   $ ikl-eval merge shard0.json shard1.json shard2.json shard3.json > aa.json
   $ scripts/eval-shards.sh 4 -- --checkpoint ckpt --attack autoattack       # one shard per GPU, then merge
 
+  $ ikl-eval --checkpoint ckpt --attack autoattack --aa-version plus > aa-plus.json
+  $ ikl-eval --checkpoint ckpt --attacks apgd-ce,apgd-dlr,fab --state custom.state.json > custom.json
   $ ikl-eval --checkpoint ckpt --protocol trades                           # TRADES' PGD-20 evaluation, as its tables
 
 Defaults per attack: pgd/cw 20 steps of eps/4 (2/255 at eps 8/255) from a uniform random start; fgsm one step of
 eps; apgd-ce/apgd-t/fab-t 100 iterations; square 5000 queries; autoattack the standard ensemble (APGD-CE, APGD-T,
-FAB-T, Square on what is still robust), which takes no --steps/--step-size/--restarts.
+FAB-T, Square on what is still robust), which takes no --steps/--step-size/--restarts. --aa-version plus: APGD-CE,
+APGD-DLR (5 restarts each), FAB (5 restarts), Square, APGD-T, FAB-T (5 restarts); rand: APGD-CE and APGD-DLR with
+the gradient averaged over 20 draws (randomised defences). --attacks: any of apgd-ce|apgd-dlr|apgd-t|fab|fab-t|square
+in the order given, with the reference's custom-version settings (those of plus).
 Exit codes: 0 success, 2 bad input (one-line message), 1 failure.`;
 
 function printJson(value: unknown): void {
@@ -64,6 +71,7 @@ async function evalAction(flags: EvalFlags): Promise<number> {
   let started = false;
   const report = await runEval(partial, {
     stateFile: flags.state,
+    arch: flags.arch,
     logger: log,
     backend,
     onProgress: (done, total) => {
@@ -103,7 +111,8 @@ async function mergeAction(files: string[]): Promise<number> {
 export function buildProgram(run: (body: () => Promise<number>) => void): Command {
   const program = new Command('ikl-eval')
     .description('Robust accuracy of a checkpoint under PGD, FGSM, CW, APGD, FAB, Square or AutoAttack. Prints one JSON report on stdout.')
-    .option('--checkpoint <dir>', 'checkpoint directory (model.json, weights.bin, checkpoint.json)')
+    .option('--checkpoint <path>', 'checkpoint directory, or a PyTorch .pt/.pth or .safetensors state_dict')
+    .option('--arch <name>', 'architecture of a PyTorch file (default: recognised from its keys)')
     .option('--attack <name>', EVAL_ATTACKS.join('|'))
     .option('--eps <r>', 'perturbation radius, a fraction or decimal (default 8/255)')
     .option('--norm <norm>', 'linf|l2 (default linf)')
@@ -115,6 +124,8 @@ export function buildProgram(run: (body: () => Promise<number>) => void): Comman
     .option('--dataset <name>', "cifar10|cifar100|synthetic (default: the checkpoint's dataset)")
     .option('--data-dir <dir>', 'dataset directory (default data)')
     .option('--seed <n>', 'seed of every random choice (default 0)')
+    .option('--aa-version <v>', 'standard|plus|rand: the AutoAttack version of --attack autoattack (default standard)')
+    .option('--attacks <list>', 'custom AutoAttack stage list, comma-separated: apgd-ce|apgd-dlr|apgd-t|fab|fab-t|square')
     .option('--protocol <name>', "default|trades: trades = TRADES' PGD-20 evaluation exactly (eps 0.031, 20 steps of 0.003, unclamped uniform start, every point counted)")
     .option('--state <file>', 'resumable state file: a killed run started again continues where it stopped')
     .option('--shard <i/n>', 'evaluate slice i of n contiguous slices of the first n-examples (merge with `ikl-eval merge`)')

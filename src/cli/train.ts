@@ -16,6 +16,7 @@ import type { StepInfo } from '../train/trainer.js';
 export interface TrainFlags {
   config?: string;
   set: string[];
+  initFrom?: string;
   printConfig?: boolean;
   schema?: boolean;
   /** true: resume the run directory; a path: a run directory or a checkpoint directory. */
@@ -60,6 +61,8 @@ export interface TrainPlan {
  */
 export async function planTraining(flags: TrainFlags): Promise<TrainPlan> {
   const sets = [...flags.set];
+  // --init-from is shorthand for --set model.initFrom=PATH (so it is part of the config and its hash).
+  if (flags.initFrom !== undefined) sets.push(`model.initFrom=${JSON.stringify(flags.initFrom)}`);
   let file = flags.config;
   let runDir = flags.runDir;
   let resume: boolean | string = false;
@@ -243,6 +246,7 @@ export function buildProgram(run: (body: () => Promise<number>) => void): Comman
     .option('--print-config', 'print the resolved config as YAML and exit')
     .option('--schema', 'print the JSON Schema of config files and exit')
     .option('--resume [dir]', 'continue a run: its run directory (default: the configured one) or a checkpoint directory')
+    .option('--init-from <path>', 'start from a checkpoint directory or a PyTorch .pt/.safetensors state_dict (= --set model.initFrom=PATH)')
     .option('--run-dir <dir>', 'run directory (default <run.outDir>/<run.name>)')
     .option('--backend <name>', `${BACKEND_NAMES.join('|')} (default: run.backend, then $IKL_BACKEND, then auto)`)
     .option('--log-format <fmt>', `${LOG_FORMATS.join('|')} (logs on stderr)`)

@@ -128,6 +128,8 @@ const model = section(
     arch: oneOf(MODEL_ARCHS).default('wrn-34-10').describe('Architecture from the model zoo.'),
     numClasses: int().min(2, { error: 'expected an integer >= 2' }).optional()
       .describe('Number of classes. Omitted: taken from the dataset (cifar10 10, cifar100 100, synthetic 10).'),
+    initFrom: z.string({ error: 'expected a path' }).min(1, { error: 'expected a non-empty path' }).optional()
+      .describe('Start from these weights instead of the seeded initialisation: a checkpoint directory or a PyTorch .pt/.pth or .safetensors state_dict of the same arch and class count (official key names). Ignored when resuming.'),
   },
   'The network.',
 );

@@ -2,6 +2,7 @@
  * The one place evaluation touches checkpoints: a checkpoint directory → the model as attacks see it
  * (inputs in [0, 1] → logits, inference mode) plus what the report needs to say about it.
  */
+import { stat } from 'node:fs/promises';
 import type * as tf from '@tensorflow/tfjs';
 import type { ModelFn } from '../attacks/types.js';
 import type { DatasetName } from '../data/types.js';
@@ -21,11 +22,37 @@ export interface EvalSubject {
   synthetic: { nTest?: number; seed?: number };
   /** sha256 over the weights: what identifies the model in reports and states (never the path). */
   weightsSha256: string;
+  /** Provenance of a PyTorch/safetensors weight file (absent for our checkpoint directories). */
+  source?: { checkpoint_sha256: string; weights_source: { format: string; container: string; prefix: string } };
   dispose(): void;
 }
 
-export async function loadEvalSubject(dir: string): Promise<EvalSubject> {
+/** A PyTorch / safetensors weight file (src/interop): architecture from --arch or recognised, dataset from --dataset. */
+async function loadWeightFileSubject(file: string, arch: string | undefined): Promise<EvalSubject> {
+  const { loadTorchModel } = await import('../interop/index.js');
+  const m = await loadTorchModel(file, { arch });
+  const { sha256, format, container, prefix } = m.source;
+  return {
+    model: m.model,
+    synthetic: {},
+    modelFn: (x) => forward(m.model, x, { training: false }),
+    arch: m.arch,
+    numClasses: m.numClasses,
+    dataset: null,
+    // The file's own sha256 identifies a weight file: the same file merges and resumes, another file never does.
+    weightsSha256: sha256,
+    source: { checkpoint_sha256: sha256, weights_source: { format, container, prefix } },
+    dispose: () => m.model.dispose(),
+  };
+}
+
+export async function loadEvalSubject(dir: string, opts: { arch?: string } = {}): Promise<EvalSubject> {
+  if ((await stat(dir).catch(() => null))?.isFile()) return loadWeightFileSubject(dir, opts.arch);
   const ckpt = await readCheckpoint(dir);
+  if (opts.arch !== undefined && opts.arch !== ckpt.meta.arch) {
+    ckpt.model.dispose();
+    throw new InputError(`--arch ${opts.arch}: checkpoint ${dir} is a ${ckpt.meta.arch}`);
+  }
   const model = ckpt.model;
   const meta = ckpt.meta;
   const numClasses = meta.numClasses;

@@ -5,8 +5,8 @@
 import { parseBatchSize, parseNumberExpr } from '../config/number.js';
 import { InputError } from '../errors.js';
 import { oneOf } from '../input.js';
-import type { Norm } from '../attacks/types.js';
 import { DATASETS, type DatasetName } from '../data/types.js';
+import { AUTOATTACK_STAGE_NAMES, AUTOATTACK_VERSION_NAMES, type Norm } from '../attacks/types.js';
 import { EVAL_ATTACKS, type EvalAttack, type EvalOptions, type Shard } from './types.js';
 
 /** Options as strings, straight from the command line (undefined = not given). */
@@ -25,6 +25,8 @@ export interface RawEvalOptions {
   seed?: string;
   shard?: string;
   protocol?: string;
+  aaVersion?: string;
+  attacks?: string;
 }
 
 /** Resolved options before the checkpoint is read: the dataset and example count may still come from it. */
@@ -120,8 +122,10 @@ export function resolveEvalOptions(raw: RawEvalOptions): PartialEvalOptions {
   const protocol = raw.protocol?.trim() ?? 'default';
   if (!(EVAL_PROTOCOLS as readonly string[]).includes(protocol)) throw new InputError(`--protocol: expected one of ${EVAL_PROTOCOLS.join('|')}, got '${raw.protocol}'`);
   if (protocol === 'trades') return tradesProtocol(raw);
-  if (raw.attack === undefined) throw new InputError(`--attack: required, one of ${EVAL_ATTACKS.join('|')}`);
-  const attack = parseAttack(raw.attack);
+  // A custom stage list is an AutoAttack run: --attack may be left out.
+  if (raw.attack === undefined && raw.attacks === undefined) throw new InputError(`--attack: required, one of ${EVAL_ATTACKS.join('|')}`);
+  const attack = parseAttack(raw.attack ?? 'autoattack');
+  const aa = autoAttackChoice(raw, attack);
   const norm = parseNorm(raw.norm ?? 'linf');
   const epsInput = (raw.eps ?? DEFAULT_EPS).trim();
   const eps = parseRadius(epsInput, '--eps', norm);
@@ -133,7 +137,7 @@ export function resolveEvalOptions(raw: RawEvalOptions): PartialEvalOptions {
   if (attack === 'autoattack') {
     // The standard ensemble is only comparable across papers with its fixed settings.
     for (const [flag, v] of [['--steps', raw.steps], ['--step-size', raw.stepSize], ['--restarts', raw.restarts]] as const) {
-      if (v !== undefined) throw new InputError(`${flag}: not accepted with --attack autoattack (the standard ensemble has fixed settings)`);
+      if (v !== undefined) throw new InputError(`${flag}: not accepted with --attack autoattack (every version and stage has fixed settings)`);
     }
   }
   if (attack !== 'autoattack') {
@@ -167,7 +171,33 @@ export function resolveEvalOptions(raw: RawEvalOptions): PartialEvalOptions {
     dataDir: raw.dataDir ?? 'data',
     seed: raw.seed === undefined ? 0 : parseIntFlag(raw.seed, '--seed', 0, 0xffffffff),
     shard: raw.shard === undefined ? null : parseShard(raw.shard),
+    ...aa,
   };
+}
+
+/**
+ * --aa-version and --attacks: only with --attack autoattack, not together. standard gives no field (older state
+ * files keep matching); a list is checked name by name (stage names of the report, no repeats).
+ */
+function autoAttackChoice(raw: RawEvalOptions, attack: EvalAttack): Pick<EvalOptions, 'aaVersion' | 'attacks'> {
+  if (attack !== 'autoattack') {
+    if (raw.aaVersion !== undefined) throw new InputError(`--aa-version: only with --attack autoattack, got --attack ${attack}`);
+    if (raw.attacks !== undefined) throw new InputError(`--attacks: a list of AutoAttack stages runs as --attack autoattack, got --attack ${attack}`);
+    return {};
+  }
+  if (raw.attacks !== undefined) {
+    if (raw.aaVersion !== undefined) throw new InputError(`--attacks: a custom list replaces --aa-version ${raw.aaVersion}; give one of the two`);
+    const names = raw.attacks.split(',').map((v) => v.trim());
+    const seen = new Set<string>();
+    for (const n of names) {
+      if (!(AUTOATTACK_STAGE_NAMES as readonly string[]).includes(n)) throw new InputError(`--attacks: expected a comma-separated list of ${AUTOATTACK_STAGE_NAMES.join('|')}, got '${n}'`);
+      if (seen.has(n)) throw new InputError(`--attacks: '${n}' is listed twice`);
+      seen.add(n);
+    }
+    return { aaVersion: 'custom', attacks: names };
+  }
+  const version = oneOf(AUTOATTACK_VERSION_NAMES, (raw.aaVersion ?? 'standard').trim(), '--aa-version');
+  return version === 'standard' ? {} : { aaVersion: version };
 }
 
 /** `--protocol trades`: TRADES' PGD-20 evaluation, whose settings no other flag may change. */

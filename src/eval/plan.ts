@@ -1,10 +1,10 @@
 /**
  * Which attacks a run applies, in order, as data: a list of StageSpec that the attacks module's sequencer
  * (runStages in src/attacks/autoattack.ts) runs on what is still robust. A single attack is a one-stage list;
- * `autoattack` is the stage list of the AutoAttack version. The report's `details` are read off the same data.
+ * `autoattack` is the stage list of the AutoAttack version (--aa-version) or the custom list (--attacks). The report's `details` are read off the same data.
  */
 import { APGD_TARGET_CLASSES } from '../attacks/apgd.js';
-import { AUTOATTACK_STANDARD, versionSpecs, withBudget, type StageSpec } from '../attacks/autoattack.js';
+import { AUTOATTACK_STANDARD, customSpecs, stageBudget, versionSpecs, withBudget, type StageSpec } from '../attacks/autoattack.js';
 import type { EvalOptions } from './types.js';
 
 export interface AttackPlan {
@@ -47,11 +47,13 @@ export function planAttack(o: EvalOptions): AttackPlan {
       return { loss: null, details: { target_classes: a.nTargetClasses, restarts: a.restarts }, stages: [single('fab-t')] };
     case 'square':
       return { loss: 'margin', details: { queries: o.steps!, p_init: a.pInit, restarts: a.restarts }, stages: [single('square')] };
-    case 'autoattack':
-      return {
-        loss: null,
-        details: { version: 'standard', apgd_steps: a.steps, fab_steps: a.steps, target_classes: a.nTargetClasses, square_queries: a.squareQueries, restarts: a.restarts },
-        stages: std,
-      };
+    case 'autoattack': {
+      const version = o.aaVersion ?? 'standard';
+      const stages = version === 'custom' ? customSpecs(o.attacks ?? []) : versionSpecs(version);
+      // The version, and every stage's budget as "<stage>.<setting>" (steps, restarts, n_target_classes, ...).
+      const details: Record<string, number | string> = { version };
+      for (const spec of stages) for (const [k, v] of Object.entries(stageBudget(spec))) details[`${spec.name}.${k}`] = v;
+      return { loss: null, details, stages };
+    }
   }
 }

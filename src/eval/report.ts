@@ -102,7 +102,7 @@ function round3(x: number): number {
 
 /** Report fields that must agree between shards of one evaluation (the model: assertSameModel). */
 const SAME_IN_EVERY_SHARD = [
-  'arch', 'num_classes', 'dataset', 'attack', 'attack_params', 'eps', 'eps_input', 'norm', 'seed', 'batch_size', 'n_examples_total',
+  'checkpoint_sha256', 'arch', 'num_classes', 'dataset', 'attack', 'attack_params', 'eps', 'eps_input', 'norm', 'seed', 'batch_size', 'n_examples_total',
 ] as const;
 
 /** Minimal shape check of a parsed report file, so merge fails with a message rather than NaN. */
@@ -128,6 +128,11 @@ export function mergeReports(reports: EvalReport[], sources: string[] = reports.
   const first = reports[0]!;
   const legacy = assertSameModel(reports, sources);
   for (let i = 1; i < reports.length; i++) {
+    // AutoAttack version and stage list first, by name (they differ inside attack_params too).
+    for (const [what, get] of [['AutoAttack version', (r: EvalReport) => r.attack_params?.details?.version], ['stages', (r: EvalReport) => r.attack_params?.stages?.join(',')]] as const) {
+      const [a, b] = [get(first), get(reports[i]!)];
+      if (a !== b) throw new InputError(`merge: ${sources[i]} has ${what} ${String(b)} but ${sources[0]} has ${String(a)}; these are not shards of one evaluation`);
+    }
     for (const k of SAME_IN_EVERY_SHARD) {
       const a = JSON.stringify(first[k]);
       const b = JSON.stringify(reports[i]![k]);

@@ -37,6 +37,8 @@ export interface RunEvalHooks {
   plan?: AttackPlan;
   /** Minimum seconds between state writes inside a batch (after a stage); batch ends always write. */
   saveEverySeconds?: number;
+  /** Architecture of a PyTorch weight file given as the checkpoint (`--arch`; recognised from its keys when absent). */
+  arch?: string;
 }
 
 /** Float NHWC batch in [0, 1] and int32 labels of examples [start, end) of an ImageSet. */
@@ -67,7 +69,7 @@ export function completeOptions(partial: PartialEvalOptions, subject: { dataset:
  */
 export async function runEval(partial: PartialEvalOptions, hooks: RunEvalHooks = {}): Promise<EvalReport | null> {
   const log = hooks.logger ?? silentLogger;
-  const subject = await loadEvalSubject(partial.checkpoint);
+  const subject = await loadEvalSubject(partial.checkpoint, { arch: hooks.arch });
   try {
     const datasetName = partial.dataset ?? subject.dataset;
     if (datasetName === null) throw new InputError(`--dataset: required, checkpoint ${partial.checkpoint} does not name its dataset`);
@@ -78,7 +80,8 @@ export async function runEval(partial: PartialEvalOptions, hooks: RunEvalHooks =
       throw new InputError(`--dataset ${datasetName}: has ${test.numClasses} classes but checkpoint ${partial.checkpoint} has ${subject.numClasses}`);
     }
     const options = completeOptions(partial, subject, test.n);
-    return await evaluate(options, subject, test, hooks, log);
+    const report = await evaluate(options, subject, test, hooks, log);
+    return report && subject.source ? { ...report, ...subject.source } : report;
   } finally {
     subject.dispose();
   }

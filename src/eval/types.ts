@@ -47,6 +47,12 @@ export interface EvalOptions {
    * files keep matching).
    */
   protocol?: 'trades';
+  /**
+   * `--attack autoattack` only: the version other than standard ('plus', 'rand'), or 'custom' for the stage list
+   * `attacks`. Both absent for standard (so older state files keep matching).
+   */
+  aaVersion?: 'plus' | 'rand' | 'custom';
+  attacks?: string[];
 }
 
 /** One attack of a run (one for pgd, four for autoattack), applied to what is still robust. */
@@ -75,6 +81,9 @@ export interface EvalReport {
    * Absent only in reports of older versions.
    */
   weights_sha256?: string;
+  /** When --checkpoint is a PyTorch/safetensors file: its sha256 and how its state_dict was found (src/interop). */
+  checkpoint_sha256?: string;
+  weights_source?: { format: string; container: string; prefix: string };
   arch: string;
   num_classes: number;
   dataset: string;

@@ -153,12 +153,12 @@ function wideResNet(depth: number, widen: number, numClasses: number, style: Sty
 }
 
 /** PreActResNet-18 as in Rice et al. / AWP: pre-activation blocks, final BN-ReLU before pooling. */
-function preActResNet18(numClasses: number): tf.LayersModel {
+function preActResNet18(numClasses: number, width = 64): tf.LayersModel {
   const net = new Net({ activation: 'relu', bnMomentum: 0.9, padding: 'torch' });
   const input = tf.input({ shape: [...INPUT_SHAPE], name: 'input' });
-  let x = net.conv(input, 64, 3, 1, 'conv1');
-  let inC = 64;
-  [64, 128, 256, 512].forEach((outC, s) => {
+  let x = net.conv(input, width, 3, 1, 'conv1');
+  let inC = width;
+  [width, 2 * width, 4 * width, 8 * width].forEach((outC, s) => {
     for (let i = 0; i < 2; i++) {
       const stride = i === 0 && s > 0 ? 2 : 1;
       const name = `layer${s + 1}_${i}`;
@@ -176,12 +176,12 @@ function preActResNet18(numClasses: number): tf.LayersModel {
 }
 
 /** ResNet-18, CIFAR variant of Madry/TRADES: 3×3 stem, no max-pool, post-activation blocks, BN on the shortcut. */
-function resNet18(numClasses: number): tf.LayersModel {
+function resNet18(numClasses: number, width = 64): tf.LayersModel {
   const net = new Net({ activation: 'relu', bnMomentum: 0.9, padding: 'torch' });
   const input = tf.input({ shape: [...INPUT_SHAPE], name: 'input' });
-  let x = net.act(net.bn(net.conv(input, 64, 3, 1, 'conv1'), 'bn1'), 'act1');
-  let inC = 64;
-  [64, 128, 256, 512].forEach((outC, s) => {
+  let x = net.act(net.bn(net.conv(input, width, 3, 1, 'conv1'), 'bn1'), 'act1');
+  let inC = width;
+  [width, 2 * width, 4 * width, 8 * width].forEach((outC, s) => {
     for (let i = 0; i < 2; i++) {
       const stride = i === 0 && s > 0 ? 2 : 1;
       const name = `layer${s + 1}_${i}`;
@@ -224,3 +224,14 @@ export const ARCH_DEFS: Record<ModelArch, { build: (numClasses: number) => tf.La
   'small-cnn': { build: smallCnn, init: TORCH_INIT },
   ...MDISTILLER_ARCH_DEFS,
 };
+
+/**
+ * Reduced-size members of the zoo's families (same layer names, structure and style as the full architectures),
+ * for the PyTorch interop tests: the fixtures hold small networks with the official key pattern.
+ */
+export const REDUCED_BUILDERS = {
+  'trades-wrn': (depth: number, widen: number, c: number) => wideResNet(depth, widen, c, TRADES_STYLE, false, 'wrn'),
+  'dm-wrn': (depth: number, widen: number, c: number) => wideResNet(depth, widen, c, DM_SWISH_STYLE, true, 'wrn_swish'),
+  'preact-resnet': (width: number, c: number) => preActResNet18(c, width),
+  resnet: (width: number, c: number) => resNet18(c, width),
+} as const;

@@ -65,7 +65,7 @@ test('defaults are the published CIFAR-10 IKL-AT recipe and every field is fille
 
 test('every schema field is described and has a default (the schema is the documentation)', () => {
   const schema = JSON.parse(jsonSchemaText()) as { properties: Record<string, { description?: string; default?: unknown; properties?: Record<string, { description?: string; default?: unknown }> }> };
-  const optionalWithoutDefault = new Set(['data.trainSubset', 'data.extra', 'data.extra.file', 'model.numClasses']);
+  const optionalWithoutDefault = new Set(['data.trainSubset', 'data.extra', 'data.extra.file', 'model.numClasses', 'model.initFrom', 'teacher.checkpoint', 'teacher.arch', 'distill.ceWeight']);
   for (const [name, sec] of Object.entries(schema.properties)) {
     assert.ok(sec.description, `${name} has a description`);
     assert.notEqual(sec.default, undefined, `${name} has a default`);
@@ -112,7 +112,7 @@ test('errors in a file name the file, the key path, what was expected and what w
   rejects({ file: file('neg.yaml', 'attack:\n  steps: -1\n') }, /neg\.yaml: attack\.steps: expected a positive integer, got -1$/);
   rejects({ file: file('type.yaml', 'optimizer:\n  lr: fast\n') }, /type\.yaml: optimizer\.lr: expected a number or a fraction like 8\/255, got 'fast'/);
   rejects({ file: file('range.yaml', 'attack:\n  epsilon: 2\n') }, /range\.yaml: attack\.epsilon: expected a number in \[0, 1\], got 2/);
-  rejects({ file: file('enum.yaml', 'objective:\n  type: madry\n') }, /enum\.yaml: objective\.type: expected one of ikl-at\|trades\|pgd-at\|standard, got 'madry'/);
+  rejects({ file: file('enum.yaml', 'objective:\n  type: madry\n') }, /enum\.yaml: objective\.type: expected one of ikl-at\|trades\|pgd-at\|standard\|ikl-kd\|kd\|dkd, got 'madry'/);
   rejects({ file: file('bool.yaml', 'awp:\n  enabled: 3\n') }, /bool\.yaml: awp\.enabled: expected true or false, got 3/);
   rejects({ file: file('unk.yaml', 'attack:\n  stpes: 3\n') }, /unk\.yaml: attack: unknown key 'stpes' \(expected one of: epsilon, schedule, steps, /);
   rejects({ file: file('unktop.yaml', 'atack: {}\n') }, /unktop\.yaml: unknown key 'atack' \(expected one of: run, data, /);
