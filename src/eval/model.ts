@@ -32,17 +32,22 @@ async function loadWeightFileSubject(file: string, arch: string | undefined): Pr
   const { loadTorchModel } = await import('../interop/index.js');
   const m = await loadTorchModel(file, { arch });
   const { sha256, format, container, prefix } = m.source;
+  // Attacks run on the inference executor, as for our checkpoints.
+  const exec = inferenceModel(m.model);
   return {
     model: m.model,
     synthetic: {},
-    modelFn: (x) => forward(m.model, x, { training: false }),
+    modelFn: exec.fn,
     arch: m.arch,
     numClasses: m.numClasses,
     dataset: null,
     // The file's own sha256 identifies a weight file: the same file merges and resumes, another file never does.
     weightsSha256: sha256,
     source: { checkpoint_sha256: sha256, weights_source: { format, container, prefix } },
-    dispose: () => m.model.dispose(),
+    dispose: () => {
+      exec.dispose();
+      m.model.dispose();
+    },
   };
 }
 
