@@ -49,7 +49,8 @@ function markCalls(marks: Mark[], obj: object | undefined, method: string, name:
 }
 
 /** Kernels, syncs and ms between consecutive marks, named by the interval's ends. */
-function phaseTable(marks: Mark[]): string {
+function phaseTable(all: Mark[]): string {
+  const marks = all.slice(0, all.findIndex((m) => m.name === 'end') + 1);
   const rows: string[] = [];
   const label = (a: string, b: string): string => {
     if (a.endsWith('>')) return a.slice(0, -1);
@@ -65,7 +66,9 @@ function phaseTable(marks: Mark[]): string {
     const b = marks[i]!;
     const k = b.kernels - a.kernels;
     if (k === 0 && b.syncs === a.syncs) continue;
-    rows.push(`    ${label(a.name, b.name).padEnd(46)} ${String(k).padStart(6)} kernels ${String(b.syncs - a.syncs).padStart(3)} syncs ${(b.ms - a.ms).toFixed(1).padStart(8)} ms`);
+    rows.push(
+      `    ${label(a.name, b.name).padEnd(46)} ${String(k).padStart(6)} kernels ${String(b.syncs - a.syncs).padStart(3)} syncs ${(b.ms - a.ms).toFixed(1).padStart(8)} ms`,
+    );
   }
   return rows.join('\n');
 }
