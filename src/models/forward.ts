@@ -44,6 +44,13 @@ function fusedRelu(nodes: GraphNode[], i: number): number | undefined {
   return kind(r) === 'Activation' && activationOf(r.layer) === 'relu' ? readers[0] : undefined;
 }
 
+/** A BN over the channels of an NHWC tensor (the case batchNormTrain and the executor's folding handle). */
+export function channelsLastBn(x: { shape: readonly (number | null)[] }, cfg: Record<string, unknown>): boolean {
+  const axis = cfg.axis as number | number[];
+  const a = Array.isArray(axis) ? (axis.length === 1 ? axis[0]! : NaN) : axis;
+  return x.shape.length === 4 && (a === -1 || a === 3);
+}
+
 /**
  * Training-mode forward of a zoo model: Conv2D (no bias), BatchNormalization (+ a following ReLU) and Add
  * (+ ReLU) run as the custom-gradient ops of trainOps.ts; every other layer through its own `apply`. Each
@@ -64,6 +71,11 @@ export function trainingForward(model: tf.LayersModel, x: tf.Tensor4D): tf.Tenso
     let at = i;
     switch (kind(node)) {
       case 'BatchNormalization': {
+        // Our op normalises NHWC over N, H, W; a BN on features (rank 2) or on another axis goes through tfjs-layers.
+        if (!channelsLastBn(ins[0]!, cfg)) {
+          out[i] = layer.apply(ins[0]!, { training: true }) as tf.Tensor;
+          break;
+        }
         const relu = fusedRelu(nodes, i);
         const r = batchNormTrain(
           ins[0] as tf.Tensor4D,

@@ -15,7 +15,7 @@
  * Compile again after the weights change (the folded copies do not follow the layers).
  */
 import * as tf from '@tensorflow/tfjs';
-import { weightOf } from './forward.js';
+import { channelsLastBn, weightOf } from './forward.js';
 import { activationOf, kind, layerGraph, type GraphNode } from './graph.js';
 
 export interface InferenceModel {
@@ -45,7 +45,10 @@ function reluAfter(nodes: GraphNode[], i: number): number | undefined {
 /** The BN node reading node i alone, if any. */
 function bnAfter(nodes: GraphNode[], i: number): number | undefined {
   const r = nodes[i]!.readers;
-  return r.length === 1 && kind(nodes[r[0]!]!) === 'BatchNormalization' ? r[0] : undefined;
+  if (r.length !== 1) return undefined;
+  const n = nodes[r[0]!]!;
+  const cfg = n.layer.getConfig() as Record<string, unknown>;
+  return kind(n) === 'BatchNormalization' && channelsLastBn(n.layer.input as tf.SymbolicTensor, cfg) ? r[0] : undefined;
 }
 
 /** Per-channel scale s = γ/√(σ² + ε) and shift β − μ·s of an inference-mode BN. */
@@ -77,11 +80,9 @@ function convOp(W: tf.Tensor4D, b: tf.Tensor1D | undefined, strides: [number, nu
         value: y,
         gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
           const g = relu ? tf.mul(dy, tf.step(saved[0]!)) : dy;
-          const dx = tf.engine().runKernel(
-            'Conv2DBackpropInput',
-            { dy: g, filter: W },
-            { strides, pad, dataFormat: 'NHWC', inputShape: xIn.shape },
-          ) as tf.Tensor4D;
+          const dx = tf
+            .engine()
+            .runKernel('Conv2DBackpropInput', { dy: g, filter: W }, { strides, pad, dataFormat: 'NHWC', inputShape: xIn.shape }) as tf.Tensor4D;
           if (g !== dy) g.dispose();
           dy.dispose();
           for (const t of saved) t.dispose();
@@ -167,6 +168,10 @@ export function inferenceModel(model: tf.LayersModel): InferenceModel {
         break;
       }
       case 'BatchNormalization': {
+        if (!channelsLastBn(layer.input as tf.SymbolicTensor, cfg)) {
+          steps.push({ at: i, inputs, run: fallback });
+          break;
+        }
         const { scale, shift } = bnAffine(layer);
         shift.dispose();
         own(scale);
