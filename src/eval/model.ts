@@ -9,7 +9,7 @@ import type { DatasetName } from '../data/types.js';
 import { DATASETS } from '../data/types.js';
 import { InputError } from '../errors.js';
 import { readCheckpoint } from '../checkpoint/index.js';
-import { forward } from '../models/index.js';
+import { inferenceModel } from '../models/inference.js';
 
 export interface EvalSubject {
   modelFn: ModelFn;
@@ -32,17 +32,22 @@ async function loadWeightFileSubject(file: string, arch: string | undefined): Pr
   const { loadTorchModel } = await import('../interop/index.js');
   const m = await loadTorchModel(file, { arch });
   const { sha256, format, container, prefix } = m.source;
+  // Attacks run on the inference executor, as for our checkpoints.
+  const exec = inferenceModel(m.model);
   return {
     model: m.model,
     synthetic: {},
-    modelFn: (x) => forward(m.model, x, { training: false }),
+    modelFn: exec.fn,
     arch: m.arch,
     numClasses: m.numClasses,
     dataset: null,
     // The file's own sha256 identifies a weight file: the same file merges and resumes, another file never does.
     weightsSha256: sha256,
     source: { checkpoint_sha256: sha256, weights_source: { format, container, prefix } },
-    dispose: () => m.model.dispose(),
+    dispose: () => {
+      exec.dispose();
+      m.model.dispose();
+    },
   };
 }
 
@@ -64,14 +69,19 @@ export async function loadEvalSubject(dir: string, opts: { arch?: string } = {})
   const dataset = (DATASETS as readonly string[]).includes(meta.dataset) ? (meta.dataset as DatasetName) : null;
   // A synthetic test set is only "the" test set with the generator settings used in training.
   const syn = (meta.config as { data?: { synthetic?: { nTest?: number; seed?: number } } } | undefined)?.data?.synthetic;
+  // Attacks run on the inference executor (BN folded into the convolutions), compiled once per checkpoint.
+  const exec = inferenceModel(model);
   return {
     model,
     synthetic: { nTest: syn?.nTest, seed: syn?.seed },
-    modelFn: (x) => forward(model, x, { training: false }),
+    modelFn: exec.fn,
     arch: meta.arch,
     weightsSha256: ckpt.weightsSha256,
     numClasses,
     dataset,
-    dispose: () => model.dispose(),
+    dispose: () => {
+      exec.dispose();
+      model.dispose();
+    },
   };
 }

@@ -10,7 +10,8 @@ import { initializeWeights } from './init.js';
 import { MODEL_ARCHS, type ModelArch, type ModelSpec } from './types.js';
 
 export * from './types.js';
-export { forward } from './forward.js';
+export { forward, trainingForward } from './forward.js';
+export { inferenceModel, type InferenceModel } from './inference.js';
 export { saveModel, loadModel, cloneModel, MODEL_JSON, WEIGHTS_BIN, DTYPE_BYTES } from './io.js';
 export {
   modelWeights,

@@ -14,6 +14,7 @@ import type { TrainConfig } from '../config/schema.js';
 import { InputError } from '../errors.js';
 import { ClassWeights } from '../losses/index.js';
 import { createModel, forward } from '../models/index.js';
+import { inferenceModel } from '../models/inference.js';
 import { Awp } from './awp.js';
 import { isKdObjective } from './names.js';
 import { objective, disposeParts, type KdInputs, type ObjectiveParts, type TrainForward } from './objective.js';
@@ -163,21 +164,27 @@ export function trainStep(t: Trainer, x: tf.Tensor4D, y: tf.Tensor1D, p: StepPar
     if (t.classWeights && (type === 'ikl-at' || attackLoss === 'ikl')) prior = t.classWeights.gather(y);
     const attacks = type !== 'standard' && (kd === undefined || cfg.distill.adversarial);
     if (attacks) {
-      xAdv = tf.tidy(() =>
-        pgdPerturb(inferenceFn(t.model), x, y, {
-          eps: p.epsilon,
-          norm: 'linf',
-          steps: cfg.attack.steps,
-          stepSize: p.stepSize,
-          restarts: 1,
-          seed: p.seed,
-          start: cfg.attack.start,
-          loss: attackLoss,
-          alpha: cfg.attack.alpha,
-          beta: cfg.attack.beta,
-          classPrior: attackLoss === 'ikl' ? prior : undefined,
-        }),
-      );
+      // The attack runs on the inference executor, compiled from this step's weights (a few small ops per BN).
+      const exec = inferenceModel(t.model);
+      try {
+        xAdv = tf.tidy(() =>
+          pgdPerturb(exec.fn, x, y, {
+            eps: p.epsilon,
+            norm: 'linf',
+            steps: cfg.attack.steps,
+            stepSize: p.stepSize,
+            restarts: 1,
+            seed: p.seed,
+            start: cfg.attack.start,
+            loss: attackLoss,
+            alpha: cfg.attack.alpha,
+            beta: cfg.attack.beta,
+            classPrior: attackLoss === 'ikl' ? prior : undefined,
+          }),
+        );
+      } finally {
+        exec.dispose();
+      }
     }
     const adv = xAdv;
     const lossPrior = type === 'ikl-at' ? prior : undefined;

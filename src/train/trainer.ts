@@ -9,6 +9,7 @@
 import { performance } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs';
 import { pgdPerturb } from '../attacks/pgd.js';
+import type { ModelFn } from '../attacks/types.js';
 import { deriveSeed } from '../rng.js';
 import type { TrainConfig } from '../config/index.js';
 import {
@@ -24,12 +25,13 @@ import {
 import { InputError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { restoreWeights } from '../models/index.js';
+import { inferenceModel } from '../models/inference.js';
 import { epochSettings, type EpochSettings } from './epoch.js';
 import { isKdObjective } from './names.js';
 import { loadTeacher } from './teacher.js';
 import type { MetricRecord } from './plot.js';
 import { emptyAccum, RunDirectory, type RunProgress } from './runDir.js';
-import { createTrainer, disposeTrainer, DivergenceError, inferenceFn, trainStep, type StepStats, type Trainer } from './step.js';
+import { createTrainer, disposeTrainer, DivergenceError, trainStep, type StepStats, type Trainer } from './step.js';
 
 export interface TrainOptions {
   runDir: string;
@@ -107,37 +109,45 @@ async function loadData(config: TrainConfig, log: Logger): Promise<Data> {
 
 /** Clean and PGD accuracy (CE, uniform start, inference mode) of a model on a set. */
 export function evaluateAccuracy(model: tf.LayersModel, set: ImageSet, config: TrainConfig): { cleanAcc: number; robustAcc: number } {
-  const fn = inferenceFn(model);
-  let clean = 0;
-  let robust = 0;
-  for (const b of batches(set, { batchSize: config.data.batchSize, shuffle: false, augment: false })) {
-    const counts = evalBatch(fn, b, config);
-    clean += counts[0]!;
-    robust += counts[1]!;
+  const exec = inferenceModel(model);
+  try {
+    let clean = 0;
+    let robust = 0;
+    for (const b of batches(set, { batchSize: config.data.batchSize, shuffle: false, augment: false })) {
+      const counts = evalBatch(exec.fn, b, config);
+      clean += counts[0]!;
+      robust += counts[1]!;
+    }
+    return { cleanAcc: clean / set.n, robustAcc: robust / set.n };
+  } finally {
+    exec.dispose();
   }
-  return { cleanAcc: clean / set.n, robustAcc: robust / set.n };
 }
 
 /** evaluateAccuracy, stopping between batches when a stop is requested (then null). */
 async function evaluateUnlessStopped(model: tf.LayersModel, set: ImageSet, config: TrainConfig, signal: TrainOptions['signal']): Promise<{ cleanAcc: number; robustAcc: number } | null> {
-  const fn = inferenceFn(model);
-  let clean = 0;
-  let robust = 0;
-  for (const b of batches(set, { batchSize: config.data.batchSize, shuffle: false, augment: false })) {
-    if (signal?.stopRequested) {
-      tf.dispose([b.x, b.y]);
-      return null;
+  const exec = inferenceModel(model);
+  try {
+    let clean = 0;
+    let robust = 0;
+    for (const b of batches(set, { batchSize: config.data.batchSize, shuffle: false, augment: false })) {
+      if (signal?.stopRequested) {
+        tf.dispose([b.x, b.y]);
+        return null;
+      }
+      const counts = evalBatch(exec.fn, b, config);
+      clean += counts[0]!;
+      robust += counts[1]!;
+      await turnEventLoop();
     }
-    const counts = evalBatch(fn, b, config);
-    clean += counts[0]!;
-    robust += counts[1]!;
-    await turnEventLoop();
+    return { cleanAcc: clean / set.n, robustAcc: robust / set.n };
+  } finally {
+    exec.dispose();
   }
-  return { cleanAcc: clean / set.n, robustAcc: robust / set.n };
 }
 
 /** [clean correct, PGD correct] of one evaluation batch; disposes the batch. */
-function evalBatch(fn: ReturnType<typeof inferenceFn>, b: { x: tf.Tensor4D; y: tf.Tensor1D; index: number }, config: TrainConfig): Float32Array | Int32Array | Uint8Array {
+function evalBatch(fn: ModelFn, b: { x: tf.Tensor4D; y: tf.Tensor1D; index: number }, config: TrainConfig): Float32Array | Int32Array | Uint8Array {
   const e = config.eval;
   try {
     return tf.tidy(() => {

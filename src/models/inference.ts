@@ -1,0 +1,222 @@
+/**
+ * The inference executor attacks run on: the model's function x ↦ logits in inference mode, compiled once from
+ * the layers model (the weights stay in the layers; this holds folded copies).
+ *
+ * - A BN that reads a convolution alone is folded into it: W' = W·s, b' = β − μ·s with s = γ/√(σ² + ε) per
+ *   output channel (running statistics), and a ReLU after it becomes the convolution's fused activation: one
+ *   FusedConv2D kernel instead of conv, batchNorm and relu.
+ * - A BN that reads anything else (the pre-activation BN-ReLU of a WRN block reads the residual sum, which the
+ *   next shortcut also reads unnormalised, so nothing can absorb it) runs as batchNorm + relu.
+ * - These ops carry their own input gradients (the weights are constants here), so an attack's gradient costs
+ *   ~3 kernels per convolution; each frees its saved tensors once its backward has run.
+ * - Every activation is disposed after its last reader.
+ *
+ * The values equal `model.apply(x, { training: false })` to float32 rounding (tests check every zoo model).
+ * Compile again after the weights change (the folded copies do not follow the layers).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { channelsLastBn, weightOf } from './forward.js';
+import { activationOf, kind, layerGraph, type GraphNode } from './graph.js';
+
+export interface InferenceModel {
+  /** Logits of NHWC inputs in [0, 1]; differentiable with respect to x. */
+  fn: (x: tf.Tensor4D) => tf.Tensor2D;
+  /** Number of steps (fused layer groups) one forward runs. */
+  steps: number;
+  /** Frees the folded weights. */
+  dispose(): void;
+}
+
+interface Step {
+  /** Node whose output this step produces (the last layer of the fused group). */
+  at: number;
+  inputs: number[];
+  run: (ins: tf.Tensor[]) => tf.Tensor;
+}
+
+/** The ReLU node reading node i alone, if any. */
+function reluAfter(nodes: GraphNode[], i: number): number | undefined {
+  const r = nodes[i]!.readers;
+  if (r.length !== 1) return undefined;
+  const n = nodes[r[0]!]!;
+  return kind(n) === 'Activation' && activationOf(n.layer) === 'relu' ? r[0] : undefined;
+}
+
+/** The BN node reading node i alone, if any. */
+function bnAfter(nodes: GraphNode[], i: number): number | undefined {
+  const r = nodes[i]!.readers;
+  if (r.length !== 1) return undefined;
+  const n = nodes[r[0]!]!;
+  const cfg = n.layer.getConfig() as Record<string, unknown>;
+  return kind(n) === 'BatchNormalization' && channelsLastBn(n.layer.input as tf.SymbolicTensor, cfg) ? r[0] : undefined;
+}
+
+/** Per-channel scale s = γ/√(σ² + ε) and shift β − μ·s of an inference-mode BN. */
+function bnAffine(layer: tf.layers.Layer): { scale: tf.Tensor1D; shift: tf.Tensor1D } {
+  const eps = (layer.getConfig() as { epsilon: number }).epsilon;
+  return tf.tidy(() => {
+    const scale = tf.mul(weightOf(layer, 'gamma'), tf.rsqrt(tf.add(weightOf(layer, 'moving_variance'), eps))) as tf.Tensor1D;
+    const shift = tf.sub(weightOf(layer, 'beta'), tf.mul(weightOf(layer, 'moving_mean'), scale)) as tf.Tensor1D;
+    return { scale, shift };
+  });
+}
+
+/**
+ * act(conv(x, W) + b) with W, b constants: one FusedConv2D forward (a plain Conv2D without bias: adding zeros
+ * costs a full pass); backward ReLU mask + Conv2DBackpropInput.
+ */
+function convOp(W: tf.Tensor4D, b: tf.Tensor1D | undefined, strides: [number, number], pad: 'same' | 'valid', relu: boolean) {
+  return (x: tf.Tensor4D): tf.Tensor4D => {
+    const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const [xIn, save] = args as [tf.Tensor4D, tf.GradSaveFunc];
+      const attrs = { strides, pad, dataFormat: 'NHWC', dilations: [1, 1] };
+      const y = (
+        b || relu
+          ? tf.engine().runKernel('FusedConv2D', { x: xIn, filter: W, bias: b! }, { ...attrs, activation: relu ? 'relu' : 'linear' })
+          : tf.engine().runKernel('Conv2D', { x: xIn, filter: W }, attrs)
+      ) as tf.Tensor4D;
+      save(relu ? [y] : []);
+      return {
+        value: y,
+        gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
+          const g = relu ? tf.mul(dy, tf.step(saved[0]!)) : dy;
+          const dx = tf
+            .engine()
+            .runKernel('Conv2DBackpropInput', { dy: g, filter: W }, { strides, pad, dataFormat: 'NHWC', inputShape: xIn.shape }) as tf.Tensor4D;
+          if (g !== dy) g.dispose();
+          dy.dispose();
+          for (const t of saved) t.dispose();
+          return dx;
+        },
+      };
+    });
+    return op(x) as tf.Tensor4D;
+  };
+}
+
+/** BN with running statistics (+ ReLU): the batchNorm kernel model.apply uses; backward dy·1[y > 0]·s. */
+function bnOp(layer: tf.layers.Layer, scale: tf.Tensor1D, relu: boolean) {
+  const eps = (layer.getConfig() as { epsilon: number }).epsilon;
+  const [mean, variance, beta, gamma] = ['moving_mean', 'moving_variance', 'beta', 'gamma'].map((n) => weightOf(layer, n) as tf.Tensor1D);
+  return (x: tf.Tensor4D): tf.Tensor4D => {
+    const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const [xIn, save] = args as [tf.Tensor4D, tf.GradSaveFunc];
+      const normed = tf.batchNorm4d(xIn, mean!, variance!, beta, gamma, eps);
+      const y = relu ? tf.relu(normed) : normed;
+      save(relu ? [y] : []);
+      return {
+        value: y,
+        gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
+          const dx = tf.tidy(() => tf.mul(relu ? tf.mul(dy, tf.step(saved[0]!)) : dy, scale));
+          dy.dispose();
+          for (const t of saved) t.dispose();
+          return dx;
+        },
+      };
+    });
+    return op(x) as tf.Tensor4D;
+  };
+}
+
+/** Compiles the inference executor of a zoo model (single input, single output, each layer called once). */
+export function inferenceModel(model: tf.LayersModel): InferenceModel {
+  const { nodes, output } = layerGraph(model);
+  const owned: tf.Tensor[] = [];
+  const own = <T extends tf.Tensor>(t: T): T => {
+    owned.push(t);
+    return t;
+  };
+  const steps: Step[] = [];
+  const absorbed = new Set<number>();
+  for (let i = 0; i < nodes.length; i++) {
+    if (absorbed.has(i)) continue;
+    const node = nodes[i]!;
+    const layer = node.layer;
+    const cfg = layer.getConfig() as Record<string, unknown>;
+    const inputs = node.inputs;
+    const fallback = (ins: tf.Tensor[]) => layer.apply(ins.length === 1 ? ins[0]! : ins, { training: false }) as tf.Tensor;
+    switch (kind(node)) {
+      case 'Conv2D': {
+        const dil = cfg.dilationRate as number | number[];
+        if ((Array.isArray(dil) ? dil.some((d) => d !== 1) : dil !== 1) || cfg.activation !== 'linear') {
+          steps.push({ at: i, inputs, run: fallback });
+          break;
+        }
+        let W = weightOf(layer, 'kernel') as tf.Tensor4D;
+        let b = cfg.useBias ? (weightOf(layer, 'bias') as tf.Tensor1D) : undefined;
+        let at = i;
+        let relu = false;
+        const bn = bnAfter(nodes, i);
+        if (bn !== undefined) {
+          const { scale, shift } = bnAffine(nodes[bn]!.layer);
+          const [w0, b0] = [W, b];
+          [W, b] = tf.tidy(() => [tf.mul(w0, scale), b0 ? tf.add(tf.mul(b0, scale), shift) : shift.clone()] as [tf.Tensor4D, tf.Tensor1D]);
+          tf.dispose([scale, shift]);
+          own(W);
+          own(b);
+          absorbed.add(bn);
+          at = bn;
+          const r = reluAfter(nodes, bn);
+          if (r !== undefined) {
+            absorbed.add(r);
+            at = r;
+            relu = true;
+          }
+        }
+        const conv = convOp(W, b, cfg.strides as [number, number], cfg.padding as 'same' | 'valid', relu);
+        steps.push({ at, inputs, run: (ins) => conv(ins[0] as tf.Tensor4D) });
+        break;
+      }
+      case 'BatchNormalization': {
+        if (!channelsLastBn(layer.input as tf.SymbolicTensor, cfg)) {
+          steps.push({ at: i, inputs, run: fallback });
+          break;
+        }
+        const { scale, shift } = bnAffine(layer);
+        shift.dispose();
+        own(scale);
+        const r = reluAfter(nodes, i);
+        if (r !== undefined) absorbed.add(r);
+        const f = bnOp(layer, scale, r !== undefined);
+        steps.push({ at: r ?? i, inputs, run: (ins) => f(ins[0] as tf.Tensor4D) });
+        break;
+      }
+      case 'Add':
+        steps.push({ at: i, inputs, run: (ins) => (ins.length === 2 ? tf.add(ins[0]!, ins[1]!) : tf.addN(ins)) });
+        break;
+      case 'GlobalAveragePooling2D':
+        steps.push({ at: i, inputs, run: (ins) => tf.mean(ins[0]!, [1, 2]) });
+        break;
+      case 'Dense': {
+        if (cfg.activation !== 'linear' || !cfg.useBias) {
+          steps.push({ at: i, inputs, run: fallback });
+          break;
+        }
+        const kernel = weightOf(layer, 'kernel') as tf.Tensor2D;
+        const bias = weightOf(layer, 'bias');
+        steps.push({ at: i, inputs, run: (ins) => tf.fused.matMul({ a: ins[0] as tf.Tensor2D, b: kernel, bias }) });
+        break;
+      }
+      default:
+        steps.push({ at: i, inputs, run: fallback });
+    }
+  }
+  // Readers of each step's output, counted on the steps (absorbed layers read nothing).
+  const stepOf = new Map<number, number>(steps.map((s, k) => [s.at, k]));
+  const pendingInit = steps.map(() => 0);
+  for (const s of steps) for (const j of s.inputs) if (j >= 0) pendingInit[stepOf.get(j)!]! += 1;
+  const fn = (x: tf.Tensor4D): tf.Tensor2D => {
+    const values: (tf.Tensor | undefined)[] = new Array(steps.length);
+    const pending = pendingInit.slice();
+    steps.forEach((s, k) => {
+      values[k] = s.run(s.inputs.map((j) => (j < 0 ? x : values[stepOf.get(j)!]!)));
+      for (const j of s.inputs) {
+        if (j < 0 || j === output) continue;
+        const p = stepOf.get(j)!;
+        if (--pending[p]! === 0) values[p]!.dispose();
+      }
+    });
+    return values[stepOf.get(output)!] as tf.Tensor2D;
+  };
+  return { fn, steps: steps.length, dispose: () => tf.dispose(owned) };
+}
