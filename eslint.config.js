@@ -51,7 +51,9 @@ export default tseslint.config(
       'no-restricted-imports': [
         'error',
         {
-          patterns: [{ group: MODULES.map((m) => `./${m}/*`), message: 'root modules (errors, rng, log, backend, files, input, choices) depend on no module directory' }],
+          patterns: [
+            { group: MODULES.map((m) => `./${m}/*`), message: 'root modules (errors, rng, log, backend, files, input, choices) depend on no module directory' },
+          ],
           paths: [{ name: 'cli-progress', message: 'progress bars belong to src/cli' }],
         },
       ],
@@ -62,12 +64,11 @@ export default tseslint.config(
   boundary('models', ['losses', 'data', 'attacks', 'checkpoint', 'config', 'train', 'eval', 'interop', 'cli']),
   boundary('attacks', ['data', 'models', 'checkpoint', 'config', 'train', 'eval', 'interop', 'cli']),
   boundary('checkpoint', ['losses', 'data', 'attacks', 'train', 'eval', 'interop', 'cli']),
-  boundary('config', ['losses', 'checkpoint', 'eval', 'interop', 'cli'], [
-    namesOnly('data', ['types.js']),
-    namesOnly('models', ['types.js']),
-    namesOnly('attacks', ['types.js']),
-    namesOnly('train', ['names.js']),
-  ]),
+  boundary(
+    'config',
+    ['losses', 'checkpoint', 'eval', 'interop', 'cli'],
+    [namesOnly('data', ['types.js']), namesOnly('models', ['types.js']), namesOnly('attacks', ['types.js']), namesOnly('train', ['names.js'])],
+  ),
   boundary('train', ['eval', 'cli']),
   boundary('eval', ['train', 'cli', 'losses']),
   // PyTorch state_dicts in and out: the model zoo and checkpoints, nothing of training, attacks or evaluation.
@@ -76,6 +77,15 @@ export default tseslint.config(
   // The CIFAR download keeps its byte-progress bar for now (see docs/ARCHITECTURE.md, "known exceptions").
   {
     files: ['src/data/download.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['../models/*', '../attacks/*', '../checkpoint/*', '../config/*', '../train/*', '../eval/*', '../interop/*', '../cli/*', '../losses/*'] }] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['../models/*', '../attacks/*', '../checkpoint/*', '../config/*', '../train/*', '../eval/*', '../interop/*', '../cli/*', '../losses/*'] },
+          ],
+        },
+      ],
+    },
   },
 );

@@ -96,17 +96,38 @@ async function main(): Promise<void> {
   };
   const it = o.iters;
   add('apgd-ce', await seconds(() => apgdCe(model, x, y, { ...base, steps: it })), `${it} it`, S.steps / it, `${S.steps} it`);
-  add('apgd-t', await seconds(() => apgdT(model, x, y, { ...base, steps: it, nTargetClasses: 1 })), `1 target × ${it} it`, (S.nTargetClasses * S.steps) / it, `${S.nTargetClasses} × ${S.steps} it`);
-  add('fab-t', await seconds(() => fabT(model, x, y, { ...base, steps: it, nTargetClasses: 1 })), `1 target × ${it} it`, (S.nTargetClasses * S.steps) / it, `${S.nTargetClasses} × ${S.steps} it`);
-  add('square', await seconds(() => square(model, x, y, { ...base, steps: o.queries })), `${o.queries} queries`, S.squareQueries / o.queries, `${S.squareQueries} queries`);
+  add(
+    'apgd-t',
+    await seconds(() => apgdT(model, x, y, { ...base, steps: it, nTargetClasses: 1 })),
+    `1 target × ${it} it`,
+    (S.nTargetClasses * S.steps) / it,
+    `${S.nTargetClasses} × ${S.steps} it`,
+  );
+  add(
+    'fab-t',
+    await seconds(() => fabT(model, x, y, { ...base, steps: it, nTargetClasses: 1 })),
+    `1 target × ${it} it`,
+    (S.nTargetClasses * S.steps) / it,
+    `${S.nTargetClasses} × ${S.steps} it`,
+  );
+  add(
+    'square',
+    await seconds(() => square(model, x, y, { ...base, steps: o.queries })),
+    `${o.queries} queries`,
+    S.squareQueries / o.queries,
+    `${S.squareQueries} queries`,
+  );
   tf.dispose([x, y]);
   net.dispose();
 
   console.log('');
   console.log(`| attack | batch | measured | full budget | images/s (full) | s per 1,000 images |`);
   console.log('|---|---:|---|---|---:|---:|');
-  console.log(`| PGD-20 | ${o.pgdBatch} | ${o.pgdSteps} steps in ${tPgd.toFixed(2)} s | 20 steps | ${(1 / pgdPerImage).toFixed(2)} | ${(pgdPerImage * 1000).toFixed(0)} |`);
-  for (const r of rows) console.log(`| ${r.stage} | ${o.images} | ${r.measured} | ${r.full} | ${(1 / r.perImage).toFixed(3)} | ${(r.perImage * 1000).toFixed(0)} |`);
+  console.log(
+    `| PGD-20 | ${o.pgdBatch} | ${o.pgdSteps} steps in ${tPgd.toFixed(2)} s | 20 steps | ${(1 / pgdPerImage).toFixed(2)} | ${(pgdPerImage * 1000).toFixed(0)} |`,
+  );
+  for (const r of rows)
+    console.log(`| ${r.stage} | ${o.images} | ${r.measured} | ${r.full} | ${(1 / r.perImage).toFixed(3)} | ${(r.perImage * 1000).toFixed(0)} |`);
   const t = Object.fromEntries(rows.map((r) => [r.stage, r.perImage])) as Record<string, number>;
   const worst = 1000 * (t['apgd-ce']! + t['apgd-t']! + t['fab-t']! + t['square']!);
   // What reaches each stage on the paper's IKL-AT WRN-34-10 (clean 85.31, after APGD-CE 59.98, final 57.09):

@@ -92,7 +92,9 @@ async function compareModels(f: Map<string, string>): Promise<void> {
   });
   const iters = int(f, 'iters', 2);
   const threads = int(f, 'threads', 0, 0);
-  console.log('| model | batch | ikl-at s/step | PyTorch s/step | time ratio | ikl-at peak RSS GB | PyTorch peak RSS GB | memory ratio | ikl-at kernels/step | syncs/step |');
+  console.log(
+    '| model | batch | ikl-at s/step | PyTorch s/step | time ratio | ikl-at peak RSS GB | PyTorch peak RSS GB | memory ratio | ikl-at kernels/step | syncs/step |',
+  );
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const arch of models as ModelArch[]) {
     for (const batch of batches) {
@@ -179,7 +181,10 @@ async function compareAutoAttack(f: Map<string, string>): Promise<void> {
 
   const ref = reference('autoattack_ref.py', ['--inputs', file, '--eps', String(eps), '--threads', String(threads)]);
   rmSync(dir, { recursive: true, force: true });
-  const theirs = typeof ref === 'string' ? undefined : (ref as { robust: number; sec: number; peakRssGb: number; stages: { name: string; attacked: number; sec: number }[] });
+  const theirs =
+    typeof ref === 'string'
+      ? undefined
+      : (ref as { robust: number; sec: number; peakRssGb: number; stages: { name: string; attacked: number; sec: number }[] });
   console.log(`AutoAttack standard, small CNN (${ckpt ?? 'seed-0 initialisation'}), ${n} images, eps ${epsIn255}/255${theirs ? '' : `; PyTorch: ${ref}`}`);
   console.log('| stage | attacked (ours / official) | ikl-at s | PyTorch s | time ratio | ikl-at kernels/iter | syncs/iter |');
   console.log('|---|---:|---:|---:|---:|---:|---:|');
@@ -211,7 +216,10 @@ async function compareTrainEpoch(f: Map<string, string>): Promise<void> {
   installCounters();
   const t = createTrainer(config);
   const x = tf.randomUniform([batch, 32, 32, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
-  const y = tf.tensor1d(Array.from({ length: batch }, (_, i) => i % 10), 'int32');
+  const y = tf.tensor1d(
+    Array.from({ length: batch }, (_, i) => i % 10),
+    'int32',
+  );
   const params = { lr: 0.1, epsilon: eps, stepSize: eps / 2, awp: true, seed: 0 };
   trainStep(t, x, y, params);
   const c0 = counts();
@@ -237,10 +245,23 @@ async function compareTrainEpoch(f: Map<string, string>): Promise<void> {
   const rss = peakRssGb();
   tf.dispose([x, y]);
   disposeTrainer(t);
-  const ref = reference('train_epoch.py', ['--batch', String(batch), '--steps', String(steps), '--epoch-steps', String(QUICK_EPOCH_STEPS), '--val', String(n), '--threads', String(threads)]);
+  const ref = reference('train_epoch.py', [
+    '--batch',
+    String(batch),
+    '--steps',
+    String(steps),
+    '--epoch-steps',
+    String(QUICK_EPOCH_STEPS),
+    '--val',
+    String(n),
+    '--threads',
+    String(threads),
+  ]);
   const theirs = typeof ref === 'string' ? undefined : (ref as { stepSec: number; valSec: number; epochSec: number; peakRssGb: number });
   const epochSec = stepSec * QUICK_EPOCH_STEPS + valSec;
-  console.log(`cifar10-quick IKL-AT epoch (small CNN, batch ${batch}, AWP on), random data, ${steps} timed steps × ${QUICK_EPOCH_STEPS}${theirs ? '' : `; PyTorch: ${ref}`}`);
+  console.log(
+    `cifar10-quick IKL-AT epoch (small CNN, batch ${batch}, AWP on), random data, ${steps} timed steps × ${QUICK_EPOCH_STEPS}${theirs ? '' : `; PyTorch: ${ref}`}`,
+  );
   console.log('| part | ikl-at s | PyTorch s | time ratio |');
   console.log('|---|---:|---:|---:|');
   const row = (name: string, a: number, b: number | undefined) =>

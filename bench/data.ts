@@ -56,8 +56,7 @@ function smallCnn(): tf.LayersModel {
 function tradesLikeStep(model: tf.LayersModel, opt: tf.Optimizer, x: tf.Tensor4D, y: tf.Tensor1D): void {
   tf.tidy(() => {
     const onehot = tf.oneHot(y, 10);
-    const ce = (input: tf.Tensor4D, training: boolean) =>
-      tf.losses.softmaxCrossEntropy(onehot, model.apply(input, { training }) as tf.Tensor2D) as tf.Scalar;
+    const ce = (input: tf.Tensor4D, training: boolean) => tf.losses.softmaxCrossEntropy(onehot, model.apply(input, { training }) as tf.Tensor2D) as tf.Scalar;
     let xAdv: tf.Tensor4D = x.add(tf.randomUniform(x.shape, -0.001, 0.001));
     const gradX = tf.grad((inp: tf.Tensor) => ce(inp as tf.Tensor4D, false));
     for (let s = 0; s < 5; s++) {
@@ -113,11 +112,13 @@ async function main(): Promise<void> {
     await held.x.data();
     t = performance.now();
     for (let s = 0; s < steps; s++) tradesLikeStep(model, opt, held.x, held.y);
-    await (model.getWeights()[0]!.data());
+    await model.getWeights()[0]!.data();
     const stepS = (performance.now() - t) / 1000 / steps;
     tf.dispose([held.x, held.y]);
     const consume = 128 / stepS;
-    console.log(`consumer: small CNN, TRADES-like step (7 fwd+bwd passes) at batch 128: ${(stepS * 1000).toFixed(0)} ms/step = ${Math.round(consume).toLocaleString('en')} images/s`);
+    console.log(
+      `consumer: small CNN, TRADES-like step (7 fwd+bwd passes) at batch 128: ${(stepS * 1000).toFixed(0)} ms/step = ${Math.round(consume).toLocaleString('en')} images/s`,
+    );
     console.log(`ratio pipeline/consumer: ${(pipeAug / consume).toFixed(1)}x (target ≥ 10x)`);
     model.dispose();
     opt.dispose();

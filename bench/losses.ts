@@ -52,12 +52,7 @@ interface Row {
   value: number;
 }
 
-async function measure(
-  variant: string,
-  classes: number,
-  reps: number,
-  run: () => tf.Tensor[],
-): Promise<Row> {
+async function measure(variant: string, classes: number, reps: number, run: () => tf.Tensor[]): Promise<Row> {
   // Three untimed calls warm up kernels; then the timed calls; then one profiled call for memory.
   const sync = (ts: tf.Tensor[]) => {
     const first = ts.map((t) => t.dataSync()[0]!);

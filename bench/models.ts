@@ -144,7 +144,9 @@ async function main(): Promise<void> {
     `backend ${info.name} (${info.package}, TF ${info.tfVersion}), batch ${opts.batch}, ${opts.iters} timed iterations, ` +
       `training forward: ${opts.trainForward === 'ours' ? 'ours (src/models/forward.ts)' : 'model.apply'}; one process per model`,
   );
-  console.log('| model | params | train fwd+bwd img/s | s/step | kernels/step | syncs/step | inference img/s (executor) | kernels/fwd | inference img/s (model.apply) | kernels/fwd | peak RSS GB |');
+  console.log(
+    '| model | params | train fwd+bwd img/s | s/step | kernels/step | syncs/step | inference img/s (executor) | kernels/fwd | inference img/s (model.apply) | kernels/fwd | peak RSS GB |',
+  );
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const arch of opts.models) {
     const r = measureModelInChild(arch, opts.batch, opts.iters, opts.trainForward);

@@ -92,7 +92,10 @@ for (const arch of models) {
     );
     const t = createTrainer(config);
     const x = tf.randomUniform([batch, 32, 32, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
-    const y = tf.tensor1d(Array.from({ length: batch }, (_, i) => i % 10), 'int32');
+    const y = tf.tensor1d(
+      Array.from({ length: batch }, (_, i) => i % 10),
+      'int32',
+    );
     const params = { lr: 0.1, epsilon: 8 / 255, stepSize: 4 / 255, awp, seed: 0 };
     trainStep(t, x, y, params);
     const marks: Mark[] = [];

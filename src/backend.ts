@@ -123,9 +123,7 @@ export async function initBackend(choice?: BackendChoice): Promise<BackendInfo> 
       return (current = info);
     }
     if (want === 'gpu') {
-      throw new InputError(
-        `--backend gpu: @tensorflow/tfjs-node-gpu does not load (${gpuLoad.error}). Run \`npm run setup:native -- --gpu\` on the GPU box.`,
-      );
+      throw new InputError(`--backend gpu: @tensorflow/tfjs-node-gpu does not load (${gpuLoad.error}). Run \`npm run setup:native -- --gpu\` on the GPU box.`);
     }
   }
 
@@ -138,9 +136,7 @@ export async function initBackend(choice?: BackendChoice): Promise<BackendInfo> 
     return (current = nativeInfo('@tensorflow/tfjs-node', warnings));
   }
   if (want === 'tensorflow') {
-    throw new InputError(
-      `--backend tensorflow: @tensorflow/tfjs-node does not load (${cpuLoad.error}). Run \`npm run setup:native\`.`,
-    );
+    throw new InputError(`--backend tensorflow: @tensorflow/tfjs-node does not load (${cpuLoad.error}). Run \`npm run setup:native\`.`);
   }
   await activate('cpu');
   warnings.push(`@tensorflow/tfjs-node is not usable (${cpuLoad.error}). ${CPU_SLOWNESS_WARNING}`);

@@ -108,7 +108,9 @@ export function findGpuLibraries(libDirs?: string[]): { libraries: GpuLibrary[];
   const ldPath = (process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean);
   const wheelDirs = libDirs ? [] : nvidiaWheelDirs();
   const cache = libDirs ? '' : (run('ldconfig', ['-p']) ?? run('/sbin/ldconfig', ['-p']) ?? '');
-  const searched = libDirs ? [...libDirs] : [`LD_LIBRARY_PATH (${ldPath.length ? ldPath.join(':') : 'unset'})`, 'ldconfig -p', ...wheelDirs.map((d) => `pip wheel ${d}`)];
+  const searched = libDirs
+    ? [...libDirs]
+    : [`LD_LIBRARY_PATH (${ldPath.length ? ldPath.join(':') : 'unset'})`, 'ldconfig -p', ...wheelDirs.map((d) => `pip wheel ${d}`)];
   const loaderDirs = libDirs ?? ldPath;
   const libraries = GPU_LIBRARIES.map(({ soname, wheel }): GpuLibrary => {
     const onPath = loaderDirs.map((d) => join(d, soname)).find((p) => existsSync(p));
@@ -136,7 +138,10 @@ function unresolvedLinks(pkg: string): string[] {
     return [];
   }
   const out = run('ldd', [binding]) ?? '';
-  return out.split('\n').filter((l) => l.includes('not found')).map((l) => l.trim().split(/\s+/)[0]!);
+  return out
+    .split('\n')
+    .filter((l) => l.includes('not found'))
+    .map((l) => l.trim().split(/\s+/)[0]!);
 }
 
 /** A conv2d (3x3, 32 → 32 channels, 8 images of 32x32: 0.15 GFLOP) repeated for `seconds`: ms per op, GFLOP/s. */
@@ -182,9 +187,21 @@ export async function diagnose(opts: DoctorOptions = {}): Promise<Diagnosis> {
 
   // Threads and oneDNN, as TensorFlow will see them (ikl-at sets TF_ENABLE_ONEDNN_OPTS=1 when unset).
   const env = (k: string) => process.env[k] ?? 'unset';
-  add('threads', 'info', `TF_ENABLE_ONEDNN_OPTS=${env('TF_ENABLE_ONEDNN_OPTS')}${process.env.TF_ENABLE_ONEDNN_OPTS === undefined ? ' (ikl-at sets 1: oneDNN kernels on)' : ''}`);
-  add('threads', 'info', 'with oneDNN on, TensorFlow prints two notice lines when it loads, before its logging is configured: TF_CPP_MIN_LOG_LEVEL cannot hide them (TF_ENABLE_ONEDNN_OPTS=0 does, at the cost of oneDNN)');
-  add('threads', 'info', `TF_NUM_INTRAOP_THREADS=${env('TF_NUM_INTRAOP_THREADS')}, TF_NUM_INTEROP_THREADS=${env('TF_NUM_INTEROP_THREADS')}, OMP_NUM_THREADS=${env('OMP_NUM_THREADS')} (unset: TensorFlow uses all ${availableParallelism()} cores)`);
+  add(
+    'threads',
+    'info',
+    `TF_ENABLE_ONEDNN_OPTS=${env('TF_ENABLE_ONEDNN_OPTS')}${process.env.TF_ENABLE_ONEDNN_OPTS === undefined ? ' (ikl-at sets 1: oneDNN kernels on)' : ''}`,
+  );
+  add(
+    'threads',
+    'info',
+    'with oneDNN on, TensorFlow prints two notice lines when it loads, before its logging is configured: TF_CPP_MIN_LOG_LEVEL cannot hide them (TF_ENABLE_ONEDNN_OPTS=0 does, at the cost of oneDNN)',
+  );
+  add(
+    'threads',
+    'info',
+    `TF_NUM_INTRAOP_THREADS=${env('TF_NUM_INTRAOP_THREADS')}, TF_NUM_INTEROP_THREADS=${env('TF_NUM_INTEROP_THREADS')}, OMP_NUM_THREADS=${env('OMP_NUM_THREADS')} (unset: TensorFlow uses all ${availableParallelism()} cores)`,
+  );
 
   // GPU libraries: checked when a GPU is asked for, or could be used.
   const gpus = (run('nvidia-smi', ['-L']) ?? '').split('\n').filter((l) => l.startsWith('GPU '));
@@ -192,7 +209,11 @@ export async function diagnose(opts: DoctorOptions = {}): Promise<Diagnosis> {
   let gpuLibraries: GpuLibrary[] | undefined;
   let searched: string[] | undefined;
   if (gpuWanted || versions['@tensorflow/tfjs-node-gpu'] || gpus.length > 0) {
-    add('gpu', gpus.length ? 'ok' : gpuWanted ? 'fail' : 'info', gpus.length ? `nvidia-smi: ${gpus.join('; ')}` : 'nvidia-smi: no GPU listed (or no NVIDIA driver)');
+    add(
+      'gpu',
+      gpus.length ? 'ok' : gpuWanted ? 'fail' : 'info',
+      gpus.length ? `nvidia-smi: ${gpus.join('; ')}` : 'nvidia-smi: no GPU listed (or no NVIDIA driver)',
+    );
     add('gpu', 'info', `CUDA_VISIBLE_DEVICES=${env('CUDA_VISIBLE_DEVICES')}`);
     const found = findGpuLibraries(opts.libDirs);
     gpuLibraries = found.libraries;
@@ -201,7 +222,8 @@ export async function diagnose(opts: DoctorOptions = {}): Promise<Diagnosis> {
     const bad = gpuWanted ? 'fail' : 'warn';
     for (const l of found.libraries) {
       if (!l.path) add('gpu', bad, `${l.soname}: MISSING`);
-      else if (l.via === 'wheel-only') add('gpu', bad, `${l.soname}: only in ${dirname(l.path)}, which is not on LD_LIBRARY_PATH (TensorFlow will not find it)`);
+      else if (l.via === 'wheel-only')
+        add('gpu', bad, `${l.soname}: only in ${dirname(l.path)}, which is not on LD_LIBRARY_PATH (TensorFlow will not find it)`);
       else add('gpu', 'ok', `${l.soname}: ${l.path}${l.via === 'ldconfig' ? ' (ldconfig cache)' : ''}`);
     }
     const missing = found.libraries.filter((l) => !l.path);
@@ -246,7 +268,11 @@ export async function diagnose(opts: DoctorOptions = {}): Promise<Diagnosis> {
   if (backend) {
     for (const w of backend.warnings) add('backend', 'warn', w);
     const native = backend.name === 'tensorflow';
-    add('backend', native || want === 'cpu' ? 'ok' : 'fail', `${backend.name} from ${backend.package}, ${native ? `TensorFlow ${backend.tfVersion}` : `tfjs ${backend.tfVersion}`}`);
+    add(
+      'backend',
+      native || want === 'cpu' ? 'ok' : 'fail',
+      `${backend.name} from ${backend.package}, ${native ? `TensorFlow ${backend.tfVersion}` : `tfjs ${backend.tfVersion}`}`,
+    );
     add('backend', 'info', `devices: ${backend.devices.join(', ')}`);
     if (!native && want !== 'cpu') {
       usable = false;
@@ -264,7 +290,15 @@ export async function diagnose(opts: DoctorOptions = {}): Promise<Diagnosis> {
     benchmark = convBenchmark(seconds);
     add('benchmark', 'info', `${benchmark.op}: ${benchmark.msPerOp.toFixed(2)} ms, ${benchmark.gflops.toFixed(1)} GFLOP/s (${benchmark.runs} runs)`);
   }
-  return { findings, fixes, usable, ...(backend ? { backend } : {}), ...(gpuLibraries ? { gpuLibraries } : {}), ...(searched ? { searched } : {}), ...(benchmark ? { benchmark } : {}) };
+  return {
+    findings,
+    fixes,
+    usable,
+    ...(backend ? { backend } : {}),
+    ...(gpuLibraries ? { gpuLibraries } : {}),
+    ...(searched ? { searched } : {}),
+    ...(benchmark ? { benchmark } : {}),
+  };
 }
 
 /** The diagnosis as text: one line per finding, then the verdict and the fixes. */

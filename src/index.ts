@@ -112,10 +112,28 @@ export {
 } from './attacks/index.js';
 
 // Checkpoints.
-export { writeCheckpoint, readCheckpoint, verifyCheckpoint, findResumableCheckpoint, type CheckpointData, type CheckpointMeta, type LoadedCheckpoint } from './checkpoint/index.js';
+export {
+  writeCheckpoint,
+  readCheckpoint,
+  verifyCheckpoint,
+  findResumableCheckpoint,
+  type CheckpointData,
+  type CheckpointMeta,
+  type LoadedCheckpoint,
+} from './checkpoint/index.js';
 
 // Training configs.
-export { resolveConfig, parseConfig, configHash, configToYaml, jsonSchemaText, trainConfigSchema, parseNumberExpr, type TrainConfig, type TrainConfigInput } from './config/index.js';
+export {
+  resolveConfig,
+  parseConfig,
+  configHash,
+  configToYaml,
+  jsonSchemaText,
+  trainConfigSchema,
+  parseNumberExpr,
+  type TrainConfig,
+  type TrainConfigInput,
+} from './config/index.js';
 
 // Training.
 export {
@@ -150,13 +168,6 @@ export {
 } from './eval/index.js';
 
 // PyTorch interop: state_dicts (.pt zip or legacy, .safetensors) in and out under the official key names.
-export {
-  loadTorchModel,
-  readStateDictFile,
-  recogniseArch,
-  exportModel,
-  type ImportedModel,
-  type WeightSource,
-} from './interop/index.js';
+export { loadTorchModel, readStateDictFile, recogniseArch, exportModel, type ImportedModel, type WeightSource } from './interop/index.js';
 export { exportSource, type ExportResult } from './interop/export.js';
 export { initModelFrom } from './interop/init-from.js';

@@ -28,14 +28,20 @@ function nativeLoads(): boolean {
 
 test('parseBackendChoice accepts the four names and rejects others naming the source', () => {
   for (const c of ['auto', 'tensorflow', 'gpu', 'cpu']) assert.equal(parseBackendChoice(c), c);
-  assert.throws(() => parseBackendChoice('cuda', 'IKL_BACKEND'), (e: unknown) => e instanceof InputError && /IKL_BACKEND: expected one of auto\|tensorflow\|gpu\|cpu, got 'cuda'/.test(e.message));
+  assert.throws(
+    () => parseBackendChoice('cuda', 'IKL_BACKEND'),
+    (e: unknown) => e instanceof InputError && /IKL_BACKEND: expected one of auto\|tensorflow\|gpu\|cpu, got 'cuda'/.test(e.message),
+  );
 });
 
 test('IKL_BACKEND=cpu selects the pure-JS backend with the loud slowness warning', () => {
   const { info } = probe({ IKL_BACKEND: 'cpu' });
   assert.equal(info?.name, 'cpu');
   assert.equal(info?.package, '@tensorflow/tfjs');
-  assert.ok((info?.warnings as string[]).some((w) => /640x/.test(w)), 'no slowness warning');
+  assert.ok(
+    (info?.warnings as string[]).some((w) => /640x/.test(w)),
+    'no slowness warning',
+  );
 });
 
 test('an unknown IKL_BACKEND is an InputError naming the variable', () => {
@@ -44,15 +50,19 @@ test('an unknown IKL_BACKEND is an InputError naming the variable', () => {
   assert.match(error!.message, /^IKL_BACKEND: expected one of/);
 });
 
-test('tensorflow: the native binding reports the TensorFlow C library version and its devices', { skip: nativeLoads() ? false : 'the native backend is not set up (npm run setup:native)' }, () => {
-  const { info } = probe({ IKL_BACKEND: undefined }, 'tensorflow');
-  assert.equal(info?.name, 'tensorflow');
-  assert.equal(info?.package, '@tensorflow/tfjs-node');
-  assert.match(String(info?.tfVersion), /^2\.\d+\.\d+/);
-  assert.ok((info?.devices as string[]).length > 0);
-  // auto prefers the same native backend when no GPU package is installed.
-  assert.equal(probe({ IKL_BACKEND: 'auto' }).info?.name, 'tensorflow');
-});
+test(
+  'tensorflow: the native binding reports the TensorFlow C library version and its devices',
+  { skip: nativeLoads() ? false : 'the native backend is not set up (npm run setup:native)' },
+  () => {
+    const { info } = probe({ IKL_BACKEND: undefined }, 'tensorflow');
+    assert.equal(info?.name, 'tensorflow');
+    assert.equal(info?.package, '@tensorflow/tfjs-node');
+    assert.match(String(info?.tfVersion), /^2\.\d+\.\d+/);
+    assert.ok((info?.devices as string[]).length > 0);
+    // auto prefers the same native backend when no GPU package is installed.
+    assert.equal(probe({ IKL_BACKEND: 'auto' }).info?.name, 'tensorflow');
+  },
+);
 
 test('gpu without @tensorflow/tfjs-node-gpu installed is an InputError that says how to set it up, never a silent CPU run', () => {
   const gpuLoads = spawnSync(process.execPath, ['-e', "require('@tensorflow/tfjs-node-gpu')"]).status === 0;

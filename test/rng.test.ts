@@ -12,7 +12,10 @@ describe('SeededRng', () => {
     assert.deepEqual(seqB, seqA);
     const c = new SeededRng(43);
     const d = new SeededRng(42);
-    assert.notDeepEqual(Array.from({ length: 20 }, () => c.nextUint32()), Array.from({ length: 20 }, () => d.nextUint32()));
+    assert.notDeepEqual(
+      Array.from({ length: 20 }, () => c.nextUint32()),
+      Array.from({ length: 20 }, () => d.nextUint32()),
+    );
   });
 
   it('int(n) is roughly uniform (chi-square) and next() stays in [0, 1)', () => {
@@ -27,7 +30,8 @@ describe('SeededRng', () => {
       const v = rng.next();
       assert.ok(v >= 0 && v < 1);
     }
-    let sum = 0, sq = 0;
+    let sum = 0,
+      sq = 0;
     for (let i = 0; i < 20_000; i++) {
       const z = rng.normal();
       sum += z;
@@ -48,7 +52,10 @@ describe('SeededRng', () => {
 
   it('permutation is a permutation and depends on the generator', () => {
     const p = permutation(1000, new SeededRng(1));
-    assert.deepEqual([...p].sort((a, b) => a - b), Array.from({ length: 1000 }, (_, i) => i));
+    assert.deepEqual(
+      [...p].sort((a, b) => a - b),
+      Array.from({ length: 1000 }, (_, i) => i),
+    );
     assert.notDeepEqual(Array.from(permutation(1000, new SeededRng(2))), Array.from(p));
   });
 });

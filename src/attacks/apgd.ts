@@ -168,10 +168,7 @@ export function apgdRun(
       tf.tidy((): ApgdState => {
         const a = i === 0 ? 1 : APGD_MOMENTUM;
         const z = project(tf.add(s.xAdv, tf.mul(steepestDirection(s.grad, norm), perExample(s.stepSize))), x, eps, norm);
-        const xNew =
-          a === 1
-            ? z
-            : project(tf.add(tf.add(s.xAdv, tf.mul(tf.sub(z, s.xAdv), a)), tf.mul(tf.sub(s.xAdv, s.xPrev), 1 - a)), x, eps, norm);
+        const xNew = a === 1 ? z : project(tf.add(tf.add(s.xAdv, tf.mul(tf.sub(z, s.xAdv), a)), tf.mul(tf.sub(s.xAdv, s.xPrev), 1 - a)), x, eps, norm);
         const { loss, logits, grad } = eotLossAndGrad(model, lossFn, xNew, draws);
         const wrong = tf.logicalNot(correctMask(logits, y)) as tf.Tensor1D;
         const improved = tf.greater(loss, s.lossBest) as tf.Tensor1D;
@@ -213,7 +210,11 @@ export function apgdRun(
       opts.onIteration({ i, loss: read(state.lossPrev), stepSize: read(state.stepSize), lossBest: read(state.lossBest), xBest: read(state.xBest) });
     }
   }
-  const out = tf.tidy(() => ({ xAdv: selectPerExample(state.fooled, state.xBestAdv, state.xBest), fooled: tf.clone(state.fooled), lossBest: tf.clone(state.lossBest) }));
+  const out = tf.tidy(() => ({
+    xAdv: selectPerExample(state.fooled, state.xBestAdv, state.xBest),
+    fooled: tf.clone(state.fooled),
+    lossBest: tf.clone(state.lossBest),
+  }));
   for (const t of new Set(Object.values(state) as tf.Tensor[])) t.dispose();
   return out;
 }
@@ -270,7 +271,14 @@ class Sequence {
 
   /** A host copy of the state (the unit state of src/attacks/progress.ts). */
   async read(units: number): Promise<AttackState> {
-    return { units, arrays: { xAdv: Float32Array.from(await this.xAdv.data()), lossBest: Float32Array.from(await this.lossBest.data()), robust: Uint8Array.from(this.robust) } };
+    return {
+      units,
+      arrays: {
+        xAdv: Float32Array.from(await this.xAdv.data()),
+        lossBest: Float32Array.from(await this.lossBest.data()),
+        robust: Uint8Array.from(this.robust),
+      },
+    };
   }
 
   /** Continues from a state read() made on the same inputs. */
@@ -363,7 +371,13 @@ export async function apgdT(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts
     for (let r = 0; r < opts.restarts; r++) {
       units.push((xs, ys) => {
         // Target: the (t+2)-th largest clean logit, as AutoAttack ranks them.
-        const target = tf.tidy(() => tf.topk(model(xs), t + 2).indices.slice([0, t + 1], [-1, 1]).reshape([-1]) as tf.Tensor1D);
+        const target = tf.tidy(
+          () =>
+            tf
+              .topk(model(xs), t + 2)
+              .indices.slice([0, t + 1], [-1, 1])
+              .reshape([-1]) as tf.Tensor1D,
+        );
         try {
           const lossFn: PerExampleLoss = (z) => dlrTargetedLoss(z, ys, target, { reduction: 'none' }) as tf.Tensor1D;
           return apgdRun(model, xs, ys, lossFn, { ...opts, seed: deriveSeed(opts.seed, t, r) });

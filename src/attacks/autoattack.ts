@@ -17,7 +17,15 @@ import { pgd } from './pgd.js';
 import { square } from './square.js';
 import type { AttackProgress, AttackState } from './progress.js';
 import { gatherRows, indicesWhere, predictCorrect, scatterRows } from './subset.js';
-import { AUTOATTACK_STAGE_NAMES, AUTOATTACK_VERSION_NAMES, type AttackResult, type AutoAttackStageName, type AutoAttackVersion, type ModelFn, type Norm } from './types.js';
+import {
+  AUTOATTACK_STAGE_NAMES,
+  AUTOATTACK_VERSION_NAMES,
+  type AttackResult,
+  type AutoAttackStageName,
+  type AutoAttackVersion,
+  type ModelFn,
+  type Norm,
+} from './types.js';
 import { checkCount, checkInputs, checkNonNegative, checkNorm, checkSeed } from './validate.js';
 import { combineValidity, validityLine, type ValidityLine } from './validity.js';
 
@@ -238,7 +246,14 @@ function chunks(idx: Int32Array, size: number): Int32Array[] {
  * The sequencer: runs `stages` (from `fromStage`) on the points with robust[i] = 1, each on what is still robust,
  * and clears robust[i] (in place) for every point a stage fooled. Invalid adversarials throw (InvalidAdversarialError).
  */
-export async function runStages(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, robust: Uint8Array, stages: readonly AutoAttackStage[], opts: SequenceOptions): Promise<SequenceResult> {
+export async function runStages(
+  model: ModelFn,
+  x: tf.Tensor4D,
+  y: tf.Tensor1D,
+  robust: Uint8Array,
+  stages: readonly AutoAttackStage[],
+  opts: SequenceOptions,
+): Promise<SequenceResult> {
   const n = x.shape[0];
   const batchSize = opts.batchSize ?? Math.max(n, 1);
   let xAdv = opts.keepAdversarials ? tf.clone(x) : null;
@@ -272,7 +287,12 @@ export async function runStages(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, 
           unitDone: (_units, read) => progress.save(async () => checkpoint(c, await read())),
         };
         try {
-          const res = await stage.run(model, xs, ys, { eps: opts.eps, norm: opts.norm, seed: opts.stageSeed(s, c), ...(attackProgress ? { progress: attackProgress } : {}) });
+          const res = await stage.run(model, xs, ys, {
+            eps: opts.eps,
+            norm: opts.norm,
+            seed: opts.stageSeed(s, c),
+            ...(attackProgress ? { progress: attackProgress } : {}),
+          });
           try {
             const v = await validityLine(xs, res.xAdv, { eps: opts.eps, norm: opts.norm, attack: stage.name });
             validity = validity ? combineValidity(validity, v) : v;

@@ -19,13 +19,7 @@ import type { Norm } from './types.js';
  * Writes into `out` the displacement d of minimal `norm` with ⟨w, p + d⟩ = b and p + d ∈ [0, 1]^d (or the move
  * to the best box corner when that set is empty). Returns ‖d‖ in that norm.
  */
-export function projectOntoHyperplaneBox(
-  p: ArrayLike<number>,
-  w: ArrayLike<number>,
-  b: number,
-  norm: Norm,
-  out: Float64Array,
-): number {
+export function projectOntoHyperplaneBox(p: ArrayLike<number>, w: ArrayLike<number>, b: number, norm: Norm, out: Float64Array): number {
   const n = p.length;
   let wp = 0;
   for (let i = 0; i < n; i++) wp += w[i]! * p[i]!;

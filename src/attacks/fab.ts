@@ -203,7 +203,9 @@ async function fabAttack(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: F
       const hook = opts.onIteration;
       const onStep = hook ? (step: number, x1: Float32Array, bn: Float64Array) => hook({ k, restart: r, step, x1, bestNorm: bn }) : undefined;
       const runShape: Shape4 = [n, H, W, C];
-      const linearise: Linearise = targeted ? (x1) => diffAndGrad(model, x1, runShape, ya, ta, classes) : (x1) => closestBoundary(model, x1, runShape, ya, classes, norm);
+      const linearise: Linearise = targeted
+        ? (x1) => diffAndGrad(model, x1, runShape, ya, ta, classes)
+        : (x1) => closestBoundary(model, x1, runShape, ya, classes, norm);
       const { best, bestNorm } = fabSingleRun(model, x0, runShape, ya, linearise, o, start, onStep);
       active.forEach((i, a) => {
         if (bestNorm[a]! <= o.eps) {

@@ -48,12 +48,7 @@ export function diffAndGrad(
   const [value, grad] = tf.tidy(() => {
     const x = tf.tensor4d(data, shape);
     const coef = tf.sub(tf.oneHot(tf.tensor1d(target, 'int32'), classes), tf.oneHot(tf.tensor1d(y, 'int32'), classes));
-    const { value, grads } = tf.engine().gradients(
-      () => tf.sum(tf.mul(model(x), coef), 1),
-      [x],
-      undefined,
-      true,
-    );
+    const { value, grads } = tf.engine().gradients(() => tf.sum(tf.mul(model(x), coef), 1), [x], undefined, true);
     return [value, grads[0] ?? tf.zerosLike(x)];
   });
   const df = Float32Array.from(value.dataSync() as Float32Array);
@@ -82,8 +77,14 @@ export function closestBoundary(
   const D = data.length / n;
   const [value, grad] = tf.tidy(() => {
     const x = tf.tile(tf.tensor4d(data, shape), [classes, 1, 1, 1]) as tf.Tensor4D;
-    const cls = tf.tensor1d(Int32Array.from({ length: classes * n }, (_, r) => Math.floor(r / n)), 'int32');
-    const lab = tf.tensor1d(Int32Array.from({ length: classes * n }, (_, r) => y[r % n]!), 'int32');
+    const cls = tf.tensor1d(
+      Int32Array.from({ length: classes * n }, (_, r) => Math.floor(r / n)),
+      'int32',
+    );
+    const lab = tf.tensor1d(
+      Int32Array.from({ length: classes * n }, (_, r) => y[r % n]!),
+      'int32',
+    );
     const coef = tf.sub(tf.oneHot(cls, classes), tf.oneHot(lab, classes));
     const { value, grads } = tf.engine().gradients(() => tf.sum(tf.mul(model(x), coef), 1), [x], undefined, true);
     return [value, grads[0] ?? tf.zerosLike(x)];

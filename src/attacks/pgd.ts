@@ -34,7 +34,8 @@ function checkPgdOptions(who: string, x: tf.Tensor4D, y: tf.Tensor1D, opts: PgdO
   if (opts.start !== undefined && !PGD_STARTS.includes(opts.start)) {
     throw new InputError(`${who}: start expected one of ${PGD_STARTS.join('|')}, got '${String(opts.start)}'`);
   }
-  if (opts.start === 'uniform-unclamped' && opts.norm !== 'linf') throw new InputError(`${who}: start 'uniform-unclamped' is L-inf only, got norm '${opts.norm}'`);
+  if (opts.start === 'uniform-unclamped' && opts.norm !== 'linf')
+    throw new InputError(`${who}: start 'uniform-unclamped' is L-inf only, got norm '${opts.norm}'`);
 }
 
 function startPoint(x: tf.Tensor4D, eps: number, norm: Norm, start: PgdStart, seed: number): tf.Tensor4D {

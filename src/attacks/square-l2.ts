@@ -99,15 +99,7 @@ export function l2InitDelta(delta: Float64Array, H: number, W: number, C: number
  * then rescaled to eps. Window offsets are ⌊u·(H − s)⌋ as in the reference.
  * Writes δ_new (norm eps before box clipping) into `delta`.
  */
-export function l2ProposalDelta(
-  delta: Float64Array,
-  eps: number,
-  H: number,
-  W: number,
-  C: number,
-  s: number,
-  rng: UniformSource,
-): void {
+export function l2ProposalDelta(delta: Float64Array, eps: number, H: number, W: number, C: number, s: number, rng: UniformSource): void {
   const vh = intOf(rng.next(), H - s);
   const vw = intOf(rng.next(), W - s);
   const vh2 = intOf(rng.next(), H - s);

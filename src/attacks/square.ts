@@ -117,26 +117,12 @@ interface RunResult {
 }
 
 /** One Square run on n points (flat NHWC x, labels y) with a budget of `steps` proposals per point after the start. */
-function squareSingleRun(
-  model: ModelFn,
-  x: Float32Array,
-  shape: Shape4,
-  y: Int32Array,
-  o: RunOptions,
-  rng: UniformSource,
-): RunResult {
+function squareSingleRun(model: ModelFn, x: Float32Array, shape: Shape4, y: Int32Array, o: RunOptions, rng: UniformSource): RunResult {
   return o.norm === 'l2' ? squareL2Run(model, x, shape, y, o, rng) : squareLinfRun(model, x, shape, y, o, rng);
 }
 
 /** The L-inf run: vertical-stripe start, proposals that flip one window of each channel to the other face. */
-function squareLinfRun(
-  model: ModelFn,
-  x: Float32Array,
-  shape: Shape4,
-  y: Int32Array,
-  o: RunOptions,
-  rng: UniformSource,
-): RunResult {
+function squareLinfRun(model: ModelFn, x: Float32Array, shape: Shape4, y: Int32Array, o: RunOptions, rng: UniformSource): RunResult {
   const [n, H, W, C] = shape;
   const D = H * W * C;
   const { eps } = o;
@@ -179,14 +165,7 @@ function squareLinfRun(
 }
 
 /** The L2 run: centre-surround start and proposals (square-l2.ts), the same random search around them. */
-function squareL2Run(
-  model: ModelFn,
-  x: Float32Array,
-  shape: Shape4,
-  y: Int32Array,
-  o: RunOptions,
-  rng: UniformSource,
-): RunResult {
+function squareL2Run(model: ModelFn, x: Float32Array, shape: Shape4, y: Int32Array, o: RunOptions, rng: UniformSource): RunResult {
   const [n, H, W, C] = shape;
   const D = H * W * C;
   const delta = new Float64Array(D);

@@ -387,7 +387,6 @@ export async function findResumableCheckpoint(
 // ---------------------------------------------------------------------------------------------------------------
 // Model and tensor encoding.
 
-
 async function encodeTensors(tensors: NamedTensors): Promise<{ manifest: TensorEntry[]; bytes: Uint8Array }> {
   const manifest: TensorEntry[] = [];
   const chunks: Uint8Array[] = [];
@@ -426,8 +425,7 @@ function decodeTensors(manifest: TensorEntry[], bytes: Uint8Array, path: string)
         throw new InputError(`${path}: tensor '${e.name}': shape [${e.shape}] ${e.dtype} does not match its ${e.byteLength} bytes at ${e.offset}`);
       }
       const slice = bytes.slice(e.offset, e.offset + e.byteLength);
-      const values =
-        e.dtype === 'float32' ? new Float32Array(slice.buffer) : e.dtype === 'int32' ? new Int32Array(slice.buffer) : slice;
+      const values = e.dtype === 'float32' ? new Float32Array(slice.buffer) : e.dtype === 'int32' ? new Int32Array(slice.buffer) : slice;
       out[e.name] = tf.tensor(values, e.shape, e.dtype);
     }
   } catch (err) {

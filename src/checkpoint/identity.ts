@@ -26,7 +26,9 @@ interface ManifestEntry {
  */
 export function weightsIdentity(weightsFileSha256: string, manifest: ReadonlyArray<{ weights: ReadonlyArray<ManifestEntry> }>): string {
   const specs = manifest.flatMap((g) => g.weights.map((w) => ({ name: w.name, shape: [...w.shape], dtype: w.dtype })));
-  return createHash('sha256').update(`${WEIGHTS_ID_VERSION}\n${JSON.stringify(specs)}\n${weightsFileSha256}`).digest('hex');
+  return createHash('sha256')
+    .update(`${WEIGHTS_ID_VERSION}\n${JSON.stringify(specs)}\n${weightsFileSha256}`)
+    .digest('hex');
 }
 
 /** The short form used in messages: the first 12 hex digits. */

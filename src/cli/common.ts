@@ -15,7 +15,10 @@ export async function runMain(name: string, body: () => Promise<number | void>, 
   } catch (caught) {
     // A file error that no caller turned into a message naming the user's file: still bad input, with its path.
     // Temporary names (x.tmp, x.tmp-<pid>) are shown as the file they were to become.
-    const e = isFileSystemError(caught) && !(caught instanceof InputError) ? fileError((caught.path ?? 'a file').replace(/\.tmp(-\d+)?$/, ''), caught, caught.syscall ?? 'access') : caught;
+    const e =
+      isFileSystemError(caught) && !(caught instanceof InputError)
+        ? fileError((caught.path ?? 'a file').replace(/\.tmp(-\d+)?$/, ''), caught, caught.syscall ?? 'access')
+        : caught;
     if (e instanceof InputError) {
       process.stderr.write(`${name}: ${e.message.replace(/\s*\n\s*/g, ' ')}\n`);
       code = EXIT.badInput;

@@ -31,7 +31,9 @@ async function doctorAction(flags: DoctorFlags): Promise<number> {
 
 export function buildProgram(run: (body: () => Promise<number>) => void): Command {
   return new Command('ikl-doctor')
-    .description('Diagnose the TensorFlow.js set-up: backend packages, TensorFlow version, devices, CUDA/cuDNN libraries, threads, a one-second convolution benchmark.')
+    .description(
+      'Diagnose the TensorFlow.js set-up: backend packages, TensorFlow version, devices, CUDA/cuDNN libraries, threads, a one-second convolution benchmark.',
+    )
     .option('--backend <name>', 'auto|tensorflow|gpu|cpu: the backend to check (default $IKL_BACKEND or auto)')
     .option('--json', 'the diagnosis as JSON')
     .option('--no-benchmark', 'skip the one-second convolution benchmark')

@@ -74,7 +74,10 @@ async function evalAction(flags: EvalFlags): Promise<number> {
   let bar: { start(total: number, value: number): void; update(v: number): void; stop(): void } | undefined;
   if (flags.progress && process.stderr.isTTY === true) {
     const { default: cliProgress } = await import('cli-progress');
-    bar = new cliProgress.SingleBar({ stream: process.stderr, format: 'ikl-eval [{bar}] {value}/{total} batches | {eta_formatted} left' }, cliProgress.Presets.shades_classic);
+    bar = new cliProgress.SingleBar(
+      { stream: process.stderr, format: 'ikl-eval [{bar}] {value}/{total} batches | {eta_formatted} left' },
+      cliProgress.Presets.shades_classic,
+    );
   }
   let started = false;
   const report = await runEval(partial, {
@@ -135,9 +138,15 @@ export function buildProgram(run: (body: () => Promise<number>) => void): Comman
     .option('--seed <n>', 'seed of every random choice (default 0)')
     .option('--aa-version <v>', 'standard|plus|rand: the AutoAttack version of --attack autoattack (default standard)')
     .option('--attacks <list>', 'custom AutoAttack stage list, comma-separated: apgd-ce|apgd-dlr|apgd-t|fab|fab-t|square')
-    .option('--protocol <name>', "default|trades: trades = TRADES' PGD-20 evaluation exactly (eps 0.031, 20 steps of 0.003, unclamped uniform start, every point counted)")
+    .option(
+      '--protocol <name>',
+      "default|trades: trades = TRADES' PGD-20 evaluation exactly (eps 0.031, 20 steps of 0.003, unclamped uniform start, every point counted)",
+    )
     .option('--state <file>', 'resumable state file: a killed run started again continues where it stopped')
-    .option('--save-every <seconds>', 'with --state: write it at most this often inside a batch, within attack stages too (default 30; 0 = after every restart/target)')
+    .option(
+      '--save-every <seconds>',
+      'with --state: write it at most this often inside a batch, within attack stages too (default 30; 0 = after every restart/target)',
+    )
     .option('--shard <i/n>', 'evaluate slice i of n contiguous slices of the first n-examples (merge with `ikl-eval merge`)')
     .option('--backend <name>', 'auto|tensorflow|gpu|cpu (default $IKL_BACKEND or auto)')
     .option('--log-format <fmt>', 'auto|json|pretty (logs on stderr)')

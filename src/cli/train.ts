@@ -136,7 +136,9 @@ async function trainAction(flags: TrainFlags): Promise<number> {
   const plan = await planTraining(flags);
   const { config } = plan;
   if (flags.printConfig) {
-    process.stdout.write(configToYaml(config, `ikl-train resolved config (hash ${configHash(config)})\nfrom ${plan.configSource}; run directory ${plan.runDir}`));
+    process.stdout.write(
+      configToYaml(config, `ikl-train resolved config (hash ${configHash(config)})\nfrom ${plan.configSource}; run directory ${plan.runDir}`),
+    );
     return EXIT.ok;
   }
 
@@ -165,10 +167,7 @@ async function trainAction(flags: TrainFlags): Promise<number> {
   if (flags.verbose) process.env.TF_CPP_MIN_LOG_LEVEL ??= '0';
   const backend = await initBackend(config.run.backend === 'auto' ? undefined : config.run.backend);
   logBackend(log, backend);
-  log.info(
-    { runDir: plan.runDir, config: plan.configSource, hash: configHash(config).slice(0, 12), resume: plan.resume },
-    'training',
-  );
+  log.info({ runDir: plan.runDir, config: plan.configSource, hash: configHash(config).slice(0, 12), resume: plan.resume }, 'training');
   if (signal.stopRequested) return received === 'SIGTERM' ? EXIT.sigterm : EXIT.sigint;
   const { train } = await import('../train/index.js');
   const bar = config.run.progress && process.stderr.isTTY === true ? await epochBar(config.schedule.epochs) : undefined;
@@ -242,7 +241,9 @@ async function epochBar(epochs: number): Promise<{ onStep: (info: StepInfo) => v
 
 export function buildProgram(run: (body: () => Promise<number>) => void): Command {
   return new Command('ikl-train')
-    .description('Adversarial training (IKL-AT, TRADES, PGD-AT) and knowledge distillation (IKL-KD, KD, DKD) on TensorFlow.js from a config file, with resumable atomic checkpoints.')
+    .description(
+      'Adversarial training (IKL-AT, TRADES, PGD-AT) and knowledge distillation (IKL-KD, KD, DKD) on TensorFlow.js from a config file, with resumable atomic checkpoints.',
+    )
     .option('--config <file>', 'config file, YAML or JSON (see configs/); default: the built-in defaults (CIFAR-10 IKL-AT)')
     .option('--set <key=value>', 'override one config key (repeatable), e.g. --set attack.steps=10', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--print-config', 'print the resolved config as YAML and exit')

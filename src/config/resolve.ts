@@ -131,9 +131,7 @@ function applySet(raw: Raw, assignment: string): Raw {
   let next = setPath(raw, path, typed, source);
   const issues = trainConfigSchema.safeParse(next, { reportInput: true }).error?.issues ?? [];
   // `--set run.name=2024` parses as a number; a string field gets the text as written.
-  const wantsString = issues.some(
-    (i) => i.code === 'invalid_type' && i.expected === 'string' && i.path.join('.') === path.join('.'),
-  );
+  const wantsString = issues.some((i) => i.code === 'invalid_type' && i.expected === 'string' && i.path.join('.') === path.join('.'));
   if (wantsString && typeof typed !== 'string') next = setPath(raw, path, text, source);
   validate(next, source);
   return next;
@@ -230,7 +228,10 @@ function finalize(parsed: ParsedTrainConfig, sourceOf: (paths: string[]) => stri
     fail('schedule.warmupEpochs', `expected fewer warm-up epochs than schedule.epochs (${epochs}), got ${parsed.schedule.warmupEpochs}`, ['schedule.epochs']);
   }
   if (dataset === 'synthetic' && parsed.data.valSize >= parsed.data.synthetic.nTrain) {
-    fail('data.valSize', `expected fewer validation images than data.synthetic.nTrain (${parsed.data.synthetic.nTrain}), got ${parsed.data.valSize}`, ['data.synthetic.nTrain', 'data.dataset']);
+    fail('data.valSize', `expected fewer validation images than data.synthetic.nTrain (${parsed.data.synthetic.nTrain}), got ${parsed.data.valSize}`, [
+      'data.synthetic.nTrain',
+      'data.dataset',
+    ]);
   }
   const kd = isKdObjective(parsed.objective.type);
   if (kd && parsed.teacher.checkpoint === undefined) {
@@ -262,7 +263,9 @@ export function configHash(config: TrainConfig | ParsedTrainConfig): string {
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (isPlainObject(value)) {
-    const keys = Object.keys(value).filter((k) => value[k] !== undefined).sort();
+    const keys = Object.keys(value)
+      .filter((k) => value[k] !== undefined)
+      .sort();
     return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(',')}}`;
   }
   return JSON.stringify(value) ?? 'null';
@@ -271,7 +274,12 @@ export function canonicalJson(value: unknown): string {
 /** The resolved config as YAML (what --print-config prints and what a run directory stores). */
 export function configToYaml(config: TrainConfig, header?: string): string {
   const body = stringifyYaml(config, { lineWidth: 0 });
-  return header ? `${header.split('\n').map((l) => `# ${l}`.trimEnd()).join('\n')}\n${body}` : body;
+  return header
+    ? `${header
+        .split('\n')
+        .map((l) => `# ${l}`.trimEnd())
+        .join('\n')}\n${body}`
+    : body;
 }
 
 /** configs/schema.json of this package. */
@@ -296,9 +304,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 function leafPaths(obj: Raw, prefix: string[] = []): string[] {
-  return Object.entries(obj).flatMap(([k, v]) =>
-    isPlainObject(v) ? [[...prefix, k].join('.'), ...leafPaths(v, [...prefix, k])] : [[...prefix, k].join('.')],
-  );
+  return Object.entries(obj).flatMap(([k, v]) => (isPlainObject(v) ? [[...prefix, k].join('.'), ...leafPaths(v, [...prefix, k])] : [[...prefix, k].join('.')]));
 }
 
 function show(v: unknown): string {
@@ -306,7 +312,9 @@ function show(v: unknown): string {
   if (typeof v === 'number' && !Number.isFinite(v)) return Number.isNaN(v) ? '.nan' : v > 0 ? '.inf' : '-.inf';
   if (typeof v === 'string') {
     // Escaped (control characters would reach the terminal) and short.
-    const body = JSON.stringify(v.length > 40 ? v.slice(0, 40) : v).slice(1, -1).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    const body = JSON.stringify(v.length > 40 ? v.slice(0, 40) : v)
+      .slice(1, -1)
+      .replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
     return `'${body}'${v.length > 40 ? '...' : ''}`;
   }
   if (v === undefined) return 'nothing';

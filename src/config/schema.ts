@@ -45,10 +45,12 @@ const unitOpen = () => num(finite().min(0, { error: 'expected a number in [0, 1)
 const int = () => z.number({ error: 'expected an integer' }).int({ error: 'expected an integer' });
 const posInt = () => int().min(1, { error: 'expected a positive integer' });
 const nonNegInt = () => int().min(0, { error: 'expected an integer >= 0' });
-const seed = () => int().min(0, { error: 'expected an integer seed >= 0' }).max(2 ** 32 - 1, { error: 'expected an integer seed < 2^32' });
+const seed = () =>
+  int()
+    .min(0, { error: 'expected an integer seed >= 0' })
+    .max(2 ** 32 - 1, { error: 'expected an integer seed < 2^32' });
 const bool = () => z.boolean({ error: 'expected true or false' });
-const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
-  z.enum(values, { error: `expected one of ${values.join('|')}` });
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T) => z.enum(values, { error: `expected one of ${values.join('|')}` });
 
 /** A section: a strict object whose default is every field at its default. */
 function section<S extends z.ZodRawShape>(shape: S, description: string) {
@@ -70,16 +72,23 @@ export const BEST_METRICS = ['robust', 'clean'] as const;
 
 const run = section(
   {
-    name: z.string({ error: 'expected a string' }).min(1, { error: 'expected a non-empty name' })
+    name: z
+      .string({ error: 'expected a string' })
+      .min(1, { error: 'expected a non-empty name' })
       // The run directory is <outDir>/<name>: a '..' or an absolute name would put it outside outDir.
-      .refine((n) => !/^([\\/]|[A-Za-z]:)/.test(n) && !n.split(/[\\/]/).includes('..'), { error: "expected a name inside run.outDir (no '..' part, not an absolute path)" })
+      .refine((n) => !/^([\\/]|[A-Za-z]:)/.test(n) && !n.split(/[\\/]/).includes('..'), {
+        error: "expected a name inside run.outDir (no '..' part, not an absolute path)",
+      })
       .default('ikl-at')
       .describe('Run name; the run directory is <outDir>/<name> unless --run-dir is given.'),
-    outDir: z.string({ error: 'expected a path' }).min(1, { error: 'expected a non-empty path' }).default('checkpoints')
+    outDir: z
+      .string({ error: 'expected a path' })
+      .min(1, { error: 'expected a non-empty path' })
+      .default('checkpoints')
       .describe('Directory that holds run directories.'),
-    seed: seed().default(0)
-      .describe('Seed of everything random: weight init, shuffling (from seed, epoch), augmentation (seed, epoch, batch), attack starts.'),
-    backend: oneOf(BACKEND_CHOICES).default('auto')
+    seed: seed().default(0).describe('Seed of everything random: weight init, shuffling (from seed, epoch), augmentation (seed, epoch, batch), attack starts.'),
+    backend: oneOf(BACKEND_CHOICES)
+      .default('auto')
       .describe('TensorFlow.js backend: auto (GPU if usable, else native CPU, else pure JS), tensorflow (native CPU), gpu, cpu (pure JS, very slow).'),
     logFormat: oneOf(LOG_FORMATS).default('auto').describe('Log format on stderr: json (NDJSON), pretty, or auto (pretty on a terminal).'),
     progress: bool().default(true).describe('Show a progress bar on a terminal.'),
@@ -98,10 +107,11 @@ const synthetic = section(
 
 const extra = z
   .strictObject({
-    file: z.string({ error: 'expected a path' }).min(1, { error: 'expected a non-empty path' })
+    file: z
+      .string({ error: 'expected a path' })
+      .min(1, { error: 'expected a non-empty path' })
       .describe('File of extra (e.g. generated) training images with labels.'),
-    ratio: unitOpen().default(0.7)
-      .describe('Fraction of every training batch drawn from the extra data (0.7 in the generated-data recipes).'),
+    ratio: unitOpen().default(0.7).describe('Fraction of every training batch drawn from the extra data (0.7 in the generated-data recipes).'),
   })
   .optional()
   .describe('Extra training data mixed into every batch (the generated-data runs). Omitted: none.');
@@ -109,12 +119,18 @@ const extra = z
 const data = section(
   {
     dataset: oneOf(DATASETS).default('cifar10').describe('Dataset: cifar10, cifar100, or synthetic (generated, no download).'),
-    dataDir: z.string({ error: 'expected a path' }).min(1, { error: 'expected a non-empty path' }).default('data')
+    dataDir: z
+      .string({ error: 'expected a path' })
+      .min(1, { error: 'expected a non-empty path' })
+      .default('data')
       .describe('Directory holding (or receiving) the dataset files.'),
     download: bool().default(true).describe('Download the dataset into dataDir when it is missing.'),
     synthetic,
-    valSize: nonNegInt().default(1000)
-      .describe('Training images held out as the validation set that picks the "best" checkpoint. 0: train on all; evaluation then uses test images, so best/ is for monitoring only.'),
+    valSize: nonNegInt()
+      .default(1000)
+      .describe(
+        'Training images held out as the validation set that picks the "best" checkpoint. 0: train on all; evaluation then uses test images, so best/ is for monitoring only.',
+      ),
     trainSubset: posInt().optional().describe('Train on only the first N training images (after the validation split). Omitted: all.'),
     extra,
     augment: bool().default(true).describe('Random crop 32 with 4-pixel zero padding and random horizontal flip.'),
@@ -126,25 +142,32 @@ const data = section(
 const model = section(
   {
     arch: oneOf(MODEL_ARCHS).default('wrn-34-10').describe('Architecture from the model zoo.'),
-    numClasses: int().min(2, { error: 'expected an integer >= 2' }).optional()
+    numClasses: int()
+      .min(2, { error: 'expected an integer >= 2' })
+      .optional()
       .describe('Number of classes. Omitted: taken from the dataset (cifar10 10, cifar100 100, synthetic 10).'),
-    initFrom: z.string({ error: 'expected a path' }).min(1, { error: 'expected a non-empty path' }).optional()
-      .describe('Start from these weights instead of the seeded initialisation: a checkpoint directory or a PyTorch .pt/.pth or .safetensors state_dict of the same arch and class count (official key names). Ignored when resuming.'),
+    initFrom: z
+      .string({ error: 'expected a path' })
+      .min(1, { error: 'expected a non-empty path' })
+      .optional()
+      .describe(
+        'Start from these weights instead of the seeded initialisation: a checkpoint directory or a PyTorch .pt/.pth or .safetensors state_dict of the same arch and class count (official key names). Ignored when resuming.',
+      ),
   },
   'The network.',
 );
 
 const objective = section(
   {
-    type: oneOf(OBJECTIVES).default('ikl-at')
+    type: oneOf(OBJECTIVES)
+      .default('ikl-at')
       .describe(
         'Outer loss: ikl-at (CE + IKL), trades (CE + tradesBeta·KL), pgd-at (CE on adversarial examples, Madry), standard (clean CE, no attack); ' +
-          'knowledge distillation from `teacher` with the settings of `distill`: ikl-kd (CE + IKL-KD, DKL\'s IKL_KD), kd (Hinton), dkd (decoupled KD).',
+          "knowledge distillation from `teacher` with the settings of `distill`: ikl-kd (CE + IKL-KD, DKL's IKL_KD), kd (Hinton), dkd (decoupled KD).",
       ),
     alpha: nonNegative().default(3).describe('IKL: weight of the soft-label cross-entropy (the role of TRADES beta).'),
     beta: nonNegative().default(20).describe('IKL: weight of the weighted MSE of logit differences (wMSE).'),
-    gamma: nonNegative().default(1)
-      .describe('GKL: power applied to the class-wise weights before the outer product (1 = IKL, 0 = uniform weights).'),
+    gamma: nonNegative().default(1).describe('GKL: power applied to the class-wise weights before the outer product (1 = IKL, 0 = uniform weights).'),
     temperature: positive().default(1).describe('Temperature of the soft-label cross-entropy (GKL); 1 in the published runs.'),
     tradesBeta: nonNegative().default(6).describe('TRADES: weight of KL(clean || adversarial).'),
     labelSmoothing: unitOpen().default(0).describe('Label smoothing of the clean cross-entropy term.'),
@@ -154,31 +177,36 @@ const objective = section(
 
 const teacher = section(
   {
-    checkpoint: z.string({ error: 'expected a path' }).min(1, { error: 'expected a non-empty path' }).optional()
-      .describe('The teacher of ikl-kd, kd and dkd: a checkpoint directory written by ikl-train (e.g. runs/teacher/best), or a PyTorch weight file (.pt/.pth/.safetensors, read by the importer; give teacher.arch unless its keys identify it). Required by those objectives; other objectives do not load it (so a KD config trains its CE-only baseline with --set objective.type=standard).'),
-    arch: oneOf(MODEL_ARCHS).optional()
-      .describe("The teacher's architecture, checked against the checkpoint's. Omitted: the checkpoint's."),
+    checkpoint: z
+      .string({ error: 'expected a path' })
+      .min(1, { error: 'expected a non-empty path' })
+      .optional()
+      .describe(
+        'The teacher of ikl-kd, kd and dkd: a checkpoint directory written by ikl-train (e.g. runs/teacher/best), or a PyTorch weight file (.pt/.pth/.safetensors, read by the importer; give teacher.arch unless its keys identify it). Required by those objectives; other objectives do not load it (so a KD config trains its CE-only baseline with --set objective.type=standard).',
+      ),
+    arch: oneOf(MODEL_ARCHS).optional().describe("The teacher's architecture, checked against the checkpoint's. Omitted: the checkpoint's."),
   },
   'The teacher of knowledge distillation: loaded once, run in inference mode (BN running statistics), never updated.',
 );
 
 const distill = section(
   {
-    alpha: nonNegative().default(1)
-      .describe('ikl-kd: weight α of the soft cross-entropy at temperature T (IKL_KD.ALPHA); dkd: weight of TCKD (DKD.ALPHA).'),
-    beta: nonNegative().default(8)
-      .describe('ikl-kd: weight β of the wMSE of logit differences (IKL_KD.BETA); dkd: weight of NCKD (DKD.BETA).'),
+    alpha: nonNegative().default(1).describe('ikl-kd: weight α of the soft cross-entropy at temperature T (IKL_KD.ALPHA); dkd: weight of TCKD (DKD.ALPHA).'),
+    beta: nonNegative().default(8).describe('ikl-kd: weight β of the wMSE of logit differences (IKL_KD.BETA); dkd: weight of NCKD (DKD.BETA).'),
     temperature: positive().default(4).describe('T of the soft targets softmax(z/T) (IKL_KD.T, KD.TEMPERATURE, DKD.T; 4 on CIFAR-100).'),
-    temperature2: positive().default(100)
-      .describe('ikl-kd: T2 of the wMSE weights softmax(z_teacher/T2), per sample or accumulated per class (IKL_KD.T2).'),
-    classPrior: bool().default(false)
-      .describe('ikl-kd: weight the wMSE by the class-wise prior (IKL_KD.GI): per epoch, the mean of softmax(z_teacher/T2) over each class; uniform in epoch 1. false: per-sample softmax(z_teacher/T2), as the CIFAR-100 configs.'),
-    warmupEpochs: posInt().default(20)
-      .describe('ikl-kd and dkd: the distillation term is scaled by min(epoch / warmupEpochs, 1) (IKL_KD.WARMUP, DKD.WARMUP).'),
-    ceWeight: nonNegative().optional()
+    temperature2: positive().default(100).describe('ikl-kd: T2 of the wMSE weights softmax(z_teacher/T2), per sample or accumulated per class (IKL_KD.T2).'),
+    classPrior: bool()
+      .default(false)
+      .describe(
+        'ikl-kd: weight the wMSE by the class-wise prior (IKL_KD.GI): per epoch, the mean of softmax(z_teacher/T2) over each class; uniform in epoch 1. false: per-sample softmax(z_teacher/T2), as the CIFAR-100 configs.',
+      ),
+    warmupEpochs: posInt().default(20).describe('ikl-kd and dkd: the distillation term is scaled by min(epoch / warmupEpochs, 1) (IKL_KD.WARMUP, DKD.WARMUP).'),
+    ceWeight: nonNegative()
+      .optional()
       .describe('Weight of CE(student, y). Omitted: the reference default, 1 for ikl-kd and dkd (CE_WEIGHT), 0.1 for kd (KD.LOSS.CE_WEIGHT).'),
     kdWeight: nonNegative().default(0.9).describe('kd: weight of T²·KL(teacher ‖ student) (KD.LOSS.KD_WEIGHT).'),
-    adversarial: bool().default(false)
+    adversarial: bool()
+      .default(false)
       .describe(
         'Adversarially robust distillation (RSLAD/ARD with the KD objective in place of KL): the student sees adversarial inputs crafted against itself by the training attack (`attack`), the teacher the clean input.',
       ),
@@ -188,8 +216,7 @@ const distill = section(
 
 const classWeights = section(
   {
-    enabled: bool().default(true)
-      .describe('Use class-wise global weights (IKL). false: per-sample weights softmax(z)·softmax(z)ᵀ, as in DKL.'),
+    enabled: bool().default(true).describe('Use class-wise global weights (IKL). false: per-sample weights softmax(z)·softmax(z)ᵀ, as in DKL.'),
     temperature: positive().default(4).describe('T of softmax(z/T) accumulated per class to build the weights (4 in the published runs).'),
     momentum: unit().default(1).describe('P ← m·P_epoch + (1-m)·P_previous at the end of each epoch; 1 = no memory, as published.'),
   },
@@ -209,15 +236,18 @@ const stepSize = z
 
 const attack = section(
   {
-    epsilon: unit().default(8 / 255).describe('L-inf radius of the training attack (at the last epoch when the schedule is linear).'),
-    schedule: oneOf(EPSILON_SCHEDULES).default('linear')
-      .describe('Epsilon schedule: linear (epsilon_t = epsilon·e/E, as released) or constant.'),
+    epsilon: unit()
+      .default(8 / 255)
+      .describe('L-inf radius of the training attack (at the last epoch when the schedule is linear).'),
+    schedule: oneOf(EPSILON_SCHEDULES).default('linear').describe('Epsilon schedule: linear (epsilon_t = epsilon·e/E, as released) or constant.'),
     steps: posInt().default(5).describe('Attack iterations per batch.'),
     stepSize,
-    start: oneOf(ATTACK_STARTS).default('trades')
-      .describe('Starting point: trades (x + 0.001·N(0, I)) or uniform (x + U(-epsilon_t, epsilon_t), Madry).'),
-    objective: oneOf(ATTACK_OBJECTIVES).default('kl')
-      .describe('Loss the attack ascends: kl (= soft CE, alpha 1 beta 0; CIFAR-10 runs), ikl (with alpha/beta below and the class weights; CIFAR-100 runs), ce.'),
+    start: oneOf(ATTACK_STARTS).default('trades').describe('Starting point: trades (x + 0.001·N(0, I)) or uniform (x + U(-epsilon_t, epsilon_t), Madry).'),
+    objective: oneOf(ATTACK_OBJECTIVES)
+      .default('kl')
+      .describe(
+        'Loss the attack ascends: kl (= soft CE, alpha 1 beta 0; CIFAR-10 runs), ikl (with alpha/beta below and the class weights; CIFAR-100 runs), ce.',
+      ),
     alpha: nonNegative().default(1).describe('Soft-CE weight of the ikl attack objective.'),
     beta: nonNegative().default(1).describe('wMSE weight of the ikl attack objective.'),
   },
@@ -245,14 +275,19 @@ const optimizer = section(
 
 const schedule = section(
   {
-    type: oneOf(LR_SCHEDULES).default('cosine')
+    type: oneOf(LR_SCHEDULES)
+      .default('cosine')
       .describe('Learning-rate schedule per epoch: cosine (lr·½(1 + cos(π·e/(E+1)))), piecewise (× gamma at each milestone), constant.'),
     epochs: posInt().default(200).describe('Training epochs E.'),
-    warmupEpochs: nonNegInt().default(0)
+    warmupEpochs: nonNegInt()
+      .default(0)
       .describe('Linear learning-rate warm-up W, as the reference: epochs e < W use lr·e/W, then the cosine starts at lr from e = W (over E − W + 1).'),
-    milestones: z.array(posInt(), { error: 'expected a list of epochs' }).default([100, 150])
+    milestones: z
+      .array(posInt(), { error: 'expected a list of epochs' })
+      .default([100, 150])
       .describe('piecewise: epochs after which the learning rate is multiplied by gamma.'),
-    gamma: num(finite().gt(0, { error: 'expected a number in (0, 1]' }).max(1, { error: 'expected a number in (0, 1]' })).default(0.1)
+    gamma: num(finite().gt(0, { error: 'expected a number in (0, 1]' }).max(1, { error: 'expected a number in (0, 1]' }))
+      .default(0.1)
       .describe('piecewise: learning-rate factor at each milestone.'),
   },
   'Learning-rate schedule and run length.',
@@ -274,8 +309,12 @@ const evalSection = section(
     everyEpochs: nonNegInt().default(1).describe('Evaluate on the validation set every N epochs (0: never).'),
     nExamples: posInt().default(1000).describe('Validation images evaluated.'),
     pgdSteps: posInt().default(10).describe('Steps of the PGD evaluation attack (CE, uniform start).'),
-    pgdStepSize: positive().default(2 / 255).describe('Step size of the PGD evaluation attack.'),
-    epsilon: unit().default(8 / 255).describe('L-inf radius of the evaluation attack.'),
+    pgdStepSize: positive()
+      .default(2 / 255)
+      .describe('Step size of the PGD evaluation attack.'),
+    epsilon: unit()
+      .default(8 / 255)
+      .describe('L-inf radius of the evaluation attack.'),
   },
   'Periodic evaluation during training (clean and PGD accuracy).',
 );

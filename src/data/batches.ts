@@ -80,7 +80,11 @@ export function cropFlip(
 function validate(set: ImageSet, opts: BatchOptions): void {
   const { batchSize } = opts;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new InputError(`batchSize: expected a positive integer, got ${batchSize}`);
-  for (const [k, v] of [['seed', opts.seed], ['epoch', opts.epoch], ['startBatch', opts.startBatch]] as const) {
+  for (const [k, v] of [
+    ['seed', opts.seed],
+    ['epoch', opts.epoch],
+    ['startBatch', opts.startBatch],
+  ] as const) {
     if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new InputError(`${k}: expected a non-negative integer, got ${v}`);
   }
   if (set.n < 1) throw new InputError(`${set.name}: cannot make batches of an empty set`);

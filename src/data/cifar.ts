@@ -114,7 +114,7 @@ async function readRecordsInto(
   const buf = new Uint8Array(Math.min(n, CHUNK_RECORDS) * rb);
   const fh = await open(file, 'r');
   try {
-    for (let done = 0; done < n; ) {
+    for (let done = 0; done < n;) {
       const count = Math.min(CHUNK_RECORDS, n - done);
       const want = count * rb;
       let got = 0;
@@ -167,7 +167,12 @@ async function readFiles(
 ): Promise<ImageSet> {
   const counts: number[] = [];
   for (const f of files) counts.push(await recordCount(f, layout, expectedRecords, what));
-  const set = emptySet(name, counts.reduce((a, b) => a + b, 0), numClasses, layout === 'cifar100');
+  const set = emptySet(
+    name,
+    counts.reduce((a, b) => a + b, 0),
+    numClasses,
+    layout === 'cifar100',
+  );
   let at = 0;
   for (let i = 0; i < files.length; i++) {
     await readRecordsInto(files[i]!, layout, counts[i]!, numClasses, set, at);
@@ -188,7 +193,14 @@ export async function readCifar10(dir: string, opts: Cifar10ReadOptions = {}): P
   const perBatch = opts.recordsPerBatch ?? 10_000;
   const nTest = opts.testRecords ?? 10_000;
   const what = (n: number) => `the CIFAR-10 binary release: ${n} records of ${RECORD_BYTES.cifar10} bytes`;
-  const train = await readFiles('cifar10-train', CIFAR10_TRAIN_FILES.map((f) => join(dir, f)), 'cifar10', DATASET_CLASSES.cifar10, perBatch, what(perBatch));
+  const train = await readFiles(
+    'cifar10-train',
+    CIFAR10_TRAIN_FILES.map((f) => join(dir, f)),
+    'cifar10',
+    DATASET_CLASSES.cifar10,
+    perBatch,
+    what(perBatch),
+  );
   const test = await readFiles('cifar10-test', [join(dir, CIFAR10_TEST_FILE)], 'cifar10', DATASET_CLASSES.cifar10, nTest, what(nTest));
   return { train, test };
 }
@@ -196,7 +208,14 @@ export async function readCifar10(dir: string, opts: Cifar10ReadOptions = {}): P
 /** Only test_batch.bin of a `cifar-10-batches-bin/` folder (what an evaluation needs). */
 export async function readCifar10Test(dir: string, opts: Cifar10ReadOptions = {}): Promise<ImageSet> {
   const nTest = opts.testRecords ?? 10_000;
-  return readFiles('cifar10-test', [join(dir, CIFAR10_TEST_FILE)], 'cifar10', 10, nTest, `the CIFAR-10 binary release: ${nTest} records of ${RECORD_BYTES.cifar10} bytes`);
+  return readFiles(
+    'cifar10-test',
+    [join(dir, CIFAR10_TEST_FILE)],
+    'cifar10',
+    10,
+    nTest,
+    `the CIFAR-10 binary release: ${nTest} records of ${RECORD_BYTES.cifar10} bytes`,
+  );
 }
 
 export interface Cifar100ReadOptions {
@@ -219,7 +238,14 @@ export async function readCifar100(dir: string, opts: Cifar100ReadOptions = {}):
 /** Only test.bin of a `cifar-100-binary/` folder (what an evaluation needs). */
 export async function readCifar100Test(dir: string, opts: Cifar100ReadOptions = {}): Promise<ImageSet> {
   const nTest = opts.testRecords ?? 10_000;
-  return readFiles('cifar100-test', [join(dir, CIFAR100_TEST_FILE)], 'cifar100', 100, nTest, `the CIFAR-100 binary release: ${nTest} records of ${RECORD_BYTES.cifar100} bytes`);
+  return readFiles(
+    'cifar100-test',
+    [join(dir, CIFAR100_TEST_FILE)],
+    'cifar100',
+    100,
+    nTest,
+    `the CIFAR-100 binary release: ${nTest} records of ${RECORD_BYTES.cifar100} bytes`,
+  );
 }
 
 /**

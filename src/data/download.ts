@@ -110,8 +110,7 @@ export async function ensureCifar(name: 'cifar10' | 'cifar100', dataDir: string,
   }
   if (have === 'file') throw new InputError(`${folder}: expected a folder of ${name} binary files, found a file`);
 
-  const offlineHelp =
-    `put ${src.archive} (MD5 ${md5}, from ${url}) at ${archive}, or create ${folder}/ holding ${src.files.join(', ')}`;
+  const offlineHelp = `put ${src.archive} (MD5 ${md5}, from ${url}) at ${archive}, or create ${folder}/ holding ${src.files.join(', ')}`;
 
   if ((await exists(archive)) === 'file') {
     log.info({ archive }, `verifying ${src.archive}`);

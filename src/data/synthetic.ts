@@ -67,10 +67,15 @@ function textureOn(cls: number, u: number, v: number, dx: number, dy: number): b
 /** Draws one image of class `cls` into `out` at byte offset `off` (NHWC, 3 channels). */
 function drawImage(out: Uint8Array, off: number, cls: number, rng: SeededRng): void {
   // background: linear gradient between two random colours along a random direction
-  const c0r = rng.next(), c0g = rng.next(), c0b = rng.next();
-  const c1r = rng.next(), c1g = rng.next(), c1b = rng.next();
+  const c0r = rng.next(),
+    c0g = rng.next(),
+    c0b = rng.next();
+  const c1r = rng.next(),
+    c1g = rng.next(),
+    c1b = rng.next();
   const angle = rng.uniform(0, 2 * Math.PI);
-  const gx = Math.cos(angle) / (2 * SIDE), gy = Math.sin(angle) / (2 * SIDE);
+  const gx = Math.cos(angle) / (2 * SIDE),
+    gy = Math.sin(angle) / (2 * SIDE);
   // texture colour: a hue that depends on the class, loosely (±30° around 36°·class, so neighbouring classes
   // overlap and colour alone is only a partial cue), random saturation and brightness
   const [fr, fg, fb] = hsvToRgb(cls * 36 + rng.uniform(-30, 30), rng.uniform(0.45, 1), rng.uniform(0.3, 1));
@@ -79,7 +84,8 @@ function drawImage(out: Uint8Array, off: number, cls: number, rng: SeededRng): v
   const square = rng.next() < 0.5;
   const cx = rng.uniform(r * 0.5, SIDE - 1 - r * 0.5);
   const cy = rng.uniform(r * 0.5, SIDE - 1 - r * 0.5);
-  const pu = rng.int(8), pv = rng.int(8);
+  const pu = rng.int(8),
+    pv = rng.int(8);
   const noise = rng.uniform(0.02, 0.12) * 255;
   // noise: three 10-bit uniforms per pixel from one 32-bit draw (a third of the generator calls)
   const noiseScale = (2 * noise) / 1023;
@@ -91,10 +97,14 @@ function drawImage(out: Uint8Array, off: number, cls: number, rng: SeededRng): v
       const inPatch = square ? Math.abs(dx) <= r * 0.85 && Math.abs(dy) <= r * 0.85 : dx * dx + dy * dy <= r2;
       let pr: number, pg: number, pb: number;
       if (inPatch && textureOn(cls, x + pu, y + pv, dx, dy)) {
-        pr = fr; pg = fg; pb = fb;
+        pr = fr;
+        pg = fg;
+        pb = fb;
       } else {
         const t = 0.5 + (x - SIDE / 2) * gx + (y - SIDE / 2) * gy;
-        pr = c0r + (c1r - c0r) * t; pg = c0g + (c1g - c0g) * t; pb = c0b + (c1b - c0b) * t;
+        pr = c0r + (c1r - c0r) * t;
+        pg = c0g + (c1g - c0g) * t;
+        pb = c0b + (c1b - c0b) * t;
       }
       const bits = rng.nextUint32();
       const d = off + (y * SIDE + x) * 3;

@@ -120,7 +120,8 @@ export const TRADES_PROTOCOL = { eps: 0.031, epsInput: '0.031', stepSize: 0.003,
 export function resolveEvalOptions(raw: RawEvalOptions): PartialEvalOptions {
   if (raw.checkpoint === undefined || raw.checkpoint.trim() === '') throw new InputError('--checkpoint: a checkpoint directory is required');
   const protocol = raw.protocol?.trim() ?? 'default';
-  if (!(EVAL_PROTOCOLS as readonly string[]).includes(protocol)) throw new InputError(`--protocol: expected one of ${EVAL_PROTOCOLS.join('|')}, got '${raw.protocol}'`);
+  if (!(EVAL_PROTOCOLS as readonly string[]).includes(protocol))
+    throw new InputError(`--protocol: expected one of ${EVAL_PROTOCOLS.join('|')}, got '${raw.protocol}'`);
   if (protocol === 'trades') return tradesProtocol(raw);
   // A custom stage list is an AutoAttack run: --attack may be left out.
   if (raw.attack === undefined && raw.attacks === undefined) throw new InputError(`--attack: required, one of ${EVAL_ATTACKS.join('|')}`);
@@ -136,7 +137,11 @@ export function resolveEvalOptions(raw: RawEvalOptions): PartialEvalOptions {
   let restarts: number | null = null;
   if (attack === 'autoattack') {
     // The standard ensemble is only comparable across papers with its fixed settings.
-    for (const [flag, v] of [['--steps', raw.steps], ['--step-size', raw.stepSize], ['--restarts', raw.restarts]] as const) {
+    for (const [flag, v] of [
+      ['--steps', raw.steps],
+      ['--step-size', raw.stepSize],
+      ['--restarts', raw.restarts],
+    ] as const) {
       if (v !== undefined) throw new InputError(`${flag}: not accepted with --attack autoattack (every version and stage has fixed settings)`);
     }
   }
@@ -190,7 +195,8 @@ function autoAttackChoice(raw: RawEvalOptions, attack: EvalAttack): Pick<EvalOpt
     const names = raw.attacks.split(',').map((v) => v.trim());
     const seen = new Set<string>();
     for (const n of names) {
-      if (!(AUTOATTACK_STAGE_NAMES as readonly string[]).includes(n)) throw new InputError(`--attacks: expected a comma-separated list of ${AUTOATTACK_STAGE_NAMES.join('|')}, got '${n}'`);
+      if (!(AUTOATTACK_STAGE_NAMES as readonly string[]).includes(n))
+        throw new InputError(`--attacks: expected a comma-separated list of ${AUTOATTACK_STAGE_NAMES.join('|')}, got '${n}'`);
       if (seen.has(n)) throw new InputError(`--attacks: '${n}' is listed twice`);
       seen.add(n);
     }
@@ -202,13 +208,28 @@ function autoAttackChoice(raw: RawEvalOptions, attack: EvalAttack): Pick<EvalOpt
 
 /** `--protocol trades`: TRADES' PGD-20 evaluation, whose settings no other flag may change. */
 function tradesProtocol(raw: RawEvalOptions): PartialEvalOptions {
-  if (raw.attack !== undefined && raw.attack !== 'pgd') throw new InputError(`--attack: --protocol trades is TRADES' PGD-20 evaluation, got '${raw.attack}' (use --attack pgd or leave it out)`);
-  const fixed = [['--eps', raw.eps], ['--norm', raw.norm], ['--steps', raw.steps], ['--step-size', raw.stepSize], ['--restarts', raw.restarts]] as const;
+  if (raw.attack !== undefined && raw.attack !== 'pgd')
+    throw new InputError(`--attack: --protocol trades is TRADES' PGD-20 evaluation, got '${raw.attack}' (use --attack pgd or leave it out)`);
+  const fixed = [
+    ['--eps', raw.eps],
+    ['--norm', raw.norm],
+    ['--steps', raw.steps],
+    ['--step-size', raw.stepSize],
+    ['--restarts', raw.restarts],
+  ] as const;
   for (const [flag, v] of fixed) {
     if (v !== undefined) throw new InputError(`${flag}: not accepted with --protocol trades (eps 0.031, linf, 20 steps of 0.003, 1 restart are fixed)`);
   }
   const t = TRADES_PROTOCOL;
-  const rest = resolveEvalOptions({ ...raw, protocol: undefined, attack: 'pgd', eps: t.epsInput, stepSize: t.stepSizeInput, steps: String(t.steps), restarts: String(t.restarts) });
+  const rest = resolveEvalOptions({
+    ...raw,
+    protocol: undefined,
+    attack: 'pgd',
+    eps: t.epsInput,
+    stepSize: t.stepSizeInput,
+    steps: String(t.steps),
+    restarts: String(t.restarts),
+  });
   return { ...rest, protocol: 'trades' };
 }
 

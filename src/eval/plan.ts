@@ -25,7 +25,10 @@ export function planAttack(o: EvalOptions): AttackPlan {
   const std = versionSpecs('standard');
   // Single AutoAttack stages take --steps (Square: queries); --restarts only where the flags allow it (pgd, cw).
   const single = (name: 'apgd-ce' | 'apgd-t' | 'fab-t' | 'square'): StageSpec =>
-    withBudget(std.find((s) => s.name === name)!, name === 'square' ? { squareQueries: o.steps! } : { steps: o.steps! });
+    withBudget(
+      std.find((s) => s.name === name)!,
+      name === 'square' ? { squareQueries: o.steps! } : { steps: o.steps! },
+    );
   const a = AUTOATTACK_STANDARD;
   switch (o.attack) {
     case 'pgd':
@@ -34,7 +37,8 @@ export function planAttack(o: EvalOptions): AttackPlan {
       // TRADES' evaluation starts from x + U[−ε, ε] without clamping it to [0, 1] (options.ts, TRADES_PROTOCOL).
       const start = o.protocol === 'trades' ? 'uniform-unclamped' : 'uniform';
       const options = { steps: o.steps!, stepSize: o.stepSize!, restarts: o.restarts!, start, loss } as const;
-      const details: Record<string, string> = o.protocol === 'trades' ? { start, protocol: 'trades', counting: 'last iterate correct, every point' } : { start };
+      const details: Record<string, string> =
+        o.protocol === 'trades' ? { start, protocol: 'trades', counting: 'last iterate correct, every point' } : { start };
       return { loss, details, stages: [{ name: `${o.attack}-${o.steps}`, attack: 'pgd', options }] };
     }
     case 'fgsm':

@@ -102,7 +102,18 @@ function round3(x: number): number {
 
 /** Report fields that must agree between shards of one evaluation (the model: assertSameModel). */
 const SAME_IN_EVERY_SHARD = [
-  'checkpoint_sha256', 'arch', 'num_classes', 'dataset', 'attack', 'attack_params', 'eps', 'eps_input', 'norm', 'seed', 'batch_size', 'n_examples_total',
+  'checkpoint_sha256',
+  'arch',
+  'num_classes',
+  'dataset',
+  'attack',
+  'attack_params',
+  'eps',
+  'eps_input',
+  'norm',
+  'seed',
+  'batch_size',
+  'n_examples_total',
 ] as const;
 
 /** Minimal shape check of a parsed report file, so merge fails with a message rather than NaN. */
@@ -114,7 +125,8 @@ export function assertReport(r: unknown, source: string): asserts r is EvalRepor
   }
   const slice = o.slice as { start?: unknown; end?: unknown } | undefined;
   if (!slice || typeof slice.start !== 'number' || typeof slice.end !== 'number') throw new InputError(`${source}: field slice must be {start, end}`);
-  if (!Array.isArray(o.stages) || !o.validity || !Array.isArray(o.sanity_warnings)) throw new InputError(`${source}: fields stages, validity, sanity_warnings are required`);
+  if (!Array.isArray(o.stages) || !o.validity || !Array.isArray(o.sanity_warnings))
+    throw new InputError(`${source}: fields stages, validity, sanity_warnings are required`);
 }
 
 /**
@@ -129,9 +141,13 @@ export function mergeReports(reports: EvalReport[], sources: string[] = reports.
   const legacy = assertSameModel(reports, sources);
   for (let i = 1; i < reports.length; i++) {
     // AutoAttack version and stage list first, by name (they differ inside attack_params too).
-    for (const [what, get] of [['AutoAttack version', (r: EvalReport) => r.attack_params?.details?.version], ['stages', (r: EvalReport) => r.attack_params?.stages?.join(',')]] as const) {
+    for (const [what, get] of [
+      ['AutoAttack version', (r: EvalReport) => r.attack_params?.details?.version],
+      ['stages', (r: EvalReport) => r.attack_params?.stages?.join(',')],
+    ] as const) {
       const [a, b] = [get(first), get(reports[i]!)];
-      if (a !== b) throw new InputError(`merge: ${sources[i]} has ${what} ${String(b)} but ${sources[0]} has ${String(a)}; these are not shards of one evaluation`);
+      if (a !== b)
+        throw new InputError(`merge: ${sources[i]} has ${what} ${String(b)} but ${sources[0]} has ${String(a)}; these are not shards of one evaluation`);
     }
     for (const k of SAME_IN_EVERY_SHARD) {
       const a = JSON.stringify(first[k]);
@@ -199,7 +215,9 @@ function assertSameModel(reports: EvalReport[], sources: string[]): boolean {
   if (hashed.every((h) => !h)) {
     const i = reports.findIndex((r) => r.checkpoint !== reports[0]!.checkpoint);
     if (i >= 0) {
-      throw new InputError(`merge: ${sources[i]} evaluated checkpoint ${reports[i]!.checkpoint} but ${sources[0]} evaluated ${reports[0]!.checkpoint}; these are not shards of one evaluation`);
+      throw new InputError(
+        `merge: ${sources[i]} evaluated checkpoint ${reports[i]!.checkpoint} but ${sources[0]} evaluated ${reports[0]!.checkpoint}; these are not shards of one evaluation`,
+      );
     }
     return true;
   }

@@ -90,7 +90,11 @@ export async function runEval(partial: PartialEvalOptions, hooks: RunEvalHooks =
     const datasetName = partial.dataset ?? subject.dataset;
     if (datasetName === null) throw new InputError(`--dataset: required, checkpoint ${partial.checkpoint} does not name its dataset`);
     // Only the test split is used; synthetic test images do not depend on the training-set size.
-    const synthetic = { nTrain: 1, ...(subject.synthetic.nTest !== undefined ? { nTest: subject.synthetic.nTest } : {}), ...(subject.synthetic.seed !== undefined ? { seed: subject.synthetic.seed } : {}) };
+    const synthetic = {
+      nTrain: 1,
+      ...(subject.synthetic.nTest !== undefined ? { nTest: subject.synthetic.nTest } : {}),
+      ...(subject.synthetic.seed !== undefined ? { seed: subject.synthetic.seed } : {}),
+    };
     const test = await loadTestSet(datasetName, { dataDir: partial.dataDir, logger: log, synthetic });
     if (test.numClasses !== subject.numClasses) {
       throw new InputError(`--dataset ${datasetName}: has ${test.numClasses} classes but checkpoint ${partial.checkpoint} has ${subject.numClasses}`);
@@ -185,7 +189,9 @@ async function evaluate(o: EvalOptions, subject: EvalSubject, test: ImageSet, ho
     numClasses: subject.numClasses,
     loss: plan.loss,
     details: plan.details,
-    backend: hooks.backend ? { name: hooks.backend.name, package: hooks.backend.package, devices: [...hooks.backend.devices] } : { name: tf.getBackend(), package: 'unknown', devices: [] },
+    backend: hooks.backend
+      ? { name: hooks.backend.name, package: hooks.backend.package, devices: [...hooks.backend.devices] }
+      : { name: tf.getBackend(), package: 'unknown', devices: [] },
   });
 }
 

@@ -123,7 +123,14 @@ export function loadState(file: string): EvalState | undefined {
   } catch {
     throw new InputError(`--state ${file}: not a JSON ikl-eval state file (delete it to start over)`);
   }
-  if (s === null || typeof s !== 'object' || !READABLE_VERSIONS.includes(s.version) || !Array.isArray(s.clean) || !Array.isArray(s.brokenAt) || typeof s.batches !== 'object') {
+  if (
+    s === null ||
+    typeof s !== 'object' ||
+    !READABLE_VERSIONS.includes(s.version) ||
+    !Array.isArray(s.clean) ||
+    !Array.isArray(s.brokenAt) ||
+    typeof s.batches !== 'object'
+  ) {
     throw new InputError(`--state ${file}: not an ikl-eval state file of version ${READABLE_VERSIONS.join(' or ')} (delete it to start over)`);
   }
   if (typeof s.weightsSha256 !== 'string') s.weightsSha256 = null;

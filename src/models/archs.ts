@@ -24,7 +24,6 @@ export const CIFAR10_STD = [0.2471, 0.2435, 0.2616] as const;
 export const CIFAR100_MEAN = [0.5071, 0.4865, 0.4409] as const;
 export const CIFAR100_STD = [0.2673, 0.2564, 0.2762] as const;
 
-
 /** Input statistics for a head of numClasses classes: CIFAR-100 for 100 classes, CIFAR-10 otherwise. */
 export function normalizationStats(numClasses: number): { mean: readonly number[]; std: readonly number[] } {
   return numClasses === 100 ? { mean: CIFAR100_MEAN, std: CIFAR100_STD } : { mean: CIFAR10_MEAN, std: CIFAR10_STD };
@@ -66,10 +65,7 @@ class Net {
       x = apply(tf.layers.zeroPadding2d({ padding: (kernelSize - 1) / 2, name: `${name}_pad` }), x);
       padding = 'valid';
     }
-    return apply(
-      tf.layers.conv2d({ filters, kernelSize, strides, padding, useBias: false, kernelInitializer: 'zeros', name }),
-      x,
-    );
+    return apply(tf.layers.conv2d({ filters, kernelSize, strides, padding, useBias: false, kernelInitializer: 'zeros', name }), x);
   }
 
   bn(x: T, name: string): T {
@@ -98,10 +94,7 @@ class Net {
 
   head(x: T, numClasses: number): T {
     const pooled = apply(tf.layers.globalAveragePooling2d({ name: 'pool' }), x);
-    return apply(
-      tf.layers.dense({ units: numClasses, useBias: true, kernelInitializer: 'zeros', biasInitializer: 'zeros', name: 'fc' }),
-      pooled,
-    );
+    return apply(tf.layers.dense({ units: numClasses, useBias: true, kernelInitializer: 'zeros', biasInitializer: 'zeros', name: 'fc' }), pooled);
   }
 
   /** (x - mean) / std per channel as a frozen 1×1 depthwise convolution (kernel 1/std, bias -mean/std). */
@@ -187,8 +180,7 @@ function resNet18(numClasses: number, width = 64): tf.LayersModel {
       const name = `layer${s + 1}_${i}`;
       let out = net.act(net.bn(net.conv(x, outC, 3, stride, `${name}_conv1`), `${name}_bn1`), `${name}_act1`);
       out = net.bn(net.conv(out, outC, 3, 1, `${name}_conv2`), `${name}_bn2`);
-      const shortcut =
-        stride !== 1 || inC !== outC ? net.bn(net.conv(x, outC, 1, stride, `${name}_shortcut`), `${name}_shortcut_bn`) : x;
+      const shortcut = stride !== 1 || inC !== outC ? net.bn(net.conv(x, outC, 1, stride, `${name}_shortcut`), `${name}_shortcut_bn`) : x;
       x = net.act(net.add(out, shortcut, `${name}_add`), `${name}_act2`);
       inC = outC;
     }

@@ -13,16 +13,7 @@ export * from './types.js';
 export { forward, trainingForward } from './forward.js';
 export { inferenceModel, type InferenceModel } from './inference.js';
 export { saveModel, loadModel, cloneModel, MODEL_JSON, WEIGHTS_BIN, DTYPE_BYTES } from './io.js';
-export {
-  modelWeights,
-  perturbableKernels,
-  countParams,
-  snapshotWeights,
-  restoreWeights,
-  addToWeights,
-  copyWeights,
-  type ModelWeight,
-} from './weights.js';
+export { modelWeights, perturbableKernels, countParams, snapshotWeights, restoreWeights, addToWeights, copyWeights, type ModelWeight } from './weights.js';
 export { CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, INPUT_SHAPE, NORMALIZATION_LAYER } from './archs.js';
 export { MDISTILLER_CIFAR100_MEAN, MDISTILLER_CIFAR100_STD } from './mdistiller.js';
 

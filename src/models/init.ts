@@ -34,7 +34,9 @@ function initialValues(layer: tf.layers.Layer, v: tf.LayerVariable, scheme: Init
   if (cls === 'DepthwiseConv2D' && layer.name !== NORMALIZATION_LAYER && role === 'depthwise_kernel') {
     // PyTorch's depthwise weight is [C·m, 1, kh, kw]: fan-out kh·kw·C·m, fan-in kh·kw.
     const [kh, kw, c, m] = shape as [number, number, number, number];
-    return scheme.conv === 'kaiming-normal-fan-out' ? normalArray(n, Math.sqrt(2 / (kh * kw * c * m)), random()) : uniformArray(n, 1 / Math.sqrt(kh * kw), random());
+    return scheme.conv === 'kaiming-normal-fan-out'
+      ? normalArray(n, Math.sqrt(2 / (kh * kw * c * m)), random())
+      : uniformArray(n, 1 / Math.sqrt(kh * kw), random());
   }
   if (cls === 'Dense') {
     const fanIn = layer.getWeights()[0]!.shape[0]!;

@@ -104,7 +104,16 @@ class TorchLayers {
     const [h, w, c] = x.shape.slice(1) as [number, number, number];
     const grid = apply(tf.layers.reshape({ targetShape: [h * w, groups, c / groups], name: this.anon(scope, 'grid') }), x);
     return Array.from({ length: groups }, (_, k) => {
-      const row = apply(tf.layers.cropping2D({ cropping: [[0, 0], [k, groups - 1 - k]], name: this.anon(scope, `slice${k}`) }), grid);
+      const row = apply(
+        tf.layers.cropping2D({
+          cropping: [
+            [0, 0],
+            [k, groups - 1 - k],
+          ],
+          name: this.anon(scope, `slice${k}`),
+        }),
+        grid,
+      );
       return apply(tf.layers.reshape({ targetShape: [h, w, c / groups], name: this.anon(scope, `unslice${k}`) }), row);
     });
   }
@@ -167,8 +176,7 @@ export function cifarResNet(depth: number, filters: readonly [number, number, nu
       const stride = i === 0 && s > 0 ? 2 : 1;
       let out = L.relu(L.bn(L.conv(x, `${p}.conv1`, planes, 3, { stride }), `${p}.bn1`), p);
       out = L.bn(L.conv(out, `${p}.conv2`, planes, 3), `${p}.bn2`);
-      const residual =
-        stride !== 1 || inplanes !== planes ? L.bn(L.conv(x, `${p}.downsample.0`, planes, 1, { stride }), `${p}.downsample.1`) : x;
+      const residual = stride !== 1 || inplanes !== planes ? L.bn(L.conv(x, `${p}.downsample.0`, planes, 1, { stride }), `${p}.downsample.1`) : x;
       x = L.relu(L.add(out, residual, p), p);
       inplanes = planes;
     }
@@ -177,7 +185,12 @@ export function cifarResNet(depth: number, filters: readonly [number, number, nu
 }
 
 /** models/cifar/resnetv2.py `ResNet(block, num_blocks)`: the ImageNet ResNet layout with a 3×3 stem, 4 stages. */
-export function resNetV2(block: 'basic' | 'bottleneck', numBlocks: readonly [number, number, number, number], numClasses: number, name: string): tf.LayersModel {
+export function resNetV2(
+  block: 'basic' | 'bottleneck',
+  numBlocks: readonly [number, number, number, number],
+  numClasses: number,
+  name: string,
+): tf.LayersModel {
   const expansion = block === 'bottleneck' ? 4 : 1;
   const L = new TorchLayers();
   const { input, x: x0 } = L.input();
@@ -197,9 +210,7 @@ export function resNetV2(block: 'basic' | 'bottleneck', numBlocks: readonly [num
         out = L.bn(L.conv(out, `${p}.conv2`, planes, 3), `${p}.bn2`);
       }
       const shortcut =
-        stride !== 1 || inPlanes !== planes * expansion
-          ? L.bn(L.conv(x, `${p}.shortcut.0`, planes * expansion, 1, { stride }), `${p}.shortcut.1`)
-          : x;
+        stride !== 1 || inPlanes !== planes * expansion ? L.bn(L.conv(x, `${p}.shortcut.0`, planes * expansion, 1, { stride }), `${p}.shortcut.1`) : x;
       x = L.relu(L.add(out, shortcut, p), p);
       inPlanes = planes * expansion;
     }
@@ -308,7 +319,12 @@ export function shuffleNetV1(outPlanes: readonly number[], numBlocks: readonly n
 }
 
 /** models/cifar/ShuffleNetv2.py `ShuffleNetV2(net_size)`: a DownBlock then split/transform/concat/shuffle blocks. */
-export function shuffleNetV2(outChannels: readonly [number, number, number, number], numBlocks: readonly number[], numClasses: number, name: string): tf.LayersModel {
+export function shuffleNetV2(
+  outChannels: readonly [number, number, number, number],
+  numBlocks: readonly number[],
+  numClasses: number,
+  name: string,
+): tf.LayersModel {
   const L = new TorchLayers();
   const { input, x: x0 } = L.input();
   let x = L.relu(L.bn(L.conv(x0, 'conv1', 24, 1), 'bn1'), 'stem');
@@ -351,7 +367,13 @@ const TORCH_INIT: InitScheme = { conv: 'torch-default', linearBias: 'torch-defau
 const R = [16, 16, 32, 64] as const;
 const R4 = [32, 64, 128, 256] as const;
 const VGG8 = [[64], [128], [256], [512], [512]];
-const VGG13 = [[64, 64], [128, 128], [256, 256], [512, 512], [512, 512]];
+const VGG13 = [
+  [64, 64],
+  [128, 128],
+  [256, 256],
+  [512, 512],
+  [512, 512],
+];
 
 /** Registry entries, named as mdistiller's `cifar_model_dict` (vgg8/vgg13 are its `vgg8_bn`/`vgg13_bn`). */
 export const MDISTILLER_ARCH_DEFS: Record<MdistillerArch, { build: (numClasses: number) => tf.LayersModel; init: InitScheme }> = {

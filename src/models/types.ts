@@ -8,8 +8,21 @@ export const NORMALIZATION_LAYER = 'input_normalization';
 /** Architectures of the model zoo (names as on the command line and in configs). */
 /** The CIFAR-100 zoo of the mdistiller KD benchmark, spelled as mdistiller's `cifar_model_dict` (mdistiller.ts). */
 export const MDISTILLER_ARCHS = [
-  'resnet8x4', 'resnet32x4', 'resnet20', 'resnet32', 'resnet56', 'resnet110', 'wrn_16_2', 'wrn_40_1', 'wrn_40_2',
-  'vgg8', 'vgg13', 'MobileNetV2', 'ShuffleV1', 'ShuffleV2', 'ResNet50',
+  'resnet8x4',
+  'resnet32x4',
+  'resnet20',
+  'resnet32',
+  'resnet56',
+  'resnet110',
+  'wrn_16_2',
+  'wrn_40_1',
+  'wrn_40_2',
+  'vgg8',
+  'vgg13',
+  'MobileNetV2',
+  'ShuffleV1',
+  'ShuffleV2',
+  'ResNet50',
 ] as const;
 export type MdistillerArch = (typeof MDISTILLER_ARCHS)[number];
 

@@ -150,9 +150,7 @@ export function objective(
             : dkdLoss(logitsStudent, t, y, { alpha: d.alpha, beta: d.beta, temperature: d.temperature, ceWeight, warmup: kd.warmup });
       const natural = tf.mul(ceWeight, crossEntropy(logitsStudent, y)) as tf.Scalar;
       const robust = tf.sub(total, natural) as tf.Scalar;
-      return adversarial
-        ? { natural, robust, total, logitsAdv: logitsStudent }
-        : { natural, robust, total, logitsNat: logitsStudent };
+      return adversarial ? { natural, robust, total, logitsAdv: logitsStudent } : { natural, robust, total, logitsNat: logitsStudent };
     }
     default:
       throw new Error(`objective: unknown type '${String(opts.type)}'`);

@@ -56,9 +56,7 @@ function panel(records: MetricRecord[], series: Series[], title: string, x0: num
   const py = (v: number): number => PAD.top + (1 - (v - vMin) / (vMax - vMin)) * (H - PAD.top - PAD.bottom);
   const parts: string[] = [];
   parts.push(`<text x="${x0 + W / 2}" y="16" text-anchor="middle" font-weight="bold">${esc(title)}</text>`);
-  parts.push(
-    `<rect x="${x0 + PAD.left}" y="${PAD.top}" width="${W - PAD.left - PAD.right}" height="${H - PAD.top - PAD.bottom}" fill="none" stroke="#999"/>`,
-  );
+  parts.push(`<rect x="${x0 + PAD.left}" y="${PAD.top}" width="${W - PAD.left - PAD.right}" height="${H - PAD.top - PAD.bottom}" fill="none" stroke="#999"/>`);
   for (let i = 0; i <= 4; i++) {
     const v = vMin + ((vMax - vMin) * i) / 4;
     const y = py(v);

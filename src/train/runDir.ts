@@ -122,7 +122,10 @@ export class RunDirectory {
             `${this.config.teacher.checkpoint ?? 'no teacher'} has ${String(this.teacherSha256).slice(0, 12)}); resume with the same teacher`,
         );
       }
-      restoreWeights(t.model, ck.model.weights.map((w) => w.read()));
+      restoreWeights(
+        t.model,
+        ck.model.weights.map((w) => w.read()),
+      );
       t.optimizer.setState(ck.tensors);
       if (t.weightAverage) t.weightAverage.setState(ck.tensors, st.weightAverageCount);
       if (t.classWeights && st.classWeights) {
@@ -198,6 +201,9 @@ export class RunDirectory {
   /** Appends an epoch record to metrics.jsonl and redraws curves.svg from all of them. */
   async recordEpoch(record: MetricRecord, metrics: readonly MetricRecord[]): Promise<void> {
     await appendFile(join(this.dir, RUN_FILES.metrics), JSON.stringify(record) + '\n');
-    await writeFileAtomic(join(this.dir, RUN_FILES.curves), curvesSvg([...metrics], `${this.config.run.name}: ${this.config.model.arch}, ${this.config.objective.type}`));
+    await writeFileAtomic(
+      join(this.dir, RUN_FILES.curves),
+      curvesSvg([...metrics], `${this.config.run.name}: ${this.config.model.arch}, ${this.config.objective.type}`),
+    );
   }
 }

@@ -47,8 +47,14 @@ export interface Trainer {
   kdPrior?: ClassWeights;
 }
 
-export const trainForward = (model: tf.LayersModel): TrainForward => (x) => forward(model, x, { training: true });
-export const inferenceFn = (model: tf.LayersModel): ModelFn => (x) => forward(model, x, { training: false });
+export const trainForward =
+  (model: tf.LayersModel): TrainForward =>
+  (x) =>
+    forward(model, x, { training: true });
+export const inferenceFn =
+  (model: tf.LayersModel): ModelFn =>
+  (x) =>
+    forward(model, x, { training: false });
 
 /** Whether the class-wise weights are used anywhere (loss, AWP through the loss, attack). */
 export function usesClassWeights(config: TrainConfig): boolean {
@@ -221,11 +227,12 @@ export function trainStep(t: Trainer, x: tf.Tensor4D, y: tf.Tensor1D, p: StepPar
     };
     if (!Number.isFinite(stats.total)) {
       tf.dispose([value, ...Object.values(grads)]);
-      throw new DivergenceError(
-        `training loss is ${stats.total} (natural ${stats.natural}, robust ${stats.robust}); stopped before the optimizer step`,
-      );
+      throw new DivergenceError(`training loss is ${stats.total} (natural ${stats.natural}, robust ${stats.robust}); stopped before the optimizer step`);
     }
-    t.optimizer.step(t.params.map((v) => grads[v.name]), p.lr);
+    t.optimizer.step(
+      t.params.map((v) => grads[v.name]),
+      p.lr,
+    );
     tf.dispose([value, ...Object.values(grads)]);
     if (perturbed) {
       t.awp!.restore();

@@ -12,16 +12,7 @@ import { pgdPerturb } from '../attacks/pgd.js';
 import type { ModelFn } from '../attacks/types.js';
 import { deriveSeed } from '../rng.js';
 import type { TrainConfig } from '../config/index.js';
-import {
-  batches,
-  firstN,
-  loadDataset,
-  numBatches,
-  readExtraData,
-  splitValidation,
-  trainSubset,
-  type ImageSet,
-} from '../data/index.js';
+import { batches, firstN, loadDataset, numBatches, readExtraData, splitValidation, trainSubset, type ImageSet } from '../data/index.js';
 import { InputError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { restoreWeights } from '../models/index.js';
@@ -125,7 +116,12 @@ export function evaluateAccuracy(model: tf.LayersModel, set: ImageSet, config: T
 }
 
 /** evaluateAccuracy, stopping between batches when a stop is requested (then null). */
-async function evaluateUnlessStopped(model: tf.LayersModel, set: ImageSet, config: TrainConfig, signal: TrainOptions['signal']): Promise<{ cleanAcc: number; robustAcc: number } | null> {
+async function evaluateUnlessStopped(
+  model: tf.LayersModel,
+  set: ImageSet,
+  config: TrainConfig,
+  signal: TrainOptions['signal'],
+): Promise<{ cleanAcc: number; robustAcc: number } | null> {
   const exec = inferenceModel(model);
   try {
     let clean = 0;
@@ -230,7 +226,13 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
       },
       progress.position.epoch > 1 || progress.position.batch > 0 ? 'training resumes' : 'training starts',
     );
-    const result = (stopped?: 'signal', epochs = E): TrainResult => ({ metrics: progress.metrics, runDir: run.dir, ...(stopped ? { stopped } : {}), epochs, steps: progress.step });
+    const result = (stopped?: 'signal', epochs = E): TrainResult => ({
+      metrics: progress.metrics,
+      runDir: run.dir,
+      ...(stopped ? { stopped } : {}),
+      epochs,
+      steps: progress.step,
+    });
     for (let epoch = progress.position.epoch; epoch <= E; epoch++) {
       const settings = epochSettings(config, epoch);
       if ((await runEpoch(loop, epoch, settings)) || (await finishEpoch(loop, epoch, settings))) {

@@ -24,9 +24,18 @@ test('apgd checkpoints follow p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.
   for (const n of [1, 5, 10, 37, 250, 1000]) {
     const w = apgdCheckpoints(n);
     const gaps = w.map((v, i) => v - (i === 0 ? 0 : w[i - 1]!));
-    assert.ok(w.every((v) => v >= 1 && v <= n), `N=${n}: checkpoints ${w}`);
-    assert.ok(gaps.every((g, i) => i === 0 || g <= gaps[i - 1]!), `N=${n}: intervals must not grow: ${gaps}`);
-    assert.ok(gaps.every((g) => g >= Math.max(Math.floor(0.06 * n), 1)), `N=${n}: interval below 6% of N: ${gaps}`);
+    assert.ok(
+      w.every((v) => v >= 1 && v <= n),
+      `N=${n}: checkpoints ${w}`,
+    );
+    assert.ok(
+      gaps.every((g, i) => i === 0 || g <= gaps[i - 1]!),
+      `N=${n}: intervals must not grow: ${gaps}`,
+    );
+    assert.ok(
+      gaps.every((g) => g >= Math.max(Math.floor(0.06 * n), 1)),
+      `N=${n}: interval below 6% of N: ${gaps}`,
+    );
   }
 });
 
@@ -73,7 +82,10 @@ test('apgd-t on a 4-class linear model finds exactly the points that can be fool
   assert.ok(nFoolable > 0 && nFoolable < labels.length, `fixture should mix robust and non-robust points (${nFoolable})`);
   await noLeak(async () => {
     const res = await apgdT(lin.model, x, y, { eps, norm: 'linf', steps: 20, restarts: 1, seed: 3 });
-    assert.deepEqual(Array.from(res.success, (s) => s === 1), foolable);
+    assert.deepEqual(
+      Array.from(res.success, (s) => s === 1),
+      foolable,
+    );
     const check = await accuracy(lin.model, res.xAdv, y);
     assert.ok(Math.abs(check - (1 - nFoolable / labels.length)) < 1e-9, 'success flags disagree with a re-evaluation');
     res.xAdv.dispose();
@@ -114,7 +126,10 @@ test('apgd-ce, apgd-dlr and apgd-t stay inside the eps-ball and [0, 1]; seeds ar
   await assert.rejects(apgdCe(lin.model, x, y, { eps: 0.1, norm: 'linf', steps: 0, restarts: 1, seed: 0 }), InputError);
   await assert.rejects(apgdT(lin.model, x, y, { eps: 0.1, norm: 'linf', steps: 5, restarts: 1, seed: 0, nTargetClasses: 0 }), InputError);
   const lin3 = linearModel(randomMatrix(1, 3, 8 * 8 * 3, 0.3), [0, 0, 0]);
-  await assert.rejects(apgdT(lin3.model, x, tf.tensor1d([0, 1, 2, 0, 1, 2, 0, 1], 'int32'), { eps: 0.1, norm: 'linf', steps: 5, restarts: 1, seed: 0 }), /at least 4 classes/);
+  await assert.rejects(
+    apgdT(lin3.model, x, tf.tensor1d([0, 1, 2, 0, 1, 2, 0, 1], 'int32'), { eps: 0.1, norm: 'linf', steps: 5, restarts: 1, seed: 0 }),
+    /at least 4 classes/,
+  );
   lin3.dispose();
   tf.dispose([raw, x, y]);
   lin.dispose();
@@ -276,7 +291,10 @@ test('apgdRun replays a plain-JS APGD (momentum, both checkpoint conditions, res
       for (let i = 0; i < 4; i++) {
         const ref = apgdReference(x[i]!, start[i]!, c[i]!, k, eps, steps, 0.75);
         for (let j = 0; j < 2; j++) {
-          assert.ok(Math.abs(got[i * 2 + j]! - ref.xBest[j]!) < 1e-5, `steps ${steps}, example ${i}, pixel ${j}: ${got[i * 2 + j]} vs reference ${ref.xBest[j]}`);
+          assert.ok(
+            Math.abs(got[i * 2 + j]! - ref.xBest[j]!) < 1e-5,
+            `steps ${steps}, example ${i}, pixel ${j}: ${got[i * 2 + j]} vs reference ${ref.xBest[j]}`,
+          );
         }
         assert.ok(Math.abs(gotLoss[i]! - ref.lossBest) < 1e-5, `steps ${steps}, example ${i}: loss ${gotLoss[i]} vs ${ref.lossBest}`);
       }

@@ -41,11 +41,17 @@ test('autoAttack (all four standard stages, small budgets) reaches the exact rob
       squareQueries: 100,
       onStage: (s) => seen.push(s),
     });
-    assert.deepEqual(Array.from(res.robust, (r) => r === 1), f.exactRobust);
+    assert.deepEqual(
+      Array.from(res.robust, (r) => r === 1),
+      f.exactRobust,
+    );
     assert.equal(res.cleanAccuracy, 28 / 32);
     assert.equal(res.robustAccuracy, nRobust / 32);
     // Robust points remain after APGD, so every stage ran, in the standard order, each on what was left.
-    assert.deepEqual(res.stages.map((s) => s.name), ['apgd-ce', 'apgd-t', 'fab-t', 'square']);
+    assert.deepEqual(
+      res.stages.map((s) => s.name),
+      ['apgd-ce', 'apgd-t', 'fab-t', 'square'],
+    );
     assert.deepEqual(seen, res.stages);
     let before = 28;
     for (const s of res.stages) {
@@ -81,21 +87,45 @@ test('autoAttack only attacks robust points, exits early, ignores false success 
     const r1 = await autoAttack(f.lin.model, f.x, f.y, { eps, norm: 'linf', seed: 2, attacks: [liar, spy('apgd-t', std['apgd-t'])], batchSize: 5 });
     assert.equal(r1.stages[0]!.fooled, 0);
     assert.equal(r1.stages[0]!.robustAccuracy, 28 / 32);
-    assert.ok(calls.every((c) => c.size <= 5), `batchSize 5 not respected: ${JSON.stringify(calls)}`);
-    assert.equal(calls.reduce((a, c) => a + c.size, 0), 28, 'apgd-t should see exactly the 28 clean-correct points');
-    assert.deepEqual(Array.from(r1.robust, (r) => r === 1), f.exactRobust);
+    assert.ok(
+      calls.every((c) => c.size <= 5),
+      `batchSize 5 not respected: ${JSON.stringify(calls)}`,
+    );
+    assert.equal(
+      calls.reduce((a, c) => a + c.size, 0),
+      28,
+      'apgd-t should see exactly the 28 clean-correct points',
+    );
+    assert.deepEqual(
+      Array.from(r1.robust, (r) => r === 1),
+      f.exactRobust,
+    );
     r1.xAdv.dispose();
 
     // eps = 1 fools every point in the first stage; the second is never called.
     calls.length = 0;
-    const r2 = await autoAttack(f.lin.model, f.x, f.y, { eps: 1, norm: 'linf', seed: 2, attacks: [spy('apgd-ce', std['apgd-ce']), spy('apgd-t', std['apgd-t'])] });
+    const r2 = await autoAttack(f.lin.model, f.x, f.y, {
+      eps: 1,
+      norm: 'linf',
+      seed: 2,
+      attacks: [spy('apgd-ce', std['apgd-ce']), spy('apgd-t', std['apgd-t'])],
+    });
     assert.equal(r2.robustAccuracy, 0);
-    assert.deepEqual(r2.stages.map((s) => s.name), ['apgd-ce']);
-    assert.deepEqual(calls.map((c) => c.name), ['apgd-ce']);
+    assert.deepEqual(
+      r2.stages.map((s) => s.name),
+      ['apgd-ce'],
+    );
+    assert.deepEqual(
+      calls.map((c) => c.name),
+      ['apgd-ce'],
+    );
     r2.xAdv.dispose();
 
     // A stage returning points outside the ball is an error, not a number.
-    const cheat: AutoAttackStage = { name: 'cheat', run: async (_m, x) => ({ xAdv: tf.tidy(() => tf.clipByValue(tf.add(x, 2 * eps), 0, 1) as tf.Tensor4D), success: new Uint8Array(x.shape[0]) }) };
+    const cheat: AutoAttackStage = {
+      name: 'cheat',
+      run: async (_m, x) => ({ xAdv: tf.tidy(() => tf.clipByValue(tf.add(x, 2 * eps), 0, 1) as tf.Tensor4D), success: new Uint8Array(x.shape[0]) }),
+    };
     await assert.rejects(autoAttack(f.lin.model, f.x, f.y, { eps, norm: 'linf', seed: 2, attacks: [cheat] }), InvalidAdversarialError);
   });
   await assert.rejects(autoAttack(f.lin.model, f.x, f.y, { eps, norm: 'linf', seed: 2, attacks: ['pgd' as never] }), InputError);
@@ -142,7 +172,12 @@ test('an empty batch is handled by every attack and by autoAttack', async () => 
   const { apgdCe, apgdT } = await import('../../src/attacks/apgd.js');
   const base = { eps: 0.1, norm: 'linf' as const, steps: 3, restarts: 2, seed: 0 };
   await noLeak(async () => {
-    for (const r of [await fgsm(lin.model, x, y, base), await pgd(lin.model, x, y, base), await apgdCe(lin.model, x, y, base), await apgdT(lin.model, x, y, base)]) {
+    for (const r of [
+      await fgsm(lin.model, x, y, base),
+      await pgd(lin.model, x, y, base),
+      await apgdCe(lin.model, x, y, base),
+      await apgdT(lin.model, x, y, base),
+    ]) {
       assert.deepEqual(r.xAdv.shape, [0, ...SHAPE]);
       assert.equal(r.success.length, 0);
       r.xAdv.dispose();

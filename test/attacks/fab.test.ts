@@ -50,7 +50,10 @@ test('projection: feasible and no random feasible point is closer (both norms)',
     for (let i = 0; i < n; i++) capacity += Math.abs(w[i]!) * (Math.sign(w[i]! * (b - wp)) > 0 ? 1 - p[i]! : p[i]!);
     const feasible = capacity > Math.abs(b - wp);
     if (feasible) assert.ok(Math.abs(reached - b) < 1e-9, `trial ${trial}: ⟨w, p + d⟩ = ${reached}, expected ${b}`);
-    assert.ok(z.every((v) => v >= -1e-12 && v <= 1 + 1e-12), `trial ${trial}: left the box`);
+    assert.ok(
+      z.every((v) => v >= -1e-12 && v <= 1 + 1e-12),
+      `trial ${trial}: left the box`,
+    );
     assert.ok(Math.abs(size - normOf(out, norm)) < 1e-12);
     if (!feasible) continue;
     // Independent check: points of the hyperplane reached along random directions, inside the box, are never closer.
@@ -125,7 +128,10 @@ test('fabT on a small non-linear net: inside the eps-ball and [0, 1], success ma
   const y = tf.tidy(() => tf.argMax(model(x), 1).cast('int32') as tf.Tensor1D);
   const before = net.getWeights().map((t) => Array.from(t.dataSync()));
   try {
-    for (const [norm, eps] of [['linf', 0.05], ['l2', 0.5]] as const) {
+    for (const [norm, eps] of [
+      ['linf', 0.05],
+      ['l2', 0.5],
+    ] as const) {
       await noLeak(async () => {
         const res = await fabT(model, x, y, { eps, norm, steps: 15, nTargetClasses: 3, restarts: 2, seed: 5 });
         const d = perExampleDistances(res.xAdv, x, norm);
@@ -135,7 +141,10 @@ test('fabT on a small non-linear net: inside the eps-ball and [0, 1], success ma
         res.xAdv.dispose();
         // The eps were chosen so that most points are fooled: otherwise the ball check below would be vacuous.
         assert.ok(res.success.filter((v) => v === 1).length >= 3, `${norm}: too few successes to test anything`);
-        assert.ok(adv.every((v) => v >= 0 && v <= 1), `${norm}: outside [0, 1]`);
+        assert.ok(
+          adv.every((v) => v >= 0 && v <= 1),
+          `${norm}: outside [0, 1]`,
+        );
         for (let i = 0; i < n; i++) {
           assert.ok(d[i]! <= eps, `${norm}: example ${i} at ${d[i]} > eps ${eps}`);
           assert.equal(res.success[i], pred[i] !== yv[i] ? 1 : 0, `${norm}: success disagrees with the model`);

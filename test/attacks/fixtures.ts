@@ -66,7 +66,16 @@ export interface Task {
  * N(0, noise²) and are clipped to [0, 1]. Trained with Adam on `train` points, returned with `test` fresh points.
  * A few seconds on the native backend; accurate but not robust, so attacks have something to break.
  */
-export function trainedTask(opts: { seed: number; numClasses?: number; shape?: [number, number, number]; noise?: number; hidden?: number; steps?: number; train?: number; test?: number }): Task {
+export function trainedTask(opts: {
+  seed: number;
+  numClasses?: number;
+  shape?: [number, number, number];
+  noise?: number;
+  hidden?: number;
+  steps?: number;
+  train?: number;
+  test?: number;
+}): Task {
   const c = opts.numClasses ?? 10;
   const shape = opts.shape ?? [8, 8, 3];
   const d = shape[0] * shape[1] * shape[2];
@@ -91,8 +100,7 @@ export function trainedTask(opts: { seed: number; numClasses?: number; shape?: [
   const b1 = tf.variable(tf.zeros([hidden]));
   const w2 = tf.variable(tf.randomNormal([hidden, c], 0, Math.sqrt(1 / hidden), 'float32', opts.seed + 1));
   const b2 = tf.variable(tf.zeros([c]));
-  const model: ModelFn = (x) =>
-    tf.tidy(() => tf.add(tf.matMul(tf.relu(tf.add(tf.matMul(x.reshape([x.shape[0], d]), w1), b1)), w2), b2) as tf.Tensor2D);
+  const model: ModelFn = (x) => tf.tidy(() => tf.add(tf.matMul(tf.relu(tf.add(tf.matMul(x.reshape([x.shape[0], d]), w1), b1)), w2), b2) as tf.Tensor2D);
   const optimizer = tf.train.adam(0.01);
   const yTrain = tf.oneHot(train.y, c);
   for (let s = 0; s < (opts.steps ?? 200); s++) {

@@ -19,7 +19,16 @@ for (const norm of ['linf', 'l2'] as const) {
         const labels = Array.from({ length: 16 }, (_, i) => i % 2);
         const y = tf.tensor1d(labels, 'int32');
         const eps = norm === 'linf' ? 0.1 : 0.2;
-        const opts: PgdOptions = { eps, norm, steps: norm === 'linf' ? 20 : 60, stepSize: norm === 'linf' ? eps / 4 : eps / 2, restarts: 1, seed: 5, start, loss };
+        const opts: PgdOptions = {
+          eps,
+          norm,
+          steps: norm === 'linf' ? 20 : 60,
+          stepSize: norm === 'linf' ? eps / 4 : eps / 2,
+          restarts: 1,
+          seed: 5,
+          start,
+          loss,
+        };
         await noLeak(async () => {
           const { xAdv, success } = await pgd(lin.model, x, y, opts);
           const logits = lin.model(xAdv);
@@ -53,7 +62,19 @@ test('pgd: every start, norm and loss stays inside the eps-ball and [0, 1], and 
     for (const start of ['uniform', 'trades', 'none'] as const) {
       for (const loss of ['ce', 'cw', 'kl', 'ikl'] as const) {
         await noLeak(async () => {
-          const { xAdv } = await pgd(lin.model, xc, y, { eps, norm, steps: 3, stepSize: eps / 2, restarts: 2, seed: 1, start, loss, alpha: 1, beta: 1, classPrior });
+          const { xAdv } = await pgd(lin.model, xc, y, {
+            eps,
+            norm,
+            steps: 3,
+            stepSize: eps / 2,
+            restarts: 2,
+            seed: 1,
+            start,
+            loss,
+            alpha: 1,
+            beta: 1,
+            classPrior,
+          });
           const adv = (await xAdv.data()) as Float32Array;
           assert.ok(adv.every(Number.isFinite), `${norm}/${start}/${loss}: non-finite values`);
           const s = perturbationStats(xData, adv, 8, norm);
@@ -90,7 +111,10 @@ test('pgd kl (TRADES inner maximisation: trades start, 5 steps of eps/2) moves t
     });
     const v = await kl.data();
     // Five sign steps of eps/2 on a linear model move every coordinate to the ball's edge: KL is clearly positive.
-    assert.ok(v.every((k) => k > 1e-4), `KL after the attack: ${Array.from(v)}`);
+    assert.ok(
+      v.every((k) => k > 1e-4),
+      `KL after the attack: ${Array.from(v)}`,
+    );
     tf.dispose([xAdv, kl]);
   });
   tf.dispose([x, y]);
@@ -137,7 +161,11 @@ test('pgd rejects bad options with InputError', () => {
     ['loss', { loss: 'mse' as never }],
   ];
   for (const [field, patch] of bad) {
-    assert.throws(() => pgdPerturb(lin.model, x, y, { ...ok, ...patch }), (e: unknown) => e instanceof InputError && e.message.includes(field), field);
+    assert.throws(
+      () => pgdPerturb(lin.model, x, y, { ...ok, ...patch }),
+      (e: unknown) => e instanceof InputError && e.message.includes(field),
+      field,
+    );
   }
   const y3 = tf.tensor1d([0, 1, 1], 'int32');
   assert.throws(() => pgdPerturb(lin.model, x, y3, ok), InputError);

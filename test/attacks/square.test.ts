@@ -17,8 +17,24 @@ test('square schedule: fixed paper iterations by default (AutoAttack), rescaled 
   // Reference schedule: p_init up to it 10, /2 to 50, /4 to 200, /8 to 500, /16 to 1000, /32 to 2000, /64 to 4000,
   // /128 to 6000, /256 to 8000, /512 after; AutoAttack (resc_schedule=False) uses it whatever the budget.
   const expected: Array<[number, number]> = [
-    [0, 1], [10, 1], [11, 2], [50, 2], [51, 4], [200, 4], [201, 8], [500, 8], [501, 16], [1000, 16], [1001, 32],
-    [2001, 64], [4001, 128], [4999, 128], [6001, 256], [8000, 256], [8001, 512], [9999, 512],
+    [0, 1],
+    [10, 1],
+    [11, 2],
+    [50, 2],
+    [51, 4],
+    [200, 4],
+    [201, 8],
+    [500, 8],
+    [501, 16],
+    [1000, 16],
+    [1001, 32],
+    [2001, 64],
+    [4001, 128],
+    [4999, 128],
+    [6001, 256],
+    [8000, 256],
+    [8001, 512],
+    [9999, 512],
   ];
   for (const [it, div] of expected) {
     assert.equal(squareP(it, 10000, 0.8), 0.8 / div, `it ${it}`);
@@ -89,7 +105,10 @@ test('square fools a linear model with a generous eps and never below the minima
         const adv = res.xAdv.dataSync();
         res.xAdv.dispose();
         assert.deepEqual(Array.from(res.success), [1, 1, 1, 1, 1, 1], `${norm}: not every point fooled with eps = 3·max distance`);
-        assert.ok(adv.every((v) => v >= 0 && v <= 1), `${norm}: outside [0, 1]`);
+        assert.ok(
+          adv.every((v) => v >= 0 && v <= 1),
+          `${norm}: outside [0, 1]`,
+        );
         // Any adversarial point is at least the closed-form distance away; all are inside the eps-ball.
         d.forEach((di, i) => assert.ok(di >= exact[i]! * (1 - 1e-5) && di <= generous, `${norm}: example ${i}: ${di}`));
         // L2 proposals keep ‖δ‖₂ = eps (Alg. 3); these inputs are far from the box faces, so nothing is clipped.
@@ -112,20 +131,21 @@ test('square fools a linear model with a generous eps and never below the minima
 test('square is reproducible from the seed and depends on it, both norms', async () => {
   const f = linearFixture(4, 2);
   try {
-    for (const norm of ['linf', 'l2'] as const) await noLeak(async () => {
-      const eps = 1.5 * Math.max(...f.closedForm[norm]);
-      const run = async (seed: number) => {
-        const res = await square(f.model, f.x, f.y, { eps, norm, steps: 200, seed, restarts: 2 });
-        const out = { adv: Array.from(res.xAdv.dataSync()), queries: Array.from(res.queries), success: Array.from(res.success) };
-        res.xAdv.dispose();
-        return out;
-      };
-      const a = await run(7);
-      const b = await run(7);
-      const c = await run(8);
-      assert.deepEqual(a, b, `${norm}: same seed, different result`);
-      assert.notDeepEqual(a.adv, c.adv, `${norm}: the seed has no effect`);
-    });
+    for (const norm of ['linf', 'l2'] as const)
+      await noLeak(async () => {
+        const eps = 1.5 * Math.max(...f.closedForm[norm]);
+        const run = async (seed: number) => {
+          const res = await square(f.model, f.x, f.y, { eps, norm, steps: 200, seed, restarts: 2 });
+          const out = { adv: Array.from(res.xAdv.dataSync()), queries: Array.from(res.queries), success: Array.from(res.success) };
+          res.xAdv.dispose();
+          return out;
+        };
+        const a = await run(7);
+        const b = await run(7);
+        const c = await run(8);
+        assert.deepEqual(a, b, `${norm}: same seed, different result`);
+        assert.notDeepEqual(a.adv, c.adv, `${norm}: the seed has no effect`);
+      });
   } finally {
     f.dispose();
   }
@@ -151,8 +171,14 @@ test('square query accounting: only points not yet fooled are queried, one batch
       assert.equal(q[0], 0, 'a point misclassified from the start was queried');
       // The start plus `budget` proposals for a point never fooled.
       const full = budget + 1;
-      assert.ok(q.some((v) => v > 1 && v < full), `no point fooled mid-run: ${q}`);
-      assert.ok(q.some((v) => v === full), `every point fooled: ${q}`);
+      assert.ok(
+        q.some((v) => v > 1 && v < full),
+        `no point fooled mid-run: ${q}`,
+      );
+      assert.ok(
+        q.some((v) => v === full),
+        `every point fooled: ${q}`,
+      );
       for (let i = 1; i < q.length; i++) {
         assert.ok(q[i]! >= 1 && q[i]! <= full);
         // A point that stopped before the budget stopped because it was fooled, and fooled points stop.
@@ -181,20 +207,31 @@ test('square on a small net keeps the model state, stays in the ball near the bo
   const y = tf.tidy(() => tf.argMax(model(x), 1).cast('int32') as tf.Tensor1D);
   const before = net.getWeights().map((t) => Array.from(t.dataSync()));
   try {
-    for (const [norm, eps] of [['linf', 0.1], ['l2', 1.5]] as const) await noLeak(async () => {
-      const res = await square(model, x, y, { eps, norm, steps: 100, seed: 3 });
-      const adv = res.xAdv.dataSync();
-      const pred = tf.tidy(() => tf.argMax(model(res.xAdv), 1).dataSync());
-      const d = perExampleDistances(res.xAdv, x, norm);
-      res.xAdv.dispose();
-      const yv = y.dataSync();
-      assert.ok(adv.every((v) => v >= 0 && v <= 1), `${norm}: outside [0, 1]`);
-      d.forEach((di, i) => assert.ok(di <= eps, `${norm}: example ${i}: ${di} > ${eps}`));
-      for (let i = 0; i < n; i++) assert.equal(res.success[i], pred[i] !== yv[i] ? 1 : 0, `${norm}: success disagrees with the model`);
-      // eps chosen so that several points are fooled: otherwise the ball check above would be vacuous.
-      assert.ok(res.success.filter((v) => v === 1).length >= 2, `${norm}: too few successes to test anything`);
-    });
-    assert.deepEqual(net.getWeights().map((t) => Array.from(t.dataSync())), before, 'model weights or BN statistics changed');
+    for (const [norm, eps] of [
+      ['linf', 0.1],
+      ['l2', 1.5],
+    ] as const)
+      await noLeak(async () => {
+        const res = await square(model, x, y, { eps, norm, steps: 100, seed: 3 });
+        const adv = res.xAdv.dataSync();
+        const pred = tf.tidy(() => tf.argMax(model(res.xAdv), 1).dataSync());
+        const d = perExampleDistances(res.xAdv, x, norm);
+        res.xAdv.dispose();
+        const yv = y.dataSync();
+        assert.ok(
+          adv.every((v) => v >= 0 && v <= 1),
+          `${norm}: outside [0, 1]`,
+        );
+        d.forEach((di, i) => assert.ok(di <= eps, `${norm}: example ${i}: ${di} > ${eps}`));
+        for (let i = 0; i < n; i++) assert.equal(res.success[i], pred[i] !== yv[i] ? 1 : 0, `${norm}: success disagrees with the model`);
+        // eps chosen so that several points are fooled: otherwise the ball check above would be vacuous.
+        assert.ok(res.success.filter((v) => v === 1).length >= 2, `${norm}: too few successes to test anything`);
+      });
+    assert.deepEqual(
+      net.getWeights().map((t) => Array.from(t.dataSync())),
+      before,
+      'model weights or BN statistics changed',
+    );
   } finally {
     tf.dispose([x, y]);
     net.dispose();
@@ -222,7 +259,10 @@ test('square L2 window patterns: hand-computed nested rectangles, unit-norm cent
   // 1×3: the centre gets rings 0 and 1 (1 + 1/4), its neighbours ring 1 only (1/4); then unit norm.
   const m = nestedRectangles(1, 3);
   const z = Math.sqrt(0.25 ** 2 * 2 + 1.25 ** 2);
-  assert.deepEqual(Array.from(m).map((v) => +v.toFixed(12)), [0.25 / z, 1.25 / z, 0.25 / z].map((v) => +v.toFixed(12)));
+  assert.deepEqual(
+    Array.from(m).map((v) => +v.toFixed(12)),
+    [0.25 / z, 1.25 / z, 0.25 / z].map((v) => +v.toFixed(12)),
+  );
   const r = new SeededRng(1);
   for (const side of [3, 4, 5]) {
     for (let k = 0; k < 4; k++) {

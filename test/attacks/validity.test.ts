@@ -40,9 +40,14 @@ test('validity check throws on crafted invalid adversarials, never returns them 
   const eps = 0.03;
   const cases: Array<[string, (v: Float32Array) => void, 'linf' | 'l2', RegExp]> = [
     ['one pixel eps + 1e-5 away (L-inf)', (v) => (v[17] = data[17]! + eps + 1e-5), 'linf', /perturbation/],
-    ['L2 norm 1.01·eps', (v) => {
-      for (let j = 16; j < 32; j++) v[j] = data[j]! + (1.01 * eps) / 4;
-    }, 'l2', /perturbation/],
+    [
+      'L2 norm 1.01·eps',
+      (v) => {
+        for (let j = 16; j < 32; j++) v[j] = data[j]! + (1.01 * eps) / 4;
+      },
+      'l2',
+      /perturbation/,
+    ],
     ['a value above 1', (v) => (v[3] = 1.0001), 'linf', /outside \[0, 1\]/],
     ['a value below 0', (v) => (v[40] = -0.0001), 'l2', /outside \[0, 1\]/],
     ['a NaN', (v) => (v[5] = Number.NaN), 'linf', /non-finite/],
@@ -69,7 +74,9 @@ test('validity check throws on crafted invalid adversarials, never returns them 
     }
     corrupt(v);
     const bad = tf.tensor4d(v, x.shape);
-    await noLeak(() => assert.rejects(validityLine(x, bad, { eps, norm }), (e: unknown) => e instanceof InvalidAdversarialError && pattern.test(e.message), what));
+    await noLeak(() =>
+      assert.rejects(validityLine(x, bad, { eps, norm }), (e: unknown) => e instanceof InvalidAdversarialError && pattern.test(e.message), what),
+    );
     bad.dispose();
   }
   // Inside the tolerance: eps + 5e-7 is float32 rounding, accepted.

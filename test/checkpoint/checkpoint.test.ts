@@ -33,7 +33,12 @@ function tinyModel(seed: number): tf.LayersModel {
     ],
   });
   const r = rng(seed);
-  const values = model.getWeights().map((w) => tf.tensor(Array.from({ length: w.size }, () => r() + 0.1), w.shape));
+  const values = model.getWeights().map((w) =>
+    tf.tensor(
+      Array.from({ length: w.size }, () => r() + 0.1),
+      w.shape,
+    ),
+  );
   model.setWeights(values);
   tf.dispose(values);
   return model;
@@ -70,10 +75,13 @@ test('round trip: weights (BN statistics included), meta, state, config hash and
     const model = tinyModel(1);
     const config = resolveConfig({ sets: ['data.dataset=synthetic'] });
     const tensors = {
-      'optimizer/momentum/0': tf.tensor([[1.5, -2.25], [3, 1e-8]]),
-      'classWeights': tf.tensor([0.1, 0.2, 0.3, 0.4, 0.5], [5], 'float32'),
-      'counters': tf.tensor([7, -3], [2], 'int32'),
-      'mask': tf.tensor([true, false, true], [3], 'bool'),
+      'optimizer/momentum/0': tf.tensor([
+        [1.5, -2.25],
+        [3, 1e-8],
+      ]),
+      classWeights: tf.tensor([0.1, 0.2, 0.3, 0.4, 0.5], [5], 'float32'),
+      counters: tf.tensor([7, -3], [2], 'int32'),
+      mask: tf.tensor([true, false, true], [3], 'bool'),
     };
     const state = { rng: { epoch: 3, batch: 17 }, lrScale: 0.5 };
     await writeCheckpoint(join(run, 'last'), { model, meta: { ...meta(3), config }, state, tensors });
@@ -125,7 +133,10 @@ test('layout: `last` is a symlink to the newest generation, one previous generat
     assert.ok(lstatSync(join(run, 'last')).isSymbolicLink());
     assert.equal(readlinkSync(join(run, 'last')), 'last.g000004', 'relative link, so the run directory can move');
     assert.deepEqual(readdirSync(run).sort(), ['last', 'last.g000003', 'last.g000004']);
-    assert.deepEqual((await listGenerations(join(run, 'last'))).map((g) => g.seq), [4, 3]);
+    assert.deepEqual(
+      (await listGenerations(join(run, 'last'))).map((g) => g.seq),
+      [4, 3],
+    );
     assert.equal((await verifyCheckpoint(join(run, 'last'))).meta.epoch, 4);
     assert.equal((await verifyCheckpoint(join(run, 'last.g000003'))).meta.epoch, 3);
     model.dispose();
@@ -212,7 +223,10 @@ test('a corrupt or truncated weights.bin is refused with a message naming the fi
     await writeCheckpoint(join(run, 'last'), { model, meta: meta(1) });
     const weights = join(run, 'last', 'weights.bin');
     flipByte(weights, 5);
-    await expectInputError(readCheckpoint(join(run, 'last')), /last\/weights\.bin: checksum mismatch \(sha256 [0-9a-f]{12}\.\.\., expected [0-9a-f]{12}\.\.\.\): the file is corrupt$/);
+    await expectInputError(
+      readCheckpoint(join(run, 'last')),
+      /last\/weights\.bin: checksum mismatch \(sha256 [0-9a-f]{12}\.\.\., expected [0-9a-f]{12}\.\.\.\): the file is corrupt$/,
+    );
     await expectInputError(verifyCheckpoint(join(run, 'last')), /last\/weights\.bin: checksum mismatch/);
     writeFileSync(weights, readFileSync(weights).subarray(0, 100));
     await expectInputError(readCheckpoint(join(run, 'last')), /last\/weights\.bin: has 100 bytes, expected \d+ \(truncated or overwritten\)/);

@@ -85,7 +85,10 @@ test('planTraining: run directory from the config or --run-dir; presentation fla
   assert.equal(q.runDir, 'elsewhere');
   assert.deepEqual([q.config.run.backend, q.config.run.logFormat, q.config.run.progress], ['cpu', 'json', false]);
   assert.equal(configHash(q.config), configHash(resolveConfig({ sets: ['run.name=abc'] })));
-  await assert.rejects(planTraining(flags({ logFormat: 'xml' })), (e: unknown) => e instanceof InputError && /--log-format: expected one of auto\|json\|pretty/.test(e.message));
+  await assert.rejects(
+    planTraining(flags({ logFormat: 'xml' })),
+    (e: unknown) => e instanceof InputError && /--log-format: expected one of auto\|json\|pretty/.test(e.message),
+  );
 });
 
 test('planTraining --resume: a run directory resumes with its config.resolved.yaml; a checkpoint directory with its stored config', async () => {
@@ -102,7 +105,12 @@ test('planTraining --resume: a run directory resumes with its config.resolved.ya
   const ckDir = join(tmp, 'some-run', 'last');
   const stored = resolveConfig({ sets: ['attack.steps=4', 'run.name=from-ckpt', 'model.arch=small-cnn'] });
   const model = createModel({ arch: 'small-cnn', numClasses: 10, seed: 0 });
-  await writeCheckpoint(ckDir, { model, meta: { arch: 'small-cnn', numClasses: 10, dataset: 'cifar10', epoch: 0, step: 0, config: stored }, state: {}, tensors: {} });
+  await writeCheckpoint(ckDir, {
+    model,
+    meta: { arch: 'small-cnn', numClasses: 10, dataset: 'cifar10', epoch: 0, step: 0, config: stored },
+    state: {},
+    tensors: {},
+  });
   model.dispose();
   const q = await planTraining(flags({ resume: ckDir }));
   assert.equal(q.resume, ckDir);

@@ -64,8 +64,19 @@ test('defaults are the published CIFAR-10 IKL-AT recipe and every field is fille
 });
 
 test('every schema field is described and has a default (the schema is the documentation)', () => {
-  const schema = JSON.parse(jsonSchemaText()) as { properties: Record<string, { description?: string; default?: unknown; properties?: Record<string, { description?: string; default?: unknown }> }> };
-  const optionalWithoutDefault = new Set(['data.trainSubset', 'data.extra', 'data.extra.file', 'model.numClasses', 'model.initFrom', 'teacher.checkpoint', 'teacher.arch', 'distill.ceWeight']);
+  const schema = JSON.parse(jsonSchemaText()) as {
+    properties: Record<string, { description?: string; default?: unknown; properties?: Record<string, { description?: string; default?: unknown }> }>;
+  };
+  const optionalWithoutDefault = new Set([
+    'data.trainSubset',
+    'data.extra',
+    'data.extra.file',
+    'model.numClasses',
+    'model.initFrom',
+    'teacher.checkpoint',
+    'teacher.arch',
+    'distill.ceWeight',
+  ]);
   for (const [name, sec] of Object.entries(schema.properties)) {
     assert.ok(sec.description, `${name} has a description`);
     assert.notEqual(sec.default, undefined, `${name} has a default`);
@@ -98,7 +109,14 @@ test('JSON config files are read by extension', () => {
 
 test('--set values are typed through the schema (YAML scalars, lists, mappings, strings)', () => {
   const c = resolveConfig({
-    sets: ['schedule.milestones=[75, 90]', 'awp.enabled=false', 'attack.stepSize.absolute=0.007', 'run.name=2024', 'attack.epsilon=0.031', 'data.extra={file: gen.npz}'],
+    sets: [
+      'schedule.milestones=[75, 90]',
+      'awp.enabled=false',
+      'attack.stepSize.absolute=0.007',
+      'run.name=2024',
+      'attack.epsilon=0.031',
+      'data.extra={file: gen.npz}',
+    ],
   });
   assert.deepEqual(c.schedule.milestones, [75, 90]);
   assert.equal(c.awp.enabled, false);
@@ -112,7 +130,10 @@ test('errors in a file name the file, the key path, what was expected and what w
   rejects({ file: file('neg.yaml', 'attack:\n  steps: -1\n') }, /neg\.yaml: attack\.steps: expected a positive integer, got -1$/);
   rejects({ file: file('type.yaml', 'optimizer:\n  lr: fast\n') }, /type\.yaml: optimizer\.lr: expected a number or a fraction like 8\/255, got 'fast'/);
   rejects({ file: file('range.yaml', 'attack:\n  epsilon: 2\n') }, /range\.yaml: attack\.epsilon: expected a number in \[0, 1\], got 2/);
-  rejects({ file: file('enum.yaml', 'objective:\n  type: madry\n') }, /enum\.yaml: objective\.type: expected one of ikl-at\|trades\|pgd-at\|standard\|ikl-kd\|kd\|dkd, got 'madry'/);
+  rejects(
+    { file: file('enum.yaml', 'objective:\n  type: madry\n') },
+    /enum\.yaml: objective\.type: expected one of ikl-at\|trades\|pgd-at\|standard\|ikl-kd\|kd\|dkd, got 'madry'/,
+  );
   rejects({ file: file('bool.yaml', 'awp:\n  enabled: 3\n') }, /bool\.yaml: awp\.enabled: expected true or false, got 3/);
   rejects({ file: file('unk.yaml', 'attack:\n  stpes: 3\n') }, /unk\.yaml: attack: unknown key 'stpes' \(expected one of: epsilon, schedule, steps, /);
   rejects({ file: file('unktop.yaml', 'atack: {}\n') }, /unktop\.yaml: unknown key 'atack' \(expected one of: run, data, /);
@@ -138,7 +159,10 @@ test('errors in --set name the flag and the key path', () => {
 test('constraints between fields name the key and the source that set it', () => {
   rejects({ sets: ['model.numClasses=100'] }, /--set model\.numClasses=100: model\.numClasses: expected 10 \(the number of classes of cifar10\)/);
   rejects({ file: file('ms.yaml', 'schedule:\n  milestones: [150, 100]\n') }, /ms\.yaml: schedule\.milestones: expected increasing epochs/);
-  rejects({ sets: ['data.dataset=synthetic', 'data.valSize=10000'] }, /--set data\.valSize=10000: data\.valSize: expected fewer validation images than data\.synthetic\.nTrain \(10000\)/);
+  rejects(
+    { sets: ['data.dataset=synthetic', 'data.valSize=10000'] },
+    /--set data\.valSize=10000: data\.valSize: expected fewer validation images than data\.synthetic\.nTrain \(10000\)/,
+  );
 });
 
 test('--print-config output (configToYaml) re-validates to the same config', () => {
@@ -198,10 +222,16 @@ test('presets reproduce the published runs', () => {
     [trades.objective.type, trades.objective.tradesBeta, trades.attack.steps, trades.attack.stepSize, trades.attack.epsilon, trades.attack.schedule],
     ['trades', 6, 10, { absolute: 0.007 }, 0.031, 'constant'],
   );
-  assert.deepEqual([trades.optimizer.lr, trades.schedule.type, trades.schedule.milestones, trades.schedule.epochs, trades.optimizer.weightDecay], [0.1, 'piecewise', [75, 90], 100, 2e-4]);
+  assert.deepEqual(
+    [trades.optimizer.lr, trades.schedule.type, trades.schedule.milestones, trades.schedule.epochs, trades.optimizer.weightDecay],
+    [0.1, 'piecewise', [75, 90], 100, 2e-4],
+  );
   assert.deepEqual([trades.awp.enabled, trades.weightAverage.enabled], [false, false]);
   const madry = resolveConfig({ file: join(CONFIGS, 'cifar10-pgd-at.yaml') });
-  assert.deepEqual([madry.objective.type, madry.attack.objective, madry.attack.start, madry.attack.steps, madry.attack.stepSize], ['pgd-at', 'ce', 'uniform', 10, { absolute: 2 / 255 }]);
+  assert.deepEqual(
+    [madry.objective.type, madry.attack.objective, madry.attack.start, madry.attack.steps, madry.attack.stepSize],
+    ['pgd-at', 'ce', 'uniform', 10, { absolute: 2 / 255 }],
+  );
 });
 
 test('configs/schema.json is the schema generated from the zod schema (regenerate: ikl-train --schema > configs/schema.json)', () => {

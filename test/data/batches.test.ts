@@ -40,9 +40,11 @@ function decodeIndex(x: Float32Array, k: number): number {
 function referenceCropFlip(src: Uint8Array, off: number, dy: number, dx: number, flip: boolean): Float32Array {
   const P = 40;
   const padded = new Uint8Array(P * P * 3);
-  for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) for (let c = 0; c < 3; c++) padded[((y + 4) * P + x + 4) * 3 + c] = src[off + (y * 32 + x) * 3 + c]!;
+  for (let y = 0; y < 32; y++)
+    for (let x = 0; x < 32; x++) for (let c = 0; c < 3; c++) padded[((y + 4) * P + x + 4) * 3 + c] = src[off + (y * 32 + x) * 3 + c]!;
   const crop = new Float32Array(SIZE);
-  for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) for (let c = 0; c < 3; c++) crop[(y * 32 + x) * 3 + c] = padded[((y + dy) * P + x + dx) * 3 + c]! / 255;
+  for (let y = 0; y < 32; y++)
+    for (let x = 0; x < 32; x++) for (let c = 0; c < 3; c++) crop[(y * 32 + x) * 3 + c] = padded[((y + dy) * P + x + dx) * 3 + c]! / 255;
   if (!flip) return crop;
   const out = new Float32Array(SIZE);
   for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) for (let c = 0; c < 3; c++) out[(y * 32 + x) * 3 + c] = crop[(y * 32 + 31 - x) * 3 + c]!;
@@ -97,8 +99,18 @@ describe('batches', () => {
   it('without shuffle or augmentation returns the stored images scaled to [0, 1]', async () => {
     const set = indexedSet(10);
     const got = await noLeak(() => pull(set, { batchSize: 4, shuffle: false, augment: false }));
-    assert.deepEqual(got.map((b) => b.shape), [[4, 32, 32, 3], [4, 32, 32, 3], [2, 32, 32, 3]]);
-    assert.deepEqual(got.map((b) => b.index), [0, 1, 2]);
+    assert.deepEqual(
+      got.map((b) => b.shape),
+      [
+        [4, 32, 32, 3],
+        [4, 32, 32, 3],
+        [2, 32, 32, 3],
+      ],
+    );
+    assert.deepEqual(
+      got.map((b) => b.index),
+      [0, 1, 2],
+    );
     for (let i = 0; i < 10; i++) {
       const b = got[Math.floor(i / 4)]!;
       const k = i % 4;
@@ -118,7 +130,11 @@ describe('batches', () => {
     await noLeak(() => {
       const o = orderOf(5, 0);
       assert.equal(o.length, n);
-      assert.deepEqual([...o].sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i), 'a permutation');
+      assert.deepEqual(
+        [...o].sort((a, b) => a - b),
+        Array.from({ length: n }, (_, i) => i),
+        'a permutation',
+      );
       assert.deepEqual(o, Array.from(epochOrder(n, 5, 0)));
       assert.deepEqual(orderOf(5, 0), o, 'reproducible');
       assert.notDeepEqual(orderOf(5, 1), o, 'epoch changes the order');
@@ -138,7 +154,10 @@ describe('batches', () => {
       const seen = new Set<string>();
       for (const b of a) {
         assert.deepEqual(b.shape, [32, 32, 32, 3]);
-        assert.ok(b.x.every((v) => v >= 0 && v <= 1), 'values in [0, 1]');
+        assert.ok(
+          b.x.every((v) => v >= 0 && v <= 1),
+          'values in [0, 1]',
+        );
         for (let k = 0; k < 32; k++) {
           const j = order[b.index * 32 + k]!;
           assert.equal(b.y[k], set.labels[j]);
@@ -159,7 +178,10 @@ describe('batches', () => {
       assert.ok([...seen].some((s) => s.endsWith('true')) && [...seen].some((s) => s.endsWith('false')), 'both flips occur');
 
       const again = pull(set, opts);
-      assert.ok(a.every((b, i) => sameArray(b.x, again[i]!.x)), 'same seed, same augmentation');
+      assert.ok(
+        a.every((b, i) => sameArray(b.x, again[i]!.x)),
+        'same seed, same augmentation',
+      );
       const other = pull(set, { ...opts, seed: 12 });
       assert.ok(!sameArray(a[0]!.x, other[0]!.x), 'different seed, different batch');
       const nextEpoch = pull(set, { ...opts, epoch: 4 });

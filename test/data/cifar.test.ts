@@ -6,7 +6,6 @@ import { InputError } from '../../src/errors.js';
 import { readCifar10, readCifar100, readExtraData, recordsToNhwc } from '../../src/data/cifar.js';
 import { cifarRecords, freshDir, pixelValue, writeCifar10Folder } from './fixtures.js';
 
-
 /** Asserts the NHWC pixels of image i equal pixelValue(record r, ...) everywhere. */
 function assertPixels(images: Uint8Array, i: number, r: number): void {
   for (let y = 0; y < 32; y++) {
@@ -34,7 +33,10 @@ describe('CIFAR binary readers', () => {
     const labels = new Uint8Array(2);
     recordsToNhwc(rec, 1, 'cifar10', images, labels, 1);
     assert.equal(labels[1], 7);
-    assert.ok(images.subarray(0, 3072).every((v) => v === 0), 'record 0 untouched');
+    assert.ok(
+      images.subarray(0, 3072).every((v) => v === 0),
+      'record 0 untouched',
+    );
     // pixel (y=2, x=5) is p = 69: R 69, G 200, B 186
     assert.deepEqual(Array.from(images.subarray(3072 + 69 * 3, 3072 + 69 * 3 + 3)), [69, 200, 186]);
     for (let p = 0; p < 1024; p++) {

@@ -94,9 +94,8 @@ describe('ensureCifar', () => {
 
   it('a download with the wrong MD5 leaves no folder, no archive and no temp file', async () => {
     const dataDir = freshDir('badmd5');
-    await assert.rejects(
-      ensureCifar('cifar10', dataDir, { url: `${base}/cifar-10-binary.tar.gz`, md5: '0'.repeat(32), progress: false }),
-      (e: Error) => /MD5 [0-9a-f]{32}, expected 0{32}/.test(e.message),
+    await assert.rejects(ensureCifar('cifar10', dataDir, { url: `${base}/cifar-10-binary.tar.gz`, md5: '0'.repeat(32), progress: false }), (e: Error) =>
+      /MD5 [0-9a-f]{32}, expected 0{32}/.test(e.message),
     );
     assert.deepEqual(readdirSync(dataDir), []);
   });
@@ -133,14 +132,22 @@ describe('ensureCifar', () => {
     await assert.rejects(ensureCifar('cifar10', dataDir, { url: `http://127.0.0.1:${port}/x.tar.gz`, progress: false }), (e: Error) => {
       assert.ok(e instanceof InputError);
       assert.match(e.message, /could not download http:\/\/127\.0\.0\.1:\d+\/x\.tar\.gz \(fetch failed: ECONNREFUSED\)/);
-      assert.ok(e.message.includes(`put cifar-10-binary.tar.gz (MD5 c32a1d4ab5d03f1284b67883e8d87530, from http://127.0.0.1:${port}/x.tar.gz) at ${join(dataDir, 'cifar-10-binary.tar.gz')}`));
+      assert.ok(
+        e.message.includes(
+          `put cifar-10-binary.tar.gz (MD5 c32a1d4ab5d03f1284b67883e8d87530, from http://127.0.0.1:${port}/x.tar.gz) at ${join(dataDir, 'cifar-10-binary.tar.gz')}`,
+        ),
+      );
       assert.ok(e.message.includes(`or create ${join(dataDir, 'cifar-10-batches-bin')}/ holding data_batch_1.bin`));
       return true;
     });
     await assert.rejects(ensureCifar('cifar100', dataDir, { download: false }), (e: Error) => {
       assert.ok(e instanceof InputError);
       assert.ok(e.message.includes('downloading is disabled'));
-      assert.ok(e.message.includes(`put cifar-100-binary.tar.gz (MD5 03b5dce01913d631647c71ecec9e9cb8, from https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz) at ${join(dataDir, 'cifar-100-binary.tar.gz')}`));
+      assert.ok(
+        e.message.includes(
+          `put cifar-100-binary.tar.gz (MD5 03b5dce01913d631647c71ecec9e9cb8, from https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz) at ${join(dataDir, 'cifar-100-binary.tar.gz')}`,
+        ),
+      );
       return true;
     });
     assert.deepEqual(readdirSync(dataDir), []);
@@ -169,10 +176,18 @@ describe('ensureCifar', () => {
       ['dotdot', [{ name: '../x', data: Buffer.from('evil') }, ...tinyCifar10Members()], /member '\.\.\/x' has an unsafe path/],
       ['absolute', [{ name: '/tmp/x', data: Buffer.from('evil') }, ...tinyCifar10Members()], /unsafe path/],
       ['symlink', [{ name: 'cifar-10-batches-bin/test_batch.bin', type: '2', linkname: '/etc/passwd' }, ...tinyCifar10Members()], /symbolic link; refusing/],
-      ['hardlink', [...tinyCifar10Members(), { name: 'cifar-10-batches-bin/x', type: '1', linkname: 'cifar-10-batches-bin/test_batch.bin' }], /hard link; refusing/],
+      [
+        'hardlink',
+        [...tinyCifar10Members(), { name: 'cifar-10-batches-bin/x', type: '1', linkname: 'cifar-10-batches-bin/test_batch.bin' }],
+        /hard link; refusing/,
+      ],
       ['fifo', [...tinyCifar10Members(), { name: 'cifar-10-batches-bin/p', type: '6' }], /not a regular file/],
       // a harmless header name replaced by a pax 'path' record
-      ['pax', [{ name: 'PaxHeader', type: 'x', data: paxRecord('path', '../escape') }, { name: 'ok.txt', data: Buffer.from('evil') }, ...tinyCifar10Members()], /'\.\.\/escape' has an unsafe path/],
+      [
+        'pax',
+        [{ name: 'PaxHeader', type: 'x', data: paxRecord('path', '../escape') }, { name: 'ok.txt', data: Buffer.from('evil') }, ...tinyCifar10Members()],
+        /'\.\.\/escape' has an unsafe path/,
+      ],
       ['missing', tinyCifar10Members().filter((m) => !m.name.endsWith('data_batch_4.bin')), /missing member cifar-10-batches-bin\/data_batch_4\.bin/],
       ['duplicate', [...tinyCifar10Members(), { name: 'cifar-10-batches-bin/test_batch.bin', data: Buffer.from('x') }], /appears twice/],
     ];

@@ -6,18 +6,23 @@ import { indexedSet } from './fixtures.js';
 
 const SIZE = 32 * 32 * 3;
 /** Source index of each image of a set built from indexedSet (first two bytes). */
-const indicesOf = (s: { n: number; images: Uint8Array }) =>
-  Array.from({ length: s.n }, (_, k) => s.images[k * SIZE]! + 256 * s.images[k * SIZE + 1]!);
+const indicesOf = (s: { n: number; images: Uint8Array }) => Array.from({ length: s.n }, (_, k) => s.images[k * SIZE]! + 256 * s.images[k * SIZE + 1]!);
 
 describe('subsets', () => {
   it('firstN is the prefix (RobustBench convention) and checks n', () => {
     const set = indexedSet(50);
     const f = firstN(set, 12);
     assert.equal(f.n, 12);
-    assert.deepEqual(indicesOf(f), Array.from({ length: 12 }, (_, i) => i));
+    assert.deepEqual(
+      indicesOf(f),
+      Array.from({ length: 12 }, (_, i) => i),
+    );
     assert.deepEqual(Array.from(f.labels), Array.from(set.labels.subarray(0, 12)));
     assert.equal(f.images.length, 12 * SIZE);
-    assert.throws(() => firstN(set, 51), (e: Error) => e instanceof InputError && /firstN: expected an integer in 0\.\.50/.test(e.message));
+    assert.throws(
+      () => firstN(set, 51),
+      (e: Error) => e instanceof InputError && /firstN: expected an integer in 0\.\.50/.test(e.message),
+    );
   });
 
   it('subset copies the chosen images and labels in the given order', () => {
@@ -40,7 +45,10 @@ describe('subsets', () => {
     for (const l of s.labels) counts[l]!++;
     assert.deepEqual(counts, [4, 4, 4, 4, 4, 3, 3, 3, 3, 3]);
     const idx = indicesOf(s);
-    assert.deepEqual(idx, [...idx].sort((a, b) => a - b));
+    assert.deepEqual(
+      idx,
+      [...idx].sort((a, b) => a - b),
+    );
   });
 
   it('splitValidation gives disjoint, complete, deterministic splits that depend on the seed', () => {
@@ -54,7 +62,10 @@ describe('subsets', () => {
     for (const [k, j] of t.entries()) assert.equal(a.train.labels[k], set.labels[j]);
     assert.deepEqual(indicesOf(splitValidation(set, 20, 1).val), v, 'deterministic');
     assert.notDeepEqual(indicesOf(splitValidation(set, 20, 2).val), v, 'seed matters');
-    assert.ok(v.some((j) => j >= 20), 'not simply the prefix');
+    assert.ok(
+      v.some((j) => j >= 20),
+      'not simply the prefix',
+    );
     assert.throws(() => splitValidation(set, 101, 1), InputError);
   });
 });

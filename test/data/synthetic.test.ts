@@ -45,14 +45,19 @@ describe('synthetic dataset', () => {
       const f = new Float64Array(4);
       for (let y = 0; y < 31; y++) {
         for (let x = 0; x < 31; x++) {
-          let gx = 0, gy = 0, gxx = 0;
+          let gx = 0,
+            gy = 0,
+            gxx = 0;
           for (let c = 0; c < 3; c++) {
             const o = i * 3072 + (y * 32 + x) * 3 + c;
             gx += Math.abs(imgs[o]! - imgs[o + 3]!);
             gy += Math.abs(imgs[o]! - imgs[o + 96]!);
             gxx += x < 30 ? Math.abs(imgs[o]! - imgs[o + 6]!) : 0;
           }
-          f[0]! += gx; f[1]! += gy; f[2]! += gxx; f[3]! += Math.abs(gx - gy);
+          f[0]! += gx;
+          f[1]! += gy;
+          f[2]! += gxx;
+          f[3]! += Math.abs(gx - gy);
         }
       }
       const s = f[0]! + f[1]! + 1e-9;
@@ -70,10 +75,14 @@ describe('synthetic dataset', () => {
     let correct = 0;
     for (let i = 0; i < test.n; i++) {
       const f = feat(test.images, i);
-      let best = 0, bestD = Infinity;
+      let best = 0,
+        bestD = Infinity;
       means.forEach((m, c) => {
         const d = m.reduce((a, v, k) => a + (v - f[k]!) ** 2, 0);
-        if (d < bestD) { bestD = d; best = c; }
+        if (d < bestD) {
+          bestD = d;
+          best = c;
+        }
       });
       if (best === test.labels[i]) correct++;
     }
@@ -82,8 +91,12 @@ describe('synthetic dataset', () => {
     assert.ok(acc > 0.2, `nearest-mean accuracy ${acc} is at chance`);
     assert.ok(acc < 0.95, `nearest-mean accuracy ${acc}: the set is trivially separable`);
     // pixel statistics are not degenerate
-    let min = 255, max = 0;
-    for (const v of train.images) { if (v < min) min = v; if (v > max) max = v; }
+    let min = 255,
+      max = 0;
+    for (const v of train.images) {
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
     assert.equal(min, 0);
     assert.equal(max, 255);
   });
@@ -135,7 +148,10 @@ describe('synthetic dataset', () => {
   });
 
   it('rejects bad sizes with InputError naming the field', () => {
-    assert.throws(() => makeSynthetic({ nTrain: 0, nTest: 1, seed: 0 }), (e: Error) => e instanceof InputError && /synthetic\.nTrain/.test(e.message));
+    assert.throws(
+      () => makeSynthetic({ nTrain: 0, nTest: 1, seed: 0 }),
+      (e: Error) => e instanceof InputError && /synthetic\.nTrain/.test(e.message),
+    );
     assert.throws(() => makeSynthetic({ nTrain: 10, nTest: 1.5, seed: 0 }), /synthetic\.nTest/);
   });
 });

@@ -39,7 +39,7 @@ test('bad flags: exit 2, one line on stderr naming the flag, nothing on stdout',
     [['--checkpoint', 'x', '--attack', 'pgd', '--shard', '3/2'], /^ikl-eval: --shard: the index must be in \[0, 1\]/],
     [['--checkpoint', 'x', '--attack', 'pgd', '--frobnicate'], /^ikl-eval: unknown option '--frobnicate'/],
     [['--attack', 'pgd'], /^ikl-eval: --checkpoint: a checkpoint directory is required/],
-    [["merge", "/nonexistent/report.json"], /^ikl-eval: merge: \/nonexistent\/report.json: cannot read \(no such file or folder\)/],
+    [['merge', '/nonexistent/report.json'], /^ikl-eval: merge: \/nonexistent\/report.json: cannot read \(no such file or folder\)/],
   ];
   for (const [args, msg] of cases) {
     const r = run(args);
@@ -61,7 +61,23 @@ test('a missing checkpoint directory is bad input (exit 2)', () => {
 test('killed with SIGKILL mid-run, resumed from --state: same report as an uninterrupted run', heavy, async () => {
   const dir = tempDir();
   const ckpt = await makeCheckpoint(dir, { steps: 10 });
-  const args = ['--checkpoint', ckpt, '--attack', 'pgd', '--steps', '4', '--n-examples', '64', '--batch-size', '8', '--seed', '7', '--log-format', 'json', '--no-progress'];
+  const args = [
+    '--checkpoint',
+    ckpt,
+    '--attack',
+    'pgd',
+    '--steps',
+    '4',
+    '--n-examples',
+    '64',
+    '--batch-size',
+    '8',
+    '--seed',
+    '7',
+    '--log-format',
+    'json',
+    '--no-progress',
+  ];
   const state = join(dir, 'kill.state.json');
   const total = 8;
 

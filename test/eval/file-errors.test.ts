@@ -31,14 +31,18 @@ test('--state in a missing folder: exit 2 before any work, naming the file as gi
   assert.equal(r.stderr, 'ikl-eval: --state no-such-folder/aa.state.json: the folder no-such-folder does not exist (create it first)\n');
 });
 
-test('--state in a folder the user may not write (EACCES): exit 2 naming the file', { skip: process.getuid?.() !== 0 ? 'needs root to run the child as nobody' : false }, () => {
-  const dir = tempDir();
-  chmodSync(dir, 0o755); // owned by root: nobody may read but not write
-  const file = join(dir, 'aa.state.json');
-  const r = cli(['--checkpoint', 'whatever', '--attack', 'pgd', '--state', file], { uid: 65534 });
-  assert.equal(r.status, 2, r.stderr);
-  assert.equal(r.stderr, `ikl-eval: --state ${file}: cannot write in ${dir} (permission denied, EACCES)\n`);
-});
+test(
+  '--state in a folder the user may not write (EACCES): exit 2 naming the file',
+  { skip: process.getuid?.() !== 0 ? 'needs root to run the child as nobody' : false },
+  () => {
+    const dir = tempDir();
+    chmodSync(dir, 0o755); // owned by root: nobody may read but not write
+    const file = join(dir, 'aa.state.json');
+    const r = cli(['--checkpoint', 'whatever', '--attack', 'pgd', '--state', file], { uid: 65534 });
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stderr, `ikl-eval: --state ${file}: cannot write in ${dir} (permission denied, EACCES)\n`);
+  },
+);
 
 test('a full disk (ENOSPC from /dev/full) while saving: InputError naming the file; the previous version intact', async () => {
   const dir = tempDir();
@@ -48,7 +52,8 @@ test('a full disk (ENOSPC from /dev/full) while saving: InputError naming the fi
   symlinkSync('/dev/full', `${file}.tmp-${process.pid}`);
   await assert.rejects(
     writeFileAtomic(file, 'x'.repeat(1 << 16)),
-    (e: unknown) => e instanceof InputError && e.message === `${file}: cannot write (no space left on the device, ENOSPC); the previous version, if any, is intact`,
+    (e: unknown) =>
+      e instanceof InputError && e.message === `${file}: cannot write (no space left on the device, ENOSPC); the previous version, if any, is intact`,
   );
   assert.equal(readFileSync(file, 'utf8'), 'previous\n');
   assert.deepEqual(readdirSync(dir), ['aa.state.json'], 'the temporary file is removed');
@@ -63,13 +68,22 @@ test('a checkpoint write failing with ENOSPC (injected) names the checkpoint; th
     await writeCheckpoint(ckpt, { model, meta });
     const realOpen = fsp.open;
     const m = mock.method(fsp, 'open', async (...args: Parameters<typeof fsp.open>) => {
-      if (String(args[0]).endsWith('tensors.bin')) throw Object.assign(new Error(`ENOSPC: no space left on device, open '${String(args[0])}'`), { code: 'ENOSPC', syscall: 'open', path: String(args[0]) });
+      if (String(args[0]).endsWith('tensors.bin'))
+        throw Object.assign(new Error(`ENOSPC: no space left on device, open '${String(args[0])}'`), {
+          code: 'ENOSPC',
+          syscall: 'open',
+          path: String(args[0]),
+        });
       return realOpen(...args);
     });
     syncBuiltinESMExports();
     try {
-      await assert.rejects(writeCheckpoint(ckpt, { model, meta: { ...meta, epoch: 2 } }), (e: unknown) =>
-        e instanceof InputError && e.message === `${ckpt}: cannot write the checkpoint (no space left on the device, ENOSPC); the previous checkpoint is intact`);
+      await assert.rejects(
+        writeCheckpoint(ckpt, { model, meta: { ...meta, epoch: 2 } }),
+        (e: unknown) =>
+          e instanceof InputError &&
+          e.message === `${ckpt}: cannot write the checkpoint (no space left on the device, ENOSPC); the previous checkpoint is intact`,
+      );
     } finally {
       m.mock.restore();
       syncBuiltinESMExports();

@@ -38,7 +38,14 @@ function pointLink(link: string, target: string): void {
 }
 
 const flags = (c: string, extra: RawEvalOptions = {}): RawEvalOptions => ({
-  checkpoint: c, attack: 'pgd', nExamples: '16', batchSize: '8', steps: '1', dataset: 'synthetic', seed: '4', ...extra,
+  checkpoint: c,
+  attack: 'pgd',
+  nExamples: '16',
+  batchSize: '8',
+  steps: '1',
+  dataset: 'synthetic',
+  seed: '4',
+  ...extra,
 });
 
 function timeless(r: EvalReport): unknown {
@@ -73,7 +80,9 @@ test('--state: other weights behind the same link are refused naming both hashes
   pointLink(wa, b); // training continued: wa/ now holds other weights
   await assert.rejects(runEval(resolveEvalOptions(flags(wa)), { stateFile: state }), (e: unknown) => {
     const short = whole.weights_sha256!.slice(0, 12);
-    return e instanceof InputError && e.message.includes(`made from the weights of ${wa} (sha256 ${short}…), but --checkpoint ${wa} holds other weights (sha256 `);
+    return (
+      e instanceof InputError && e.message.includes(`made from the weights of ${wa} (sha256 ${short}…), but --checkpoint ${wa} holds other weights (sha256 `)
+    );
   });
   // The weights the state was made from, by a relative path: resumed, and equal to the uninterrupted run.
   const rel = relative(process.cwd(), a);
@@ -85,14 +94,33 @@ test('--state: other weights behind the same link are refused naming both hashes
 const root = new URL('../../..', import.meta.url).pathname;
 const bin = join(root, 'bin', 'ikl-eval.js');
 function cli(args: string[], cwd = process.cwd()): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', cwd, env: { ...process.env, IKL_BACKEND: process.env.IKL_BACKEND ?? 'auto' }, timeout: 120_000 });
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    encoding: 'utf8',
+    cwd,
+    env: { ...process.env, IKL_BACKEND: process.env.IKL_BACKEND ?? 'auto' },
+    timeout: 120_000,
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 test('ikl-eval merge (CLI): shards of different weights at one path exit 2 naming both; relative + absolute paths merge', async () => {
   const { a, b } = await models();
   const wa = join(dir, 'wa-cli');
-  const common = ['--attack', 'pgd', '--steps', '1', '--n-examples', '16', '--batch-size', '8', '--dataset', 'synthetic', '--log-format', 'json', '--no-progress'];
+  const common = [
+    '--attack',
+    'pgd',
+    '--steps',
+    '1',
+    '--n-examples',
+    '16',
+    '--batch-size',
+    '8',
+    '--dataset',
+    'synthetic',
+    '--log-format',
+    'json',
+    '--no-progress',
+  ];
   const shard = (ckpt: string, i: number, cwd?: string): string => {
     const r = cli(['--checkpoint', ckpt, ...common, '--shard', `${i}/2`], cwd);
     assert.equal(r.status, 0, r.stderr);
@@ -107,7 +135,10 @@ test('ikl-eval merge (CLI): shards of different weights at one path exit 2 namin
   const bad = cli(['merge', s0, s1]);
   assert.equal(bad.status, 2, bad.stderr);
   assert.equal(bad.stdout, '');
-  assert.match(bad.stderr, /^ikl-eval: merge: .*cli-1-.*\.json evaluated weights sha256 [0-9a-f]{12}… \(checkpoint .*wa-cli\) but .*cli-0-.*\.json evaluated [0-9a-f]{12}… \(checkpoint .*wa-cli\); these are different models/);
+  assert.match(
+    bad.stderr,
+    /^ikl-eval: merge: .*cli-1-.*\.json evaluated weights sha256 [0-9a-f]{12}… \(checkpoint .*wa-cli\) but .*cli-0-.*\.json evaluated [0-9a-f]{12}… \(checkpoint .*wa-cli\); these are different models/,
+  );
   assert.equal(bad.stderr.trimEnd().split('\n').length, 1);
 
   // Shard 1 of the same weights as shard 0, reached by a relative path from another working directory.
@@ -129,7 +160,10 @@ test('the resume log counts the stages restored, not only whole batches', async 
   };
   const state = join(dir, 'log.state.json');
   const stop = new AbortController();
-  assert.equal(await runEval(resolveEvalOptions(flags(a, { eps: '2/255' })), { plan, stateFile: state, signal: stop.signal, onStage: () => stop.abort() }), null);
+  assert.equal(
+    await runEval(resolveEvalOptions(flags(a, { eps: '2/255' })), { plan, stateFile: state, signal: stop.signal, onStage: () => stop.abort() }),
+    null,
+  );
   const lines: string[] = [];
   const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(s) });
   await runEval(resolveEvalOptions(flags(a, { eps: '2/255' })), { plan, stateFile: state, logger });

@@ -32,10 +32,7 @@ test('defaults: PGD-20 of 2/255 at eps 8/255, linf, seed 0, batch 200, dataset f
 
 test("--protocol trades: TRADES' PGD-20 evaluation with its fixed settings; the default protocol adds no field", () => {
   const t = resolveEvalOptions({ checkpoint: 'ckpt', protocol: 'trades' });
-  assert.deepEqual(
-    [t.attack, t.eps, t.epsInput, t.norm, t.steps, t.stepSize, t.restarts, t.protocol],
-    ['pgd', 0.031, '0.031', 'linf', 20, 0.003, 1, 'trades'],
-  );
+  assert.deepEqual([t.attack, t.eps, t.epsInput, t.norm, t.steps, t.stepSize, t.restarts, t.protocol], ['pgd', 0.031, '0.031', 'linf', 20, 0.003, 1, 'trades']);
   assert.equal(resolveEvalOptions({ ...base, protocol: 'trades' }).protocol, 'trades');
   assert.ok(!('protocol' in resolveEvalOptions(base)), 'older --state files must keep matching default runs');
   assert.ok(!('protocol' in resolveEvalOptions({ ...base, protocol: 'default' })));
@@ -47,7 +44,10 @@ test("--protocol trades: TRADES' PGD-20 evaluation with its fixed settings; the 
     [{ norm: 'l2' }, /^--norm:/],
     [{ attack: 'autoattack' }, /^--attack:/],
   ] as const) {
-    assert.throws(() => resolveEvalOptions({ checkpoint: 'ckpt', protocol: 'trades', ...extra }), (e: Error) => e instanceof InputError && flag.test(e.message));
+    assert.throws(
+      () => resolveEvalOptions({ checkpoint: 'ckpt', protocol: 'trades', ...extra }),
+      (e: Error) => e instanceof InputError && flag.test(e.message),
+    );
   }
   assert.throws(() => resolveEvalOptions({ ...base, protocol: 'madry' }), /^InputError: --protocol: expected one of default\|trades/);
 });
@@ -91,12 +91,22 @@ test('rejections are InputErrors naming the flag', () => {
     [{ ...base, attack: 'fgsm', steps: '3' }, /^--steps: fgsm is a single step/],
   ];
   for (const [raw, msg] of bad) {
-    assert.throws(() => resolveEvalOptions(raw), (e: unknown) => e instanceof InputError && msg.test(e.message) && !e.message.includes('\n'), JSON.stringify(raw));
+    assert.throws(
+      () => resolveEvalOptions(raw),
+      (e: unknown) => e instanceof InputError && msg.test(e.message) && !e.message.includes('\n'),
+      JSON.stringify(raw),
+    );
   }
 });
 
 test('shards: contiguous whole batches, disjoint, covering [0, n), as balanced as batches allow', () => {
-  for (const [n, bs, count] of [[1000, 200, 2], [1000, 200, 5], [1003, 100, 4], [10, 3, 4], [7, 7, 1]] as const) {
+  for (const [n, bs, count] of [
+    [1000, 200, 2],
+    [1000, 200, 5],
+    [1003, 100, 4],
+    [10, 3, 4],
+    [7, 7, 1],
+  ] as const) {
     const whole = shardSlice(n, bs, null);
     assert.deepEqual([whole.start, whole.end], [0, n]);
     let next = 0;
@@ -118,11 +128,38 @@ test('shards: contiguous whole batches, disjoint, covering [0, n), as balanced a
 function fakeReport(start: number, end: number, clean: number, stageCorrect: number[], v: Partial<EvalReport['validity']> = {}): EvalReport {
   const n = end - start;
   return {
-    tool: 'ikl-eval', checkpoint: 'c', weights_sha256: 'f'.repeat(64), arch: 'small-cnn', num_classes: 10, dataset: 'synthetic', attack: 'autoattack',
-    attack_params: { eps: 8 / 255, eps_input: '8/255', norm: 'linf', steps: null, step_size: null, step_size_input: null, restarts: null, loss: null, stages: ['apgd-ce', 'square'], details: {} },
-    eps: 8 / 255, eps_input: '8/255', norm: 'linf', seed: 0, batch_size: 10, n_examples: n, n_examples_total: 30,
-    shard: { index: start / 10, count: 3 }, slice: { start, end },
-    clean_acc: clean / n, clean_correct: clean, robust_acc: stageCorrect.at(-1)! / n, robust_correct: stageCorrect.at(-1)!,
+    tool: 'ikl-eval',
+    checkpoint: 'c',
+    weights_sha256: 'f'.repeat(64),
+    arch: 'small-cnn',
+    num_classes: 10,
+    dataset: 'synthetic',
+    attack: 'autoattack',
+    attack_params: {
+      eps: 8 / 255,
+      eps_input: '8/255',
+      norm: 'linf',
+      steps: null,
+      step_size: null,
+      step_size_input: null,
+      restarts: null,
+      loss: null,
+      stages: ['apgd-ce', 'square'],
+      details: {},
+    },
+    eps: 8 / 255,
+    eps_input: '8/255',
+    norm: 'linf',
+    seed: 0,
+    batch_size: 10,
+    n_examples: n,
+    n_examples_total: 30,
+    shard: { index: start / 10, count: 3 },
+    slice: { start, end },
+    clean_acc: clean / n,
+    clean_correct: clean,
+    robust_acc: stageCorrect.at(-1)! / n,
+    robust_correct: stageCorrect.at(-1)!,
     stages: stageCorrect.map((k, i) => ({ name: ['apgd-ce', 'square'][i]!, robust_acc: k / n, robust_correct: k, time_s: 1 })),
     time_s: { clean: 0.5, attack: 2 },
     validity: { max_perturbation: 0.01, nan_count: 0, min: 0.1, max: 0.9, line: '', ...v },
@@ -139,7 +176,10 @@ test('merge: counts add up, accuracies are pooled (not averaged), validity is ma
   assert.equal(m.n_examples, 30);
   assert.equal(m.clean_correct, 18);
   assert.equal(m.clean_acc, 18 / 30);
-  assert.deepEqual(m.stages.map((s) => s.robust_correct), [8, 7]);
+  assert.deepEqual(
+    m.stages.map((s) => s.robust_correct),
+    [8, 7],
+  );
   assert.equal(m.robust_acc, 7 / 30);
   assert.deepEqual(m.slice, { start: 0, end: 30 });
   assert.equal(m.shard, null);
@@ -180,7 +220,9 @@ test('state: atomic write leaves no temporary file, round-trips, refuses other o
   const dir = tempDir();
   const file = join(dir, 'state.json');
   const opts: EvalOptions = {
-    ...resolveEvalOptions(base), dataset: 'synthetic', nExamples: 20,
+    ...resolveEvalOptions(base),
+    dataset: 'synthetic',
+    nExamples: 20,
   };
   const s = newState(opts, ['pgd-20'], { start: 0, end: 20 }, 'a'.repeat(64));
   s.clean[3] = 1;
@@ -191,8 +233,14 @@ test('state: atomic write leaves no temporary file, round-trips, refuses other o
   const back = loadState(file)!;
   assert.deepEqual(back, s, 'an empty validity (±Infinity) survives JSON');
   assert.equal(loadState(join(dir, 'missing.json')), undefined);
-  assert.throws(() => assertSameOptions(file, back.options, { ...opts, eps: 4 / 255 }), /--state .*state\.json: made with eps=0\.0313\d*, this run has eps=0\.0156/);
-  assert.throws(() => assertSameOptions(file, back.options, { ...opts, shard: { index: 0, count: 2 } }), /made with shard=null, this run has shard=\{"index":0,"count":2\}/);
+  assert.throws(
+    () => assertSameOptions(file, back.options, { ...opts, eps: 4 / 255 }),
+    /--state .*state\.json: made with eps=0\.0313\d*, this run has eps=0\.0156/,
+  );
+  assert.throws(
+    () => assertSameOptions(file, back.options, { ...opts, shard: { index: 0, count: 2 } }),
+    /made with shard=null, this run has shard=\{"index":0,"count":2\}/,
+  );
   assert.doesNotThrow(() => assertSameOptions(file, back.options, { ...opts }));
   writeFileSync(file, '{"truncated');
   assert.throws(() => loadState(file), /not a JSON ikl-eval state file/);
@@ -211,7 +259,11 @@ test('merge: the model is its weights hash; other paths to the same weights merg
   // Different weights at the same path (wa/ moved on): refused, naming both hashes.
   assert.throws(
     () => mergeReports([a, { ...b, weights_sha256: 'e'.repeat(64) }, c], ['a', 'b', 'c']),
-    (e: unknown) => e instanceof InputError && /merge: b evaluated weights sha256 eeeeeeeeeeee… \(checkpoint c\) but a evaluated ffffffffffff… \(checkpoint c\); these are different models/.test(e.message),
+    (e: unknown) =>
+      e instanceof InputError &&
+      /merge: b evaluated weights sha256 eeeeeeeeeeee… \(checkpoint c\) but a evaluated ffffffffffff… \(checkpoint c\); these are different models/.test(
+        e.message,
+      ),
   );
   // Reports of an older ikl-eval (no hash): merged by path as before, with a warning; never mixed with hashed ones.
   const old = (r: EvalReport): EvalReport => {
@@ -238,7 +290,9 @@ test('state: resumed only from the same weights (any path to them); a state with
   assert.equal(s.options.checkpoint, abs.checkpoint, 'the resumed state names the path of this run');
   assert.throws(
     () => assertResumable(file, loadState(file)!, opts, '2'.repeat(64), ['pgd-20']),
-    (e: unknown) => e instanceof InputError && /made from the weights of ckpt \(sha256 111111111111…\), but --checkpoint ckpt holds other weights \(sha256 222222222222…\)/.test(e.message),
+    (e: unknown) =>
+      e instanceof InputError &&
+      /made from the weights of ckpt \(sha256 111111111111…\), but --checkpoint ckpt holds other weights \(sha256 222222222222…\)/.test(e.message),
   );
   // A version-1 state (before the hash): read, but not resumed.
   const v1 = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;

@@ -32,7 +32,13 @@ function checkpoint(): Promise<string> {
 
 // 40 examples in batches of 16: 3 batches, the last one short.
 const flags = (c: string, extra: RawEvalOptions = {}): RawEvalOptions => ({
-  checkpoint: c, attack: 'pgd', nExamples: '40', batchSize: '16', steps: '4', dataset: 'synthetic', ...extra,
+  checkpoint: c,
+  attack: 'pgd',
+  nExamples: '40',
+  batchSize: '16',
+  steps: '4',
+  dataset: 'synthetic',
+  ...extra,
 });
 
 /** The report without wall-clock times (the only fields allowed to differ between equal runs). */
@@ -69,7 +75,10 @@ test('sanity checks: class-count warning only for targeted attacks, probabilitie
     assert.equal(aa.length, 1);
     assert.match(aa[0]!, /3 classes/);
     const p = await sanityChecks(probs, x, y, { nTargetClasses: targets('pgd') });
-    assert.ok(p.some((m) => /probabilities/.test(m)), p.join(' | '));
+    assert.ok(
+      p.some((m) => /probabilities/.test(m)),
+      p.join(' | '),
+    );
     tf.dispose([x, y, w]);
   });
 });
@@ -77,9 +86,7 @@ test('sanity checks: class-count warning only for targeted attacks, probabilitie
 test('pgd end to end: clean accuracy matches a direct count, robust <= clean, fields consistent, no leak', heavy, async () => {
   const c = await checkpoint();
   const counts: number[] = [];
-  const report = await noLeak(() =>
-    runEval(resolveEvalOptions(flags(c)), { onProgress: () => counts.push(tf.memory().numTensors) }),
-  );
+  const report = await noLeak(() => runEval(resolveEvalOptions(flags(c)), { onProgress: () => counts.push(tf.memory().numTensors) }));
   assert.ok(report);
   // Independent clean count: the checkpoint's model on the same 40 synthetic test images.
   const { test: testSet } = await loadDataset('synthetic', { synthetic: { nTrain: 1, nTest: 40 } });
@@ -95,7 +102,10 @@ test('pgd end to end: clean accuracy matches a direct count, robust <= clean, fi
   assert.equal(report.clean_acc, direct / 40);
   assert.ok(report.robust_correct <= report.clean_correct);
   assert.equal(report.robust_acc, report.robust_correct / 40);
-  assert.deepEqual(report.stages.map((s) => s.name), ['pgd-4']);
+  assert.deepEqual(
+    report.stages.map((s) => s.name),
+    ['pgd-4'],
+  );
   assert.equal(report.stages[0]!.robust_correct, report.robust_correct);
   assert.equal(report.arch, 'small-cnn');
   assert.equal(report.dataset, 'synthetic');
@@ -114,7 +124,10 @@ test('pgd end to end: clean accuracy matches a direct count, robust <= clean, fi
   // FGSM: same clean pass, its own single stage.
   const fgsm = await runEval(resolveEvalOptions({ ...flags(c), attack: 'fgsm', steps: undefined }));
   assert.equal(fgsm!.clean_correct, report.clean_correct);
-  assert.deepEqual(fgsm!.stages.map((s) => s.name), ['fgsm']);
+  assert.deepEqual(
+    fgsm!.stages.map((s) => s.name),
+    ['fgsm'],
+  );
 });
 
 test('a stopped run resumed from --state gives the report of an uninterrupted run', heavy, async () => {
@@ -134,7 +147,10 @@ test('a stopped run resumed from --state gives the report of an uninterrupted ru
   // Running again with the finished state only rebuilds the report.
   assert.deepEqual(timeless((await runEval(resolveEvalOptions(flags(c, { seed: '3' })), { stateFile: state }))!), timeless(whole!));
   // Another eps with the same state file is refused.
-  await assert.rejects(runEval(resolveEvalOptions(flags(c, { seed: '3', eps: '4/255' })), { stateFile: state }), (e: unknown) => e instanceof InputError && /made with eps=/.test(e.message));
+  await assert.rejects(
+    runEval(resolveEvalOptions(flags(c, { seed: '3', eps: '4/255' })), { stateFile: state }),
+    (e: unknown) => e instanceof InputError && /made with eps=/.test(e.message),
+  );
 });
 
 test('shards merged equal the unsharded run', heavy, async () => {
@@ -142,8 +158,20 @@ test('shards merged equal the unsharded run', heavy, async () => {
   const whole = (await runEval(resolveEvalOptions(flags(c, { seed: '5' }))))!;
   const shards = [];
   for (const s of ['1/2', '0/2']) shards.push((await runEval(resolveEvalOptions(flags(c, { seed: '5', shard: s }))))!);
-  assert.deepEqual(shards.map((r) => r.slice), [{ start: 16, end: 40 }, { start: 0, end: 16 }]);
-  assert.deepEqual(shards.map((r) => r.shard), [{ index: 1, count: 2 }, { index: 0, count: 2 }]);
+  assert.deepEqual(
+    shards.map((r) => r.slice),
+    [
+      { start: 16, end: 40 },
+      { start: 0, end: 16 },
+    ],
+  );
+  assert.deepEqual(
+    shards.map((r) => r.shard),
+    [
+      { index: 1, count: 2 },
+      { index: 0, count: 2 },
+    ],
+  );
   const merged = mergeReports(shards);
   assert.deepEqual(timeless(merged), timeless(whole));
   assert.ok(existsSync(c));
@@ -160,7 +188,10 @@ test('a run stopped mid-batch between two stages resumes at the right stage and 
   };
   const opts = () => resolveEvalOptions(flags(c, { eps: '2/255', seed: '11' }));
   const whole = (await runEval(opts(), { plan }))!;
-  assert.deepEqual(whole.stages.map((s) => s.name), ['pgd-ce-2', 'pgd-cw-2']);
+  assert.deepEqual(
+    whole.stages.map((s) => s.name),
+    ['pgd-ce-2', 'pgd-cw-2'],
+  );
   assert.ok(whole.stages[1]!.robust_correct <= whole.stages[0]!.robust_correct && whole.stages[0]!.robust_correct <= whole.clean_correct);
   assert.equal(whole.robust_correct, whole.stages[1]!.robust_correct);
 

@@ -30,11 +30,31 @@ test('eval-shards.sh: usage errors exit 2 with the usage text', () => {
 test('eval-shards.sh: 2 shards (CPU) merged equal the unsharded CLI run', heavy, () => {
   const dir = tempDir();
   return makeCheckpoint(dir, { steps: 10 }).then((ckpt) => {
-    const args = ['--checkpoint', ckpt, '--attack', 'pgd', '--steps', '4', '--n-examples', '48', '--batch-size', '8', '--seed', '7', '--log-format', 'json', '--no-progress'];
+    const args = [
+      '--checkpoint',
+      ckpt,
+      '--attack',
+      'pgd',
+      '--steps',
+      '4',
+      '--n-examples',
+      '48',
+      '--batch-size',
+      '8',
+      '--seed',
+      '7',
+      '--log-format',
+      'json',
+      '--no-progress',
+    ];
     const whole = spawnSync(process.execPath, [join(root, 'bin', 'ikl-eval.js'), ...args], { encoding: 'utf8', env, timeout: 120_000 });
     assert.equal(whole.status, 0, whole.stderr);
     const out = join(dir, 'shards');
-    const sh = spawnSync('bash', [join(root, 'scripts', 'eval-shards.sh'), '-o', out, '-g', 'none', '2', '--', ...args], { encoding: 'utf8', env, timeout: 300_000 });
+    const sh = spawnSync('bash', [join(root, 'scripts', 'eval-shards.sh'), '-o', out, '-g', 'none', '2', '--', ...args], {
+      encoding: 'utf8',
+      env,
+      timeout: 300_000,
+    });
     assert.equal(sh.status, 0, sh.stderr);
     const merged = JSON.parse(sh.stdout) as EvalReport;
     assert.deepEqual(timeless(merged), timeless(JSON.parse(whole.stdout) as EvalReport));

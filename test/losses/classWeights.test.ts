@@ -107,10 +107,17 @@ test('ClassWeights round-trips through JSON, also mid-epoch, and the resumed run
     const original = new ClassWeights(C, { temperature: 3, momentum: 0.8 });
     accumulateAll(original, epoch1);
     original.finalize();
-    accumulateAll(original, epoch2.slice(0, 1).map(([z, y]) => [z.slice(0, 2), y.slice(0, 2)] as [Matrix, number[]]));
+    accumulateAll(
+      original,
+      epoch2.slice(0, 1).map(([z, y]) => [z.slice(0, 2), y.slice(0, 2)] as [Matrix, number[]]),
+    );
     // Mid-epoch: P from epoch 1 plus a partial accumulator.
     const json = JSON.parse(JSON.stringify(original.toJSON())) as ClassWeightsJSON;
-    assert.equal(json.counts.reduce((a, b) => a + b), 2, 'the partial accumulator is serialised');
+    assert.equal(
+      json.counts.reduce((a, b) => a + b),
+      2,
+      'the partial accumulator is serialised',
+    );
     const resumed = ClassWeights.fromJSON(json);
     assert.equal(resumed.temperature, 3);
     assert.equal(resumed.momentum, 0.8);

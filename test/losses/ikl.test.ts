@@ -93,7 +93,10 @@ test('iklLoss treats classPrior as a constant and ignores shifts of the logits',
       const adv = tf.tensor2d(randomMatrix(3, 5, 61, 1));
       const prior = tf.tensor2d(priorRows(3, 5, 62));
       const gPrior = tf.grad((p) => iklLoss(nat, adv, { alpha: 1, beta: 2, classPrior: p as tf.Tensor2D }))(prior);
-      assert.ok(data(gPrior).every((g) => g === 0), 'no gradient into classPrior');
+      assert.ok(
+        data(gPrior).every((g) => g === 0),
+        'no gradient into classPrior',
+      );
       // Softmax and logit differences are shift invariant per row.
       const shifted = tf.add(adv, tf.tensor2d([[3], [-7], [100]])) as tf.Tensor2D;
       const opts = { alpha: 1, beta: 2, classPrior: prior, reduction: 'none' } as const;

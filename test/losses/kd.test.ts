@@ -78,7 +78,10 @@ for (const c of fixture.cases) {
         const scale = Math.max(...flat(c.gradStudent).map(Math.abs));
         const rel = (m: ArrayLike<number>) => Array.from(m, (v) => v / scale);
         assertClose(rel(data(gs!)), rel(flat(c.gradStudent)), 1e-5, 'student gradient');
-        assert.ok(data(gt!).every((g) => g === 0), 'the teacher receives no gradient');
+        assert.ok(
+          data(gt!).every((g) => g === 0),
+          'the teacher receives no gradient',
+        );
       });
     });
   });
@@ -92,7 +95,12 @@ test('the reference dkl_loss itself differentiates its teacher argument: our sto
 });
 
 /** O(C²) float64 definition of the IKL-KD objective, per example (weights softmax(z_t/T2) or the prior row). */
-function iklKdRef(s: Matrix, t: Matrix, y: number[], o: { alpha: number; beta: number; T: number; T2: number; ce: number; warm: number; prior?: Matrix }): number[] {
+function iklKdRef(
+  s: Matrix,
+  t: Matrix,
+  y: number[],
+  o: { alpha: number; beta: number; T: number; T2: number; ce: number; warm: number; prior?: Matrix },
+): number[] {
   return s.map((zs, b) => {
     const zt = t[b]!;
     const w = o.prior ? o.prior[b]! : softmax(zt.map((v) => v / o.T2));

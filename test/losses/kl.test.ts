@@ -64,8 +64,14 @@ test("dklLoss: the wMSE only trains z, the soft CE only trains z' (the asymmetry
     const adv = randomMatrix(4, 5, 31, 2);
     const [wNat, wAdv] = gradsOf((a, b) => dklLoss(a, b, { alpha: 0, beta: 1 }), nat, adv);
     const [cNat, cAdv] = gradsOf((a, b) => dklLoss(a, b, { alpha: 1, beta: 0 }), nat, adv);
-    assert.ok(wAdv.every((g) => g === 0), "wMSE must give no gradient to z'");
-    assert.ok(cNat.every((g) => g === 0), 'soft CE must give no gradient to z');
+    assert.ok(
+      wAdv.every((g) => g === 0),
+      "wMSE must give no gradient to z'",
+    );
+    assert.ok(
+      cNat.every((g) => g === 0),
+      'soft CE must give no gradient to z',
+    );
     assert.ok(wNat.some((g) => Math.abs(g) > 1e-3) && cAdv.some((g) => Math.abs(g) > 1e-3));
     // ∂softCE/∂z' = (s' − s)/B.
     const expected = adv.flatMap((za, b) => softmax(za).map((p, j) => (p - softmax(nat[b]!)[j]!) / 4));

@@ -88,7 +88,10 @@ test('DLR, DLR-T, CW and CE gradients match finite differences of the tf losses'
       for (const [name, f] of losses) {
         const g = data(tf.grad((x) => f(x as tf.Tensor2D))(logits));
         assertClose(g, flat(tfFiniteDiff(f, z, 1e-2)), 2e-3, `${name} gradient`);
-        assert.ok(g.some((v) => Math.abs(v) > 1e-2), `${name} gradient is not trivially zero`);
+        assert.ok(
+          g.some((v) => Math.abs(v) > 1e-2),
+          `${name} gradient is not trivially zero`,
+        );
       }
     });
   });
@@ -99,8 +102,14 @@ test('margin losses stay finite for logits of magnitude 1e4 and B = 1', async ()
     tf.tidy(() => {
       for (const rows of [4, 1]) {
         const logits = tf.tensor2d(randomMatrix(rows, 10, 90 + rows, 1e4));
-        const labels = tf.tensor1d(Array.from({ length: rows }, (_, i) => (i * 3) % 10), 'int32');
-        const targets = tf.tensor1d(Array.from({ length: rows }, (_, i) => (i * 3 + 1) % 10), 'int32');
+        const labels = tf.tensor1d(
+          Array.from({ length: rows }, (_, i) => (i * 3) % 10),
+          'int32',
+        );
+        const targets = tf.tensor1d(
+          Array.from({ length: rows }, (_, i) => (i * 3 + 1) % 10),
+          'int32',
+        );
         for (const f of [
           (x: tf.Tensor2D) => crossEntropy(x, labels, { labelSmoothing: 0.1 }),
           (x: tf.Tensor2D) => cwMarginLoss(x, labels),

@@ -13,7 +13,6 @@ import {
   snapshotWeights,
 } from '../../src/models/index.js';
 
-
 /** Gives every BN running statistic a non-trivial value, so "unchanged" and the momentum formula can fail. */
 function scrambleRunningStats(model: tf.LayersModel, seed: number): void {
   const r = rng(seed);
@@ -158,7 +157,10 @@ test('strided 3×3 convolutions pad like PyTorch (1 on every side), checked agai
     const out = outputOf.apply(x, { training: false }) as tf.Tensor;
     const kernel = model.getLayer('conv2').getWeights()[0]!.dataSync(); // [3, 3, 16, 32]
     const a = inp.dataSync(); // [1, 32, 32, 16]
-    const H = 32, Cin = 16, Cout = 32, Ho = 16;
+    const H = 32,
+      Cin = 16,
+      Cout = 32,
+      Ho = 16;
     assert.deepEqual(out.shape, [1, Ho, Ho, Cout]);
     const direct = new Float64Array(Ho * Ho * Cout);
     for (let oy = 0; oy < Ho; oy++)
@@ -166,7 +168,8 @@ test('strided 3×3 convolutions pad like PyTorch (1 on every side), checked agai
         for (let ky = 0; ky < 3; ky++)
           for (let kx = 0; kx < 3; kx++) {
             // PyTorch padding=1: input row = 2·oy + ky - 1.
-            const iy = 2 * oy + ky - 1, ix = 2 * ox + kx - 1;
+            const iy = 2 * oy + ky - 1,
+              ix = 2 * ox + kx - 1;
             if (iy < 0 || iy >= H || ix < 0 || ix >= H) continue;
             for (let ci = 0; ci < Cin; ci++) {
               const v = a[(iy * H + ix) * Cin + ci]!;

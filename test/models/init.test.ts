@@ -9,7 +9,9 @@ const bits = (t: tf.Tensor): Uint32Array => new Uint32Array(Float32Array.from(t.
 const sameBits = (a: Uint32Array, b: Uint32Array): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
 
 function moments(a: ArrayLike<number>): { mean: number; std: number; maxAbs: number } {
-  let s = 0, s2 = 0, maxAbs = 0;
+  let s = 0,
+    s2 = 0,
+    maxAbs = 0;
   for (let i = 0; i < a.length; i++) {
     s += a[i]!;
     s2 += a[i]! ** 2;
@@ -33,7 +35,9 @@ function assertSeeded(arch: ModelArch): void {
   const a = createModel({ arch, numClasses: 10, seed: 42 });
   const b = createModel({ arch, numClasses: 10, seed: 42 });
   const c = createModel({ arch, numClasses: 10, seed: 43 });
-  const wa = modelWeights(a), wb = modelWeights(b), wc = modelWeights(c);
+  const wa = modelWeights(a),
+    wb = modelWeights(b),
+    wc = modelWeights(c);
   wa.forEach((w, i) => {
     assert.ok(sameBits(bits(w.variable.read()), bits(wb[i]!.variable.read())), `${arch} ${w.name}: same seed, different values`);
     // Random weights must change with the seed; constants (BN, zero biases, normalisation) must not.
@@ -44,7 +48,8 @@ function assertSeeded(arch: ModelArch): void {
   // tfjs initialisers reuse a seed per layer; ours must not: two same-shaped kernels differ.
   const kernels = wa.filter((w) => w.name.endsWith('/kernel'));
   for (let i = 1; i < kernels.length; i++) {
-    const p = kernels[i - 1]!, q = kernels[i]!;
+    const p = kernels[i - 1]!,
+      q = kernels[i]!;
     if (p.variable.shape.join() === q.variable.shape.join()) {
       assert.ok(!sameBits(bits(p.variable.read()), bits(q.variable.read())), `${p.name} == ${q.name}`);
     }
@@ -69,9 +74,24 @@ test('seeded init of the WRN-28-10 reproduces the reference distributions', heav
   // Linear: PyTorch default weight U(±1/sqrt(640)), zero bias.
   const fc = moments(byName.get('fc/kernel')!.dataSync());
   assert.ok(fc.maxAbs <= 1 / Math.sqrt(640) && Math.abs(fc.std / (1 / Math.sqrt(640 * 3)) - 1) < 0.05, `fc: ${JSON.stringify(fc)}`);
-  assert.ok(byName.get('fc/bias')!.dataSync().every((v) => v === 0));
-  assert.ok(byName.get('bn_final/gamma')!.dataSync().every((v) => v === 1));
-  assert.ok(byName.get('bn_final/moving_variance')!.dataSync().every((v) => v === 1));
+  assert.ok(
+    byName
+      .get('fc/bias')!
+      .dataSync()
+      .every((v) => v === 0),
+  );
+  assert.ok(
+    byName
+      .get('bn_final/gamma')!
+      .dataSync()
+      .every((v) => v === 1),
+  );
+  assert.ok(
+    byName
+      .get('bn_final/moving_variance')!
+      .dataSync()
+      .every((v) => v === 1),
+  );
   model.dispose();
 });
 

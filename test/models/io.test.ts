@@ -14,10 +14,16 @@ const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 
 /** Layer classes that ship with tfjs-layers; anything else would need registration before loading. */
 const BUILT_IN = new Set([
-  'InputLayer', 'Conv2D', 'DepthwiseConv2D', 'ZeroPadding2D', 'BatchNormalization', 'Activation', 'Add',
-  'GlobalAveragePooling2D', 'Dense',
+  'InputLayer',
+  'Conv2D',
+  'DepthwiseConv2D',
+  'ZeroPadding2D',
+  'BatchNormalization',
+  'Activation',
+  'Add',
+  'GlobalAveragePooling2D',
+  'Dense',
 ]);
-
 
 const bits = (t: tf.Tensor): Uint32Array => new Uint32Array(Float32Array.from(t.dataSync()).buffer);
 const sameBits = (a: Uint32Array, b: Uint32Array): boolean => a.length === b.length && a.every((v, i) => v === b[i]);

@@ -23,8 +23,21 @@ const logits = JSON.parse(readFileSync(`${FIXTURES}logits.json`, 'utf8')) as {
 
 /** Layer classes that ship with tfjs-layers (a browser loads these models without this package). */
 const BUILT_IN = new Set([
-  'InputLayer', 'Conv2D', 'DepthwiseConv2D', 'ZeroPadding2D', 'BatchNormalization', 'Activation', 'Add', 'Concatenate',
-  'GlobalAveragePooling2D', 'MaxPooling2D', 'AveragePooling2D', 'Reshape', 'Permute', 'Cropping2D', 'Dense',
+  'InputLayer',
+  'Conv2D',
+  'DepthwiseConv2D',
+  'ZeroPadding2D',
+  'BatchNormalization',
+  'Activation',
+  'Add',
+  'Concatenate',
+  'GlobalAveragePooling2D',
+  'MaxPooling2D',
+  'AveragePooling2D',
+  'Reshape',
+  'Permute',
+  'Cropping2D',
+  'Dense',
 ]);
 
 test('mdistiller zoo: trainable parameter counts equal PyTorch (mdistiller models/cifar, 100 classes)', async () => {
@@ -78,7 +91,10 @@ test('ShuffleV1 and ShuffleV2 (reshape/permute/crop layers, dotted names) surviv
       const a = forward(model, x, { training: false });
       const b = forward(loaded, x, { training: false });
       assert.deepEqual(Array.from(b.dataSync()), Array.from(a.dataSync()), `${arch}: logits after the round trip`);
-      assert.deepEqual(loaded.layers.map((l) => l.name), model.layers.map((l) => l.name));
+      assert.deepEqual(
+        loaded.layers.map((l) => l.name),
+        model.layers.map((l) => l.name),
+      );
       tf.dispose([x, a, b]);
       model.dispose();
       loaded.dispose();
@@ -101,7 +117,9 @@ test('mdistiller zoo: PyTorch BN settings; every trainable weight gets a gradien
         () => tf.losses.softmaxCrossEntropy(labels, forward(model, x, { training: true })) as tf.Scalar,
         model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val),
       );
-      const dead = Object.entries(grads).filter(([, g]) => tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0]!) === 0).map(([n]) => n);
+      const dead = Object.entries(grads)
+        .filter(([, g]) => tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0]!) === 0)
+        .map(([n]) => n);
       assert.deepEqual(dead, [], `${arch}: weights without gradient`);
       assert.equal(Object.keys(grads).length, model.trainableWeights.length);
       tf.dispose([x, labels, value, ...Object.values(grads)]);
@@ -113,11 +131,18 @@ test('mdistiller zoo: PyTorch BN settings; every trainable weight gets a gradien
 test('mdistiller zoo: initialisation per family as mdistiller (VGG/MobileNetV2 linear N(0, 0.01²) and zero biases, depthwise fan-out)', async () => {
   const std = (v: Float32Array) => Math.sqrt(v.reduce((a, b) => a + b * b, 0) / v.length);
   const weight = (model: tf.LayersModel, layer: string, role: string) =>
-    model.getLayer(layer).weights.find((w) => w.originalName.endsWith(`/${role}`))!.read().dataSync() as Float32Array;
+    model
+      .getLayer(layer)
+      .weights.find((w) => w.originalName.endsWith(`/${role}`))!
+      .read()
+      .dataSync() as Float32Array;
   await noLeak(() => {
     const vgg = createModel({ arch: 'vgg8', numClasses: 100, seed: 2 });
     assert.ok(Math.abs(std(weight(vgg, 'classifier', 'kernel')) - 0.01) < 5e-4);
-    assert.ok(weight(vgg, 'block0.0', 'bias').every((b) => b === 0), 'VGG conv bias zeroed');
+    assert.ok(
+      weight(vgg, 'block0.0', 'bias').every((b) => b === 0),
+      'VGG conv bias zeroed',
+    );
     assert.ok(Math.abs(std(weight(vgg, 'block3.0', 'kernel')) - Math.sqrt(2 / (9 * 512))) < 1e-3);
     vgg.dispose();
     const mv2 = createModel({ arch: 'MobileNetV2', numClasses: 100, seed: 2 });

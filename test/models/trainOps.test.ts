@@ -9,7 +9,10 @@ const EPS = 1e-5;
 function randomTensor(shape: number[], seed: number, lo = -1, hi = 1): tf.Tensor {
   const r = rng(seed);
   const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(Float32Array.from({ length: n }, () => lo + (hi - lo) * r()), shape);
+  return tf.tensor(
+    Float32Array.from({ length: n }, () => lo + (hi - lo) * r()),
+    shape,
+  );
 }
 
 /** tfjs-layers' composed training BN (moments + batchNorm kernel) followed by an optional ReLU. */
@@ -38,11 +41,15 @@ for (const relu of [false, true]) {
       assert.deepEqual(Array.from(ours.mean.dataSync()), Array.from(m.mean.dataSync()), 'batch mean');
       assert.deepEqual(Array.from(ours.variance.dataSync()), Array.from(m.variance.dataSync()), 'batch variance');
       tf.dispose([ours.y, ours.mean, ours.variance, ref, m.mean, m.variance]);
-      const g1 = gradsOf((a, b, c) => {
-        const r = batchNormTrain(a as tf.Tensor4D, b as tf.Tensor1D, c as tf.Tensor1D, EPS, relu);
-        tf.dispose([r.mean, r.variance]);
-        return r.y;
-      }, [x, gamma, beta], w);
+      const g1 = gradsOf(
+        (a, b, c) => {
+          const r = batchNormTrain(a as tf.Tensor4D, b as tf.Tensor1D, c as tf.Tensor1D, EPS, relu);
+          tf.dispose([r.mean, r.variance]);
+          return r.y;
+        },
+        [x, gamma, beta],
+        w,
+      );
       const g2 = gradsOf((a, b, c) => composedBn(a as tf.Tensor4D, b as tf.Tensor1D, c as tf.Tensor1D, relu), [x, gamma, beta], w);
       ['dx', 'dgamma', 'dbeta'].forEach((name, i) => assertClose(g1[i]!.dataSync(), g2[i]!.dataSync(), 2e-5, name));
       tf.dispose([...g1, ...g2]);
@@ -76,11 +83,15 @@ test('BN+ReLU gradient matches central finite differences of the loss (float64 o
     return total;
   };
   await noLeak(() => {
-    const [dx] = gradsOf((a) => {
-      const r = batchNormTrain(a as tf.Tensor4D, gamma, beta, EPS, true);
-      tf.dispose([r.mean, r.variance]);
-      return r.y;
-    }, [x], w);
+    const [dx] = gradsOf(
+      (a) => {
+        const r = batchNormTrain(a as tf.Tensor4D, gamma, beta, EPS, true);
+        tf.dispose([r.mean, r.variance]);
+        return r.y;
+      },
+      [x],
+      w,
+    );
     const h = 1e-6;
     const fd = xs.map((_, i) => {
       const plus = xs.slice();
@@ -95,7 +106,11 @@ test('BN+ReLU gradient matches central finite differences of the loss (float64 o
   tf.dispose([x, gamma, beta, w]);
 });
 
-for (const [strides, pad] of [[1, 'same'], [2, 'valid'], [2, 'same']] as const) {
+for (const [strides, pad] of [
+  [1, 'same'],
+  [2, 'valid'],
+  [2, 'same'],
+] as const) {
   test(`conv2d (stride ${strides}, ${pad}): values and gradients equal tf.conv2d's`, async () => {
     const x = randomTensor([2, 7, 7, 3], 9) as tf.Tensor4D;
     const f = randomTensor([3, 3, 3, 4], 10) as tf.Tensor4D;

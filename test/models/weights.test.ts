@@ -16,7 +16,6 @@ import {
   snapshotWeights,
 } from '../../src/models/index.js';
 
-
 const bits = (t: tf.Tensor): Uint32Array => new Uint32Array(Float32Array.from(t.dataSync()).buffer);
 const sameBits = (a: Uint32Array, b: Uint32Array): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
 
@@ -24,7 +23,11 @@ test('modelWeights: every weight once, stable unique names, running statistics i
   const a = createModel({ arch: 'small-cnn', numClasses: 10, seed: 1 });
   const b = createModel({ arch: 'small-cnn', numClasses: 10, seed: 2 });
   const wa = modelWeights(a);
-  assert.deepEqual(wa.map((w) => w.name), modelWeights(b).map((w) => w.name), 'names must not depend on build order');
+  assert.deepEqual(
+    wa.map((w) => w.name),
+    modelWeights(b).map((w) => w.name),
+    'names must not depend on build order',
+  );
   assert.equal(new Set(wa.map((w) => w.name)).size, wa.length);
   assert.equal(wa.length, a.weights.length);
   assert.ok(wa.every((w, i) => w.variable === a.weights[i]));
@@ -67,7 +70,12 @@ test('snapshot → perturb → train-mode forward → restore gives bit-identica
     // Perturb the kernels: w ← w + 0.5·delta, checked against float32 arithmetic done here.
     const kernels = perturbableKernels(model);
     const r = rng(3);
-    const deltas = kernels.map((k) => tf.tensor(Float32Array.from({ length: k.variable.read().size }, () => r() - 0.5), k.variable.shape as number[]));
+    const deltas = kernels.map((k) =>
+      tf.tensor(
+        Float32Array.from({ length: k.variable.read().size }, () => r() - 0.5),
+        k.variable.shape as number[],
+      ),
+    );
     const kernelValues = kernels.map((k) => Float32Array.from(k.variable.read().dataSync()));
     addToWeights(kernels, deltas, 0.5);
     kernels.forEach((k, i) => {
@@ -87,7 +95,11 @@ test('snapshot → perturb → train-mode forward → restore gives bit-identica
     assert.ok(sameBits(bits(logits1), bits(logits0)));
 
     // The snapshot survives being restored from: perturb again and restore a second time.
-    addToWeights(kernels.map((k) => k.variable), deltas, -2);
+    addToWeights(
+      kernels.map((k) => k.variable),
+      deltas,
+      -2,
+    );
     restoreWeights(model, snapshot);
     model.weights.forEach((v, i) => assert.ok(sameBits(bits(v.read()), original[i]!), `${v.originalName} second restore`));
     tf.dispose([...snapshot, ...deltas, logits0, logits1]);
@@ -130,7 +142,10 @@ test('cloneModel is an independent copy; copyWeights makes two models equal', as
     const original = model.weights.map((v) => bits(v.read()));
     const clone = await cloneModel(model);
     const names = modelWeights(model).map((w) => w.name);
-    assert.deepEqual(modelWeights(clone).map((w) => w.name), names);
+    assert.deepEqual(
+      modelWeights(clone).map((w) => w.name),
+      names,
+    );
     clone.weights.forEach((v, i) => assert.ok(sameBits(bits(v.read()), original[i]!), `clone ${names[i]}`));
     // Train-mode pass and perturbation of the clone (an AWP proxy) must not reach the original.
     const kernels = perturbableKernels(clone);

@@ -5,7 +5,6 @@ import * as tf from '@tensorflow/tfjs';
 import { heavy, noLeak, randomImages } from '../helpers.js';
 import { countParams, createModel, forward, type ModelArch } from '../../src/models/index.js';
 
-
 /** BN layers PyTorch-equivalent (epsilon 1e-5, Keras momentum 0.9, 0.99 for the Swish WRN), activations and bias-free convs. */
 export function assertLayerConfigs(arch: ModelArch, model: tf.LayersModel): void {
   const swish = arch === 'wrn-28-10-swish';

@@ -7,11 +7,14 @@ import { assertLayerConfigs, testReferenceCounts } from './zoo-fixtures.js';
 
 test('parseArch accepts every zoo name and rejects others with an InputError naming the source', () => {
   for (const a of MODEL_ARCHS) assert.equal(parseArch(a), a);
-  assert.throws(() => parseArch('wrn-34-20', 'config.model.arch'), (e: unknown) => {
-    assert.ok(e instanceof InputError);
-    assert.match(e.message, /^config\.model\.arch: unknown architecture 'wrn-34-20'/);
-    return true;
-  });
+  assert.throws(
+    () => parseArch('wrn-34-20', 'config.model.arch'),
+    (e: unknown) => {
+      assert.ok(e instanceof InputError);
+      assert.match(e.message, /^config\.model\.arch: unknown architecture 'wrn-34-20'/);
+      return true;
+    },
+  );
 });
 
 test('createModel rejects a bad spec with an InputError', () => {

@@ -92,7 +92,11 @@ for (const kind of ['ce', 't'] as const) {
         const step: Float32Array[] = [];
         let xBest: Float32Array = new Float32Array(0);
         const run = apgdRun(model, x, y, lossFn, {
-          eps: fx.apgd.eps, norm: 'linf', steps: fx.apgd.steps, seed: 0, x0,
+          eps: fx.apgd.eps,
+          norm: 'linf',
+          steps: fx.apgd.steps,
+          seed: 0,
+          x0,
           onIteration: (it) => {
             loss.push(it.loss);
             step.push(it.stepSize);
@@ -109,7 +113,10 @@ for (const kind of ['ce', 't'] as const) {
             assert.ok(Math.abs(ratio - 1) < 1e-6, `iteration ${i}, point ${b}: step size ${step[i]![b]} vs reference ${rec.stepSize[i]![b]}`);
           }
         }
-        const lossErr = worst(loss.flatMap((r) => Array.from(r)), rec.loss.flat());
+        const lossErr = worst(
+          loss.flatMap((r) => Array.from(r)),
+          rec.loss.flat(),
+        );
         const bestErr = worst(lossBest, rec.lossBest);
         // x_best: L-inf steps follow sign(∇); a gradient coordinate within float32 noise of 0 can take the other
         // sign in the other framework and move that pixel differently (the loss hardly notices). Count them.
@@ -130,7 +137,10 @@ for (const kind of ['ce', 't'] as const) {
         assert.ok(lossErr.err < 1e-4, `loss differs by ${lossErr.err} at ${lossErr.at}`);
         assert.ok(bestErr.err < 1e-4, `best loss differs by ${bestErr.err}`);
         assert.ok(off.length <= xBest.length / 200, `x_best: ${off.length} coordinates differ`);
-        assert.ok(off.every((d) => d <= 2 * fx.apgd.eps), 'a coordinate left the ball');
+        assert.ok(
+          off.every((d) => d <= 2 * fx.apgd.eps),
+          'a coordinate left the ball',
+        );
       });
     } finally {
       dispose();
@@ -147,7 +157,12 @@ test('FAB-T replays the reference: iterates and best norms after every step (tar
       const iterates: Float32Array[] = [];
       const norms: Float64Array[] = [];
       const res = await fabT(model, x, y, {
-        eps: fx.fab.eps, norm: 'linf', steps: fx.fab.steps, restarts: 1, nTargetClasses: 1, seed: 0,
+        eps: fx.fab.eps,
+        norm: 'linf',
+        steps: fx.fab.steps,
+        restarts: 1,
+        nTargetClasses: 1,
+        seed: 0,
         onIteration: (it) => {
           iterates.push(Float32Array.from(it.x1));
           norms.push(Float64Array.from(it.bestNorm));
@@ -192,7 +207,11 @@ for (const norm of ['linf', 'l2'] as const) {
         const quantise = (u: number): number => (Math.floor(u * 2 ** 20) + 0.5) / 2 ** 20;
         const random = { next: () => (used++, quantise(rng.next())) };
         const first = new SeededRng(rec.seed);
-        assert.deepEqual(rec.firstUniforms, rec.firstUniforms.map(() => quantise(first.next())), 'the two generators disagree');
+        assert.deepEqual(
+          rec.firstUniforms,
+          rec.firstUniforms.map(() => quantise(first.next())),
+          'the two generators disagree',
+        );
 
         const x = tf.tensor4d(fx.x.slice(0, D), [1, H, W, C]);
         const y = tf.tensor1d(fx.y.slice(0, 1), 'int32');
@@ -200,7 +219,11 @@ for (const norm of ['linf', 'l2'] as const) {
         const margins: number[] = [];
         const accepted: number[] = [];
         const res = await square(model, x, y, {
-          eps: rec.eps, norm, steps: rec.queries, seed: rec.seed, random,
+          eps: rec.eps,
+          norm,
+          steps: rec.queries,
+          seed: rec.seed,
+          random,
           onIteration: (it) => {
             sides.push(it.side);
             margins.push(it.margin[0]!);

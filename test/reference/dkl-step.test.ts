@@ -55,10 +55,14 @@ function network(): tf.LayersModel {
   const D = H * W * C;
   // model.weights lists the trainable weights first, then BN's running statistics (PyTorch's start: 0 and 1).
   const values = [
-    tf.tensor2d(w['dense1/kernel']!, [D, hidden]), tf.tensor1d(w['dense1/bias']!),
-    tf.tensor1d(w['bn/gamma']!), tf.tensor1d(w['bn/beta']!),
-    tf.tensor2d(w['dense2/kernel']!, [hidden, classes]), tf.tensor1d(w['dense2/bias']!),
-    tf.zeros([hidden]), tf.ones([hidden]),
+    tf.tensor2d(w['dense1/kernel']!, [D, hidden]),
+    tf.tensor1d(w['dense1/bias']!),
+    tf.tensor1d(w['bn/gamma']!),
+    tf.tensor1d(w['bn/beta']!),
+    tf.tensor2d(w['dense2/kernel']!, [hidden, classes]),
+    tf.tensor1d(w['dense2/bias']!),
+    tf.zeros([hidden]),
+    tf.ones([hidden]),
   ];
   m.setWeights(values);
   tf.dispose(values);
@@ -130,7 +134,9 @@ test('the IKL-AT step replays train_dkl_cifar10.py: loss, its parts, every gradi
       tf.dispose([x, xAdv, y, prior, value, ...Object.values(grads)]);
 
       const lossErr = maxRel([loss, ...parts], [fx.loss, fx.lossNatural, fx.lossRobust]);
-      console.log(`IKL-AT step: largest difference: loss ${lossErr.toExponential(2)}, gradients ${Math.max(...gradErr).toExponential(2)}, BN running mean ${bnErr.toExponential(2)}`);
+      console.log(
+        `IKL-AT step: largest difference: loss ${lossErr.toExponential(2)}, gradients ${Math.max(...gradErr).toExponential(2)}, BN running mean ${bnErr.toExponential(2)}`,
+      );
       assert.ok(lossErr < 1e-5, `loss ${loss} (${parts}) vs ${fx.loss} (${fx.lossNatural}, ${fx.lossRobust})`);
       gradErr.forEach((e, i) => assert.ok(e < 1e-4, `${names[i]}: gradient differs by ${e}`));
       // 0.9·(0.9·0 + 0.1·μ_adv) + 0.1·μ_nat: the clean batch must be the last train-mode pass (the other order

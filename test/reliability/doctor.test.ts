@@ -30,12 +30,21 @@ test('a simulated GPU set-up with half of the CUDA libraries: the missing ones, 
   const d = await diagnose({ backend: 'gpu', libDirs: [lib], benchmarkSeconds: 0 });
   assert.equal(d.usable, false);
   assert.deepEqual(d.searched, [lib]);
-  assert.deepEqual(d.gpuLibraries!.filter((l) => l.path).map((l) => l.path), present.map((so) => join(lib, so)));
+  assert.deepEqual(
+    d.gpuLibraries!.filter((l) => l.path).map((l) => l.path),
+    present.map((so) => join(lib, so)),
+  );
   const missing = GPU_LIBRARIES.filter((l) => !present.includes(l.soname));
-  assert.deepEqual(d.gpuLibraries!.filter((l) => !l.path).map((l) => l.soname), missing.map((l) => l.soname));
+  assert.deepEqual(
+    d.gpuLibraries!.filter((l) => !l.path).map((l) => l.soname),
+    missing.map((l) => l.soname),
+  );
   // The fix installs exactly the wheels of the missing libraries (cufft, cusolver, cusparse, cudnn).
   assert.ok(d.fixes.includes('python3 -m pip install nvidia-cufft-cu12 nvidia-cusolver-cu12 nvidia-cusparse-cu12 nvidia-cudnn-cu12'), d.fixes.join('\n'));
-  assert.ok(d.fixes.some((f) => f.startsWith('npm run setup:native -- --gpu')), 'tfjs-node-gpu is not installed here: its set-up is the first fix');
+  assert.ok(
+    d.fixes.some((f) => f.startsWith('npm run setup:native -- --gpu')),
+    'tfjs-node-gpu is not installed here: its set-up is the first fix',
+  );
   assert.ok(d.findings.some((f) => f.status === 'fail' && f.text === 'libcudnn.so.9: MISSING'));
 });
 
@@ -57,22 +66,29 @@ test('ikl-doctor --backend cpu: usable, pure-JS backend, a benchmark figure', ()
   assert.match(r.stdout, /verdict: usable\n$/);
 });
 
-test('ikl-doctor on the native CPU backend: TensorFlow version, devices, oneDNN and threads, benchmark; no TensorFlow INFO lines but the two oneDNN notices', heavy, () => {
-  const r = doctor(['--backend', 'tensorflow', '--json']);
-  assert.equal(r.status, 0, r.stderr);
-  const d = JSON.parse(r.stdout) as Awaited<ReturnType<typeof diagnose>>;
-  assert.equal(d.usable, true);
-  assert.equal(d.backend!.name, 'tensorflow');
-  assert.match(d.backend!.tfVersion, /^2\.\d+\.\d+$/);
-  assert.deepEqual(d.backend!.devices, ['CPU']);
-  assert.ok(d.benchmark!.gflops > 0 && d.benchmark!.runs >= 1);
-  assert.ok(d.findings.some((f) => f.section === 'threads' && /TF_ENABLE_ONEDNN_OPTS=/.test(f.text)));
-  // TF_CPP_MIN_LOG_LEVEL=2 hides cpu_feature_guard & co.; the oneDNN notice (and absl's preamble) are printed at
-  // library load, before TensorFlow reads its log level: at most those two lines remain.
-  const tfLines = r.stderr.split('\n').filter((l) => /^[IWE]\d{4} |^WARNING: All log messages before absl/.test(l));
-  assert.ok(tfLines.every((l) => /oneDNN custom operations|All log messages before absl/.test(l)), tfLines.join('\n'));
-  assert.ok(!/cpu_feature_guard/.test(r.stderr));
-  const verbose = doctor(['--backend', 'tensorflow', '--no-benchmark', '--verbose']);
-  assert.equal(verbose.status, 0, verbose.stderr);
-  assert.match(verbose.stderr, /cpu_feature_guard/, '--verbose shows TensorFlow INFO lines');
-});
+test(
+  'ikl-doctor on the native CPU backend: TensorFlow version, devices, oneDNN and threads, benchmark; no TensorFlow INFO lines but the two oneDNN notices',
+  heavy,
+  () => {
+    const r = doctor(['--backend', 'tensorflow', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const d = JSON.parse(r.stdout) as Awaited<ReturnType<typeof diagnose>>;
+    assert.equal(d.usable, true);
+    assert.equal(d.backend!.name, 'tensorflow');
+    assert.match(d.backend!.tfVersion, /^2\.\d+\.\d+$/);
+    assert.deepEqual(d.backend!.devices, ['CPU']);
+    assert.ok(d.benchmark!.gflops > 0 && d.benchmark!.runs >= 1);
+    assert.ok(d.findings.some((f) => f.section === 'threads' && /TF_ENABLE_ONEDNN_OPTS=/.test(f.text)));
+    // TF_CPP_MIN_LOG_LEVEL=2 hides cpu_feature_guard & co.; the oneDNN notice (and absl's preamble) are printed at
+    // library load, before TensorFlow reads its log level: at most those two lines remain.
+    const tfLines = r.stderr.split('\n').filter((l) => /^[IWE]\d{4} |^WARNING: All log messages before absl/.test(l));
+    assert.ok(
+      tfLines.every((l) => /oneDNN custom operations|All log messages before absl/.test(l)),
+      tfLines.join('\n'),
+    );
+    assert.ok(!/cpu_feature_guard/.test(r.stderr));
+    const verbose = doctor(['--backend', 'tensorflow', '--no-benchmark', '--verbose']);
+    assert.equal(verbose.status, 0, verbose.stderr);
+    assert.match(verbose.stderr, /cpu_feature_guard/, '--verbose shows TensorFlow INFO lines');
+  },
+);

@@ -26,30 +26,50 @@ function file(name: string, text: string | Uint8Array): string {
   return p;
 }
 function cli(binName: string, args: string[], env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [join(root, 'bin', binName), ...args], { cwd: dir, encoding: 'utf8', env: { ...process.env, IKL_BACKEND: 'cpu', ...env }, timeout: 120_000 });
+  const r = spawnSync(process.execPath, [join(root, 'bin', binName), ...args], {
+    cwd: dir,
+    encoding: 'utf8',
+    env: { ...process.env, IKL_BACKEND: 'cpu', ...env },
+    timeout: 120_000,
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 const inputError = (re: RegExp) => (e: unknown) => e instanceof InputError && re.test(e.message);
 
 test('YAML .nan and .inf are reported as written, not as null', () => {
-  assert.throws(() => resolveConfig({ file: file('nan.yaml', 'schedule:\n  epochs: .nan\n') }), inputError(/nan\.yaml: schedule\.epochs: expected an integer, got \.nan$/));
+  assert.throws(
+    () => resolveConfig({ file: file('nan.yaml', 'schedule:\n  epochs: .nan\n') }),
+    inputError(/nan\.yaml: schedule\.epochs: expected an integer, got \.nan$/),
+  );
   assert.throws(() => resolveConfig({ file: file('inf.yaml', 'optimizer:\n  lr: -.inf\n') }), inputError(/inf\.yaml: optimizer\.lr: .*got -\.inf$/));
 });
 
 test('an empty config file is refused, saying how to get the defaults', () => {
   for (const text of ['', '# only a comment\n']) {
-    assert.throws(() => resolveConfig({ file: file('empty.yaml', text) }), inputError(/empty\.yaml: is empty \(no config keys\); leave out --config to train with the built-in defaults/));
+    assert.throws(
+      () => resolveConfig({ file: file('empty.yaml', text) }),
+      inputError(/empty\.yaml: is empty \(no config keys\); leave out --config to train with the built-in defaults/),
+    );
   }
 });
 
 test('a constraint between keys is blamed on the --set that broke it, else on the file', () => {
   const f = file('warm.yaml', 'schedule:\n  epochs: 10\n  warmupEpochs: 2\n');
   assert.doesNotThrow(() => resolveConfig({ file: f }));
-  assert.throws(() => resolveConfig({ file: f, sets: ['schedule.epochs=2'] }), inputError(/^--set schedule\.epochs=2: schedule\.warmupEpochs: expected fewer warm-up epochs than schedule\.epochs \(2\), got 2$/));
+  assert.throws(
+    () => resolveConfig({ file: f, sets: ['schedule.epochs=2'] }),
+    inputError(/^--set schedule\.epochs=2: schedule\.warmupEpochs: expected fewer warm-up epochs than schedule\.epochs \(2\), got 2$/),
+  );
   const g = file('warm-bad.yaml', 'schedule:\n  epochs: 2\n  warmupEpochs: 2\n');
   assert.throws(() => resolveConfig({ file: g, sets: ['optimizer.lr=0.1'] }), inputError(/^.*warm-bad\.yaml: schedule\.warmupEpochs/));
-  assert.throws(() => resolveConfig({ sets: ['data.dataset=cifar100', 'model.numClasses=10'] }), inputError(/^--set model\.numClasses=10: model\.numClasses: expected 100/));
-  assert.throws(() => resolveConfig({ file: file('nc.yaml', 'model:\n  numClasses: 10\n'), sets: ['data.dataset=cifar100'] }), inputError(/^--set data\.dataset=cifar100: model\.numClasses: expected 100/));
+  assert.throws(
+    () => resolveConfig({ sets: ['data.dataset=cifar100', 'model.numClasses=10'] }),
+    inputError(/^--set model\.numClasses=10: model\.numClasses: expected 100/),
+  );
+  assert.throws(
+    () => resolveConfig({ file: file('nc.yaml', 'model:\n  numClasses: 10\n'), sets: ['data.dataset=cifar100'] }),
+    inputError(/^--set data\.dataset=cifar100: model\.numClasses: expected 100/),
+  );
 });
 
 test('a binary file given as config: one line with a short escaped excerpt, no control characters', () => {
@@ -60,7 +80,10 @@ test('a binary file given as config: one line with a short escaped excerpt, no c
   const r = cli('ikl-train.js', ['--config', f, '--print-config']);
   assert.equal(r.status, 2, r.stderr);
   assert.equal(r.stdout, '');
-  assert.match(r.stderr, /^ikl-train: .*weights\.yaml: is not a text file \(starts with '\\u007fELF\\u001b\[2J\\u0007.*'\.\.\.\); expected a YAML or JSON config\n$/);
+  assert.match(
+    r.stderr,
+    /^ikl-train: .*weights\.yaml: is not a text file \(starts with '\\u007fELF\\u001b\[2J\\u0007.*'\.\.\.\); expected a YAML or JSON config\n$/,
+  );
   // eslint-disable-next-line no-control-regex -- the assertion is about control characters
   assert.ok(!/[\x00-\x09\x0b-\x1f\x7f]/.test(r.stderr), 'no control character reaches the terminal');
   assert.ok(r.stderr.length < 300, `short: ${r.stderr.length} characters`);
@@ -68,7 +91,11 @@ test('a binary file given as config: one line with a short escaped excerpt, no c
 
 test("run.name with '..' or an absolute path is refused: the run directory stays inside run.outDir", () => {
   for (const name of ['../../escape', 'a/../../b', '/tmp/x']) {
-    assert.throws(() => resolveConfig({ sets: [`run.name=${name}`] }), inputError(/run\.name: expected a name inside run\.outDir \(no '\.\.' part, not an absolute path\)/), name);
+    assert.throws(
+      () => resolveConfig({ sets: [`run.name=${name}`] }),
+      inputError(/run\.name: expected a name inside run\.outDir \(no '\.\.' part, not an absolute path\)/),
+      name,
+    );
   }
   assert.equal(resolveConfig({ sets: ['run.name=sweep/lr-0.1'] }).run.name, 'sweep/lr-0.1');
 });
@@ -94,7 +121,9 @@ test('the config-hash refusal on --resume names the keys that differ', async () 
   model.dispose();
   await assert.rejects(
     train(b, { runDir: join(dir, 'resume-run'), resume: ckpt }),
-    inputError(/the checkpoint was trained with another config \(hash [0-9a-f]{12}, this one [0-9a-f]{12}; differs in attack\.steps 2 -> 3, optimizer\.lr 0\.03 -> 0\.1\); resume with its config\.resolved\.yaml/),
+    inputError(
+      /the checkpoint was trained with another config \(hash [0-9a-f]{12}, this one [0-9a-f]{12}; differs in attack\.steps 2 -> 3, optimizer\.lr 0\.03 -> 0\.1\); resume with its config\.resolved\.yaml/,
+    ),
   );
 });
 
@@ -102,7 +131,12 @@ test('a run directory given as a checkpoint: the message names its wa/, best/, l
   const run = join(dir, 'a-run');
   mkdirSync(join(run, 'wa'), { recursive: true });
   mkdirSync(join(run, 'last'));
-  await assert.rejects(readCheckpoint(run), inputError(new RegExp(`a-run looks like a run directory: use one of its checkpoints, ${run}/wa, ${run}/last; wa/, the weight average, is the one to evaluate\\)$`)));
+  await assert.rejects(
+    readCheckpoint(run),
+    inputError(
+      new RegExp(`a-run looks like a run directory: use one of its checkpoints, ${run}/wa, ${run}/last; wa/, the weight average, is the one to evaluate\\)$`),
+    ),
+  );
 });
 
 test('after a fallback from a corrupt generation, pruning keeps the intact one and drops the corrupt one', async () => {
@@ -125,13 +159,39 @@ test('after a fallback from a corrupt generation, pruning keeps the intact one a
 
 test('a failed run leaves no empty run directory (nor the folders it would have created)', () => {
   const runDir = join(dir, 'new-out', 'runs', 'r1');
-  const r = cli('ikl-train.js', ['--set', 'data.dataset=cifar10', '--set', `data.dataDir=${join(dir, 'no-data')}`, '--set', 'data.download=false', '--set', 'model.arch=small-cnn', '--run-dir', runDir, '--backend', 'cpu', '--log-format', 'json']);
+  const r = cli('ikl-train.js', [
+    '--set',
+    'data.dataset=cifar10',
+    '--set',
+    `data.dataDir=${join(dir, 'no-data')}`,
+    '--set',
+    'data.download=false',
+    '--set',
+    'model.arch=small-cnn',
+    '--run-dir',
+    runDir,
+    '--backend',
+    'cpu',
+    '--log-format',
+    'json',
+  ]);
   assert.equal(r.status, 2, r.stderr);
   assert.match(r.stderr, /ikl-train: cifar10: .*no-data\/cifar-10-batches-bin\/ is missing and downloading is disabled/);
   assert.ok(!existsSync(join(dir, 'new-out')), `left behind: ${existsSync(runDir) ? readdirSync(runDir) : 'new-out/'}`);
   // An existing folder is left in place.
   mkdirSync(join(dir, 'kept'));
-  const r2 = cli('ikl-train.js', ['--set', 'data.dataset=cifar10', '--set', `data.dataDir=${join(dir, 'no-data')}`, '--set', 'data.download=false', '--run-dir', join(dir, 'kept'), '--backend', 'cpu']);
+  const r2 = cli('ikl-train.js', [
+    '--set',
+    'data.dataset=cifar10',
+    '--set',
+    `data.dataDir=${join(dir, 'no-data')}`,
+    '--set',
+    'data.download=false',
+    '--run-dir',
+    join(dir, 'kept'),
+    '--backend',
+    'cpu',
+  ]);
   assert.equal(r2.status, 2, r2.stderr);
   assert.ok(existsSync(join(dir, 'kept')));
 });

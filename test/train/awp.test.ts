@@ -17,14 +17,23 @@ function tinyNet(seed: number): tf.LayersModel {
   return m;
 }
 
-const forwardOf = (m: tf.LayersModel): TrainForward => (x) => m.apply(x, { training: true }) as tf.Tensor2D;
+const forwardOf =
+  (m: tf.LayersModel): TrainForward =>
+  (x) =>
+    m.apply(x, { training: true }) as tf.Tensor2D;
 
 function batch(seed: number): { x: tf.Tensor4D; y: tf.Tensor1D } {
   const r = rng(seed);
   const n = 8;
   return {
-    x: tf.tensor4d(Array.from({ length: n * 6 * 6 * 2 }, () => r()), [n, 6, 6, 2]),
-    y: tf.tensor1d(Array.from({ length: n }, (_, i) => i % 3), 'int32'),
+    x: tf.tensor4d(
+      Array.from({ length: n * 6 * 6 * 2 }, () => r()),
+      [n, 6, 6, 2],
+    ),
+    y: tf.tensor1d(
+      Array.from({ length: n }, (_, i) => i % 3),
+      'int32',
+    ),
   };
 }
 
@@ -62,7 +71,12 @@ test('AWP: ‖γ·v‖ = γ‖W‖ per kernel, v along the ascent gradient; only
       const delta = after[wi]!.map((a, j) => a - w[j]!);
       const normDelta = Math.hypot(...delta);
       assert.ok(Math.abs(normDelta - gamma * normW) <= 1e-3 * gamma * normW, `‖γv‖ ${normDelta} vs γ‖W‖ ${gamma * normW}`);
-      assertClose(delta, Array.from(g, (gj) => (gamma * normW * gj) / normG), 1e-3, 'γ·v direction');
+      assertClose(
+        delta,
+        Array.from(g, (gj) => (gamma * normW * gj) / normG),
+        1e-3,
+        'γ·v direction',
+      );
     });
     tf.dispose([value, ...Object.values(grads)]);
     awp.restore();
@@ -90,7 +104,12 @@ test('AWP restore keeps the optimiser step taken on the perturbed model', async 
     awp.restore();
     // Reference: W'' = (W + γv − 0.1) − γv = W − 0.1.
     kernels.forEach((k, i) => {
-      assertClose(k.dataSync(), before[i]!.map((w) => w - 0.1), 1e-5, 'restored after step');
+      assertClose(
+        k.dataSync(),
+        before[i]!.map((w) => w - 0.1),
+        1e-5,
+        'restored after step',
+      );
       assert.notDeepEqual(perturbed[i], before[i]);
     });
     awp.dispose();
@@ -102,10 +121,21 @@ test('AWP restore keeps the optimiser step taken on the perturbed model', async 
 
 test('awpDirection: zero difference gives a zero direction (1e-20 guard), no NaN', async () => {
   await noLeak(() => {
-    const w = tf.tensor2d([[1, 2], [3, 4]]);
+    const w = tf.tensor2d([
+      [1, 2],
+      [3, 4],
+    ]);
     const v = awpDirection(w, w);
     assert.deepEqual(Array.from(v.dataSync()), [0, 0, 0, 0]);
-    const moved = tf.tidy(() => tf.add(w, tf.tensor2d([[0, 0], [0, 1e-3]])));
+    const moved = tf.tidy(() =>
+      tf.add(
+        w,
+        tf.tensor2d([
+          [0, 0],
+          [0, 1e-3],
+        ]),
+      ),
+    );
     const u = awpDirection(w, moved);
     assertClose(u.dataSync(), [0, 0, 0, Math.hypot(1, 2, 3, 4)], 1e-5, 'scaled to ‖W‖');
     tf.dispose([w, v, u, moved]);

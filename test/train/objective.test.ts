@@ -33,26 +33,30 @@ const softmax = (z: number[]): number[] => {
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 const ce = (z: number[][], y: number[]): number => mean(z.map((r, b) => -Math.log(softmax(r)[y[b]!]!)));
 const kl = (zn: number[][], za: number[][]): number =>
-  mean(zn.map((r, b) => {
-    const s = softmax(r);
-    const sa = softmax(za[b]!);
-    return s.reduce((acc, p, j) => acc + p * (Math.log(p) - Math.log(sa[j]!)), 0);
-  }));
+  mean(
+    zn.map((r, b) => {
+      const s = softmax(r);
+      const sa = softmax(za[b]!);
+      return s.reduce((acc, p, j) => acc + p * (Math.log(p) - Math.log(sa[j]!)), 0);
+    }),
+  );
 /** IKL by its C×C definition (not the O(C) form the library uses). */
 const ikl = (zn: number[][], za: number[][], w: number[][], alpha: number, beta: number, target: number[][] = zn): number =>
-  mean(zn.map((r, b) => {
-    let wmse = 0;
-    for (let j = 0; j < C; j++) {
-      for (let k = 0; k < C; k++) {
-        const d = r[j]! - r[k]! - (za[b]![j]! - za[b]![k]!);
-        wmse += w[b]![j]! * w[b]![k]! * d * d;
+  mean(
+    zn.map((r, b) => {
+      let wmse = 0;
+      for (let j = 0; j < C; j++) {
+        for (let k = 0; k < C; k++) {
+          const d = r[j]! - r[k]! - (za[b]![j]! - za[b]![k]!);
+          wmse += w[b]![j]! * w[b]![k]! * d * d;
+        }
       }
-    }
-    const s = softmax(target[b]!);
-    const sa = softmax(za[b]!);
-    const softCe = -s.reduce((acc, p, j) => acc + p * Math.log(sa[j]!), 0);
-    return (beta / 4) * wmse + alpha * softCe;
-  }));
+      const s = softmax(target[b]!);
+      const sa = softmax(za[b]!);
+      const softCe = -s.reduce((acc, p, j) => acc + p * Math.log(sa[j]!), 0);
+      return (beta / 4) * wmse + alpha * softCe;
+    }),
+  );
 
 const base: ObjectiveOptions = { type: 'ikl-at', alpha: 3, beta: 20, gamma: 1, temperature: 1, tradesBeta: 6, labelSmoothing: 0 };
 
@@ -81,7 +85,7 @@ function run(opts: ObjectiveOptions): { natural?: number; robust?: number; total
   });
 }
 
-test('ikl-at: CE(z, y) + IKL(z, z\'; s̄_y, α, β) with two separate forward passes', async () => {
+test("ikl-at: CE(z, y) + IKL(z, z'; s̄_y, α, β) with two separate forward passes", async () => {
   await noLeak(() => {
     const r = run(base);
     const nat = ce(zNat, labels);
@@ -95,12 +99,12 @@ test('ikl-at: CE(z, y) + IKL(z, z\'; s̄_y, α, β) with two separate forward pa
   });
 });
 
-test('trades: CE + β·KL(s‖s\'); pgd-at: CE(f(x\')); standard: CE(f(x))', async () => {
+test("trades: CE + β·KL(s‖s'); pgd-at: CE(f(x')); standard: CE(f(x))", async () => {
   await noLeak(() => {
     const t = run({ ...base, type: 'trades' });
     assertClose([t.natural!, t.robust!, t.total], [ce(zNat, labels), 6 * kl(zNat, zAdv), ce(zNat, labels) + 6 * kl(zNat, zAdv)], 1e-5, 'trades');
     assert.equal(t.calls, 2);
-    assert.deepEqual(t.order, ['adv', 'nat'], 'the DKL repo\'s TRADES baseline order (train_trades_cifar.py)');
+    assert.deepEqual(t.order, ['adv', 'nat'], "the DKL repo's TRADES baseline order (train_trades_cifar.py)");
     const p = run({ ...base, type: 'pgd-at' });
     assertClose([p.total], [ce(zAdv, labels)], 1e-5, 'pgd-at');
     assert.equal(p.calls, 1, 'pgd-at never forwards the clean batch');
@@ -115,10 +119,12 @@ test('trades: CE + β·KL(s‖s\'); pgd-at: CE(f(x\')); standard: CE(f(x))', asy
 test('label smoothing applies to the CE term', async () => {
   await noLeak(() => {
     const eps = 0.1;
-    const smoothed = mean(zNat.map((r, b) => {
-      const ls = softmax(r).map(Math.log);
-      return -ls.reduce((acc, l, j) => acc + ((j === labels[b] ? 1 - eps : 0) + eps / C) * l, 0);
-    }));
+    const smoothed = mean(
+      zNat.map((r, b) => {
+        const ls = softmax(r).map(Math.log);
+        return -ls.reduce((acc, l, j) => acc + ((j === labels[b] ? 1 - eps : 0) + eps / C) * l, 0);
+      }),
+    );
     const s = run({ ...base, type: 'standard', labelSmoothing: eps });
     assertClose([s.total], [smoothed], 1e-5, 'label-smoothed CE');
   });
@@ -151,7 +157,7 @@ test('ikl-at gradient with respect to the clean and adversarial logits matches f
     };
     assertClose(gNat!, fd(0), 2e-3, '∂L/∂z');
     // Non-zero wMSE gradient into z' is what IKL adds over KL (asymmetry broken).
-    assertClose(gAdv!, fd(1), 2e-3, '∂L/∂z\'');
+    assertClose(gAdv!, fd(1), 2e-3, "∂L/∂z'");
   });
 });
 

@@ -64,7 +64,7 @@ test('sgd state export/restore continues the same trajectory', async () => {
     }
     assert.deepEqual(Array.from(b.dataSync()), Array.from(a.dataSync()));
     // Without the restored buffer the trajectory differs: the state matters.
-    const c = vec((reference(theta0, [grads[0]!], [lrs[0]!], 0.9, 5e-4, false)));
+    const c = vec(reference(theta0, [grads[0]!], [lrs[0]!], 0.9, 5e-4, false));
     const optC = new Sgd([c], { momentum: 0.9, nesterov: false, weightDecay: 5e-4 });
     for (let s = 1; s < 3; s++) optC.step([g[s]], lrs[s]!);
     assert.notDeepEqual(Array.from(c.dataSync()), Array.from(a.dataSync()));

@@ -69,21 +69,42 @@ test('a 2-epoch run writes its files, keeps tensors constant across steps, updat
     assert.equal(counts[3]! - counts[2]!, nWeights, msg);
     // Epoch 1 runs on P = 1/C; P changes once, at the end of epoch 1, and then stays fixed during epoch 2.
     for (const { epoch, m } of matrices) {
-      if (epoch === 1) assert.ok(m.every((v) => Math.abs(v - 0.1) < 1e-7), 'epoch 1 uses uniform class weights');
+      if (epoch === 1)
+        assert.ok(
+          m.every((v) => Math.abs(v - 0.1) < 1e-7),
+          'epoch 1 uses uniform class weights',
+        );
     }
     const e2 = matrices.filter((r) => r.epoch === 2);
     assert.ok(e2.length === 3 && e2.every((r) => r.m.every((v, i) => v === e2[0]!.m[i])), 'constant within epoch 2');
-    assert.ok(e2[0]!.m.some((v) => Math.abs(v - 0.1) > 1e-4), 'finalised from epoch 1 predictions');
+    assert.ok(
+      e2[0]!.m.some((v) => Math.abs(v - 0.1) > 1e-4),
+      'finalised from epoch 1 predictions',
+    );
     for (let c = 0; c < 10; c++) {
       const rowSum = e2[0]!.m.slice(c * 10, c * 10 + 10).reduce((a, b) => a + b, 0);
       assert.ok(Math.abs(rowSum - 1) < 1e-5, `row ${c} sums to 1`);
     }
     for (const f of [RUN_FILES.config, RUN_FILES.metrics, RUN_FILES.curves]) assert.ok(existsSync(join(dir, f)), f);
     for (const c of [RUN_FILES.last, RUN_FILES.wa, RUN_FILES.best]) assert.ok(existsSync(join(dir, c, 'checkpoint.json')), `${c}/`);
-    const lines = readFileSync(join(dir, RUN_FILES.metrics), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(join(dir, RUN_FILES.metrics), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(lines.length, 2);
     for (const r of lines) {
-      for (const k of ['lr', 'lossTotal', 'lossNatural', 'lossRobust', 'trainCleanAcc', 'trainAdvAcc', 'valCleanAcc', 'valRobustAcc', 'waCleanAcc', 'imagesPerSecond']) {
+      for (const k of [
+        'lr',
+        'lossTotal',
+        'lossNatural',
+        'lossRobust',
+        'trainCleanAcc',
+        'trainAdvAcc',
+        'valCleanAcc',
+        'valRobustAcc',
+        'waCleanAcc',
+        'imagesPerSecond',
+      ]) {
         assert.equal(typeof r[k], 'number', `${k} in metrics.jsonl`);
       }
       assert.ok(Math.abs(r.lossTotal - (r.lossNatural + r.lossRobust)) < 1e-4, 'total = natural + robust');
@@ -96,8 +117,14 @@ test('a 2-epoch run writes its files, keeps tensors constant across steps, updat
     assert.equal(ck.meta.epoch, 2);
     assert.equal(ck.meta.step, 6);
     assert.equal(ck.meta.best?.metric, 'valRobustAcc');
-    assert.ok(Object.keys(ck.tensors).some((n) => n.startsWith('sgd/momentum/')), 'optimizer state saved');
-    assert.ok(Object.keys(ck.tensors).some((n) => n.startsWith('wa/')), 'weight average saved');
+    assert.ok(
+      Object.keys(ck.tensors).some((n) => n.startsWith('sgd/momentum/')),
+      'optimizer state saved',
+    );
+    assert.ok(
+      Object.keys(ck.tensors).some((n) => n.startsWith('wa/')),
+      'weight average saved',
+    );
     assert.ok((ck.state as { classWeights?: unknown }).classWeights, 'class weights saved');
     ck.model.dispose();
     tf.dispose(Object.values(ck.tensors));
@@ -164,12 +191,16 @@ test('a NaN loss stops the run with a clear error and leaves the last good check
             }
           },
         }),
-        (e: unknown) => e instanceof DivergenceError && /epoch 2, batch 1 \(step 5\): training loss is NaN/.test(e.message) && /last good checkpoint/.test(e.message),
+        (e: unknown) =>
+          e instanceof DivergenceError && /epoch 2, batch 1 \(step 5\): training loss is NaN/.test(e.message) && /last good checkpoint/.test(e.message),
       );
     });
     const ck = await readCheckpoint(join(dir, RUN_FILES.last));
     assert.equal(ck.meta.epoch, 1, 'last/ still holds epoch 1');
-    assert.ok(ck.model.weights.every((w) => w.read().dataSync().every(Number.isFinite)), 'no NaN was written');
+    assert.ok(
+      ck.model.weights.every((w) => w.read().dataSync().every(Number.isFinite)),
+      'no NaN was written',
+    );
     ck.model.dispose();
     assert.equal(readFileSync(join(dir, RUN_FILES.metrics), 'utf8').trim().split('\n').length, 1);
   } finally {
