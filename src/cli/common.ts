@@ -2,6 +2,7 @@
  * What every command shares: error → exit-code mapping.
  * Commands stay thin: parse flags, call the library, map the outcome to an exit code.
  */
+import { CommanderError, type Command } from 'commander';
 import { EXIT, fileError, InputError, isFileSystemError } from '../errors.js';
 
 /**
@@ -33,4 +34,32 @@ export async function runMain(name: string, body: () => Promise<number | void>, 
   // Let pino's synchronous destination and pending stdout writes flush before exiting.
   await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
   process.exit(code);
+}
+
+/**
+ * The entry point of every bin: builds the commander program with `runMain` as its action runner and parses argv.
+ * Commander's own errors (unknown flag, missing value) are bad input: one line, exit 2; help exits 0.
+ */
+export async function runProgram(name: string, build: (run: (body: () => Promise<number | void>) => void) => Command, argv: string[]): Promise<void> {
+  let pending: Promise<never> | undefined;
+  const program = build((body) => {
+    pending = runMain(name, body);
+  });
+  const configure = (c: Command): void => {
+    c.exitOverride();
+    c.configureOutput({ writeErr: () => {} });
+    c.commands.forEach(configure);
+  };
+  configure(program);
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version') process.exit(EXIT.ok);
+      process.stderr.write(`${name}: ${e.message.replace(/^error:\s*/, '')}\n`);
+      process.exit(EXIT.badInput);
+    }
+    throw e;
+  }
+  if (pending) await pending;
 }

@@ -2,9 +2,9 @@
  * `ikl-doctor`: diagnoses the environment (src/doctor.ts) and prints it on stdout. Exit 0 when usable as
  * requested, 2 with the fix when the native backend or a requested GPU cannot be used.
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { EXIT } from '../errors.js';
-import { runMain } from './common.js';
+import { runProgram } from './common.js';
 
 interface DoctorFlags {
   backend?: string;
@@ -46,21 +46,5 @@ export function buildProgram(run: (body: () => Promise<number>) => void): Comman
 
 /** Entry point of bin/ikl-doctor.js. */
 export async function main(argv: string[] = process.argv): Promise<void> {
-  let pending: Promise<never> | undefined;
-  const program = buildProgram((body) => {
-    pending = runMain('ikl-doctor', body);
-  });
-  program.exitOverride();
-  program.configureOutput({ writeErr: () => {} });
-  try {
-    await program.parseAsync(argv);
-  } catch (e) {
-    if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version') process.exit(EXIT.ok);
-      process.stderr.write(`ikl-doctor: ${e.message.replace(/^error:\s*/, '')}\n`);
-      process.exit(EXIT.badInput);
-    }
-    throw e;
-  }
-  if (pending) await pending;
+  await runProgram('ikl-doctor', buildProgram, argv);
 }

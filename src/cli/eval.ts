@@ -4,9 +4,9 @@
  * tfjs is imported only inside the actions, so `--help` and flag errors are instant.
  */
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError } from 'commander';
+import { Command } from 'commander';
 import { EXIT, fileError, InputError } from '../errors.js';
-import { runMain } from './common.js';
+import { runProgram } from './common.js';
 import { EVAL_ATTACKS } from '../eval/types.js';
 import { resolveEvalOptions, type RawEvalOptions } from '../eval/options.js';
 import { assertStateWritable } from '../eval/state.js';
@@ -165,26 +165,5 @@ export function buildProgram(run: (body: () => Promise<number>) => void): Comman
 
 /** Entry point of bin/ikl-eval.js. */
 export async function main(argv: string[] = process.argv): Promise<void> {
-  let pending: Promise<never> | undefined;
-  const program = buildProgram((body) => {
-    pending = runMain('ikl-eval', body);
-  });
-  // Commander's own errors (unknown flag, missing value) are bad input: one line, exit 2.
-  const configure = (c: Command): void => {
-    c.exitOverride();
-    c.configureOutput({ writeErr: () => {} });
-    c.commands.forEach(configure);
-  };
-  configure(program);
-  try {
-    await program.parseAsync(argv);
-  } catch (e) {
-    if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version') process.exit(EXIT.ok);
-      process.stderr.write(`ikl-eval: ${e.message.replace(/^error:\s*/, '')}\n`);
-      process.exit(EXIT.badInput);
-    }
-    throw e;
-  }
-  if (pending) await pending;
+  await runProgram('ikl-eval', buildProgram, argv);
 }

@@ -3,9 +3,9 @@
  * of its architecture, as .safetensors or PyTorch's zip format (.pt/.pth), chosen by the extension of --to.
  * Prints one JSON line on stdout. Exit 0 success, 2 bad input (one line), 1 failure.
  */
-import { Command, CommanderError } from 'commander';
+import { Command } from 'commander';
 import { EXIT, InputError } from '../errors.js';
-import { runMain } from './common.js';
+import { runProgram } from './common.js';
 
 interface ExportFlags {
   to?: string;
@@ -48,21 +48,5 @@ export function buildProgram(run: (body: () => Promise<number>) => void): Comman
 
 /** Entry point of bin/ikl-export.js. */
 export async function main(argv: string[] = process.argv): Promise<void> {
-  let pending: Promise<never> | undefined;
-  const program = buildProgram((body) => {
-    pending = runMain('ikl-export', body);
-  });
-  program.exitOverride();
-  program.configureOutput({ writeErr: () => {} });
-  try {
-    await program.parseAsync(argv);
-  } catch (e) {
-    if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version') process.exit(EXIT.ok);
-      process.stderr.write(`ikl-export: ${e.message.replace(/^error:\s*/, '')}\n`);
-      process.exit(EXIT.badInput);
-    }
-    throw e;
-  }
-  if (pending) await pending;
+  await runProgram('ikl-export', buildProgram, argv);
 }

@@ -6,11 +6,11 @@
  */
 import { existsSync, rmdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { Command, CommanderError } from 'commander';
+import { Command } from 'commander';
 import { BACKEND_NAMES, LOG_FORMATS, configHash, configToYaml, jsonSchemaText, resolveConfig, type TrainConfig } from '../config/index.js';
 import { EXIT, InputError } from '../errors.js';
 import { oneOf } from '../input.js';
-import { runMain } from './common.js';
+import { runProgram } from './common.js';
 import type { StepInfo } from '../train/trainer.js';
 
 export interface TrainFlags {
@@ -262,22 +262,5 @@ export function buildProgram(run: (body: () => Promise<number>) => void): Comman
 
 /** Entry point of bin/ikl-train.js. */
 export async function main(argv: string[] = process.argv): Promise<void> {
-  let pending: Promise<never> | undefined;
-  const program = buildProgram((body) => {
-    pending = runMain('ikl-train', body);
-  });
-  // Commander's own errors (unknown flag, missing value) are bad input: one line, exit 2.
-  program.exitOverride();
-  program.configureOutput({ writeErr: () => {} });
-  try {
-    await program.parseAsync(argv);
-  } catch (e) {
-    if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version') process.exit(EXIT.ok);
-      process.stderr.write(`ikl-train: ${e.message.replace(/^error:\s*/, '')}\n`);
-      process.exit(EXIT.badInput);
-    }
-    throw e;
-  }
-  if (pending) await pending;
+  await runProgram('ikl-train', buildProgram, argv);
 }
