@@ -16,6 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { MDISTILLER_ARCH_DEFS } from './mdistiller.js';
+import { normalizationLayer } from './normalization.js';
 import { INPUT_SHAPE, NORMALIZATION_LAYER, type ModelArch } from './types.js';
 
 /** CIFAR input statistics used by the Swish WRN's built-in normalisation (DeepMind / Wang et al. 2023 code). */
@@ -99,18 +100,7 @@ class Net {
 
   /** (x - mean) / std per channel as a frozen 1×1 depthwise convolution (kernel 1/std, bias -mean/std). */
   normalize(x: T): T {
-    return apply(
-      tf.layers.depthwiseConv2d({
-        kernelSize: 1,
-        depthMultiplier: 1,
-        useBias: true,
-        trainable: false,
-        depthwiseInitializer: 'zeros',
-        biasInitializer: 'zeros',
-        name: NORMALIZATION_LAYER,
-      }),
-      x,
-    );
+    return apply(normalizationLayer(), x);
   }
 }
 

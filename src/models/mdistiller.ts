@@ -21,7 +21,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { InitScheme } from './archs.js';
-import { INPUT_SHAPE, NORMALIZATION_LAYER, type MdistillerArch } from './types.js';
+import { normalizationLayer } from './normalization.js';
+import { INPUT_SHAPE, type MdistillerArch } from './types.js';
 
 /** transforms.Normalize of mdistiller/dataset/cifar100.py. */
 export const MDISTILLER_CIFAR100_MEAN = [0.5071, 0.4867, 0.4408] as const;
@@ -145,18 +146,7 @@ class TorchLayers {
   /** (x − mean)/std of mdistiller's loader as a frozen 1×1 depthwise convolution (values written by init.ts). */
   input(): { input: T; x: T } {
     const input = tf.input({ shape: [...INPUT_SHAPE], name: 'input' });
-    const x = apply(
-      tf.layers.depthwiseConv2d({
-        kernelSize: 1,
-        depthMultiplier: 1,
-        useBias: true,
-        trainable: false,
-        depthwiseInitializer: 'zeros',
-        biasInitializer: 'zeros',
-        name: NORMALIZATION_LAYER,
-      }),
-      input,
-    );
+    const x = apply(normalizationLayer(), input);
     return { input, x };
   }
 }
