@@ -5,7 +5,7 @@
  * ours and says the reference was skipped.
  *
  *   node dist/bench/compare.js models [--models wrn-34-10] [--batches 32] [--iters 2] [--threads 0]
- *   node dist/bench/compare.js autoattack [--images 100] [--eps 1] [--checkpoint DIR] [--threads 0]
+ *   node dist/bench/compare.js autoattack [--images 100] [--eps 1] [--checkpoint DIR] [--data CIFAR10_DIR] [--threads 0]
  *   node dist/bench/compare.js train-epoch [--steps 8] [--threads 0]
  *
  * models: training-mode forward + backward (mean CE over all weights), one fresh process per side and size
@@ -15,7 +15,8 @@
  *   (written to a temporary safetensors file). Without --checkpoint the network is the seed-0 initialisation, the
  *   images are seeded uniform noise and the labels are the network's own predictions, and eps (in /255) is small
  *   enough that part of the points survive to the later stages (use a trained checkpoint and --eps 8 for the
- *   published setting). Per stage: time, points attacked, kernels and syncs per iteration (ours).
+ *   published setting). --data DIR (a cifar-10-batches-bin/ folder): the first --images test images with their true
+ *   labels instead of noise. Per stage: time, points attacked, kernels and syncs per iteration (ours).
  * train-epoch: the cifar10-quick IKL-AT recipe (configs/cifar10-quick.yaml: small CNN, batch 128, 5-step KL
  *   attack, AWP on, class-wise weights) on random images of CIFAR's shape: `--steps` timed steps extrapolated to
  *   the recipe's 79 steps per epoch, plus the per-epoch validation (clean + PGD-10 on 500 images).
@@ -35,6 +36,7 @@ import { InputError } from '../src/errors.js';
 import { loadEvalSubject } from '../src/eval/model.js';
 import { resolveConfig } from '../src/config/index.js';
 import type { ImageSet } from '../src/data/types.js';
+import { readCifar10Test } from '../src/data/cifar.js';
 import { createModel, parseArch, type ModelArch } from '../src/models/index.js';
 import { createTrainer, disposeTrainer, trainStep } from '../src/train/step.js';
 import { evaluateAccuracy } from '../src/train/trainer.js';
@@ -152,8 +154,18 @@ async function compareAutoAttack(f: Map<string, string>): Promise<void> {
   }
   const exec = inferenceModel(layers);
   const model: ModelFn = exec.fn;
-  const x = tf.randomUniform([n, 32, 32, 3], 0, 1, 'float32', 7) as tf.Tensor4D;
-  const y = tf.tidy(() => tf.argMax(model(x), 1).toInt() as tf.Tensor1D);
+  const dataDir = f.get('data');
+  let x: tf.Tensor4D;
+  let y: tf.Tensor1D;
+  if (dataDir) {
+    const test = await readCifar10Test(dataDir);
+    if (n > test.n) throw new InputError(`--images ${n}: ${dataDir} holds ${test.n} test images`);
+    x = tf.tidy(() => tf.div(tf.tensor4d(test.images.subarray(0, n * 3072), [n, 32, 32, 3], 'int32').toFloat(), 255) as tf.Tensor4D);
+    y = tf.tensor1d(Int32Array.from(test.labels.subarray(0, n)), 'int32');
+  } else {
+    x = tf.randomUniform([n, 32, 32, 3], 0, 1, 'float32', 7) as tf.Tensor4D;
+    y = tf.tidy(() => tf.argMax(model(x), 1).toInt() as tf.Tensor1D);
+  }
   const dir = mkdtempSync(join(tmpdir(), 'ikl-compare-'));
   const file = join(dir, 'inputs.safetensors');
   writeSafetensors(file, { ...Object.fromEntries(layers.weights.map((w) => [w.originalName, w.read()])), x, y });
@@ -185,7 +197,9 @@ async function compareAutoAttack(f: Map<string, string>): Promise<void> {
     typeof ref === 'string'
       ? undefined
       : (ref as { robust: number; sec: number; peakRssGb: number; stages: { name: string; attacked: number; sec: number }[] });
-  console.log(`AutoAttack standard, small CNN (${ckpt ?? 'seed-0 initialisation'}), ${n} images, eps ${epsIn255}/255${theirs ? '' : `; PyTorch: ${ref}`}`);
+  console.log(
+    `AutoAttack standard, small CNN (${ckpt ?? 'seed-0 initialisation'}), ${n} ${dataDir ? 'CIFAR-10 test' : 'noise'} images, eps ${epsIn255}/255${theirs ? '' : `; PyTorch: ${ref}`}`,
+  );
   console.log('| stage | attacked (ours / official) | ikl-at s | PyTorch s | time ratio | ikl-at kernels/iter | syncs/iter |');
   console.log('|---|---:|---:|---:|---:|---:|---:|');
   for (const s of ours.stages) {
