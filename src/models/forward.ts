@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { activationOf, kind, layerGraph, type GraphNode } from './graph.js';
 import { addTrain, batchNormTrain, conv2dTrain } from './trainOps.js';
+import { explicitPadOf, type ConvPad } from './kernels.js';
 import type { Forward } from './types.js';
 
 /**
@@ -52,6 +53,29 @@ export function channelsLastBn(x: { shape: readonly (number | null)[] }, cfg: Re
 }
 
 /**
+ * The ZeroPadding2D layers that a convolution can take as its explicit padding (PyTorch's symmetric padding of
+ * strided convolutions): read only by a dilation-1, 'valid' Conv2D without activation (and without bias unless
+ * `withBias`: the training forward runs biased convolutions through tfjs-layers). Keyed by the convolution; `inputs`
+ * are the padding's inputs, `node` the padding itself. Saves a padded copy of the activation and a Slice backward.
+ */
+export function absorbedPadding(nodes: GraphNode[], withBias: boolean): Map<number, { node: number; pad: ConvPad; inputs: number[] }> {
+  const found = new Map<number, { node: number; pad: ConvPad; inputs: number[] }>();
+  nodes.forEach((node, i) => {
+    const j = node.inputs[0]!;
+    if (kind(node) !== 'Conv2D' || node.inputs.length !== 1 || j < 0) return;
+    const cfg = node.layer.getConfig() as Record<string, unknown>;
+    const dil = cfg.dilationRate as number | number[];
+    if ((cfg.useBias && !withBias) || cfg.padding !== 'valid' || cfg.activation !== 'linear' || (Array.isArray(dil) ? dil.some((d) => d !== 1) : dil !== 1))
+      return;
+    const padNode = nodes[j]!;
+    if (kind(padNode) !== 'ZeroPadding2D' || padNode.readers.length !== 1) return;
+    const pad = explicitPadOf(padNode.layer.getConfig() as Record<string, unknown>);
+    if (pad) found.set(i, { node: j, pad, inputs: padNode.inputs });
+  });
+  return found;
+}
+
+/**
  * Training-mode forward of a zoo model: Conv2D (no bias), BatchNormalization (+ a following ReLU) and Add
  * (+ ReLU) run as the custom-gradient ops of trainOps.ts; every other layer through its own `apply`. Each
  * activation is disposed after its last reader (the tape keeps what a backward needs), so the forward holds only
@@ -62,11 +86,15 @@ export function trainingForward(model: tf.LayersModel, x: tf.Tensor4D): tf.Tenso
   const out: (tf.Tensor | undefined)[] = new Array(nodes.length);
   const pending = nodes.map((n) => n.readers.length);
   const done = new Set<number>();
+  const padOf = absorbedPadding(nodes, false);
+  for (const [, p] of padOf) done.add(p.node);
   for (let i = 0; i < nodes.length; i++) {
     if (done.has(i)) continue;
     const node = nodes[i]!;
     const layer = node.layer;
-    const ins = node.inputs.map((j) => (j < 0 ? x : out[j]!));
+    const padded = padOf.get(i);
+    const inputs = padded?.inputs ?? node.inputs;
+    const ins = inputs.map((j) => (j < 0 ? x : out[j]!));
     const cfg = layer.getConfig() as Record<string, unknown>;
     let at = i;
     switch (kind(node)) {
@@ -97,7 +125,7 @@ export function trainingForward(model: tf.LayersModel, x: tf.Tensor4D): tf.Tenso
         if (cfg.useBias || (Array.isArray(dil) ? dil.some((d) => d !== 1) : dil !== 1)) {
           out[i] = layer.apply(ins[0]!, { training: true }) as tf.Tensor;
         } else {
-          out[i] = conv2dTrain(ins[0] as tf.Tensor4D, weightOf(layer, 'kernel') as tf.Tensor4D, s, cfg.padding as 'same' | 'valid');
+          out[i] = conv2dTrain(ins[0] as tf.Tensor4D, weightOf(layer, 'kernel') as tf.Tensor4D, s, padded?.pad ?? (cfg.padding as 'same' | 'valid'));
         }
         break;
       }
@@ -115,7 +143,7 @@ export function trainingForward(model: tf.LayersModel, x: tf.Tensor4D): tf.Tenso
         out[i] = layer.apply(ins.length === 1 ? ins[0]! : ins, { training: true }) as tf.Tensor;
     }
     if (at !== i) done.add(at);
-    for (const j of node.inputs) {
+    for (const j of inputs) {
       if (j >= 0 && --pending[j]! === 0 && j !== output) out[j]!.dispose();
     }
   }

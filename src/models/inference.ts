@@ -7,16 +7,19 @@
  *   FusedConv2D kernel instead of conv, batchNorm and relu.
  * - A BN that reads anything else (the pre-activation BN-ReLU of a WRN block reads the residual sum, which the
  *   next shortcut also reads unnormalised, so nothing can absorb it) runs as batchNorm + relu.
+ * - A ZeroPadding2D feeding a 'valid' convolution (PyTorch's symmetric padding) becomes its explicit padding.
  * - These ops carry their own input gradients (the weights are constants here), so an attack's gradient costs
- *   ~3 kernels per convolution; each frees its saved tensors once its backward has run.
+ *   ~3 kernels per convolution (TF's ReluGrad and explicit-padding backprop, kernels.ts); each frees its saved
+ *   tensors once its backward has run.
  * - Every activation is disposed after its last reader.
  *
  * The values equal `model.apply(x, { training: false })` to float32 rounding (tests check every zoo model).
  * Compile again after the weights change (the folded copies do not follow the layers).
  */
 import * as tf from '@tensorflow/tfjs';
-import { channelsLastBn, weightOf } from './forward.js';
+import { absorbedPadding, channelsLastBn, weightOf } from './forward.js';
 import { activationOf, kind, layerGraph, type GraphNode } from './graph.js';
+import { conv2dBackpropInput, reluBackward, type ConvPad } from './kernels.js';
 
 export interface InferenceModel {
   /** Logits of NHWC inputs in [0, 1]; differentiable with respect to x. */
@@ -42,6 +45,12 @@ function reluAfter(nodes: GraphNode[], i: number): number | undefined {
   return kind(n) === 'Activation' && activationOf(n.layer) === 'relu' ? r[0] : undefined;
 }
 
+/** A Conv2D the executor runs itself: dilation 1, no activation of its own. */
+function plainConv(cfg: Record<string, unknown>): boolean {
+  const dil = cfg.dilationRate as number | number[];
+  return (Array.isArray(dil) ? dil.every((d) => d === 1) : dil === 1) && cfg.activation === 'linear';
+}
+
 /** The BN node reading node i alone, if any. */
 function bnAfter(nodes: GraphNode[], i: number): number | undefined {
   const r = nodes[i]!.readers;
@@ -65,7 +74,7 @@ function bnAffine(layer: tf.layers.Layer): { scale: tf.Tensor1D; shift: tf.Tenso
  * act(conv(x, W) + b) with W, b constants: one FusedConv2D forward (a plain Conv2D without bias: adding zeros
  * costs a full pass); backward ReLU mask + Conv2DBackpropInput.
  */
-function convOp(W: tf.Tensor4D, b: tf.Tensor1D | undefined, strides: [number, number], pad: 'same' | 'valid', relu: boolean) {
+function convOp(W: tf.Tensor4D, b: tf.Tensor1D | undefined, strides: [number, number], pad: ConvPad, relu: boolean) {
   return (x: tf.Tensor4D): tf.Tensor4D => {
     const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
       const [xIn, save] = args as [tf.Tensor4D, tf.GradSaveFunc];
@@ -79,10 +88,8 @@ function convOp(W: tf.Tensor4D, b: tf.Tensor1D | undefined, strides: [number, nu
       return {
         value: y,
         gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
-          const g = relu ? tf.mul(dy, tf.step(saved[0]!)) : dy;
-          const dx = tf
-            .engine()
-            .runKernel('Conv2DBackpropInput', { dy: g, filter: W }, { strides, pad, dataFormat: 'NHWC', inputShape: xIn.shape }) as tf.Tensor4D;
+          const g = relu ? reluBackward(dy, saved[0]!) : dy;
+          const dx = conv2dBackpropInput(g as tf.Tensor4D, W, xIn.shape, strides, pad);
           if (g !== dy) g.dispose();
           dy.dispose();
           for (const t of saved) t.dispose();
@@ -107,7 +114,7 @@ function bnOp(layer: tf.layers.Layer, scale: tf.Tensor1D, relu: boolean) {
       return {
         value: y,
         gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
-          const dx = tf.tidy(() => tf.mul(relu ? tf.mul(dy, tf.step(saved[0]!)) : dy, scale));
+          const dx = tf.tidy(() => tf.mul(relu ? reluBackward(dy, saved[0]!) : dy, scale));
           dy.dispose();
           for (const t of saved) t.dispose();
           return dx;
@@ -128,6 +135,9 @@ export function inferenceModel(model: tf.LayersModel): InferenceModel {
   };
   const steps: Step[] = [];
   const absorbed = new Set<number>();
+  // PyTorch's symmetric padding of strided convolutions becomes the convolution's explicit padding.
+  const padOf = absorbedPadding(nodes, true);
+  for (const [, p] of padOf) absorbed.add(p.node);
   for (let i = 0; i < nodes.length; i++) {
     if (absorbed.has(i)) continue;
     const node = nodes[i]!;
@@ -137,8 +147,7 @@ export function inferenceModel(model: tf.LayersModel): InferenceModel {
     const fallback = (ins: tf.Tensor[]) => layer.apply(ins.length === 1 ? ins[0]! : ins, { training: false }) as tf.Tensor;
     switch (kind(node)) {
       case 'Conv2D': {
-        const dil = cfg.dilationRate as number | number[];
-        if ((Array.isArray(dil) ? dil.some((d) => d !== 1) : dil !== 1) || cfg.activation !== 'linear') {
+        if (!plainConv(cfg)) {
           steps.push({ at: i, inputs, run: fallback });
           break;
         }
@@ -163,8 +172,9 @@ export function inferenceModel(model: tf.LayersModel): InferenceModel {
             relu = true;
           }
         }
-        const conv = convOp(W, b, cfg.strides as [number, number], cfg.padding as 'same' | 'valid', relu);
-        steps.push({ at, inputs, run: (ins) => conv(ins[0] as tf.Tensor4D) });
+        const padded = padOf.get(i);
+        const conv = convOp(W, b, cfg.strides as [number, number], padded?.pad ?? (cfg.padding as 'same' | 'valid'), relu);
+        steps.push({ at, inputs: padded?.inputs ?? inputs, run: (ins) => conv(ins[0] as tf.Tensor4D) });
         break;
       }
       case 'BatchNormalization': {

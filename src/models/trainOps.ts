@@ -11,11 +11,11 @@
  * The gradients are the textbook ones (checked against tfjs' own and finite differences in the tests):
  *   BN, per channel over n = B·H·W values, x̂ = (x − μ)/σ, g = dy (⊙ 1[y > 0] with the ReLU):
  *     dβ = Σ g,  dγ = Σ g·x̂,  dx = γ/σ · (g − (dβ + x̂·dγ)/n)
- *   conv: TF's own Conv2DBackpropInput / Conv2DBackpropFilter kernels (the ones tfjs' conv2d gradient uses).
+ *   conv: TF's own Conv2DBackpropInput / Conv2DBackpropFilter kernels (kernels.ts: explicit padding included).
+ *   ReLU: dy·1[y > 0] in one TF ReluGrad pass (kernels.ts).
  */
 import * as tf from '@tensorflow/tfjs';
-
-type Pad = 'same' | 'valid';
+import { conv2dBackpropFilter, conv2dBackpropInput, reluBackward, type ConvPad } from './kernels.js';
 
 /** Frees the incoming gradient and the tensors saved for this backward (safe: each backward runs once). */
 function release(dy: tf.Tensor, saved: tf.Tensor[]): void {
@@ -50,7 +50,7 @@ export function batchNormTrain(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tens
       gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
         const [xs, mu, inv, gm, ys] = saved as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.Tensor1D, tf.Tensor4D];
         const grads = tf.tidy(() => {
-          const gy = relu ? tf.mul(dy, tf.step(ys)) : dy;
+          const gy = relu ? reluBackward(dy, ys) : dy;
           const n = xs.size / xs.shape[3];
           const xHat = tf.mul(tf.sub(xs, mu), inv);
           const dBeta = tf.sum(gy, [0, 1, 2]);
@@ -68,8 +68,8 @@ export function batchNormTrain(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tens
   return { y, mean: mean!, variance: variance! };
 }
 
-/** NHWC convolution without bias (stride s, 'same' or 'valid'), dilation 1. */
-export function conv2dTrain(x: tf.Tensor4D, filter: tf.Tensor4D, strides: [number, number], pad: Pad): tf.Tensor4D {
+/** NHWC convolution without bias (stride s; 'same', 'valid' or explicit padding), dilation 1. */
+export function conv2dTrain(x: tf.Tensor4D, filter: tf.Tensor4D, strides: [number, number], pad: ConvPad): tf.Tensor4D {
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xIn, w, save] = args as [tf.Tensor4D, tf.Tensor4D, tf.GradSaveFunc];
     save([xIn, w]);
@@ -77,10 +77,8 @@ export function conv2dTrain(x: tf.Tensor4D, filter: tf.Tensor4D, strides: [numbe
       value: tf.conv2d(xIn, w, strides, pad),
       gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
         const [xs, ws] = saved as [tf.Tensor4D, tf.Tensor4D];
-        const common = { strides, pad, dataFormat: 'NHWC' };
-        const engine = tf.engine();
-        const dx = engine.runKernel('Conv2DBackpropInput', { dy, filter: ws }, { ...common, inputShape: xs.shape }) as tf.Tensor4D;
-        const dw = engine.runKernel('Conv2DBackpropFilter', { x: xs, dy }, { ...common, filterShape: ws.shape }) as tf.Tensor4D;
+        const dx = conv2dBackpropInput(dy, ws, xs.shape, strides, pad);
+        const dw = conv2dBackpropFilter(xs, dy, ws.shape, strides, pad);
         release(dy, saved);
         return [dx, dw];
       },
@@ -99,7 +97,7 @@ export function addTrain(a: tf.Tensor, b: tf.Tensor, relu: boolean): tf.Tensor {
     return {
       value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const g = relu ? tf.mul(dy, tf.step(saved[0]!)) : dy.clone();
+        const g = relu ? reluBackward(dy, saved[0]!) : dy.clone();
         const grads = [g, g.clone()];
         release(dy, saved);
         return grads;
