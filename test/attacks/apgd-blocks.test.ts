@@ -15,7 +15,7 @@ import { trainedTask } from './fixtures.js';
 
 // 4 targets × 2 restarts = 8 units.
 const UNITS = 8;
-const base = { eps: 0.1, norm: 'linf' as const, steps: 10, restarts: 2, nTargetClasses: 4, seed: 7 };
+const base = { eps: 0.1, norm: 'linf' as const, steps: 3, restarts: 2, nTargetClasses: 4, seed: 7 };
 
 type Run = { x: Float32Array; success: Uint8Array; blocks: number[] };
 
