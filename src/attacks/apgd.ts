@@ -361,7 +361,7 @@ async function runSequence(
     await seq.init();
     const from = progress?.restored?.units ?? 0;
     if (progress?.restored) seq.restore(progress.restored);
-    for (let u = from; u < numUnits; ) {
+    for (let u = from; u < numUnits;) {
       const count = Math.min(Math.max(Math.floor(maxRows / Math.max(seq.robustCount(), 1)), 1), numUnits - u);
       await seq.run(block, u, count);
       u += count;
@@ -427,7 +427,13 @@ export async function apgdT(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts
   const restarts = opts.restarts;
   const maxRows = opts.maxRows ?? Math.max(x.shape[0], APGD_T_MAX_ROWS);
   // Target t of example i: the (t+2)-th largest clean logit, as AutoAttack ranks them; flat [B·T], i·T + t.
-  const targets = tf.tidy(() => tf.topk(model(x), numTargets + 1).indices.slice([0, 1], [-1, numTargets]).reshape([-1]) as tf.Tensor1D);
+  const targets = tf.tidy(
+    () =>
+      tf
+        .topk(model(x), numTargets + 1)
+        .indices.slice([0, 1], [-1, numTargets])
+        .reshape([-1]) as tf.Tensor1D,
+  );
   const block: Block = (xs, ys, idx, first, count) => {
     const p = idx.length;
     const rows = tf.tidy(() => {
@@ -451,7 +457,15 @@ export async function apgdT(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts
     });
     try {
       const lossFn: PerExampleLoss = (z) => dlrTargetedLoss(z, rows.ys, rows.target, { reduction: 'none' }) as tf.Tensor1D;
-      return apgdRun(model, rows.xs, rows.ys, lossFn, { eps: opts.eps, norm: opts.norm, steps: opts.steps, rho: opts.rho, eotIter: opts.eotIter, seed: opts.seed, x0: rows.x0 });
+      return apgdRun(model, rows.xs, rows.ys, lossFn, {
+        eps: opts.eps,
+        norm: opts.norm,
+        steps: opts.steps,
+        rho: opts.rho,
+        eotIter: opts.eotIter,
+        seed: opts.seed,
+        x0: rows.x0,
+      });
     } finally {
       tf.dispose([rows.xs, rows.ys, rows.target, rows.x0]);
     }

@@ -60,7 +60,17 @@ test('apgd-t: an example keeps its result when the other examples of the batch c
     const keep = (i: number): boolean => i % 2 === 0;
     const other = Int32Array.from({ length: n }, (_, i) => (keep(i) ? i : (i + 3) % n));
     const x2 = tf.gather(task.x, tf.tensor1d(other, 'int32')) as tf.Tensor4D;
-    const y2 = tf.tidy(() => tf.where(tf.tensor1d(Array.from({ length: n }, (_, i) => keep(i)), 'bool'), task.y, tf.sub(9, task.y).toInt()) as tf.Tensor1D);
+    const y2 = tf.tidy(
+      () =>
+        tf.where(
+          tf.tensor1d(
+            Array.from({ length: n }, (_, i) => keep(i)),
+            'bool',
+          ),
+          task.y,
+          tf.sub(9, task.y).toInt(),
+        ) as tf.Tensor1D,
+    );
     for (const maxRows of [1e6, 30]) {
       const a = await run(task.model, task.x, task.y, { maxRows });
       const b = await run(task.model, x2, y2, { maxRows });
@@ -86,7 +96,10 @@ test('apgd-t: resumed after any block (state through JSON) equals the uninterrup
     const maxRows = 50;
     const whole = await run(task.model, task.x, task.y, { maxRows });
     const saved: AttackState[] = [];
-    await run(task.model, task.x, task.y, { maxRows, progress: { unitDone: async (_u, read) => void saved.push(attackStateFromJson(attackStateToJson(await read()))) } });
+    await run(task.model, task.x, task.y, {
+      maxRows,
+      progress: { unitDone: async (_u, read) => void saved.push(attackStateFromJson(attackStateToJson(await read()))) },
+    });
     const units = saved.map((s) => s.units);
     assert.equal(units.at(-1), UNITS);
     assert.ok(
