@@ -29,11 +29,12 @@ export const APGD_RHO = 0.75;
 export const APGD_TARGET_CLASSES = 9;
 /**
  * Default cap on the rows of one APGD-T block (unless the input batch is larger, which the caller already sized
- * to fit): 1024 CIFAR-sized rows hold ~12 MB per state tensor, ~0.2 GB of APGD state for a small network, and
- * cover AutoAttack's 9 targets on ~110 surviving points, where per-op overhead dominates; past that, ops are big
- * enough that batching more buys little.
+ * to fit). Measured on the 2-core CPU with the quickstart CNN (bench: the A/B in the issue-9 notes): the cost
+ * per row-iteration is lowest near 100 rows and about doubles past ~200 (the activations leave the cache), so one
+ * block of 864 rows (96 points × 9 targets) was 1.6-2x slower than the series; blocks only pay where per-op
+ * overhead dominates, i.e. few points. 128 merges units once at most 64 points remain.
  */
-export const APGD_T_MAX_ROWS = 1024;
+export const APGD_T_MAX_ROWS = 128;
 
 export type ApgdLoss = 'ce' | 'dlr';
 
@@ -52,7 +53,8 @@ export interface ApgdTOptions extends ApgdOptions {
   nTargetClasses?: number;
   /**
    * Most rows (robust examples × units) one block of units runs on; default max(B, APGD_T_MAX_ROWS). Memory
-   * grows like a batch of that many inputs; the result does not depend on it.
+   * grows like a batch of that many inputs; the result does not depend on it. Larger blocks pay where per-op
+   * overhead dominates (a GPU, a tiny model); on a CPU the per-row cost grows once a block leaves the cache.
    */
   maxRows?: number;
 }
