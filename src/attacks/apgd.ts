@@ -29,7 +29,7 @@ export const APGD_RHO = 0.75;
 export const APGD_TARGET_CLASSES = 9;
 /**
  * Default cap on the rows of one APGD-T block (unless the input batch is larger, which the caller already sized
- * to fit). Measured on the 2-core CPU with the quickstart CNN (bench: the A/B in the issue-9 notes): the cost
+ * to fit). Measured on the 2-core CPU with the quickstart CNN (bench/apgd-rows.ts, and APGD-T A/B): the cost
  * per row-iteration is lowest near 100 rows and about doubles past ~200 (the activations leave the cache), so one
  * block of 864 rows (96 points × 9 targets) was 1.6-2x slower than the series; blocks only pay where per-op
  * overhead dominates, i.e. few points. 128 merges units once at most 64 points remain.
