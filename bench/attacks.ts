@@ -96,7 +96,7 @@ async function main(): Promise<void> {
   };
   const it = o.iters;
   add('apgd-ce', await seconds(() => apgdCe(model, x, y, { ...base, steps: it })), `${it} it`, S.steps / it, `${S.steps} it`);
-  // APGD-T runs its 9 targets as one block of images × 9 rows (src/attacks/apgd.ts), so all of them are timed.
+  // APGD-T runs its targets in blocks of up to images × 9 rows (src/attacks/apgd.ts), so all of them are timed.
   add(
     'apgd-t',
     await seconds(() => apgdT(model, x, y, { ...base, steps: it, nTargetClasses: S.nTargetClasses })),
