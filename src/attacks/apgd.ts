@@ -27,6 +27,14 @@ export const APGD_MOMENTUM = 0.75;
 export const APGD_RHO = 0.75;
 /** AutoAttack's number of target classes for APGD-T (the 2nd to the 10th most likely class). */
 export const APGD_TARGET_CLASSES = 9;
+/**
+ * Default cap on the rows of one APGD-T block (unless the input batch is larger, which the caller already sized
+ * to fit). Measured on the 2-core CPU with the quickstart CNN (bench/apgd-rows.ts, and APGD-T A/B): the cost
+ * per row-iteration is lowest near 100 rows and about doubles past ~200 (the activations leave the cache), so one
+ * block of 864 rows (96 points × 9 targets) was 1.6-2x slower than the series; blocks only pay where per-op
+ * overhead dominates, i.e. few points. 128 merges units once at most 64 points remain.
+ */
+export const APGD_T_MAX_ROWS = 128;
 
 export type ApgdLoss = 'ce' | 'dlr';
 
@@ -43,6 +51,12 @@ export interface ApgdOptions extends AttackOptions {
 export interface ApgdTOptions extends ApgdOptions {
   /** Number of target classes, tried in order of the clean logits (default 9, capped at C − 1). */
   nTargetClasses?: number;
+  /**
+   * Most rows (robust examples × units) one block of units runs on; default max(B, APGD_T_MAX_ROWS). Memory
+   * grows like a batch of that many inputs; the result does not depend on it. Larger blocks pay where per-op
+   * overhead dominates (a GPU, a tiny model); on a CPU the per-row cost grows once a block leaves the cache.
+   */
+  maxRows?: number;
 }
 
 /**
@@ -246,27 +260,48 @@ class Sequence {
     correct.dispose();
   }
 
-  /** Runs `attack` on the robust examples; fooled ones take its output, the others keep the higher-loss point. */
-  async run(attack: (x: tf.Tensor4D, y: tf.Tensor1D, idx: Int32Array) => ApgdRun): Promise<void> {
+  /**
+   * Runs a block of `count` consecutive units on the robust examples, as `block` lays them out (row j·P + p: unit
+   * `first + j` on the p-th robust example), and folds them in as the units run one after another would: the
+   * first unit that fooled an example gives its output; for the others each unit in turn replaces the kept point
+   * if its loss is higher (ties keep the earlier one). One download (which examples were fooled).
+   */
+  async run(block: Block, first: number, count: number): Promise<void> {
     const idx = indicesWhere(this.robust, 1);
     if (idx.length === 0) return;
+    const p = idx.length;
     const xs = gatherRows(this.x, idx);
     const ys = gatherRows(this.y, idx);
-    const res = attack(xs, ys, idx);
-    const [rowsX, rowsLoss] = tf.tidy(() => {
-      const prevLoss = gatherRows(this.lossBest, idx);
-      const take = tf.logicalOr(res.fooled, tf.greater(res.lossBest, prevLoss)) as tf.Tensor1D;
-      return [selectPerExample(take, res.xAdv, gatherRows(this.xAdv, idx)), tf.where(take, res.lossBest, prevLoss) as tf.Tensor1D] as const;
+    const res = block(xs, ys, idx, first, count);
+    const [rowsX, rowsLoss, anyFooled] = tf.tidy(() => {
+      let keptX = gatherRows(this.xAdv, idx);
+      let keptLoss = gatherRows(this.lossBest, idx);
+      let done = tf.zeros([p], 'bool') as tf.Tensor1D;
+      for (let j = 0; j < count; j++) {
+        const fooled = res.fooled.slice(j * p, p);
+        const loss = res.lossBest.slice(j * p, p);
+        // A unit only runs on what earlier units left robust: an example fooled earlier in the block is settled.
+        const take = tf.logicalAnd(tf.logicalNot(done), tf.logicalOr(fooled, tf.greater(loss, keptLoss))) as tf.Tensor1D;
+        keptX = selectPerExample(take, res.xAdv.slice([j * p, 0, 0, 0], [p, -1, -1, -1]), keptX);
+        keptLoss = tf.where(take, loss, keptLoss) as tf.Tensor1D;
+        done = tf.logicalOr(done, fooled) as tf.Tensor1D;
+      }
+      return [keptX, keptLoss, done] as const;
     });
-    const fooled = await res.fooled.data();
+    const fooled = await anyFooled.data();
     const newX = scatterRows(this.xAdv, idx, rowsX);
     const newLoss = scatterRows(this.lossBest, idx, rowsLoss);
-    tf.dispose([xs, ys, res.xAdv, res.fooled, res.lossBest, rowsX, rowsLoss, this.xAdv, this.lossBest]);
+    tf.dispose([xs, ys, res.xAdv, res.fooled, res.lossBest, rowsX, rowsLoss, anyFooled, this.xAdv, this.lossBest]);
     this.xAdv = newX;
     this.lossBest = newLoss;
     idx.forEach((row, k) => {
       if (fooled[k]) this.robust[row] = 0;
     });
+  }
+
+  /** How many examples are still robust. */
+  robustCount(): number {
+    return this.robust.reduce((a, v) => a + v, 0);
   }
 
   /** A host copy of the state (the unit state of src/attacks/progress.ts). */
@@ -302,19 +337,38 @@ class Sequence {
   }
 }
 
-type Unit = (x: tf.Tensor4D, y: tf.Tensor1D, idx: Int32Array) => ApgdRun;
+/**
+ * Units `first … first + count − 1` run as one APGD run on P examples (xs, ys: the robust rows idx of the input):
+ * count·P rows, unit-major (row j·P + p is unit first + j on example p).
+ */
+type Block = (xs: tf.Tensor4D, ys: tf.Tensor1D, idx: Int32Array, first: number, count: number) => ApgdRun;
 
-/** Runs the units in order on what is still robust; with `progress`, resumable after every unit. */
-async function runSequence(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, units: Unit[], progress?: AttackProgress): Promise<AttackResult> {
+/**
+ * Runs `numUnits` units in order on what is still robust, as many consecutive units per block as fit
+ * (robust examples × units ≤ maxRows, at least one unit); with `progress`, resumable after every block.
+ * Examples fooled by a block are dropped before the next one.
+ */
+async function runSequence(
+  model: ModelFn,
+  x: tf.Tensor4D,
+  y: tf.Tensor1D,
+  numUnits: number,
+  block: Block,
+  maxRows: number,
+  progress?: AttackProgress,
+): Promise<AttackResult> {
   if (x.shape[0] === 0) return { xAdv: tf.clone(x), success: new Uint8Array(0) };
   const seq = new Sequence(model, x, y);
   try {
     await seq.init();
     const from = progress?.restored?.units ?? 0;
     if (progress?.restored) seq.restore(progress.restored);
-    for (let u = from; u < units.length; u++) {
-      await seq.run(units[u]!);
-      await progress?.unitDone(u + 1, () => seq.read(u + 1));
+    for (let u = from; u < numUnits;) {
+      const count = Math.min(Math.max(Math.floor(maxRows / Math.max(seq.robustCount(), 1)), 1), numUnits - u);
+      await seq.run(block, u, count);
+      u += count;
+      const done = u;
+      await progress?.unitDone(done, () => seq.read(done));
     }
     return seq.result();
   } catch (e) {
@@ -332,13 +386,13 @@ export async function apgd(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts:
   checkApgdOptions(who, x, y, opts);
   const loss = opts.loss ?? 'ce';
   if (loss !== 'ce' && loss !== 'dlr') throw new InputError(`${who}: loss expected ce|dlr, got '${String(loss)}'`);
-  // Units: the restarts.
-  const units = Array.from({ length: opts.restarts }, (_, r): Unit => (xs, ys) => {
+  // Units: the restarts, one per block (maxRows 1), each on the examples the earlier ones left robust.
+  const block: Block = (xs, ys, _idx, r) => {
     const lossFn: PerExampleLoss =
       loss === 'ce' ? (z) => crossEntropy(z, ys, { reduction: 'none' }) as tf.Tensor1D : (z) => dlrLoss(z, ys, { reduction: 'none' }) as tf.Tensor1D;
     return apgdRun(model, xs, ys, lossFn, { ...opts, seed: deriveSeed(opts.seed, r) });
-  });
-  return runSequence(model, x, y, units, opts.progress);
+  };
+  return runSequence(model, x, y, opts.restarts, block, 1, opts.progress);
 }
 
 /** APGD-CE: APGD on the cross-entropy (AutoAttack "standard": 100 steps, 1 restart). */
@@ -354,9 +408,16 @@ export function apgdDlr(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: Ap
 /**
  * APGD-T: for the 2nd, 3rd, … most likely classes at x (by clean logits) in turn, APGD on the targeted DLR loss
  * towards that class, `restarts` runs per target, each only on the examples still robust. Needs C ≥ 4.
+ *
+ * The units (target t, restart r), target-major, run in blocks: as many consecutive units as fit maxRows run as
+ * ONE apgdRun on (robust examples × units) rows, each row with its own target class, so AutoAttack's 9 targets
+ * cost 100 iterations of bigger ops instead of 900 when few examples are left (tfjs pays per op). Rows are
+ * independent (inference mode) and an example's start is a function of (seed, t, r, its row in x) only, so the
+ * result does not depend on how units are grouped: the fold in Sequence.run is the series' rule.
  */
 export async function apgdT(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: ApgdTOptions): Promise<AttackResult> {
   checkApgdOptions('apgd-t', x, y, opts);
+  if (opts.maxRows !== undefined) checkCount('apgd-t', 'maxRows', opts.maxRows, 1);
   if (x.shape[0] === 0) return { xAdv: tf.clone(x), success: new Uint8Array(0) };
   const probe = tf.tidy(() => model(x.slice([0, 0, 0, 0], [Math.min(1, x.shape[0]), -1, -1, -1])));
   const numClasses = probe.shape[1];
@@ -365,27 +426,55 @@ export async function apgdT(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts
   const want = opts.nTargetClasses ?? APGD_TARGET_CLASSES;
   checkCount('apgd-t', 'nTargetClasses', want, 1);
   const numTargets = Math.min(want, numClasses - 1);
-  // Units: (target class t, restart r), target-major.
-  const units: Unit[] = [];
-  for (let t = 0; t < numTargets; t++) {
-    for (let r = 0; r < opts.restarts; r++) {
-      units.push((xs, ys) => {
-        // Target: the (t+2)-th largest clean logit, as AutoAttack ranks them.
-        const target = tf.tidy(
-          () =>
-            tf
-              .topk(model(xs), t + 2)
-              .indices.slice([0, t + 1], [-1, 1])
-              .reshape([-1]) as tf.Tensor1D,
-        );
-        try {
-          const lossFn: PerExampleLoss = (z) => dlrTargetedLoss(z, ys, target, { reduction: 'none' }) as tf.Tensor1D;
-          return apgdRun(model, xs, ys, lossFn, { ...opts, seed: deriveSeed(opts.seed, t, r) });
-        } finally {
-          target.dispose();
-        }
+  const restarts = opts.restarts;
+  const maxRows = opts.maxRows ?? Math.max(x.shape[0], APGD_T_MAX_ROWS);
+  // Target t of example i: the (t+2)-th largest clean logit, as AutoAttack ranks them; flat [B·T], i·T + t.
+  const targets = tf.tidy(
+    () =>
+      tf
+        .topk(model(x), numTargets + 1)
+        .indices.slice([0, 1], [-1, numTargets])
+        .reshape([-1]) as tf.Tensor1D,
+  );
+  const block: Block = (xs, ys, idx, first, count) => {
+    const p = idx.length;
+    const rows = tf.tidy(() => {
+      const at = tf.tensor1d(idx, 'int32');
+      const targetAt = new Int32Array(count * p);
+      const starts: tf.Tensor4D[] = [];
+      for (let j = 0; j < count; j++) {
+        const t = Math.floor((first + j) / restarts);
+        const r = (first + j) % restarts;
+        idx.forEach((row, k) => (targetAt[j * p + k] = row * numTargets + t));
+        // The start noise is drawn for all B rows of x and the robust ones taken, so an example's start does
+        // not depend on which others are still robust.
+        starts.push(tf.tidy(() => tf.gather(apgdStart(x, opts.eps, opts.norm, deriveSeed(opts.seed, t, r)), at)));
+      }
+      return {
+        xs: tf.tile(xs, [count, 1, 1, 1]) as tf.Tensor4D,
+        ys: tf.tile(ys, [count]) as tf.Tensor1D,
+        target: tf.gather(targets, tf.tensor1d(targetAt, 'int32')) as tf.Tensor1D,
+        x0: (count === 1 ? starts[0]! : tf.concat(starts, 0)) as tf.Tensor4D,
+      };
+    });
+    try {
+      const lossFn: PerExampleLoss = (z) => dlrTargetedLoss(z, rows.ys, rows.target, { reduction: 'none' }) as tf.Tensor1D;
+      return apgdRun(model, rows.xs, rows.ys, lossFn, {
+        eps: opts.eps,
+        norm: opts.norm,
+        steps: opts.steps,
+        rho: opts.rho,
+        eotIter: opts.eotIter,
+        seed: opts.seed,
+        x0: rows.x0,
       });
+    } finally {
+      tf.dispose([rows.xs, rows.ys, rows.target, rows.x0]);
     }
+  };
+  try {
+    return await runSequence(model, x, y, numTargets * restarts, block, maxRows, opts.progress);
+  } finally {
+    targets.dispose();
   }
-  return runSequence(model, x, y, units, opts.progress);
 }

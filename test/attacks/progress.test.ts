@@ -21,7 +21,7 @@ type Attack = (m: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, progress?: AttackProg
 const eps = 0.1;
 const ATTACKS: Array<[string, number, Attack]> = [
   ['apgd-ce', 3, (m, x, y, progress) => apgdCe(m, x, y, { eps, norm: 'linf', steps: 8, restarts: 3, seed: 5, progress })],
-  ['apgd-t', 6, (m, x, y, progress) => apgdT(m, x, y, { eps, norm: 'linf', steps: 8, restarts: 2, nTargetClasses: 3, seed: 5, progress })],
+  ['apgd-t', 6, (m, x, y, progress) => apgdT(m, x, y, { eps, norm: 'linf', steps: 8, restarts: 2, nTargetClasses: 3, seed: 5, maxRows: 1, progress })],
   ['fab-t', 6, (m, x, y, progress) => fabT(m, x, y, { eps, norm: 'linf', steps: 8, restarts: 2, nTargetClasses: 3, seed: 5, progress })],
 ];
 
@@ -81,7 +81,8 @@ test('the sequencer resumes a stage from its checkpoint: same fooled rows as the
   try {
     const stages = [
       stageFromSpec({ name: 'apgd-ce', attack: 'apgd-ce', options: { steps: 6, restarts: 2 } }),
-      stageFromSpec({ name: 'apgd-t', attack: 'apgd-t', options: { steps: 6, restarts: 1, nTargetClasses: 3 } }),
+      // maxRows 1: one unit per block, so stage 1 checkpoints inside each chunk.
+      stageFromSpec({ name: 'apgd-t', attack: 'apgd-t', options: { steps: 6, restarts: 1, nTargetClasses: 3, maxRows: 1 } }),
     ];
     const clean = await predictCorrect(task.model, task.x, task.y);
     const opts = { eps, norm: 'linf' as const, stageSeed: (s: number) => 100 + s, batchSize: 10 };

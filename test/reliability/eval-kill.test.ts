@@ -29,7 +29,7 @@ const plan = {
   details: {},
   stages: [
     { name: 'apgd-ce', attack: 'apgd-ce', options: { steps: 3, restarts: 1 } },
-    { name: 'apgd-t', attack: 'apgd-t', options: { steps: 30, restarts: 1, nTargetClasses: 5 } },
+    { name: 'apgd-t', attack: 'apgd-t', options: { steps: 30, restarts: 1, nTargetClasses: 5, maxRows: 1 } }, // one target class per block: saves inside the stage
     { name: 'fab-t', attack: 'fab-t', options: { steps: 20, restarts: 1, nTargetClasses: 5 } },
     { name: 'square', attack: 'square', options: { steps: 200, pInit: 0.8, restarts: 1 } },
   ],
