@@ -19,7 +19,14 @@ import type { Norm } from './types.js';
  * Writes into `out` the displacement d of minimal `norm` with ⟨w, p + d⟩ = b and p + d ∈ [0, 1]^d (or the move
  * to the best box corner when that set is empty). Returns ‖d‖ in that norm.
  */
-export function projectOntoHyperplaneBox(p: ArrayLike<number>, w: ArrayLike<number>, b: number, norm: Norm, out: Float64Array): number {
+export function projectOntoHyperplaneBox(
+  p: ArrayLike<number>,
+  w: ArrayLike<number>,
+  b: number,
+  norm: Norm,
+  out: Float64Array,
+  work: ProjectionWorkspace = projectionWorkspace(p.length),
+): number {
   const n = p.length;
   let wp = 0;
   for (let i = 0; i < n; i++) wp += w[i]! * p[i]!;
@@ -29,14 +36,16 @@ export function projectOntoHyperplaneBox(p: ArrayLike<number>, w: ArrayLike<numb
   const sigma = gap > 0 ? 1 : -1;
   const r = Math.abs(gap);
 
-  const t = new Float64Array(n);
-  const s = new Float64Array(n);
-  const idx = new Int32Array(n);
+  // Only entries with w_i ≠ 0 are written and read (s_i > 0 marks them), so the workspace needs no clearing.
+  const { t, s, idx } = work;
   let m = 0;
   let capacity = 0;
   for (let i = 0; i < n; i++) {
     const wi = w[i]!;
-    if (wi === 0) continue;
+    if (wi === 0) {
+      s[i] = 0;
+      continue;
+    }
     const up = sigma * wi > 0;
     const room = Math.max(0, up ? 1 - p[i]! : p[i]!);
     const aw = Math.abs(wi);
@@ -100,6 +109,17 @@ export function projectOntoHyperplaneBox(p: ArrayLike<number>, w: ArrayLike<numb
   const delta = (r - saturated) / slope;
   for (let i = 0; i < n; i++) if (s[i]! > 0) out[i] = dirScale(i) * Math.min(delta, t[i]!);
   return normOf(out, norm);
+}
+
+/** Scratch arrays of projectOntoHyperplaneBox for vectors of length d, reused across calls. */
+export interface ProjectionWorkspace {
+  t: Float64Array;
+  s: Float64Array;
+  idx: Int32Array;
+}
+
+export function projectionWorkspace(d: number): ProjectionWorkspace {
+  return { t: new Float64Array(d), s: new Float64Array(d), idx: new Int32Array(d) };
 }
 
 /** ‖v‖∞ or ‖v‖₂. */

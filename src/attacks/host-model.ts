@@ -89,8 +89,19 @@ export function closestBoundary(
     const { value, grads } = tf.engine().gradients(() => tf.sum(tf.mul(model(x), coef), 1), [x], undefined, true);
     return [value, grads[0] ?? tf.zerosLike(x)];
   });
-  const f = value.dataSync() as Float32Array;
-  const g = grad.dataSync() as Float32Array;
+  const picked = closestOfClasses(value.dataSync() as Float32Array, grad.dataSync() as Float32Array, y, classes, norm);
+  value.dispose();
+  grad.dispose();
+  return picked;
+}
+
+/**
+ * closestBoundary's choice on host arrays: f (classes×n, class-major: f[c·n + i] = z_c − z_y of example i) and g
+ * (classes×n×D, same order), the labels y of the n examples. Returns the closest class's f and ∇f per example.
+ */
+export function closestOfClasses(f: Float32Array, g: Float32Array, y: Int32Array, classes: number, norm: 'linf' | 'l2'): { df: Float32Array; dg: Float32Array } {
+  const n = y.length;
+  const D = g.length / (classes * n);
   const df = new Float32Array(n);
   const dg = new Float32Array(n * D);
   for (let i = 0; i < n; i++) {
@@ -108,8 +119,6 @@ export function closestBoundary(
     df[i] = f[best * n + i]!;
     dg.set(g.subarray((best * n + i) * D, (best * n + i + 1) * D), i * D);
   }
-  value.dispose();
-  grad.dispose();
   return { df, dg };
 }
 
