@@ -2,7 +2,7 @@
  * FAB-T: the targeted Fast Adaptive Boundary attack (Croce & Hein, "Minimally distorted adversarial examples
  * with a fast adaptive boundary attack", ICML 2020) as AutoAttack "standard" runs it; `fab`, the untargeted
  * version of AutoAttack "plus", differs only in the boundary it linearises at each step: that of the class whose
- * linearised boundary is closest (host-model.ts, closestBoundary) instead of a fixed target's.
+ * linearised boundary is closest (host-model.ts, closestOfClasses) instead of a fixed target's.
  *
  * For each of the top-`nTargetClasses` non-true classes t of the clean logits, and each restart, on the points
  * still robust: linearise the boundary f = z_t − z_y at the iterate x1, project both x1 and the original x0 onto
@@ -98,8 +98,13 @@ class RunDevice {
     const n = shape[0];
     [this.x0, this.y, this.coef] = tf.tidy(() => {
       const y = tf.tensor1d(yHost, 'int32');
-      // Untargeted: copy c of the batch carries class c's difference z_c − z_y (closestBoundary's layout).
-      const cls = target ? tf.tensor1d(target, 'int32') : tf.tensor1d(Int32Array.from({ length: classes * n }, (_, r) => Math.floor(r / n)), 'int32');
+      // Untargeted: copy c of the batch carries class c's difference z_c − z_y (closestOfClasses' layout).
+      const cls = target
+        ? tf.tensor1d(target, 'int32')
+        : tf.tensor1d(
+            Int32Array.from({ length: classes * n }, (_, r) => Math.floor(r / n)),
+            'int32',
+          );
       const lab = target ? y : tf.tile(y, [classes]);
       const coef = tf.sub(tf.oneHot(cls, classes), tf.oneHot(lab, classes)) as tf.Tensor2D;
       return [tf.tensor4d(x0, shape), y, coef];
@@ -108,7 +113,10 @@ class RunDevice {
 
   /** The first linearisation, at the starting point (no label check before the first step). */
   first(x1: Float32Array): Linearised {
-    return this.read(tf.tidy(() => this.pack(null, this.gradient(tf.tensor4d(x1, this.shape)))), false).lin!;
+    return this.read(
+      tf.tidy(() => this.pack(null, this.gradient(tf.tensor4d(x1, this.shape)))),
+      false,
+    ).lin!;
   }
 
   /** Labels at x1; unless `last`, also the linearisation at x1 with the misclassified rows pulled back. */

@@ -268,7 +268,9 @@ test('fabT resumed after a block of several units (through JSON) equals the unin
     assert.equal(units.at(-1), 6, 'the last state counts all 6 units');
     assert.ok(units.length < 6 && units.every((u, i) => i === 0 || u > units[i - 1]!), `one state per block of units: ${units}`);
     for (const s of saved.slice(0, -1)) {
-      const resumed = await noLeak(async () => outcome(await fabT(task.model, task.x, task.y, { ...opts, maxRows, progress: { restored: s, unitDone: async () => undefined } })));
+      const resumed = await noLeak(async () =>
+        outcome(await fabT(task.model, task.x, task.y, { ...opts, maxRows, progress: { restored: s, unitDone: async () => undefined } })),
+      );
       assert.deepEqual(resumed.x, whole.x, `resumed after unit ${s.units}: xAdv`);
       assert.deepEqual(resumed.distance, whole.distance, `resumed after unit ${s.units}: distance`);
       assert.deepEqual(resumed.success, whole.success, `resumed after unit ${s.units}: success`);
