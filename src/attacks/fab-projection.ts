@@ -19,7 +19,14 @@ import type { Norm } from './types.js';
  * Writes into `out` the displacement d of minimal `norm` with ⟨w, p + d⟩ = b and p + d ∈ [0, 1]^d (or the move
  * to the best box corner when that set is empty). Returns ‖d‖ in that norm.
  */
-export function projectOntoHyperplaneBox(p: ArrayLike<number>, w: ArrayLike<number>, b: number, norm: Norm, out: Float64Array): number {
+export function projectOntoHyperplaneBox(
+  p: ArrayLike<number>,
+  w: ArrayLike<number>,
+  b: number,
+  norm: Norm,
+  out: Float64Array,
+  work: ProjectionWorkspace = projectionWorkspace(p.length),
+): number {
   const n = p.length;
   let wp = 0;
   for (let i = 0; i < n; i++) wp += w[i]! * p[i]!;
@@ -29,28 +36,29 @@ export function projectOntoHyperplaneBox(p: ArrayLike<number>, w: ArrayLike<numb
   const sigma = gap > 0 ? 1 : -1;
   const r = Math.abs(gap);
 
-  const t = new Float64Array(n);
-  const s = new Float64Array(n);
-  const idx = new Int32Array(n);
+  // Only entries with w_i ≠ 0 are written and read (s_i > 0 marks them), so the workspace needs no clearing.
+  const { t, s, idx } = work;
+  const linf = norm === 'linf';
   let m = 0;
   let capacity = 0;
   for (let i = 0; i < n; i++) {
     const wi = w[i]!;
-    if (wi === 0) continue;
-    const up = sigma * wi > 0;
-    const room = Math.max(0, up ? 1 - p[i]! : p[i]!);
+    if (wi === 0) {
+      s[i] = 0;
+      continue;
+    }
+    const pi = p[i]!;
+    const room = Math.max(0, sigma * wi > 0 ? 1 - pi : pi);
     const aw = Math.abs(wi);
-    t[i] = norm === 'linf' ? room : room / aw;
-    s[i] = norm === 'linf' ? aw : aw * aw;
-    capacity += s[i]! * t[i]!;
+    const ti = linf ? room : room / aw;
+    const si = linf ? aw : aw * aw;
+    t[i] = ti;
+    s[i] = si;
+    capacity += si * ti;
     idx[m++] = i;
   }
 
-  const dirScale = (i: number): number => sigma * Math.sign(w[i]!) * (norm === 'linf' ? 1 : Math.abs(w[i]!));
-  if (capacity <= r) {
-    for (let i = 0; i < n; i++) if (s[i]! > 0) out[i] = dirScale(i) * t[i]!;
-    return normOf(out, norm);
-  }
+  if (capacity <= r) return move(n, w, sigma, linf, Infinity, work, out);
 
   // Quickselect for the kink interval holding δ*: expected O(d), no sort. `saturated` = Σ s_i t_i over
   // coordinates known to have t_i < δ*, `slope` = Σ s_i over those known to have t_i ≥ δ*.
@@ -97,9 +105,36 @@ export function projectOntoHyperplaneBox(p: ArrayLike<number>, w: ArrayLike<numb
       lo = b;
     }
   }
-  const delta = (r - saturated) / slope;
-  for (let i = 0; i < n; i++) if (s[i]! > 0) out[i] = dirScale(i) * Math.min(delta, t[i]!);
-  return normOf(out, norm);
+  return move(n, w, sigma, linf, (r - saturated) / slope, work, out);
+}
+
+/**
+ * Writes d_i = dir_i · min(δ, t_i) (times |w_i| for L2; dir_i·|w_i| = σ·w_i exactly) into `out` for the
+ * coordinates that can move (s_i > 0), and returns ‖d‖ (δ = ∞: the whole box, i.e. the best corner).
+ */
+function move(n: number, w: ArrayLike<number>, sigma: number, linf: boolean, delta: number, work: ProjectionWorkspace, out: Float64Array): number {
+  const { t, s } = work;
+  let acc = 0;
+  for (let i = 0; i < n; i++) {
+    if (!(s[i]! > 0)) continue;
+    const wi = w[i]!;
+    const ti = t[i]!;
+    const di = (linf ? (sigma * wi > 0 ? 1 : -1) : sigma * wi) * (delta < ti ? delta : ti);
+    out[i] = di;
+    acc = linf ? Math.max(acc, Math.abs(di)) : acc + di * di;
+  }
+  return linf ? acc : Math.sqrt(acc);
+}
+
+/** Scratch arrays of projectOntoHyperplaneBox for vectors of length d, reused across calls. */
+export interface ProjectionWorkspace {
+  t: Float64Array;
+  s: Float64Array;
+  idx: Int32Array;
+}
+
+export function projectionWorkspace(d: number): ProjectionWorkspace {
+  return { t: new Float64Array(d), s: new Float64Array(d), idx: new Int32Array(d) };
 }
 
 /** ‖v‖∞ or ‖v‖₂. */

@@ -33,64 +33,21 @@ export function labelsOf(model: ModelFn, data: Float32Array, shape: Shape4): Int
 }
 
 /**
- * One forward + backward of f_i(x) = z_target(i) − z_y(i) for every example: the per-example values and the
- * gradient ∇ₓ Σ_i f_i (examples are independent in inference mode, so row i is ∇f_i).
- * A model whose logits do not depend on x gets a zero gradient instead of an exception.
+ * Untargeted FAB's choice of boundary (the reference's get_diff_logits_grads_batch, then the class choice): given,
+ * for every example and class k, f_k = z_k − z_y and ∇f_k (from one backward pass on `classes` copies of the
+ * batch: f class-major, f[k·n + i], g in the same order with D values per entry), the k ≠ y whose linearised
+ * boundary is closest, |f_k| / ‖∇f_k‖_dual (dual of the threat model's norm: L1 for L-inf, L2 for L2). Returns
+ * that class's f and ∇f per example (n and n×D).
  */
-export function diffAndGrad(
-  model: ModelFn,
-  data: Float32Array,
-  shape: Shape4,
-  y: Int32Array,
-  target: Int32Array,
-  classes: number,
-): { df: Float32Array; dg: Float32Array } {
-  const [value, grad] = tf.tidy(() => {
-    const x = tf.tensor4d(data, shape);
-    const coef = tf.sub(tf.oneHot(tf.tensor1d(target, 'int32'), classes), tf.oneHot(tf.tensor1d(y, 'int32'), classes));
-    const { value, grads } = tf.engine().gradients(() => tf.sum(tf.mul(model(x), coef), 1), [x], undefined, true);
-    return [value, grads[0] ?? tf.zerosLike(x)];
-  });
-  const df = Float32Array.from(value.dataSync() as Float32Array);
-  const dg = Float32Array.from(grad.dataSync() as Float32Array);
-  value.dispose();
-  grad.dispose();
-  return { df, dg };
-}
-
-/**
- * Untargeted FAB's linearisation (the reference's get_diff_logits_grads_batch, then the class choice): for every
- * example, f_k = z_k − z_y and ∇f_k for all k ≠ y, and the k whose linearised boundary is closest,
- * |f_k| / ‖∇f_k‖_dual (dual of the threat model's norm: L1 for L-inf, L2 for L2). Returns that class's f and ∇f
- * in diffAndGrad's layout. One forward + backward on C copies of the batch (copy c carries class c's gradient)
- * instead of C backward passes.
- */
-export function closestBoundary(
-  model: ModelFn,
-  data: Float32Array,
-  shape: Shape4,
+export function closestOfClasses(
+  f: Float32Array,
+  g: Float32Array,
   y: Int32Array,
   classes: number,
   norm: 'linf' | 'l2',
 ): { df: Float32Array; dg: Float32Array } {
-  const n = shape[0];
-  const D = data.length / n;
-  const [value, grad] = tf.tidy(() => {
-    const x = tf.tile(tf.tensor4d(data, shape), [classes, 1, 1, 1]) as tf.Tensor4D;
-    const cls = tf.tensor1d(
-      Int32Array.from({ length: classes * n }, (_, r) => Math.floor(r / n)),
-      'int32',
-    );
-    const lab = tf.tensor1d(
-      Int32Array.from({ length: classes * n }, (_, r) => y[r % n]!),
-      'int32',
-    );
-    const coef = tf.sub(tf.oneHot(cls, classes), tf.oneHot(lab, classes));
-    const { value, grads } = tf.engine().gradients(() => tf.sum(tf.mul(model(x), coef), 1), [x], undefined, true);
-    return [value, grads[0] ?? tf.zerosLike(x)];
-  });
-  const f = value.dataSync() as Float32Array;
-  const g = grad.dataSync() as Float32Array;
+  const n = y.length;
+  const D = g.length / (classes * n);
   const df = new Float32Array(n);
   const dg = new Float32Array(n * D);
   for (let i = 0; i < n; i++) {
@@ -108,8 +65,6 @@ export function closestBoundary(
     df[i] = f[best * n + i]!;
     dg.set(g.subarray((best * n + i) * D, (best * n + i + 1) * D), i * D);
   }
-  value.dispose();
-  grad.dispose();
   return { df, dg };
 }
 

@@ -2,10 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { noLeak, rng } from '../helpers.js';
-import { fabT } from '../../src/attacks/fab.js';
-import { normOf, projectOntoHyperplaneBox } from '../../src/attacks/fab-projection.js';
+import { fab, fabT, pullBack } from '../../src/attacks/fab.js';
+import { normOf, projectionWorkspace, projectOntoHyperplaneBox } from '../../src/attacks/fab-projection.js';
+import { attackStateFromJson, attackStateToJson, type AttackState } from '../../src/attacks/progress.js';
 import { InputError } from '../../src/errors.js';
-import { boundaryLinearFixture, perExampleDistances, smallConvNet } from './fixtures.js';
+import { boundaryLinearFixture, perExampleDistances, smallConvNet, trainedTask } from './fixtures.js';
 import type { Norm } from '../../src/attacks/types.js';
 
 const SHAPE = [8, 8, 3] as const;
@@ -179,5 +180,138 @@ test('fabT rejects bad options with InputError', async () => {
     y3.dispose();
   } finally {
     f.dispose();
+  }
+});
+
+/** The fields of a FAB result a batching change must leave identical, bit for bit. */
+async function outcome(res: Awaited<ReturnType<typeof fabT>>): Promise<{ x: Float32Array; success: Uint8Array; distance: Float64Array }> {
+  const x = (await res.xAdv.data()) as Float32Array;
+  res.xAdv.dispose();
+  return { x, success: res.success, distance: res.distance };
+}
+
+test('fabT and fab batched (one block of every unit) equal series (one unit, one point per run), both norms', async () => {
+  const task = trainedTask({ seed: 6, test: 16 });
+  try {
+    for (const [norm, eps] of [
+      ['linf', 0.1],
+      ['l2', 0.6],
+    ] as const) {
+      for (const [name, attack] of [
+        ['fabT', fabT],
+        ['fab', fab],
+      ] as const) {
+        await noLeak(async () => {
+          const opts = { eps, norm, steps: 6, restarts: 2, nTargetClasses: 3, seed: 9 };
+          const batched = await outcome(await attack(task.model, task.x, task.y, { ...opts, maxRows: 100000 }));
+          const series = await outcome(await attack(task.model, task.x, task.y, { ...opts, maxRows: 1 }));
+          const fooled = batched.success.reduce((a, v) => a + v, 0);
+          assert.ok(fooled > 0 && fooled < task.x.shape[0], `${name} ${norm}: ${fooled} fooled, so the comparison is not vacuous`);
+          assert.deepEqual(batched.success, series.success, `${name} ${norm}: success`);
+          assert.deepEqual(batched.distance, series.distance, `${name} ${norm}: distance`);
+          assert.deepEqual(batched.x, series.x, `${name} ${norm}: xAdv`);
+        });
+      }
+    }
+  } finally {
+    task.dispose();
+  }
+});
+
+test("fabT: a point's result does not depend on the other points of the batch (random starts included)", async () => {
+  const task = trainedTask({ seed: 6, test: 16 });
+  const n = task.x.shape[0];
+  // The same points at rows 0, 3, 6, ...; every other row replaced by another image (its reversed-row twin).
+  const kept = Array.from({ length: n }, (_, i) => i % 3 === 0);
+  const swap = Int32Array.from({ length: n }, (_, i) => (kept[i] ? i : n - 1 - i));
+  const x2 = tf.gather(task.x, swap) as tf.Tensor4D;
+  const y2 = tf.gather(task.y, swap) as tf.Tensor1D;
+  try {
+    await noLeak(async () => {
+      const opts = { eps: 0.1, norm: 'linf' as const, steps: 6, restarts: 2, nTargetClasses: 3, seed: 2 };
+      const a = await outcome(await fabT(task.model, task.x, task.y, opts));
+      const b = await outcome(await fabT(task.model, x2, y2, opts));
+      const D = a.x.length / n;
+      let fooledKept = 0;
+      for (let i = 0; i < n; i++) {
+        if (!kept[i]) continue;
+        fooledKept += a.success[i]!;
+        assert.equal(b.success[i], a.success[i], `row ${i}: success`);
+        assert.equal(b.distance[i], a.distance[i], `row ${i}: distance`);
+        assert.deepEqual(b.x.subarray(i * D, (i + 1) * D), a.x.subarray(i * D, (i + 1) * D), `row ${i}: xAdv`);
+      }
+      assert.ok(fooledKept > 0, 'some kept point is fooled, so the comparison is not vacuous');
+    });
+  } finally {
+    tf.dispose([x2, y2]);
+    task.dispose();
+  }
+});
+
+test('fabT resumed after a block of several units (through JSON) equals the uninterrupted call, no tensor leak', async () => {
+  const task = trainedTask({ seed: 3, test: 24 });
+  try {
+    const opts = { eps: 0.1, norm: 'linf' as const, steps: 6, restarts: 2, nTargetClasses: 3, seed: 5 };
+    // 24 points, 60 rows: blocks of 2 units at first, more once points are fooled.
+    const maxRows = 60;
+    const whole = await outcome(await fabT(task.model, task.x, task.y, { ...opts, maxRows }));
+    const saved: AttackState[] = [];
+    const recorded = await outcome(
+      await fabT(task.model, task.x, task.y, {
+        ...opts,
+        maxRows,
+        progress: { unitDone: async (_u, read) => void saved.push(attackStateFromJson(attackStateToJson(await read()))) },
+      }),
+    );
+    assert.deepEqual(recorded.x, whole.x, 'recording changes nothing');
+    const units = saved.map((s) => s.units);
+    assert.equal(units.at(-1), 6, 'the last state counts all 6 units');
+    assert.ok(units.length < 6 && units.every((u, i) => i === 0 || u > units[i - 1]!), `one state per block of units: ${units}`);
+    for (const s of saved.slice(0, -1)) {
+      const resumed = await noLeak(async () =>
+        outcome(await fabT(task.model, task.x, task.y, { ...opts, maxRows, progress: { restored: s, unitDone: async () => undefined } })),
+      );
+      assert.deepEqual(resumed.x, whole.x, `resumed after unit ${s.units}: xAdv`);
+      assert.deepEqual(resumed.distance, whole.distance, `resumed after unit ${s.units}: distance`);
+      assert.deepEqual(resumed.success, whole.success, `resumed after unit ${s.units}: success`);
+    }
+  } finally {
+    task.dispose();
+  }
+});
+
+test('pullBack rounds like float32 tensor ops: x0 + (x1 − x0)·beta computed by tfjs', () => {
+  const r = rng(4);
+  const m = 5000;
+  // Values spread over magnitudes (and some equal or at the box faces) to exercise the rounding.
+  const pick = () => (r() < 0.1 ? Math.round(r()) : r() * 10 ** -Math.floor(r() * 6));
+  const x0 = Float32Array.from({ length: m }, pick);
+  const x1 = Float32Array.from({ length: m }, (_, i) => (r() < 0.05 ? x0[i]! : pick()));
+  for (const beta of [0.9, 0.7, 1 / 3]) {
+    const expected = tf.tidy(() => {
+      const a = tf.tensor1d(x0);
+      return tf.add(a, tf.mul(tf.sub(tf.tensor1d(x1), a), beta)).dataSync();
+    });
+    const got = Float32Array.from(x1);
+    pullBack(got, x0, beta);
+    assert.deepEqual(got, expected, `beta ${beta}`);
+  }
+});
+
+test('projection: a workspace reused across calls (other lengths, zero weights) gives the fresh-workspace result', () => {
+  const r = rng(12);
+  const work = projectionWorkspace(40);
+  for (let trial = 0; trial < 100; trial++) {
+    const n = 5 + Math.floor(r() * 35);
+    const norm: Norm = trial % 2 === 0 ? 'linf' : 'l2';
+    const p = Array.from({ length: n }, () => (r() < 0.2 ? Math.round(r()) : r()));
+    const w = Array.from({ length: n }, () => (r() < 0.3 ? 0 : 2 * r() - 1));
+    const b = w.reduce((a, wi, i) => a + wi * p[i]!, 0) + (r() - 0.5) * 0.8;
+    const fresh = new Float64Array(n);
+    const reused = new Float64Array(n);
+    const s1 = projectOntoHyperplaneBox(p, w, b, norm, fresh);
+    const s2 = projectOntoHyperplaneBox(p, w, b, norm, reused, work);
+    assert.equal(s2, s1, `trial ${trial}: norm`);
+    assert.deepEqual(reused, fresh, `trial ${trial}: displacement`);
   }
 });

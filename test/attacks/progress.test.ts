@@ -21,8 +21,9 @@ type Attack = (m: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, progress?: AttackProg
 const eps = 0.1;
 const ATTACKS: Array<[string, number, Attack]> = [
   ['apgd-ce', 3, (m, x, y, progress) => apgdCe(m, x, y, { eps, norm: 'linf', steps: 8, restarts: 3, seed: 5, progress })],
+  // maxRows 1: one unit per block (test/attacks/apgd-blocks.test.ts and fab.test.ts resume after blocks of several units).
   ['apgd-t', 6, (m, x, y, progress) => apgdT(m, x, y, { eps, norm: 'linf', steps: 8, restarts: 2, nTargetClasses: 3, seed: 5, maxRows: 1, progress })],
-  ['fab-t', 6, (m, x, y, progress) => fabT(m, x, y, { eps, norm: 'linf', steps: 8, restarts: 2, nTargetClasses: 3, seed: 5, progress })],
+  ['fab-t', 6, (m, x, y, progress) => fabT(m, x, y, { eps, norm: 'linf', steps: 8, restarts: 2, nTargetClasses: 3, seed: 5, maxRows: 1, progress })],
 ];
 
 for (const [name, units, attack] of ATTACKS) {
