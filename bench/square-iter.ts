@@ -48,7 +48,10 @@ async function main(): Promise<void> {
   const pred = tf.tidy(() => tf.argMax(model(all), 1).dataSync());
   const rows = [...labels.keys()].filter((i) => pred[i] === labels[i]).slice(0, points);
   const x = tf.tidy(() => tf.gather(all, rows) as tf.Tensor4D);
-  const y = tf.tensor1d(Int32Array.from(rows, (i) => labels[i]!), 'int32');
+  const y = tf.tensor1d(
+    Int32Array.from(rows, (i) => labels[i]!),
+    'int32',
+  );
   all.dispose();
 
   let active = 0;
@@ -77,7 +80,15 @@ async function main(): Promise<void> {
   // The same search around a model that costs (almost) nothing: reshape + slice, so what is timed is Square's
   // own host work plus one upload and one download per iteration. Class 0's logit is 10, the others pixels in
   // [0, 1], and every label is 0: every point stays active.
-  const free: ModelFn = (xs) => tf.pad(tf.slice(tf.reshape(xs, [xs.shape[0], -1]), [0, 0], [-1, 9]), [[0, 0], [1, 0]], 10) as tf.Tensor2D;
+  const free: ModelFn = (xs) =>
+    tf.pad(
+      tf.slice(tf.reshape(xs, [xs.shape[0], -1]), [0, 0], [-1, 9]),
+      [
+        [0, 0],
+        [1, 0],
+      ],
+      10,
+    ) as tf.Tensor2D;
   const yFree = tf.zeros([rows.length], 'int32') as tf.Tensor1D;
   const freeRun = () => square(free, x, yFree, { eps, norm: 'linf', seed: 0, steps: iters });
   (await freeRun()).xAdv.dispose();
