@@ -7,6 +7,7 @@ import { InputError } from '../errors.js';
 import { correctMask, lossAndGrad, type PerExampleLoss } from './grad.js';
 import { attackObjective, type AttackLossOptions } from './objective.js';
 import { deriveSeed } from '../rng.js';
+import { restoredArray } from './progress.js';
 import { project, selectPerExample, steepestDirection, tradesStart, uniformBallStart } from './project.js';
 import { PGD_STARTS, type AttackOptions, type AttackResult, type ModelFn, type Norm, type PgdStart } from './types.js';
 import { checkIterativeOptions, checkNonNegative } from './validate.js';
@@ -102,16 +103,27 @@ export function pgdPerturb(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts:
 /**
  * PGD with restarts. Restart r starts from seed deriveSeed(seed, r). Per example the result is the first restart
  * whose output is misclassified; if none is, the output with the highest attack loss.
+ * Resumable (src/attacks/progress.ts): unit r is restart r; the state is the best-so-far xAdv, its attack loss
+ * and success (the loss decides between later restarts).
  */
 export async function pgd(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: PgdOptions): Promise<AttackResult> {
   checkPgdOptions('pgd', x, y, opts);
   if (x.shape[0] === 0) return { xAdv: tf.clone(x), success: new Uint8Array(0) };
   const objective = attackObjective(model, x, y, opts, 'pgd');
+  const progress = opts.progress;
+  const n = x.shape[0];
   let best: tf.Tensor4D | undefined;
   let bestLoss: tf.Tensor1D | undefined;
   let bestSuccess: tf.Tensor1D | undefined;
   try {
-    for (let r = 0; r < opts.restarts; r++) {
+    const restored = progress?.restored;
+    if (restored) {
+      best = tf.tensor4d(restoredArray(restored, 'xAdv', Float32Array, x.size), x.shape);
+      bestLoss = tf.tensor1d(restoredArray(restored, 'loss', Float32Array, n));
+      bestSuccess = tf.tensor1d(restoredArray(restored, 'success', Uint8Array, n), 'bool');
+    }
+    for (let r = restored?.units ?? 0; r < opts.restarts; r++) {
+      if (bestSuccess && (await bestSuccess.data()).every((v) => v !== 0)) break;
       const xr = runPgd(model, x, y, objective.fn, opts, restartSeed(opts.seed, r));
       const [lossR, successR] = tf.tidy(() => {
         const logits = model(xr);
@@ -135,7 +147,15 @@ export async function pgd(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: 
         bestLoss = bl;
         bestSuccess = bs;
       }
-      if (r + 1 < opts.restarts && (await bestSuccess.data()).every((v) => v !== 0)) break;
+      const [xb, lb, sb] = [best, bestLoss, bestSuccess];
+      await progress?.unitDone(r + 1, async () => ({
+        units: r + 1,
+        arrays: {
+          xAdv: Float32Array.from(await xb.data()),
+          loss: Float32Array.from(await lb.data()),
+          success: Uint8Array.from(await sb.data()),
+        },
+      }));
     }
     const success = Uint8Array.from(await bestSuccess!.data());
     const xAdv = best!;

@@ -1,8 +1,9 @@
 /**
  * Resumable progress inside one attack call. An attack is a sequence of *units* whose results it folds into its
- * own state: a restart of APGD-CE, a (target class, restart) pair of APGD-T and FAB-T. Every unit's random
- * choices derive from (seed, unit), so a call resumed after unit u from the state saved there gives the same
- * result as an uninterrupted call. An attack that takes `progress` calls `unitDone` after each unit and, when
+ * own state: a restart of APGD-CE or PGD, a (target class, restart) pair of APGD-T and FAB-T, 250 iterations of a
+ * Square run. Every unit's random choices derive from (seed, unit) (Square: from its stream's state, saved with
+ * the unit), so a call resumed after unit u from the state saved there gives the same result as an
+ * uninterrupted call. An attack that takes `progress` calls `unitDone` after each unit and, when
  * `restored` is given, starts after the units it records.
  *
  * The unit is the contract: code that batches several units at once (e.g. APGD-T's target classes run

@@ -23,6 +23,7 @@ import { checkCount, checkNorm, checkRange, checkSeed } from './validate.js';
 import { intOf, l2InitDelta, l2ProposalDelta, placeOnSphere, signOf, squareSideL2, type UniformSource } from './square-l2.js';
 export type { UniformSource } from './square-l2.js';
 import { deriveSeed, SeededRng } from '../rng.js';
+import { restoredArray, type AttackState } from './progress.js';
 import type { AttackResult, BaseAttackOptions, ModelFn, Norm } from './types.js';
 
 export interface SquareOptions extends BaseAttackOptions {
@@ -110,19 +111,48 @@ interface RunOptions {
   onIteration?: IterationHook;
 }
 
-interface RunResult {
+/** Where one run stands: the next iteration, the best point and margin of each point, its queries so far. */
+interface RunState {
+  it: number;
   xBest: Float32Array;
   margin: Float64Array;
   used: Int32Array;
 }
 
-/** One Square run on n points (flat NHWC x, labels y) with a budget of `steps` proposals per point after the start. */
-function squareSingleRun(model: ModelFn, x: Float32Array, shape: Shape4, y: Int32Array, o: RunOptions, rng: UniformSource): RunResult {
-  return o.norm === 'l2' ? squareL2Run(model, x, shape, y, o, rng) : squareLinfRun(model, x, shape, y, o, rng);
+/** Called every SQUARE_UNIT_ITERATIONS iterations inside a run with its state (read it before returning). */
+type RunUnitHook = (run: RunState) => Promise<void>;
+
+/** Iterations of a run per resumable unit (src/attacks/progress.ts): a few seconds of work on a CPU. */
+export const SQUARE_UNIT_ITERATIONS = 250;
+
+/**
+ * One Square run on n points (flat NHWC x, labels y) with a budget of `steps` proposals per point after the start;
+ * from `resume` (a state a unit hook saw) instead of a fresh start when given.
+ */
+function squareSingleRun(
+  model: ModelFn,
+  x: Float32Array,
+  shape: Shape4,
+  y: Int32Array,
+  o: RunOptions,
+  rng: UniformSource,
+  resume?: RunState,
+  onUnit?: RunUnitHook,
+): Promise<RunState> {
+  return o.norm === 'l2' ? squareL2Run(model, x, shape, y, o, rng, resume, onUnit) : squareLinfRun(model, x, shape, y, o, rng, resume, onUnit);
 }
 
 /** The L-inf run: vertical-stripe start, proposals that flip one window of each channel to the other face. */
-function squareLinfRun(model: ModelFn, x: Float32Array, shape: Shape4, y: Int32Array, o: RunOptions, rng: UniformSource): RunResult {
+function squareLinfRun(
+  model: ModelFn,
+  x: Float32Array,
+  shape: Shape4,
+  y: Int32Array,
+  o: RunOptions,
+  rng: UniformSource,
+  resume?: RunState,
+  onUnit?: RunUnitHook,
+): Promise<RunState> {
   const [n, H, W, C] = shape;
   const D = H * W * C;
   const { eps } = o;
@@ -135,9 +165,9 @@ function squareLinfRun(model: ModelFn, x: Float32Array, shape: Shape4, y: Int32A
 
   // Vertical stripes: one sign per (column, channel), shared by every row; drawn channel by channel, as the
   // reference draws its [n, C, 1, W] tensor.
-  const xBest = new Float32Array(x.length);
+  const xBest = resume?.xBest ?? new Float32Array(x.length);
   const signs = new Float64Array(W * C);
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < n && !resume; i++) {
     for (let c = 0; c < C; c++) for (let w = 0; w < W; w++) signs[w * C + c] = signOf(rng.next());
     for (let h = 0; h < H; h++) {
       for (let k = 0; k < W * C; k++) {
@@ -147,8 +177,9 @@ function squareLinfRun(model: ModelFn, x: Float32Array, shape: Shape4, y: Int32A
     }
   }
   const sideAt = (it: number) => squareSide(squareP(it, o.steps, o.pInit, o.rescale), H, W);
-  return randomSearch(model, xBest, shape, y, o, sideAt, (i, a, s, xNew) => {
-    xNew.set(xBest.subarray(i * D, (i + 1) * D), a * D);
+  // Row a of xNew already holds point i's xBest (randomSearch keeps it so): only the window is written, and
+  // only the rows it spans are reported as changed.
+  const propose: Propose = (i, a, s, xNew) => {
     const vh = intOf(rng.next(), H - s);
     const vw = intOf(rng.next(), W - s);
     for (let c = 0; c < C; c++) signs[c] = 2 * eps * signOf(rng.next());
@@ -161,83 +192,147 @@ function squareLinfRun(model: ModelFn, x: Float32Array, shape: Shape4, y: Int32A
         }
       }
     }
-  });
+    return [vh * W * C, (vh + s) * W * C];
+  };
+  return randomSearch(model, xBest, shape, y, o, sideAt, propose, resume, onUnit);
 }
 
 /** The L2 run: centre-surround start and proposals (square-l2.ts), the same random search around them. */
-function squareL2Run(model: ModelFn, x: Float32Array, shape: Shape4, y: Int32Array, o: RunOptions, rng: UniformSource): RunResult {
+function squareL2Run(
+  model: ModelFn,
+  x: Float32Array,
+  shape: Shape4,
+  y: Int32Array,
+  o: RunOptions,
+  rng: UniformSource,
+  resume?: RunState,
+  onUnit?: RunUnitHook,
+): Promise<RunState> {
   const [n, H, W, C] = shape;
   const D = H * W * C;
   const delta = new Float64Array(D);
-  const xBest = new Float32Array(x.length);
-  for (let i = 0; i < n; i++) {
+  const xBest = resume?.xBest ?? new Float32Array(x.length);
+  for (let i = 0; i < n && !resume; i++) {
     l2InitDelta(delta, H, W, C, rng);
     placeOnSphere(x.subarray(i * D, (i + 1) * D), delta, o.eps, xBest.subarray(i * D, (i + 1) * D));
   }
   const sideAt = (it: number) => squareSideL2(squareP(it, o.steps, o.pInit, o.rescale), H, W);
-  return randomSearch(model, xBest, shape, y, o, sideAt, (i, a, s, xNew) => {
+  const propose: Propose = (i, a, s, xNew) => {
     const xi = x.subarray(i * D, (i + 1) * D);
     for (let j = 0; j < D; j++) delta[j] = xBest[i * D + j]! - xi[j]!;
     l2ProposalDelta(delta, o.eps, H, W, C, s, rng);
     placeOnSphere(xi, delta, o.eps, xNew.subarray(a * D, (a + 1) * D));
-  });
+    return [0, D];
+  };
+  return randomSearch(model, xBest, shape, y, o, sideAt, propose, resume, onUnit);
 }
+
+/**
+ * Writes point i's candidate (window side s) into row a of xNew, which holds xBest of point i on entry, and
+ * returns the range [from, to) of offsets in the row outside which the candidate equals xBest.
+ */
+type Propose = (i: number, a: number, s: number, xNew: Float32Array) => [number, number];
 
 /**
  * The random search shared by both norms: evaluate the start, then for iterations 0 … steps − 1 let `propose`
  * write one candidate per point not yet fooled (point i into row a of xNew, window side s), query them in one
  * batch, and keep a candidate if it lowers the margin or misclassifies. xBest is updated in place.
  * `onIteration` (tests) sees the iteration, the side and which active points accepted their proposal.
+ * Started from `resume` it skips the start's evaluation and continues at resume.it; `onUnit` sees the state
+ * after every SQUARE_UNIT_ITERATIONS iterations (not after the last: the caller saves the run's end).
+ *
+ * Per iteration the host work is kept to the proposals: xNew (allocated once) keeps row a equal to xBest of the
+ * a-th active point between iterations, so a proposal writes its window only and accepting or undoing it copies
+ * the rows the window spans; the rows are rebuilt only when the active set shrinks.
  */
-function randomSearch(
+async function randomSearch(
   model: ModelFn,
   xBest: Float32Array,
   shape: Shape4,
   y: Int32Array,
   o: { steps: number; onIteration?: IterationHook },
   sideAt: (it: number) => number,
-  propose: (i: number, a: number, s: number, xNew: Float32Array) => void,
-): RunResult {
+  propose: Propose,
+  resume?: RunState,
+  onUnit?: RunUnitHook,
+): Promise<RunState> {
   const [n, H, W, C] = shape;
   const D = H * W * C;
-  const init = logitsOf(model, xBest, shape);
-  const margin = marginOf(init.logits, y, init.classes);
-  const used = new Int32Array(n).fill(1);
-
-  // AutoAttack stops before the loop only when every start is misclassified (margin < 0).
-  if (margin.every((m) => m < 0)) return { xBest, margin, used };
-  for (let it = 0; it < o.steps; it++) {
+  let margin: Float64Array;
+  let used: Int32Array;
+  if (resume) {
+    margin = resume.margin;
+    used = resume.used;
+  } else {
+    const init = logitsOf(model, xBest, shape);
+    margin = marginOf(init.logits, y, init.classes);
+    used = new Int32Array(n).fill(1);
+    // AutoAttack stops before the loop only when every start is misclassified (margin < 0).
+    if (margin.every((m) => m < 0)) return { it: o.steps, xBest, margin, used };
+  }
+  const xNew = new Float32Array(n * D);
+  const ys = new Int32Array(n);
+  // rowOf[a]: the point whose xBest row a of xNew holds (−1: none yet).
+  const rowOf = new Int32Array(n).fill(-1);
+  for (let it = resume?.it ?? 0; it < o.steps; it++) {
     const active: number[] = [];
     for (let i = 0; i < n; i++) if (margin[i]! > 0) active.push(i);
     if (active.length === 0) break;
     const m = active.length;
     const s = sideAt(it);
-    const xNew = new Float32Array(m * D);
-    const ys = new Int32Array(m);
     for (let a = 0; a < m; a++) {
-      ys[a] = y[active[a]!]!;
-      propose(active[a]!, a, s, xNew);
+      const i = active[a]!;
+      if (rowOf[a] !== i) {
+        xNew.set(xBest.subarray(i * D, (i + 1) * D), a * D);
+        ys[a] = y[i]!;
+        rowOf[a] = i;
+      }
     }
-    const out = logitsOf(model, xNew, [m, H, W, C]);
-    const proposed = marginOf(out.logits, ys, out.classes);
+    const changed: Array<[number, number]> = new Array(m);
+    for (let a = 0; a < m; a++) changed[a] = propose(active[a]!, a, s, xNew);
+    const proposed = marginOfRows(model, xNew.subarray(0, m * D), [m, H, W, C], ys.subarray(0, m));
     const accepted = new Uint8Array(m);
     for (let a = 0; a < m; a++) {
       const i = active[a]!;
+      const [from, to] = changed[a]!;
       used[i]!++;
       if (proposed[a]! < margin[i]! || proposed[a]! <= 0) {
         margin[i] = proposed[a]!;
-        xBest.set(xNew.subarray(a * D, (a + 1) * D), i * D);
+        xBest.set(xNew.subarray(a * D + from, a * D + to), i * D + from);
         accepted[a] = 1;
+      } else {
+        xNew.set(xBest.subarray(i * D + from, i * D + to), a * D + from);
       }
     }
     o.onIteration?.({ it, side: s, active, accepted, margin: proposed, xBest });
+    if (onUnit && (it + 1) % SQUARE_UNIT_ITERATIONS === 0 && it + 1 < o.steps) await onUnit({ it: it + 1, xBest, margin, used });
   }
-  return { xBest, margin, used };
+  return { it: o.steps, xBest, margin, used };
+}
+
+/**
+ * The margins of m candidates: one upload of the rows, one forward, one download read in place (host-model's
+ * logitsOf copies the logits; here they are read once).
+ */
+function marginOfRows(model: ModelFn, rows: Float32Array, shape: Shape4, ys: Int32Array): Float64Array {
+  const t = tf.tidy(() => model(tf.tensor4d(rows, shape)));
+  try {
+    return marginOf(t.dataSync() as Float32Array, ys, t.shape[1]);
+  } finally {
+    t.dispose();
+  }
 }
 
 /**
  * Square attack on a batch. Points misclassified from the start are left as they are; points the attack does
  * not fool are returned clean (as AutoAttack does). No gradients, no tensors kept, the model is only queried.
+ *
+ * Resumable (src/attacks/progress.ts): each restart is ⌈steps / SQUARE_UNIT_ITERATIONS⌉ units, one per
+ * SQUARE_UNIT_ITERATIONS iterations of its run, the last ending with the restart (a run that ends early, every
+ * point fooled, counts its remaining units at once). Unit u is restart ⌊u / U⌋ at iteration (u mod U) ·
+ * SQUARE_UNIT_ITERATIONS. The state: the outer loop's xAdv, margin and queries, the seeded stream's state, and
+ * inside a run its xBest, margin and queries (the points and their box are recomputed from the outer margin,
+ * which a run does not change). An injected `random` source has no state to save: `progress` is refused with it.
  */
 export async function square(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: SquareOptions): Promise<SquareResult> {
   const norm = checkNorm(WHO, opts.norm);
@@ -251,16 +346,54 @@ export async function square(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opt
   };
   const restarts = checkCount(WHO, 'restarts', opts.restarts ?? 1, 1);
   const seed = checkSeed(WHO, opts.seed);
+  const progress = opts.progress;
+  if (progress && opts.random) throw new Error(`${WHO}: progress needs the seeded stream (an injected random source has no state to save)`);
   const { shape, xData, yData } = readInputs(WHO, x, y);
   const [B, H, W, C] = shape;
   const D = H * W * C;
+  const unitsPerRestart = Math.ceil(o.steps / SQUARE_UNIT_ITERATIONS);
 
-  const clean = logitsOf(model, xData, shape);
-  const margin = marginOf(clean.logits, yData, clean.classes);
   const xAdv = Float32Array.from(xData);
   const queries = new Int32Array(B);
-  const rng: UniformSource = opts.random ?? new SeededRng(deriveSeed(seed));
-  for (let r = 0; r < restarts; r++) {
+  let margin: Float64Array;
+  let seeded = opts.random ? undefined : new SeededRng(deriveSeed(seed));
+  let from = 0;
+  let resume: RunState | undefined;
+  const restored = progress?.restored;
+  if (restored) {
+    xAdv.set(restoredArray(restored, 'xAdv', Float32Array, B * D));
+    margin = Float64Array.from(restoredArray(restored, 'margin', Float64Array, B));
+    queries.set(restoredArray(restored, 'queries', Int32Array, B));
+    seeded = SeededRng.fromState(restoredArray(restored, 'rng', Float64Array, 1)[0]!);
+    from = Math.floor(restored.units / unitsPerRestart);
+    const k = restored.units % unitsPerRestart;
+    if (k > 0) {
+      const n = margin.reduce((acc, m) => acc + (m > 0 ? 1 : 0), 0);
+      resume = {
+        it: k * SQUARE_UNIT_ITERATIONS,
+        xBest: Float32Array.from(restoredArray(restored, 'xBest', Float32Array, n * D)),
+        margin: Float64Array.from(restoredArray(restored, 'runMargin', Float64Array, n)),
+        used: Int32Array.from(restoredArray(restored, 'runUsed', Int32Array, n)),
+      };
+    }
+  } else {
+    const clean = logitsOf(model, xData, shape);
+    margin = marginOf(clean.logits, yData, clean.classes);
+  }
+  const rng: UniformSource = opts.random ?? seeded!;
+  // The state after `units` units; `run` is the current run's state when a unit ends inside it.
+  const read = (units: number, run?: RunState): AttackState => ({
+    units,
+    arrays: {
+      xAdv: Float32Array.from(xAdv),
+      margin: Float64Array.from(margin),
+      queries: Int32Array.from(queries),
+      rng: Float64Array.of(seeded!.state()),
+      ...(run ? { xBest: Float32Array.from(run.xBest), runMargin: Float64Array.from(run.margin), runUsed: Int32Array.from(run.used) } : {}),
+    },
+  });
+
+  for (let r = from; r < restarts; r++) {
     const active: number[] = [];
     for (let i = 0; i < B; i++) if (margin[i]! > 0) active.push(i);
     if (active.length === 0) break;
@@ -271,7 +404,14 @@ export async function square(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opt
       xs.set(xData.subarray(i * D, (i + 1) * D), a * D);
       ys[a] = yData[i]!;
     });
-    const run = squareSingleRun(model, xs, [n, H, W, C], ys, o, rng);
+    const onUnit: RunUnitHook | undefined =
+      progress &&
+      (async (state) => {
+        const units = r * unitsPerRestart + state.it / SQUARE_UNIT_ITERATIONS;
+        await progress.unitDone(units, () => Promise.resolve(read(units, state)));
+      });
+    const run = await squareSingleRun(model, xs, [n, H, W, C], ys, o, rng, resume, onUnit);
+    resume = undefined;
     active.forEach((i, a) => {
       queries[i]! += run.used[a]!;
       if (run.margin[a]! <= 0) {
@@ -279,6 +419,10 @@ export async function square(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opt
         xAdv.set(run.xBest.subarray(a * D, (a + 1) * D), i * D);
       }
     });
+    if (progress) {
+      const units = (r + 1) * unitsPerRestart;
+      await progress.unitDone(units, () => Promise.resolve(read(units)));
+    }
   }
 
   const pred = labelsOf(model, xAdv, shape);

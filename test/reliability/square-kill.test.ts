@@ -1,0 +1,104 @@
+/**
+ * `ikl-eval --state` keeps its work inside Square (issue 11, defect 3): Square saves a unit every 250 of its 5,000
+ * iterations (src/attacks/square.ts), so a `kill -9` in the middle of the stage, then the same command again,
+ * continues the stage from the last save and prints the report of an uninterrupted run. Through the CLI in child
+ * processes (`--attacks square`, the full 5,000-query budget, 8 synthetic images); the work lost (kill time minus
+ * the state file's last write) is printed, not asserted.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { EvalReport } from '../../src/eval/types.js';
+import { makeCheckpoint, tempDir } from '../eval/fixture.js';
+import { heavy } from '../helpers.js';
+
+const bin = new URL('../../../bin/ikl-eval.js', import.meta.url).pathname;
+const dir = tempDir('ikl-square-kill-');
+
+function args(ckpt: string, stateFile?: string): string[] {
+  const common = ['--checkpoint', ckpt, '--attacks', 'square', '--dataset', 'synthetic', '--n-examples', '8', '--batch-size', '8'];
+  return [
+    bin,
+    ...common,
+    '--eps',
+    '4/255',
+    '--backend',
+    'tensorflow',
+    '--log-format',
+    'json',
+    ...(stateFile ? ['--state', stateFile, '--save-every', '1'] : []),
+  ];
+}
+
+function evaluate(argv: string[]): { report: EvalReport; stderr: string; seconds: number } {
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, argv, { encoding: 'utf8', timeout: 600_000 });
+  assert.equal(r.status, 0, r.stderr);
+  return { report: JSON.parse(r.stdout) as EvalReport, stderr: r.stderr, seconds: (performance.now() - t0) / 1000 };
+}
+
+function timeless(r: EvalReport): unknown {
+  return { ...r, time_s: null, stages: r.stages.map((s) => ({ ...s, time_s: null })) };
+}
+
+interface Partial {
+  stage: number;
+  attack: { units: number } | null;
+}
+
+function partialOf(stateFile: string): Partial | undefined {
+  try {
+    return (JSON.parse(readFileSync(stateFile, 'utf8')) as { batches: Record<string, { partial?: Partial }> }).batches['0']?.partial;
+  } catch {
+    return undefined; // never half-written (atomic rename), but read defensively
+  }
+}
+
+test(
+  'kill -9 in the middle of Square (ikl-eval --attacks square --state --save-every 1): the same command resumes inside the stage and reports the uninterrupted result',
+  heavy,
+  async () => {
+    mkdirSync(join(dir, 'm'));
+    const ckpt = await makeCheckpoint(join(dir, 'm'), { steps: 120 });
+    const whole = evaluate(args(ckpt));
+    console.log(`# uninterrupted: clean ${whole.report.clean_correct}/8, after Square ${whole.report.robust_correct}/8, ${whole.seconds.toFixed(1)} s`);
+    assert.ok(whole.report.robust_correct > 0, 'some points survive, so Square runs its whole budget on them');
+
+    const stateFile = join(dir, 'square.state.json');
+    const child = spawn(process.execPath, args(ckpt, stateFile));
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => void (stderr += d.toString()));
+    const closed = new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_c, s) => resolve(s)));
+    // Killed 700 ms after the state records a 3rd unit of Square (750 of 5,000 iterations): between two saves.
+    let killedAt = 0;
+    while (killedAt === 0) {
+      await new Promise((r) => setTimeout(r, 20));
+      if (child.exitCode !== null) break;
+      if (!existsSync(stateFile)) continue;
+      const p = partialOf(stateFile);
+      if (p && p.stage === 0 && (p.attack?.units ?? 0) >= 3) {
+        await new Promise((r) => setTimeout(r, 700));
+        child.kill('SIGKILL');
+        killedAt = Date.now();
+      }
+    }
+    assert.equal(await closed, 'SIGKILL', `the child was killed inside Square, not finished: ${stderr}`);
+    const lostSeconds = (killedAt - statSync(stateFile).mtimeMs) / 1000;
+    const saved = partialOf(stateFile);
+    assert.ok(saved && saved.stage === 0 && (saved.attack?.units ?? 0) >= 3, JSON.stringify(saved));
+    console.log(
+      `# kill -9 in Square after unit ${saved.attack!.units} of 20 (250 iterations each); work lost: ${lostSeconds.toFixed(2)} s since the last save (--save-every 1)`,
+    );
+
+    const resumed = evaluate(args(ckpt, stateFile));
+    const line = resumed.stderr.split('\n').find((l) => l.includes('"msg":"resuming from state"'));
+    assert.ok(line, resumed.stderr);
+    const inStage = (JSON.parse(line) as { inStage: Array<{ stage: string; units: number }> }).inStage;
+    assert.equal(inStage[0]?.stage, 'square');
+    assert.equal(inStage[0]!.units, saved.attack!.units, `continued after the saved unit: ${line}`);
+    assert.deepEqual(timeless(resumed.report), timeless(whole.report));
+    console.log(`# resumed run ${resumed.seconds.toFixed(1)} s (uninterrupted ${whole.seconds.toFixed(1)} s)`);
+  },
+);
