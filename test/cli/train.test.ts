@@ -191,10 +191,11 @@ test('SIGINT: the step finishes, last/ is written, exit 130; --resume finishes t
   let sent = false;
   child.stderr.on('data', (d: Buffer) => {
     stderr += d.toString();
-    // Interrupt once the loop runs: after the dataset is loaded.
-    if (!sent && stderr.includes('dataset loaded')) {
+    // Interrupt once the loop runs: right after the first epoch's log line (a fixed delay raced the whole run,
+    // which takes about 1.5 s once the kernels got faster).
+    if (!sent && stderr.includes('"msg":"epoch 1/3"')) {
       sent = true;
-      setTimeout(() => child.kill('SIGINT'), 1500);
+      child.kill('SIGINT');
     }
   });
   const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
