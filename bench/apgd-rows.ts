@@ -17,20 +17,10 @@ import { InputError } from '../src/errors.js';
 import { loadEvalSubject } from '../src/eval/model.js';
 import { crossEntropy } from '../src/losses/index.js';
 import { inferenceModel } from '../src/models/inference.js';
-
-function flags(argv: string[]): Map<string, string> {
-  const f = new Map<string, string>();
-  for (let i = 0; i < argv.length; i += 2) {
-    const k = argv[i]!;
-    if (!k.startsWith('--') || argv[i + 1] === undefined) throw new InputError(`${k}: expected --flag value`);
-    f.set(k.slice(2), argv[i + 1]!);
-  }
-  for (const k of f.keys()) if (!['checkpoint', 'data', 'rows', 'steps'].includes(k)) throw new InputError(`--${k}: unknown flag`);
-  return f;
-}
+import { flags } from './flags.js';
 
 async function main(): Promise<void> {
-  const f = flags(process.argv.slice(2));
+  const f = flags(process.argv.slice(2), ['checkpoint', 'data', 'rows', 'steps']);
   const ckpt = f.get('checkpoint');
   if (!ckpt) throw new InputError('--checkpoint: required (a directory ikl-train wrote)');
   const rowsList = (f.get('rows') ?? '8,24,48,96,192,384,864').split(',').map(Number);

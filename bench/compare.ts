@@ -42,6 +42,7 @@ import { createTrainer, disposeTrainer, trainStep } from '../src/train/step.js';
 import { evaluateAccuracy } from '../src/train/trainer.js';
 import { inferenceModel } from '../src/models/inference.js';
 import { counts, installCounters, peakRssGb } from './counters.js';
+import { flags, int } from './flags.js';
 import { measureModelInChild } from './models.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -62,25 +63,6 @@ function reference(script: string, args: string[]): Record<string, unknown> | st
   if (r.status !== 0 || !line.startsWith('{')) return `${script} exited with ${r.status ?? r.signal}`;
   const out = JSON.parse(line) as Record<string, unknown>;
   return typeof out.skipped === 'string' ? `skipped: ${out.skipped}` : out;
-}
-
-function flags(argv: string[]): Map<string, string> {
-  const m = new Map<string, string>();
-  for (let i = 0; i < argv.length; i += 2) {
-    const k = argv[i]!;
-    const v = argv[i + 1];
-    if (!k.startsWith('--') || v === undefined) throw new InputError(`${k}: expected --flag value pairs`);
-    m.set(k.slice(2), v);
-  }
-  return m;
-}
-
-function int(f: Map<string, string>, name: string, fallback: number, min = 1): number {
-  const v = f.get(name);
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new InputError(`--${name}: expected an integer >= ${min}, got '${v}'`);
-  return n;
 }
 
 const ratio = (ours: number, theirs: number): string => `${(ours / theirs).toFixed(2)}x`;

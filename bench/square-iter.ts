@@ -18,17 +18,7 @@ import { InputError } from '../src/errors.js';
 import { loadEvalSubject } from '../src/eval/model.js';
 import { readCifar10Test } from '../src/data/cifar.js';
 import { inferenceModel } from '../src/models/inference.js';
-
-function flags(argv: string[]): Map<string, string> {
-  const m = new Map<string, string>();
-  for (let i = 0; i < argv.length; i += 2) {
-    const k = argv[i]!;
-    const v = argv[i + 1];
-    if (!k.startsWith('--') || v === undefined) throw new InputError(`${k}: expected --flag value pairs`);
-    m.set(k.slice(2), v);
-  }
-  return m;
-}
+import { flags } from './flags.js';
 
 async function main(): Promise<void> {
   const f = flags(process.argv.slice(2));

@@ -6,12 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { EvalReport } from '../../src/eval/types.js';
 import { makeCheckpoint, tempDir } from '../eval/fixture.js';
 import { heavy } from '../helpers.js';
+import { batchZero, partialOf, timeless, type Partial } from './eval-state.js';
 
 const dist = new URL('../../src/', import.meta.url).href;
 const dir = tempDir('ikl-eval-kill-');
@@ -46,15 +47,6 @@ function evaluate(ckpt: string, stateFile = '-', saveEvery = 0): { report: EvalR
   return { report: JSON.parse(r.stdout) as EvalReport, stderr: r.stderr, seconds: (performance.now() - t0) / 1000 };
 }
 
-function timeless(r: EvalReport): unknown {
-  return { ...r, time_s: null, stages: r.stages.map((s) => ({ ...s, time_s: null })) };
-}
-
-interface Partial {
-  stage: number;
-  attack: { units: number } | null;
-}
-
 test('kill -9 in the middle of an AutoAttack stage: the resumed run continues the stage and reports what an uninterrupted run reports', heavy, async () => {
   mkdirSync(join(dir, 'm'));
   const ckpt = await makeCheckpoint(join(dir, 'm'), { steps: 120 });
@@ -78,7 +70,7 @@ test('kill -9 in the middle of an AutoAttack stage: the resumed run continues th
     await new Promise((r) => setTimeout(r, 20));
     if (child.exitCode !== null) break;
     if (!existsSync(stateFile)) continue;
-    const p = (JSON.parse(readFileSync(stateFile, 'utf8')) as { batches: Record<string, { partial?: Partial }> }).batches['0']?.partial;
+    const p = partialOf(stateFile);
     if (p && p.stage === 1 && (p.attack?.units ?? 0) >= 2) {
       seen = p;
       await new Promise((r) => setTimeout(r, 300));
@@ -88,7 +80,7 @@ test('kill -9 in the middle of an AutoAttack stage: the resumed run continues th
   }
   assert.equal(await closed, 'SIGKILL', `the child was killed mid-stage, not finished: ${stderr}`);
   const lostSeconds = (killedAt - statSync(stateFile).mtimeMs) / 1000;
-  const saved = (JSON.parse(readFileSync(stateFile, 'utf8')) as { batches: Record<string, { stagesDone: number; partial?: Partial }> }).batches['0']!;
+  const saved = batchZero(stateFile)!;
   console.log(
     `# kill -9 in APGD-T after ${saved.partial?.attack?.units} of 5 target classes (seen ${seen?.attack?.units}); work lost: ${lostSeconds.toFixed(2)} s since the last save (--save-every 0); uninterrupted run ${whole.seconds.toFixed(1)} s`,
   );

@@ -7,12 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { EvalReport } from '../../src/eval/types.js';
 import { makeCheckpoint, tempDir } from '../eval/fixture.js';
 import { heavy } from '../helpers.js';
+import { partialOf, timeless } from './eval-state.js';
 
 const bin = new URL('../../../bin/ikl-eval.js', import.meta.url).pathname;
 const dir = tempDir('ikl-square-kill-');
@@ -37,23 +38,6 @@ function evaluate(argv: string[]): { report: EvalReport; stderr: string; seconds
   const r = spawnSync(process.execPath, argv, { encoding: 'utf8', timeout: 600_000 });
   assert.equal(r.status, 0, r.stderr);
   return { report: JSON.parse(r.stdout) as EvalReport, stderr: r.stderr, seconds: (performance.now() - t0) / 1000 };
-}
-
-function timeless(r: EvalReport): unknown {
-  return { ...r, time_s: null, stages: r.stages.map((s) => ({ ...s, time_s: null })) };
-}
-
-interface Partial {
-  stage: number;
-  attack: { units: number } | null;
-}
-
-function partialOf(stateFile: string): Partial | undefined {
-  try {
-    return (JSON.parse(readFileSync(stateFile, 'utf8')) as { batches: Record<string, { partial?: Partial }> }).batches['0']?.partial;
-  } catch {
-    return undefined; // never half-written (atomic rename), but read defensively
-  }
 }
 
 test(
