@@ -37,6 +37,7 @@ import { loadEvalSubject } from '../src/eval/model.js';
 import { resolveConfig } from '../src/config/index.js';
 import type { ImageSet } from '../src/data/types.js';
 import { readCifar10Test } from '../src/data/cifar.js';
+import { imageBatch } from '../src/eval/run.js';
 import { createModel, parseArch, type ModelArch } from '../src/models/index.js';
 import { createTrainer, disposeTrainer, trainStep } from '../src/train/step.js';
 import { evaluateAccuracy } from '../src/train/trainer.js';
@@ -142,8 +143,7 @@ async function compareAutoAttack(f: Map<string, string>): Promise<void> {
   if (dataDir) {
     const test = await readCifar10Test(dataDir);
     if (n > test.n) throw new InputError(`--images ${n}: ${dataDir} holds ${test.n} test images`);
-    x = tf.tidy(() => tf.div(tf.tensor4d(test.images.subarray(0, n * 3072), [n, 32, 32, 3], 'int32').toFloat(), 255) as tf.Tensor4D);
-    y = tf.tensor1d(Int32Array.from(test.labels.subarray(0, n)), 'int32');
+    ({ x, y } = imageBatch(test, 0, n));
   } else {
     x = tf.randomUniform([n, 32, 32, 3], 0, 1, 'float32', 7) as tf.Tensor4D;
     y = tf.tidy(() => tf.argMax(model(x), 1).toInt() as tf.Tensor1D);

@@ -19,6 +19,7 @@ import { fabT } from '../src/attacks/fab.js';
 import { gatherRows } from '../src/attacks/subset.js';
 import { initBackend } from '../src/backend.js';
 import { readCifar10Test } from '../src/data/cifar.js';
+import { imageBatch } from '../src/eval/run.js';
 import { loadEvalSubject } from '../src/eval/model.js';
 import { inferenceModel } from '../src/models/inference.js';
 import { counts, installCounters } from './counters.js';
@@ -42,8 +43,7 @@ async function main(): Promise<void> {
   const subject = await loadEvalSubject(ckpt);
   const exec = inferenceModel(subject.model);
   const test = await readCifar10Test(dataDir);
-  const x = tf.tidy(() => tf.div(tf.tensor4d(test.images.subarray(0, n * 3072), [n, 32, 32, 3], 'int32').toFloat(), 255) as tf.Tensor4D);
-  const y = tf.tensor1d(Int32Array.from(test.labels.subarray(0, n)), 'int32');
+  const { x, y } = imageBatch(test, 0, n);
   let robust: number[];
   if (existsSync(cache)) robust = JSON.parse(readFileSync(cache, 'utf8')) as number[];
   else {
