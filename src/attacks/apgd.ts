@@ -19,6 +19,7 @@ import { linfNormPerExample, normalizeL2, perExample, project, selectPerExample,
 import { restoredArray, type AttackProgress, type AttackState } from './progress.js';
 import { gatherRows, indicesWhere, scatterRows } from './subset.js';
 import type { AttackOptions, AttackResult, ModelFn, Norm } from './types.js';
+import { blockRows } from './block-rows.js';
 import { checkCount, checkIterativeOptions, checkRange } from './validate.js';
 
 /** Momentum weight α of the paper: x^{k+1} = x^k + α(z^{k+1} − x^k) + (1 − α)(x^k − x^{k−1}). */
@@ -28,11 +29,8 @@ export const APGD_RHO = 0.75;
 /** AutoAttack's number of target classes for APGD-T (the 2nd to the 10th most likely class). */
 export const APGD_TARGET_CLASSES = 9;
 /**
- * Default cap on the rows of one APGD-T block (unless the input batch is larger, which the caller already sized
- * to fit). Measured on the 2-core CPU with the quickstart CNN (bench/apgd-rows.ts, and APGD-T A/B): the cost
- * per row-iteration is lowest near 100 rows and about doubles past ~200 (the activations leave the cache), so one
- * block of 864 rows (96 points × 9 targets) was 1.6-2x slower than the series; blocks only pay where per-op
- * overhead dominates, i.e. few points. 128 merges units once at most 64 points remain.
+ * Cap on the rows of one APGD-T block when the model does not state its activation size (block-rows.ts), unless the
+ * input batch is larger (the caller already sized it to fit).
  */
 export const APGD_T_MAX_ROWS = 128;
 
@@ -52,9 +50,9 @@ export interface ApgdTOptions extends ApgdOptions {
   /** Number of target classes, tried in order of the clean logits (default 9, capped at C − 1). */
   nTargetClasses?: number;
   /**
-   * Most rows (robust examples × units) one block of units runs on; default max(B, APGD_T_MAX_ROWS). Memory
-   * grows like a batch of that many inputs; the result does not depend on it. Larger blocks pay where per-op
-   * overhead dominates (a GPU, a tiny model); on a CPU the per-row cost grows once a block leaves the cache.
+   * Most rows (robust examples × units) one block of units runs on; default `blockRows` (as many as 256 MB of
+   * activations hold, at least B; max(B, APGD_T_MAX_ROWS) for a model that does not state its size). Memory grows
+   * like a batch of that many inputs; the result does not depend on it.
    */
   maxRows?: number;
 }
@@ -427,7 +425,7 @@ export async function apgdT(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts
   checkCount('apgd-t', 'nTargetClasses', want, 1);
   const numTargets = Math.min(want, numClasses - 1);
   const restarts = opts.restarts;
-  const maxRows = opts.maxRows ?? Math.max(x.shape[0], APGD_T_MAX_ROWS);
+  const maxRows = opts.maxRows ?? blockRows(model, x.shape[0], Math.max(x.shape[0], APGD_T_MAX_ROWS));
   // Target t of example i: the (t+2)-th largest clean logit, as AutoAttack ranks them; flat [B·T], i·T + t.
   const targets = tf.tidy(
     () =>

@@ -20,6 +20,7 @@
  * by a block are dropped before the next.
  */
 import * as tf from '@tensorflow/tfjs';
+import { blockRows } from './block-rows.js';
 import { distance, projectionWorkspace, projectOntoHyperplaneBox } from './fab-projection.js';
 import { restoredArray } from './progress.js';
 import { argmaxRow, closestOfClasses, labelsOf, logitsOf, readInputs, type Shape4 } from './host-model.js';
@@ -42,7 +43,8 @@ export interface FabOptions extends BaseAttackOptions {
   /** Backward step towards the original point after finding an adversarial iterate (paper: beta). */
   beta?: number;
   /**
-   * Largest model batch of one run (default 1024): a block of units runs on points × units rows (× classes for
+   * Largest model batch of one run (default `blockRows`: as many rows as 256 MB of activations hold, at least B;
+   * 1024 for a model that does not state its size): a block of units runs on points × units rows (× classes for
    * `fab`, whose every step differentiates all classes). Memory grows with it (a forward + backward of that many
    * inputs, and 2 host copies of rows × input size); the result does not depend on it. Lower it for large models.
    */
@@ -276,7 +278,7 @@ async function fabAttack(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts: F
   };
   const restarts = checkCount(WHO, 'restarts', opts.restarts ?? 1, 1);
   const nTargetClasses = checkCount(WHO, 'nTargetClasses', opts.nTargetClasses ?? 9, 1);
-  const maxRows = checkCount(WHO, 'maxRows', opts.maxRows ?? 1024, 1);
+  const maxRows = checkCount(WHO, 'maxRows', opts.maxRows ?? blockRows(model, x.shape[0], 1024), 1);
   const seed = checkSeed(WHO, opts.seed);
   const { shape, xData, yData } = readInputs(WHO, x, y);
   const [B, H, W, C] = shape;

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { deriveSeed } from '../rng.js';
+import { selectRows } from '../kernels.js';
 import type { Norm } from './types.js';
 
 /** Keeps divisions finite for an all-zero gradient or perturbation. */
@@ -86,8 +87,5 @@ export function tradesStart(x: tf.Tensor4D, seed: number, sigma = 0.001): tf.Ten
 
 /** Per example, a where mask[b] is true, else b (mask: bool [B]; broadcast over H, W, C). */
 export function selectPerExample<T extends tf.Tensor>(mask: tf.Tensor1D, a: T, b: T): T {
-  return tf.tidy(() => {
-    const shape = [mask.shape[0], ...new Array<number>(a.rank - 1).fill(1)];
-    return tf.where(mask.reshape(shape), a, b) as T;
-  });
+  return selectRows(mask, a, b);
 }

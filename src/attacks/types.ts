@@ -1,8 +1,12 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { AttackProgress } from './progress.js';
 
-/** A classifier as the attacks see it: inputs in [0, 1] (NHWC) -> logits, inference mode, no state change. */
-export type ModelFn = (x: tf.Tensor4D) => tf.Tensor2D;
+/**
+ * A classifier as the attacks see it: inputs in [0, 1] (NHWC) -> logits, inference mode, no state change.
+ * `activationBytesPerRow` (set by the inference executor) is the activation memory of one input row in a forward;
+ * attacks that batch independent work size their default blocks with it (block-rows.ts).
+ */
+export type ModelFn = ((x: tf.Tensor4D) => tf.Tensor2D) & { readonly activationBytesPerRow?: number };
 
 export type Norm = 'linf' | 'l2';
 

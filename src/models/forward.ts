@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { activationOf, kind, layerGraph, type GraphNode } from './graph.js';
 import { addTrain, batchNormTrain, conv2dTrain } from './trainOps.js';
-import { explicitPadOf, type ConvPad } from './kernels.js';
+import { explicitPadOf, type ConvPad } from '../kernels.js';
 import type { Forward } from './types.js';
 
 /**
@@ -13,7 +13,8 @@ import type { Forward } from './types.js';
  * n/(n - 1) estimate; the relative difference 1/(n - 1) is 1.2e-4 at batch 128 on the smallest (8×8) maps, far
  * below batch-to-batch noise, so we keep tfjs' behaviour. Normalisation itself uses the biased variance in both
  * frameworks. The pass is our own walk of the layer graph (`trainingForward`), not `model.apply`: same values,
- * a fraction of the memory (see trainOps.ts).
+ * a fraction of the memory (see trainOps.ts). It differentiates with respect to the weights only: x is a constant
+ * of the pass (a gradient with respect to x through it is refused by tfjs, never wrong).
  * training = false: running statistics, no state changes (attacks, evaluation; `inferenceModel` is the fast path).
  */
 export const forward: Forward = (model, x, { training }) => {
@@ -87,6 +88,12 @@ export function trainingForward(model: tf.LayersModel, x: tf.Tensor4D): tf.Tenso
   const pending = nodes.map((n) => n.readers.length);
   const done = new Set<number>();
   const padOf = absorbedPadding(nodes, false);
+  // Nodes whose value does not depend on any trainable weight (x and weight-free layers of it, e.g. the input
+  // normalisation): a convolution reading one needs no input gradient.
+  const constant = new Set<number>([-1]);
+  nodes.forEach((node, i) => {
+    if (node.layer.trainableWeights.length === 0 && node.inputs.every((j) => constant.has(j < 0 ? -1 : j))) constant.add(i);
+  });
   for (const [, p] of padOf) done.add(p.node);
   for (let i = 0; i < nodes.length; i++) {
     if (done.has(i)) continue;
@@ -125,7 +132,14 @@ export function trainingForward(model: tf.LayersModel, x: tf.Tensor4D): tf.Tenso
         if (cfg.useBias || (Array.isArray(dil) ? dil.some((d) => d !== 1) : dil !== 1)) {
           out[i] = layer.apply(ins[0]!, { training: true }) as tf.Tensor;
         } else {
-          out[i] = conv2dTrain(ins[0] as tf.Tensor4D, weightOf(layer, 'kernel') as tf.Tensor4D, s, padded?.pad ?? (cfg.padding as 'same' | 'valid'));
+          const fromConstant = inputs.every((j) => constant.has(j < 0 ? -1 : j));
+          out[i] = conv2dTrain(
+            ins[0] as tf.Tensor4D,
+            weightOf(layer, 'kernel') as tf.Tensor4D,
+            s,
+            padded?.pad ?? (cfg.padding as 'same' | 'valid'),
+            !fromConstant,
+          );
         }
         break;
       }

@@ -19,11 +19,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { absorbedPadding, channelsLastBn, weightOf } from './forward.js';
 import { activationOf, kind, layerGraph, type GraphNode } from './graph.js';
-import { conv2dBackpropInput, reluBackward, type ConvPad } from './kernels.js';
+import { conv2dBackpropInput, conv2dBiasAct, reluBackward, type ConvPad } from '../kernels.js';
 
 export interface InferenceModel {
-  /** Logits of NHWC inputs in [0, 1]; differentiable with respect to x. */
-  fn: (x: tf.Tensor4D) => tf.Tensor2D;
+  /** Logits of NHWC inputs in [0, 1]; differentiable with respect to x. Carries its activation bytes per row. */
+  fn: ((x: tf.Tensor4D) => tf.Tensor2D) & { readonly activationBytesPerRow: number };
   /** Number of steps (fused layer groups) one forward runs. */
   steps: number;
   /** Frees the folded weights. */
@@ -71,19 +71,14 @@ function bnAffine(layer: tf.layers.Layer): { scale: tf.Tensor1D; shift: tf.Tenso
 }
 
 /**
- * act(conv(x, W) + b) with W, b constants: one FusedConv2D forward (a plain Conv2D without bias: adding zeros
- * costs a full pass); backward ReLU mask + Conv2DBackpropInput.
+ * act(conv(x, W) + b) with W, b constants: one kernel forward (kernels.ts; no bias add where b is absent: adding
+ * zeros costs a full pass); backward ReLU mask + Conv2DBackpropInput.
  */
 function convOp(W: tf.Tensor4D, b: tf.Tensor1D | undefined, strides: [number, number], pad: ConvPad, relu: boolean) {
   return (x: tf.Tensor4D): tf.Tensor4D => {
     const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
       const [xIn, save] = args as [tf.Tensor4D, tf.GradSaveFunc];
-      const attrs = { strides, pad, dataFormat: 'NHWC', dilations: [1, 1] };
-      const y = (
-        b || relu
-          ? tf.engine().runKernel('FusedConv2D', { x: xIn, filter: W, bias: b! }, { ...attrs, activation: relu ? 'relu' : 'linear' })
-          : tf.engine().runKernel('Conv2D', { x: xIn, filter: W }, attrs)
-      ) as tf.Tensor4D;
+      const y = conv2dBiasAct(xIn, W, b, strides, pad, relu);
       save(relu ? [y] : []);
       return {
         value: y,
@@ -228,5 +223,10 @@ export function inferenceModel(model: tf.LayersModel): InferenceModel {
     });
     return values[stepOf.get(output)!] as tf.Tensor2D;
   };
-  return { fn, steps: steps.length, dispose: () => tf.dispose(owned) };
+  // The activations one input row holds (every step's output, float32): sizes the attacks' blocks (block-rows.ts).
+  const activationBytesPerRow = steps.reduce((sum, s) => {
+    const shape = nodes[s.at]!.layer.outputShape as (number | null)[];
+    return sum + 4 * shape.slice(1).reduce<number>((a, d) => a * (d ?? 1), 1);
+  }, 0);
+  return { fn: Object.assign(fn, { activationBytesPerRow }), steps: steps.length, dispose: () => tf.dispose(owned) };
 }

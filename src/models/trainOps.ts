@@ -11,11 +11,13 @@
  * The gradients are the textbook ones (checked against tfjs' own and finite differences in the tests):
  *   BN, per channel over n = B·H·W values, x̂ = (x − μ)/σ, g = dy (⊙ 1[y > 0] with the ReLU):
  *     dβ = Σ g,  dγ = Σ g·x̂,  dx = γ/σ · (g − (dβ + x̂·dγ)/n)
+ *   On the native backend BN runs as TensorFlow's fused kernels each way (kernels.ts); the same formulas, summed in
+ *   another order, so values and statistics agree with tfjs' ops to float32 rounding, not bit for bit.
  *   conv: TF's own Conv2DBackpropInput / Conv2DBackpropFilter kernels (kernels.ts: explicit padding included).
  *   ReLU: dy·1[y > 0] in one TF ReluGrad pass (kernels.ts).
  */
 import * as tf from '@tensorflow/tfjs';
-import { conv2dBackpropFilter, conv2dBackpropInput, reluBackward, type ConvPad } from './kernels.js';
+import { conv2dBackpropFilter, conv2dBackpropInput, fusedBatchNormGrad, fusedBatchNormTrain, reluBackward, type ConvPad } from '../kernels.js';
 
 /** Frees the incoming gradient and the tensors saved for this backward (safe: each backward runs once). */
 function release(dy: tf.Tensor, saved: tf.Tensor[]): void {
@@ -36,6 +38,22 @@ export function batchNormTrain(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tens
   let variance: tf.Tensor1D | undefined;
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xIn, g, b, save] = args as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];
+    const fused = fusedBatchNormTrain(xIn, g, b, epsilon);
+    if (fused) {
+      mean = tf.keep(fused.mean);
+      variance = tf.keep(fused.variance);
+      const y = relu ? tf.relu(fused.y) : fused.y;
+      save([xIn, g, ...fused.saved.reserve, ...(relu ? [y] : [])]);
+      return {
+        value: y,
+        gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
+          const [xs, gm, r1, r2, r3, ys] = saved as [tf.Tensor4D, tf.Tensor1D, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor4D | undefined];
+          const grads = tf.tidy(() => fusedBatchNormGrad(relu ? (reluBackward(dy, ys!) as tf.Tensor4D) : dy, xs, gm, { reserve: [r1, r2, r3] }, epsilon));
+          release(dy, saved);
+          return grads;
+        },
+      };
+    }
     // Same ops as tfjs-layers' BatchNormalization (moments, then the batchNorm kernel), so values and running
     // statistics match model.apply bit for bit.
     const m = tf.moments(xIn, [0, 1, 2]);
@@ -68,8 +86,27 @@ export function batchNormTrain(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tens
   return { y, mean: mean!, variance: variance! };
 }
 
-/** NHWC convolution without bias (stride s; 'same', 'valid' or explicit padding), dilation 1. */
-export function conv2dTrain(x: tf.Tensor4D, filter: tf.Tensor4D, strides: [number, number], pad: ConvPad): tf.Tensor4D {
+/**
+ * NHWC convolution without bias (stride s; 'same', 'valid' or explicit padding), dilation 1. With `inputGradient`
+ * false, x is a constant of the differentiation (the network's input): only the filter gets a gradient, which saves
+ * the largest input-gradient convolution of a training step (the first layer's, at full resolution).
+ */
+export function conv2dTrain(x: tf.Tensor4D, filter: tf.Tensor4D, strides: [number, number], pad: ConvPad, inputGradient = true): tf.Tensor4D {
+  if (!inputGradient) {
+    const filterOnly = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const [w, save] = args as [tf.Tensor4D, tf.GradSaveFunc];
+      save([x]);
+      return {
+        value: tf.conv2d(x, w, strides, pad),
+        gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
+          const dw = conv2dBackpropFilter(saved[0] as tf.Tensor4D, dy, w.shape, strides, pad);
+          release(dy, saved);
+          return [dw];
+        },
+      };
+    });
+    return filterOnly(filter) as tf.Tensor4D;
+  }
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xIn, w, save] = args as [tf.Tensor4D, tf.Tensor4D, tf.GradSaveFunc];
     save([xIn, w]);

@@ -39,6 +39,8 @@ function relErr(a: tf.Tensor, b: tf.Tensor): number {
 }
 
 const LIGHT: ModelArch[] = ['small-cnn'];
+/** The training forward's BN is TensorFlow's fused kernel on the native backend, tfjs' ops elsewhere (trainOps.ts). */
+const fusedBn = tf.getBackend() === 'tensorflow';
 
 for (const arch of MODEL_ARCHS) {
   const opts = LIGHT.includes(arch) ? {} : heavy;
@@ -55,23 +57,32 @@ for (const arch of MODEL_ARCHS) {
       const ref = run(() => model.apply(x, { training: true }) as tf.Tensor2D);
       const refStats = snapshotWeights(model);
       restoreWeights(model, s0);
-      // model.apply itself at x + 1e-6 noise: the float32 conditioning of each weight's gradient. Some are zero in
+      // model.apply itself at x + noise: the float32 conditioning of each weight's gradient. Some are zero in
       // exact arithmetic and pure rounding here (a conv bias read by training-mode BN; the beta of a BN whose
       // output only reaches another BN through a conv, as in MobileNetV2's projections and VGG's biased convs).
-      const xNear = tf.tidy(() => tf.add(x, tf.randomUniform(x.shape, -1e-6, 1e-6, 'float32', 5)));
+      // Noise 1e-6 where our BN is tfjs' own ops; 1e-5 where it is TensorFlow's fused kernel (native backend), whose
+      // float32 sums in another order are off by up to ~4e-6 relative per layer (against float64, kernels.test.ts).
+      const noise = fusedBn ? 1e-5 : 1e-6;
+      const xNear = tf.tidy(() => tf.add(x, tf.randomUniform(x.shape, -noise, noise, 'float32', 5)));
       const near = run(() => model.apply(xNear, { training: true }) as tf.Tensor2D);
       restoreWeights(model, s0);
       const ours = run(() => trainingForward(model, x));
       const ourStats = snapshotWeights(model);
-      assertClose(ours.value.dataSync(), ref.value.dataSync(), 1e-6, 'loss');
+      assertClose(ours.value.dataSync(), ref.value.dataSync(), fusedBn ? 1e-5 : 1e-6, 'loss');
       for (const v of params) {
         const tol = Math.max(1e-4, 4 * relErr(near.grads[v.name]!, ref.grads[v.name]!));
         const err = relErr(ours.grads[v.name]!, ref.grads[v.name]!);
         assert.ok(err <= tol, `${v.name}: gradient differs (relative error ${err} > ${tol})`);
       }
       tf.dispose([xNear, near.value, ...Object.values(near.grads)]);
-      // Same ops on the same values: the running statistics are updated bit for bit as tfjs-layers does.
-      refStats.forEach((t, i) => assert.deepEqual(Array.from(ourStats[i]!.dataSync()), Array.from(t.dataSync()), `${model.weights[i]!.originalName}`));
+      // tfjs' ops on the same values: the running statistics are updated bit for bit as tfjs-layers does. The fused
+      // kernel: to the rounding of the activations that reach each BN (up to 1.7e-5 measured, 100 layers deep); its
+      // variance convention is checked exactly in trainOps.test.ts.
+      refStats.forEach((t, i) => {
+        const what = `${model.weights[i]!.originalName}`;
+        if (fusedBn) assertClose(ourStats[i]!.dataSync(), t.dataSync(), 1e-4, what);
+        else assert.deepEqual(Array.from(ourStats[i]!.dataSync()), Array.from(t.dataSync()), what);
+      });
       restoreWeights(model, s0);
       tf.dispose([...s0, ...refStats, ...ourStats, ref.value, ours.value, ...Object.values(ref.grads), ...Object.values(ours.grads)]);
     });
@@ -106,6 +117,12 @@ for (const arch of MODEL_ARCHS) {
       // Fewer steps than layers: BN (and the ReLU after it) folded into the convolution it reads.
       const layers = model.layers.length - 1;
       assert.ok(exec.steps < layers, `${exec.steps} steps for ${layers} layers`);
+      // Its activation size per row (what sizes the attacks' blocks): at least the logits and at most every layer's
+      // output, float32.
+      const perRow = (shape: (number | null)[]) => 4 * shape.slice(1).reduce<number>((a, d) => a * (d ?? 1), 1);
+      const all = model.layers.reduce((sum, l) => sum + perRow(l.outputShape as (number | null)[]), 0);
+      const bytes = exec.fn.activationBytesPerRow;
+      assert.ok(bytes >= 4 * 10 && bytes <= all, `activationBytesPerRow ${bytes} outside [40, ${all}]`);
       exec.dispose();
       tf.dispose([...before, ref, ours, gRef, gOurs]);
     });

@@ -1,7 +1,16 @@
 import { test } from 'node:test';
+import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { assertClose, noLeak, rng } from '../helpers.js';
-import { conv2dBackpropFilter, conv2dBackpropInput, reluBackward, type ConvPad } from '../../src/models/kernels.js';
+import {
+  conv2dBackpropFilter,
+  conv2dBackpropInput,
+  fusedBatchNormGrad,
+  fusedBatchNormTrain,
+  reluBackward,
+  selectRows,
+  type ConvPad,
+} from '../../src/kernels.js';
 
 function randomTensor(shape: number[], seed: number): tf.Tensor {
   const r = rng(seed);
@@ -72,3 +81,95 @@ for (const [name, pad, strides] of [
     );
   });
 }
+
+// TensorFlow's fused batch norm (native backend only: elsewhere the function declines and trainOps.ts composes tfjs
+// ops) against the definition in float64 on the host, at a per-channel count (n = 4,096) and an offset mean (3 ± 0.5)
+// where float32 summation order shows. Measured relative error ~1e-6; 2e-5 leaves room and still fails a wrong term
+// (the unbiased variance alone would be off by 2.4e-4).
+test('fused batch norm (training): y, batch mean, biased variance, dx, dγ, dβ equal the float64 definition', async (t) => {
+  const [N, H, W, C] = [4, 32, 32, 6];
+  const eps = 1e-5;
+  const x = tf.tidy(() => tf.add(tf.mul(randomTensor([N, H, W, C], 6), 0.5), 3)) as tf.Tensor4D;
+  const gamma = tf.tidy(() => tf.add(randomTensor([C], 7), 1.5)) as tf.Tensor1D;
+  const beta = randomTensor([C], 8) as tf.Tensor1D;
+  const dy = randomTensor([N, H, W, C], 9) as tf.Tensor4D;
+  const probe = fusedBatchNormTrain(x, gamma, beta, eps);
+  if (!probe) {
+    t.skip(`no fused kernel on the '${tf.getBackend()}' backend`);
+    tf.dispose([x, gamma, beta, dy]);
+    return;
+  }
+  tf.dispose([probe.y, probe.mean, probe.variance, ...probe.saved.reserve]);
+  // The definition, float64.
+  const xs = x.dataSync();
+  const gs = gamma.dataSync();
+  const bs = beta.dataSync();
+  const ds = dy.dataSync();
+  const n = N * H * W;
+  const mean = new Float64Array(C);
+  const variance = new Float64Array(C);
+  xs.forEach((v, i) => (mean[i % C]! += v / n));
+  xs.forEach((v, i) => (variance[i % C]! += (v - mean[i % C]!) ** 2 / n));
+  const xHat = Float64Array.from(xs, (v, i) => (v - mean[i % C]!) / Math.sqrt(variance[i % C]! + eps));
+  const y = Float64Array.from(xHat, (v, i) => gs[i % C]! * v + bs[i % C]!);
+  const dBeta = new Float64Array(C);
+  const dGamma = new Float64Array(C);
+  ds.forEach((g, i) => {
+    dBeta[i % C]! += g;
+    dGamma[i % C]! += g * xHat[i]!;
+  });
+  const dx = Float64Array.from(ds, (g, i) => {
+    const c = i % C;
+    return (gs[c]! / Math.sqrt(variance[c]! + eps)) * (g - (dBeta[c]! + xHat[i]! * dGamma[c]!) / n);
+  });
+  /** ‖a − b‖ / ‖b‖. */
+  const rel = (a: ArrayLike<number>, b: Float64Array) => {
+    let d = 0;
+    let s = 1e-300;
+    b.forEach((v, i) => {
+      d += (a[i]! - v) ** 2;
+      s += v ** 2;
+    });
+    return Math.sqrt(d / s);
+  };
+  await noLeak(() => {
+    const f = fusedBatchNormTrain(x, gamma, beta, eps)!;
+    const [gx, gGamma, gBeta] = fusedBatchNormGrad(dy, x, gamma, f.saved, eps);
+    const checks: [string, ArrayLike<number>, Float64Array][] = [
+      ['y', f.y.dataSync(), y],
+      ['mean', f.mean.dataSync(), mean],
+      ['variance', f.variance.dataSync(), variance],
+      ['dx', gx.dataSync(), dx],
+      ['dgamma', gGamma.dataSync(), dGamma],
+      ['dbeta', gBeta.dataSync(), dBeta],
+    ];
+    for (const [what, ours, exact] of checks) {
+      const err = rel(ours, exact);
+      if (!(err <= 2e-5)) throw new Error(`${what}: relative error ${err} > 2e-5`);
+    }
+    tf.dispose([f.y, f.mean, f.variance, ...f.saved.reserve, gx, gGamma, gBeta]);
+  });
+  tf.dispose([x, gamma, beta, dy]);
+});
+
+test('selectRows takes row i of a where mask[i], else of b (float32 rank 4, int32 rank 2)', async () => {
+  await noLeak(() =>
+    tf.tidy(() => {
+      const maskValues = [true, false, false, true, true];
+      const mask = tf.tensor1d(maskValues, 'bool');
+      for (const [shape, dtype] of [
+        [[5, 3, 2, 2], 'float32'],
+        [[5, 4], 'int32'],
+      ] as [number[], 'float32' | 'int32'][]) {
+        const a = tf.cast(tf.mul(randomTensor(shape, 11), 100), dtype);
+        const b = tf.cast(tf.mul(randomTensor(shape, 12), 100), dtype);
+        const per = a.size / 5;
+        const expected = Array.from(a.dataSync(), (v, i) => (maskValues[Math.floor(i / per)] ? v : b.dataSync()[i]!));
+        const got = selectRows(mask, a, b);
+        assert.equal(got.dtype, dtype);
+        assert.deepEqual(got.shape, shape);
+        assert.deepEqual(Array.from(got.dataSync()), expected);
+      }
+    }),
+  );
+});
