@@ -1,7 +1,7 @@
 /**
  * Kernels where tfjs-node runs more TensorFlow work than the math needs, for the model executors (models/inference.ts,
- * models/trainOps.ts) and the attacks' per-example bookkeeping. On the native backend ('tensorflow': tfjs-node and tfjs-node-gpu) they
- * call TensorFlow's own kernel, registered as a tfjs kernel so the engine tracks the output like any other;
+ * models/trainOps.ts) and the attacks' per-example bookkeeping. On the native backend ('tensorflow': tfjs-node and
+ * tfjs-node-gpu) they call TensorFlow's own kernel, registered as a tfjs kernel so the engine tracks the output like any other;
  * elsewhere (the pure-JS `cpu` backend of the tests) they run tfjs' ops, with the same values (batch norm: the
  * caller composes tfjs' ops, equal to float32 rounding).
  *
@@ -47,11 +47,11 @@ const BN_GRAD = 'IklFusedBatchNormGrad';
 interface ConvAttrs {
   strides: [number, number];
   pad: ConvPad;
-  /** inputShape (backprop input) or filterShape (backprop filter). */
+  /** inputShape (backprop input) or filterShape (backprop filter); unused by the forward. */
   shape: number[];
 }
 
-/** TF's Conv2DBackprop* attributes for NHWC float32 with tfjs' pad convention. */
+/** TF's Conv2D / Conv2DBackprop* attributes for NHWC float32 with tfjs' pad convention. */
 function convAttrs(b: NativeBackend, { strides, pad }: ConvAttrs) {
   const B = b.binding;
   const explicit = Array.isArray(pad);
