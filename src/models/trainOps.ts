@@ -3,7 +3,8 @@
  * (forward.ts). Two reasons, both about what tfjs keeps alive during `tf.variableGrads`:
  *
  * - A composed BN (moments, batchNorm, relu) records every intermediate on the tape and saves many B·H·W·C
- *   tensors for its backward; here BN(+ReLU) saves only its input, its output, the batch mean and 1/σ.
+ *   tensors for its backward; here BN(+ReLU) saves only its input, its output and per-channel statistics (the batch
+ *   mean and 1/σ, or the fused kernel's reserve spaces).
  * - tfjs' backward keeps every activation gradient and every saved tensor until the whole backward pass ends.
  *   These ops free their incoming gradient and their saved tensors as soon as their own backward has run
  *   (each backward runs exactly once), so the backward pass releases memory as it goes, as PyTorch's does.
