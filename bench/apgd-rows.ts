@@ -1,6 +1,7 @@
 /**
- * The cost of one APGD iteration as the rows of a run grow: what decides how many APGD-T units a block should
- * hold (src/attacks/apgd.ts, APGD_T_MAX_ROWS). Few rows pay tfjs's per-op overhead; many rows leave the cache.
+ * The cost of one APGD iteration as the rows of a run grow: the evidence for running APGD-T's units in big blocks
+ * (src/attacks/block-rows.ts). Few rows pay tfjs's per-op overhead; on the 2-core CPU the cost per row keeps falling
+ * up to 864 rows.
  *
  *   node dist/bench/apgd-rows.js --checkpoint DIR [--data CIFAR10_DIR] [--rows 8,24,48,96,192,384,864] [--steps 10]
  *

@@ -90,9 +90,9 @@ export function trainingForward(model: tf.LayersModel, x: tf.Tensor4D): tf.Tenso
   const padOf = absorbedPadding(nodes, false);
   // Nodes whose value does not depend on any trainable weight (x and weight-free layers of it, e.g. the input
   // normalisation): a convolution reading one needs no input gradient.
-  const constant = new Set<number>([-1]);
+  const constant = new Set<number>([-1]); // -1: the model input (graph.ts)
   nodes.forEach((node, i) => {
-    if (node.layer.trainableWeights.length === 0 && node.inputs.every((j) => constant.has(j < 0 ? -1 : j))) constant.add(i);
+    if (node.layer.trainableWeights.length === 0 && node.inputs.every((j) => constant.has(j))) constant.add(i);
   });
   for (const [, p] of padOf) done.add(p.node);
   for (let i = 0; i < nodes.length; i++) {
@@ -132,7 +132,7 @@ export function trainingForward(model: tf.LayersModel, x: tf.Tensor4D): tf.Tenso
         if (cfg.useBias || (Array.isArray(dil) ? dil.some((d) => d !== 1) : dil !== 1)) {
           out[i] = layer.apply(ins[0]!, { training: true }) as tf.Tensor;
         } else {
-          const fromConstant = inputs.every((j) => constant.has(j < 0 ? -1 : j));
+          const fromConstant = inputs.every((j) => constant.has(j));
           out[i] = conv2dTrain(
             ins[0] as tf.Tensor4D,
             weightOf(layer, 'kernel') as tf.Tensor4D,
