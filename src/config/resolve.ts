@@ -227,6 +227,11 @@ function finalize(parsed: ParsedTrainConfig, sourceOf: (paths: string[]) => stri
   if (parsed.schedule.warmupEpochs >= epochs && parsed.schedule.warmupEpochs > 0) {
     fail('schedule.warmupEpochs', `expected fewer warm-up epochs than schedule.epochs (${epochs}), got ${parsed.schedule.warmupEpochs}`, ['schedule.epochs']);
   }
+  if (parsed.schedule.type === 'onecycle' && parsed.schedule.warmupEpochs > 0) {
+    fail('schedule.warmupEpochs', `expected 0 with schedule.type onecycle (its warm-up is schedule.oneCycle.pctStart), got ${parsed.schedule.warmupEpochs}`, [
+      'schedule.type',
+    ]);
+  }
   if (dataset === 'synthetic' && parsed.data.valSize >= parsed.data.synthetic.nTrain) {
     fail('data.valSize', `expected fewer validation images than data.synthetic.nTrain (${parsed.data.synthetic.nTrain}), got ${parsed.data.valSize}`, [
       'data.synthetic.nTrain',

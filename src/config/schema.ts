@@ -69,6 +69,8 @@ export { BACKEND_CHOICES as BACKEND_NAMES, LOG_FORMATS, OBJECTIVES, LR_SCHEDULES
 export const ATTACK_OBJECTIVES = ['kl', 'ikl', 'ce'] as const satisfies readonly AttackLoss[];
 export const ATTACK_STARTS = ['trades', 'uniform'] as const satisfies readonly PgdStart[];
 export const BEST_METRICS = ['robust', 'clean'] as const;
+export const ATTACK_BN_MODES = ['inference', 'train'] as const;
+export const WA_BN_STATISTICS = ['average', 'model'] as const;
 
 const run = section(
   {
@@ -110,9 +112,16 @@ const extra = z
     file: z
       .string({ error: 'expected a path' })
       .min(1, { error: 'expected a non-empty path' })
-      .describe('File of extra (e.g. generated) training images with labels.'),
+      .optional()
+      .describe('File of extra (e.g. generated) training images with labels. Give this or `files`.'),
+    files: z
+      .array(z.string({ error: 'expected a path' }).min(1, { error: 'expected a non-empty path' }), { error: 'expected a list of paths' })
+      .min(1, { error: 'expected at least one path' })
+      .optional()
+      .describe('Parts of the extra training data, read as one set in this order (e.g. the published 20m_part1.npz, 20m_part2.npz). Give this or `file`.'),
     ratio: unitOpen().default(0.7).describe('Fraction of every training batch drawn from the extra data (0.7 in the generated-data recipes).'),
   })
+  .refine((e) => (e.file === undefined) !== (e.files === undefined), { error: 'expected exactly one of file or files' })
   .optional()
   .describe('Extra training data mixed into every batch (the generated-data runs). Omitted: none.');
 
@@ -153,6 +162,16 @@ const model = section(
       .describe(
         'Start from these weights instead of the seeded initialisation: a checkpoint directory or a PyTorch .pt/.pth or .safetensors state_dict of the same arch and class count (official key names). Ignored when resuming.',
       ),
+    bnMomentum: unit()
+      .optional()
+      .describe(
+        "BN running-statistics momentum in PyTorch's convention (running ← (1 − m)·running + m·batch). Omitted: the architecture's (0.1; 0.01 for the Swish WRNs, as DeepMind's and DM-Improves-AT's code).",
+      ),
+    bnWarmStart: bool()
+      .default(false)
+      .describe(
+        "The first training step sets the BN running statistics to its batch statistics (PyTorch momentum 1 at step 0, DM-Improves-AT's watrain.py, 'same as Haiku'); bnMomentum from the second step.",
+      ),
   },
   'The network.',
 );
@@ -170,7 +189,11 @@ const objective = section(
     gamma: nonNegative().default(1).describe('GKL: power applied to the class-wise weights before the outer product (1 = IKL, 0 = uniform weights).'),
     temperature: positive().default(1).describe('Temperature of the soft-label cross-entropy (GKL); 1 in the published runs.'),
     tradesBeta: nonNegative().default(6).describe('TRADES: weight of KL(clean || adversarial).'),
-    labelSmoothing: unitOpen().default(0).describe('Label smoothing of the clean cross-entropy term.'),
+    labelSmoothing: unitOpen()
+      .default(0)
+      .describe(
+        'Label smoothing of the cross-entropy term: the clean CE of ikl-at, trades and standard (never the robust term), the adversarial CE of pgd-at. 0.1 in DM-Improves-AT (--ls).',
+      ),
   },
   'The training objective (outer minimisation).',
 );
@@ -248,10 +271,15 @@ const attack = section(
       .describe(
         'Loss the attack ascends: kl (= soft CE, alpha 1 beta 0; CIFAR-10 runs), ikl (with alpha/beta below and the class weights; CIFAR-100 runs), ce.',
       ),
+    bnMode: oneOf(ATTACK_BN_MODES)
+      .default('inference')
+      .describe(
+        "BN during the attack: inference (running statistics, the IKL-AT reference) or train (the batch's statistics without updating the running ones: DM-Improves-AT's model.train() with track_running_stats off; its clean target softmax(f(x)) too).",
+      ),
     alpha: nonNegative().default(1).describe('Soft-CE weight of the ikl attack objective.'),
     beta: nonNegative().default(1).describe('wMSE weight of the ikl attack objective.'),
   },
-  'The inner maximisation that builds training adversarial examples (model in inference mode).',
+  'The inner maximisation that builds training adversarial examples (model in inference mode unless bnMode says train).',
 );
 
 const awp = section(
@@ -269,6 +297,9 @@ const optimizer = section(
     momentum: unitOpen().default(0.9).describe('SGD momentum.'),
     nesterov: bool().default(false).describe('Nesterov momentum.'),
     weightDecay: nonNegative().default(5e-4).describe('L2 weight decay on all parameters, PyTorch semantics (g += wd·θ before momentum).'),
+    bnWeightDecay: bool()
+      .default(true)
+      .describe("false: no weight decay on the BN scales and offsets (DM-Improves-AT's parameter groups: its parameters named 'batchnorm')."),
   },
   'SGD.',
 );
@@ -277,7 +308,9 @@ const schedule = section(
   {
     type: oneOf(LR_SCHEDULES)
       .default('cosine')
-      .describe('Learning-rate schedule per epoch: cosine (lr·½(1 + cos(π·e/(E+1)))), piecewise (× gamma at each milestone), constant.'),
+      .describe(
+        "Learning-rate schedule per epoch: cosine (lr·½(1 + cos(π·e/(E+1)))), piecewise (× gamma at each milestone), constant, onecycle (PyTorch's OneCycleLR over the E epochs, stepped per epoch: DM-Improves-AT's 'cosinew'; settings in oneCycle).",
+      ),
     epochs: posInt().default(200).describe('Training epochs E.'),
     warmupEpochs: nonNegInt()
       .default(0)
@@ -289,6 +322,25 @@ const schedule = section(
     gamma: num(finite().gt(0, { error: 'expected a number in (0, 1]' }).max(1, { error: 'expected a number in (0, 1]' }))
       .default(0.1)
       .describe('piecewise: learning-rate factor at each milestone.'),
+    oneCycle: section(
+      {
+        pctStart: unit()
+          .default(0.025)
+          .describe('Fraction of the epochs spent rising from lr/divFactor to lr (cos); the rest falls to lr/(divFactor·finalDivFactor).'),
+        divFactor: num(finite().min(1, { error: 'expected a number >= 1' }))
+          .default(25)
+          .describe('The first epoch uses lr/divFactor.'),
+        finalDivFactor: num(finite().min(1, { error: 'expected a number >= 1' }))
+          .default(1e4)
+          .describe('The last epoch uses lr/(divFactor·finalDivFactor) (lr/2.5e5 by default).'),
+        cycleMomentum: bool()
+          .default(true)
+          .describe('Cycle the SGD momentum maxMomentum → baseMomentum → maxMomentum, inversely to the lr (replaces optimizer.momentum).'),
+        baseMomentum: unitOpen().default(0.85).describe('Momentum at the lr peak.'),
+        maxMomentum: unitOpen().default(0.95).describe('Momentum at the first and last epochs.'),
+      },
+      'schedule.type onecycle: PyTorch OneCycleLR (three_phase false, anneal cos) with total_steps = epochs, as DM-Improves-AT (train-wa.py, --scheduler cosinew).',
+    ),
   },
   'Learning-rate schedule and run length.',
 );
@@ -300,6 +352,17 @@ const weightAverage = section(
     startEpoch: posInt().default(1).describe('θ_WA = θ_e at this epoch; averaging from the next one.'),
     perStep: bool().default(false).describe('Average after every step (EMA with stepTau) instead of every epoch.'),
     stepTau: unitOpen().default(0.999).describe('perStep: θ_WA ← stepTau·θ_WA + (1-stepTau)·θ.'),
+    burnIn: unitOpen()
+      .default(0)
+      .describe('perStep: fraction of all training steps W during which the average is the current weights (decay 0); DM-Improves-AT: 0.025.'),
+    dynamicDecay: bool()
+      .default(false)
+      .describe(
+        "perStep: decay min(stepTau, (1 + t − W)/(10 + t − W)) after step t (DM-Improves-AT's ema_update), and the average starts from the initial weights.",
+      ),
+    bnStatistics: oneOf(WA_BN_STATISTICS)
+      .default('average')
+      .describe("BN running statistics of the average: average (averaged like the weights) or model (the live model's, as DM-Improves-AT's update_bn)."),
   },
   'Weight averaging (the published checkpoints are these averages).',
 );

@@ -2,10 +2,12 @@
 import type { TrainConfig } from '../config/index.js';
 import { warmupFactor } from '../losses/index.js';
 import { isKdObjective } from './names.js';
-import { epsilonAt, learningRate, stepSizeFor } from './schedules.js';
+import { epsilonAt, learningRate, momentumAt, stepSizeFor, type LrSchedule } from './schedules.js';
 
 export interface EpochSettings {
   lr: number;
+  /** SGD momentum of this epoch (optimizer.momentum unless a onecycle schedule cycles it). */
+  momentum: number;
   /** Attack radius ε_t and absolute attack step size of this epoch. */
   epsilon: number;
   stepSize: number;
@@ -24,7 +26,16 @@ export interface EpochSettings {
 export function epochSettings(config: TrainConfig, epoch: number): EpochSettings {
   const E = config.schedule.epochs;
   const s = config.schedule;
-  const lr = learningRate({ kind: s.type, lr: config.optimizer.lr, epochs: E, milestones: s.milestones, gamma: s.gamma, warmupEpochs: s.warmupEpochs }, epoch);
+  const lrSchedule: LrSchedule = {
+    kind: s.type,
+    lr: config.optimizer.lr,
+    epochs: E,
+    milestones: s.milestones,
+    gamma: s.gamma,
+    warmupEpochs: s.warmupEpochs,
+    oneCycle: s.oneCycle,
+  };
+  const lr = learningRate(lrSchedule, epoch);
   const epsilon = epsilonAt({ kind: config.attack.schedule, epsilon: config.attack.epsilon, epochs: E }, epoch);
   const ss = config.attack.stepSize;
   const stepSize = stepSizeFor('relative' in ss ? { stepSize: ss.relative, relative: true } : { stepSize: ss.absolute, relative: false }, epsilon);
@@ -32,6 +43,7 @@ export function epochSettings(config: TrainConfig, epoch: number): EpochSettings
   const averaging = wa.enabled && epoch >= wa.startEpoch;
   return {
     lr,
+    momentum: momentumAt(lrSchedule, epoch, config.optimizer.momentum),
     epsilon,
     stepSize,
     awp: config.awp.enabled && epoch >= config.awp.warmupEpoch,

@@ -9,6 +9,6 @@ export type KdObjectiveName = (typeof KD_OBJECTIVES)[number];
 export const isKdObjective = (name: ObjectiveName): name is KdObjectiveName => (KD_OBJECTIVES as readonly string[]).includes(name);
 
 /** Learning-rate schedules (`schedule.type`, schedules.ts). */
-export const LR_SCHEDULES = ['cosine', 'piecewise', 'constant'] as const;
+export const LR_SCHEDULES = ['cosine', 'piecewise', 'constant', 'onecycle'] as const;
 /** Attack-radius schedules over the epochs (`attack.schedule`, schedules.ts). */
 export const EPSILON_SCHEDULES = ['constant', 'linear'] as const;

@@ -6,6 +6,9 @@
  *   4. AWP restore W −= γ·v;
  *   5. class weights: accumulate softmax(z/T) of the clean logits of the loss pass;
  *   6. optional per-step weight average.
+ * The recipe of DM-Improves-AT adds: an attack with BN in train mode that leaves the running statistics alone
+ * (attack.bnMode), BN momentum 1 on the first step (model.bnWarmStart), no weight decay on BN parameters, a
+ * scheduled momentum, and a per-step EMA with a decay per step (ema.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import { pgdPerturb } from '../attacks/pgd.js';
@@ -16,6 +19,7 @@ import { ClassWeights } from '../losses/index.js';
 import { createModel, forward } from '../models/index.js';
 import { inferenceModel } from '../models/inference.js';
 import { Awp } from './awp.js';
+import { batchStatisticsModel, bnParameterMask, restoreBnMomentum, setBnMomentum } from './batchNorm.js';
 import { isKdObjective } from './names.js';
 import { objective, disposeParts, type KdInputs, type ObjectiveParts, type TrainForward } from './objective.js';
 import { teacherLogits, type Teacher } from './teacher.js';
@@ -78,11 +82,14 @@ export function createTrainer(config: TrainConfig): Trainer {
   }
   const spec = { arch: config.model.arch, numClasses: config.model.numClasses, seed: config.run.seed };
   const model = createModel(spec);
+  // PyTorch momentum m is the layers' (Keras) 1 − m.
+  if (config.model.bnMomentum !== undefined) setBnMomentum(model, 1 - config.model.bnMomentum);
   const params = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const optimizer = new Sgd(params, {
     momentum: config.optimizer.momentum,
     nesterov: config.optimizer.nesterov,
     weightDecay: config.optimizer.weightDecay,
+    decay: config.optimizer.bnWeightDecay ? undefined : bnParameterMask(model).map((bn) => !bn),
   });
   const t: Trainer = { config, model, params, optimizer };
   if (config.awp.enabled) {
@@ -102,8 +109,11 @@ export function createTrainer(config: TrainConfig): Trainer {
     t.kdPrior = new ClassWeights(config.model.numClasses, { temperature: config.distill.temperature2, momentum: 1 });
   }
   if (config.weightAverage.enabled) {
-    t.weightAverage = new WeightAverage(config.weightAverage.perStep ? config.weightAverage.stepTau : config.weightAverage.tau);
+    // bnStatistics 'model': the non-trainable weights (BN running statistics) follow the live model.
+    const copy = config.weightAverage.bnStatistics === 'model' ? model.weights.map((w) => !w.trainable) : undefined;
+    t.weightAverage = new WeightAverage(config.weightAverage.perStep ? config.weightAverage.stepTau : config.weightAverage.tau, copy);
     t.waModel = createModel(spec);
+    if (config.model.bnMomentum !== undefined) setBnMomentum(t.waModel, 1 - config.model.bnMomentum);
   }
   return t;
 }
@@ -122,6 +132,12 @@ export function disposeTrainer(t: Trainer): void {
 
 export interface StepParams {
   lr: number;
+  /** SGD momentum of this step (a scheduled one); default optimizer.momentum. */
+  momentum?: number;
+  /** Decay of this step's weight-average update (ema.ts); default the average's τ. */
+  averageDecay?: number;
+  /** The loss pass sets the BN running statistics to the batch's (model.bnWarmStart, first step of a run). */
+  bnWarmStart?: boolean;
   /** Attack budget ε_t of this epoch. */
   epsilon: number;
   stepSize: number;
@@ -170,8 +186,9 @@ export function trainStep(t: Trainer, x: tf.Tensor4D, y: tf.Tensor1D, p: StepPar
     if (t.classWeights && (type === 'ikl-at' || attackLoss === 'ikl')) prior = t.classWeights.gather(y);
     const attacks = type !== 'standard' && (kd === undefined || cfg.distill.adversarial);
     if (attacks) {
-      // The attack runs on the inference executor, compiled from this step's weights (a few small ops per BN).
-      const exec = inferenceModel(t.model);
+      // The attack runs on the inference executor, compiled from this step's weights (a few small ops per BN), or
+      // in train mode with frozen running statistics (attack.bnMode train).
+      const exec = cfg.attack.bnMode === 'train' ? batchStatisticsModel(t.model) : inferenceModel(t.model);
       try {
         xAdv = tf.tidy(() =>
           pgdPerturb(exec.fn, x, y, {
@@ -203,13 +220,21 @@ export function trainStep(t: Trainer, x: tf.Tensor4D, y: tf.Tensor1D, p: StepPar
       t.awp.perturb();
       perturbed = true;
     }
-    const { value, grads } = tf.variableGrads(() => {
-      const q = objective(trainForward(t.model), x, y, adv, lossPrior, cfg.objective, kd);
-      // The other parts outlive the gradient computation (metrics, class weights): keep them from its tidy.
-      for (const k of [q.natural, q.robust, q.logitsNat, q.logitsAdv]) if (k) tf.keep(k);
-      parts = q;
-      return q.total;
-    }, t.params);
+    // Keras momentum 0: running ← batch (PyTorch momentum 1); every pass of the step, as the reference.
+    const bnMomenta = p.bnWarmStart ? setBnMomentum(t.model, 0) : undefined;
+    let pass: { value: tf.Scalar; grads: tf.NamedTensorMap };
+    try {
+      pass = tf.variableGrads(() => {
+        const q = objective(trainForward(t.model), x, y, adv, lossPrior, cfg.objective, kd);
+        // The other parts outlive the gradient computation (metrics, class weights): keep them from its tidy.
+        for (const k of [q.natural, q.robust, q.logitsNat, q.logitsAdv]) if (k) tf.keep(k);
+        parts = q;
+        return q.total;
+      }, t.params);
+    } finally {
+      if (bnMomenta) restoreBnMomentum(t.model, bnMomenta);
+    }
+    const { value, grads } = pass;
     const q = parts!;
     const figures = tf.tidy(() => {
       const nan = tf.scalar(Number.NaN);
@@ -232,6 +257,7 @@ export function trainStep(t: Trainer, x: tf.Tensor4D, y: tf.Tensor1D, p: StepPar
     t.optimizer.step(
       t.params.map((v) => grads[v.name]),
       p.lr,
+      p.momentum,
     );
     tf.dispose([value, ...Object.values(grads)]);
     if (perturbed) {
@@ -241,7 +267,11 @@ export function trainStep(t: Trainer, x: tf.Tensor4D, y: tf.Tensor1D, p: StepPar
     // The clean logits of the loss pass (train mode, after x' was built), as the reference accumulates them.
     if (t.classWeights && q.logitsNat) t.classWeights.accumulate(q.logitsNat, y);
     if (t.kdPrior && kd) t.kdPrior.accumulate(kd.logitsTeacher, y);
-    if (t.weightAverage && p.averageWeights) t.weightAverage.update(t.model.weights.map((w) => w.read()));
+    if (t.weightAverage && p.averageWeights)
+      t.weightAverage.update(
+        t.model.weights.map((w) => w.read()),
+        p.averageDecay,
+      );
     return stats;
   } finally {
     // On an error the model must not stay perturbed.

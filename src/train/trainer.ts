@@ -17,6 +17,7 @@ import { InputError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { restoreWeights } from '../models/index.js';
 import { inferenceModel } from '../models/inference.js';
+import { burnInSteps, emaDecay } from './ema.js';
 import { epochSettings, type EpochSettings } from './epoch.js';
 import { isKdObjective } from './names.js';
 import { loadTeacher } from './teacher.js';
@@ -94,8 +95,33 @@ async function loadData(config: TrainConfig, log: Logger): Promise<Data> {
     train = trainSubset(train, d.trainSubset);
   }
   if (evalSet) evalSet = firstN(evalSet, Math.min(config.eval.nExamples, evalSet.n));
-  const extra = d.extra ? await readExtraData(d.extra.file, config.model.numClasses) : undefined;
+  const extra = d.extra ? await readExtraParts(d.extra.files ?? [d.extra.file!], config.model.numClasses) : undefined;
   return { train, evalSet, evalOnTest, extra };
+}
+
+/** The parts of data.extra as one set, in order (in memory; the streaming reader replaces this). */
+async function readExtraParts(files: string[], numClasses: number): Promise<ImageSet> {
+  const parts: ImageSet[] = [];
+  for (const f of files) parts.push(await readExtraData(f, numClasses));
+  if (parts.length === 1) return parts[0]!;
+  const cat = (arrays: Uint8Array[]): Uint8Array => {
+    const out = new Uint8Array(arrays.reduce((n, a) => n + a.length, 0));
+    let at = 0;
+    for (const a of arrays) {
+      out.set(a, at);
+      at += a.length;
+    }
+    return out;
+  };
+  const first = parts[0]!;
+  return {
+    ...first,
+    name: files.join('+'),
+    images: cat(parts.map((p) => p.images)),
+    labels: cat(parts.map((p) => p.labels)),
+    coarseLabels: undefined,
+    n: parts.reduce((n, p) => n + p.n, 0),
+  };
 }
 
 /** Clean and PGD accuracy (CE, uniform start, inference mode) of a model on a set. */
@@ -209,6 +235,11 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
       const { initModelFrom } = await import('../interop/init-from.js');
       log.info(await initModelFrom(t.model, config.model.arch, config.model.initFrom), 'initial weights loaded');
     }
+    const wa = config.weightAverage;
+    if (!resumeDir && t.weightAverage && wa.perStep && wa.dynamicDecay && wa.startEpoch === 1) {
+      // DM-Improves-AT's average starts as a copy of the initial model (wa_model = deepcopy(model)).
+      t.weightAverage.update(t.model.weights.map((w) => w.read()));
+    }
     await run.start(progress.metrics);
     const loop: Loop = { config, opts, log, data, t, run, nBatches: numBatches(data.train.n, config.data.batchSize), progress };
     const E = config.schedule.epochs;
@@ -257,6 +288,8 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
 async function runEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<boolean> {
   const { config, data, t, progress: p } = loop;
   const startBatch = epoch === p.position.epoch ? p.position.batch : 0;
+  const wa = config.weightAverage;
+  const emaOptions = { tau: wa.stepTau, warmupSteps: burnInSteps(wa.burnIn, config.schedule.epochs, loop.nBatches), dynamic: wa.dynamicDecay };
   if (startBatch === 0) p.accum = emptyAccum();
   let t0 = performance.now();
   for (const b of batches(data.train, {
@@ -272,6 +305,10 @@ async function runEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<bo
     try {
       stats = trainStep(t, b.x, b.y, {
         lr: s.lr,
+        momentum: s.momentum,
+        // The decay of the update after this step, t = p.step + 1 (1-based, as the reference's global_step).
+        averageDecay: s.averageSteps ? emaDecay(p.step + 1, emaOptions) : undefined,
+        bnWarmStart: config.model.bnWarmStart && p.step === 0,
         epsilon: s.epsilon,
         stepSize: s.stepSize,
         awp: s.awp,

@@ -1,7 +1,10 @@
 /**
  * Weight averaging (the published IKL-AT checkpoints are these averages): after each epoch
  * θ_WA ← τ·θ_WA + (1 − τ)·θ_e, with θ_WA = θ_e at the first averaged epoch, over ALL weights including the
- * BN running statistics. Optionally the same update per optimiser step (an EMA).
+ * BN running statistics. Optionally the same update per optimiser step (an EMA), with a decay given per update
+ * (ema.ts: DM-Improves-AT's burn-in and dynamic decay), and optionally with the positions of `copy` (the BN
+ * running statistics) taken from the live weights instead of averaged (DM-Improves-AT averages only the
+ * parameters and copies the buffers from the model, update_bn).
  */
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors.js';
@@ -15,25 +18,34 @@ export class WeightAverage {
   /** Number of updates folded in so far. */
   count = 0;
 
-  constructor(tau: number) {
+  /** Positions (in the weights' order) taken from the live weights at every update rather than averaged. */
+  readonly copy?: boolean[];
+
+  constructor(tau: number, copy?: boolean[]) {
     if (!(tau >= 0 && tau < 1)) throw new InputError(`weightAverage.tau: expected a number in [0, 1), got ${tau}`);
     this.tau = tau;
+    this.copy = copy;
   }
 
-  /** Folds the current weights in (all of them, in a fixed order: model.weights of the same architecture). */
-  update(weights: tf.Tensor[]): void {
-    this.adopt(this.next(weights));
+  /**
+   * Folds the current weights in (all of them, in a fixed order: model.weights of the same architecture), with
+   * θ_WA ← decay·θ_WA + (1 − decay)·θ (default decay τ).
+   */
+  update(weights: tf.Tensor[], decay?: number): void {
+    this.adopt(this.next(weights, decay));
   }
 
   /**
    * The average `update(weights)` would make, as new tensors, without changing this one: the epoch end evaluates
    * it first and adopts it only once the evaluation finished (a stop during the evaluation changes nothing).
    */
-  next(weights: tf.Tensor[]): tf.Tensor[] {
+  next(weights: tf.Tensor[], decay?: number): tf.Tensor[] {
+    if (this.copy && this.copy.length !== weights.length) throw new Error(`WeightAverage: ${weights.length} weights, ${this.copy.length} copy flags`);
     if (!this.avg) return weights.map((w) => tf.clone(w));
     if (this.avg.length !== weights.length) throw new Error(`WeightAverage.update: ${weights.length} weights, average has ${this.avg.length}`);
-    const tau = this.tau;
-    return tf.tidy(() => this.avg!.map((a, i) => tf.add(tf.mul(a, tau), tf.mul(weights[i]!, 1 - tau))));
+    const tau = decay ?? this.tau;
+    if (!(tau >= 0 && tau < 1)) throw new Error(`WeightAverage.update: decay must be in [0, 1), got ${tau}`);
+    return tf.tidy(() => this.avg!.map((a, i) => (this.copy?.[i] || tau === 0 ? tf.clone(weights[i]!) : tf.add(tf.mul(a, tau), tf.mul(weights[i]!, 1 - tau)))));
   }
 
   /** Makes `next` (from next(), owned by this object from now on) the average. */
