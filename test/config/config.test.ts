@@ -73,6 +73,7 @@ test('every schema field is described and has a default (the schema is the docum
     'data.extra.file',
     'model.numClasses',
     'model.initFrom',
+    'model.bnMomentum',
     'teacher.checkpoint',
     'teacher.arch',
     'distill.ceWeight',
