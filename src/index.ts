@@ -141,6 +141,9 @@ export {
   evaluateAccuracy,
   epochSettings,
   learningRate,
+  momentumAt,
+  oneCycleAt,
+  emaDecay,
   epsilonAt,
   DivergenceError,
   RUN_FILES,
@@ -150,6 +153,8 @@ export {
   type StepStats,
   type EpochSettings,
   type MetricRecord,
+  type OneCycleOptions,
+  type EmaDecayOptions,
 } from './train/index.js';
 
 // Evaluation runs (ikl-eval).

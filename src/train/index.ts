@@ -1,5 +1,16 @@
 /** The training core: schedules, SGD, objectives, AWP, weight averaging, the step and the loop. */
-export { learningRate, epsilonAt, stepSizeFor, type LrSchedule, type EpsilonSchedule, type StepSizeRule } from './schedules.js';
+export {
+  learningRate,
+  momentumAt,
+  oneCycleAt,
+  epsilonAt,
+  stepSizeFor,
+  type LrSchedule,
+  type OneCycleOptions,
+  type EpsilonSchedule,
+  type StepSizeRule,
+} from './schedules.js';
+export { emaDecay, type EmaDecayOptions } from './ema.js';
 export { Sgd, type SgdOptions } from './sgd.js';
 export { objective, disposeParts, type ObjectiveName, type ObjectiveOptions, type ObjectiveParts, type TrainForward } from './objective.js';
 export { Awp, awpDirection, kernelVariables, type AwpOptions } from './awp.js';

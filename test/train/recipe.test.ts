@@ -18,7 +18,7 @@ import { Sgd } from '../../src/train/sgd.js';
 import { batchStatisticsModel, bnParameterMask, restoreBnMomentum, setBnMomentum } from '../../src/train/batchNorm.js';
 import { trainingForward } from '../../src/models/forward.js';
 import { objective } from '../../src/train/objective.js';
-import { createTrainer, disposeTrainer, train, RUN_FILES } from '../../src/train/index.js';
+import { createTrainer, disposeTrainer, train, trainStep, RUN_FILES } from '../../src/train/index.js';
 
 test('emaDecay: 0 during the burn-in, then min(tau, (1+t-W)/(10+t-W)) (dynamic) or tau', () => {
   const o = { tau: 0.995, warmupSteps: 2.5, dynamic: true };
@@ -245,4 +245,33 @@ test('a run with the whole recipe: onecycle lr and momentum per epoch, EMA decay
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('trainStep with bnWarmStart: the running statistics after the first step do not depend on where they started', heavy, async () => {
+  const config = parseConfig({ data: { dataset: 'synthetic', batchSize: 8 }, ...recipe }, 'test config');
+  const x = tf.randomUniform([8, 32, 32, 3], 0, 1, 'float32', 5) as tf.Tensor4D;
+  const y = tf.tensor1d([0, 1, 2, 3, 4, 5, 6, 7], 'int32');
+  const runningAfter = (warm: boolean, start: number): Float32Array[] => {
+    const t = createTrainer(config);
+    // Running statistics moved away from their initial values (the attack uses batch statistics: x' is the same).
+    for (const w of t.model.weights.filter((v) => !v.trainable)) {
+      tf.tidy(() => {
+        w.write(tf.add(tf.mul(w.read(), 0), start));
+      });
+    }
+    trainStep(t, x, y, { lr: 0.05, epsilon: 8 / 255, stepSize: 2 / 255, awp: false, seed: 1, bnWarmStart: warm });
+    const out = t.model.weights.filter((v) => !v.trainable).map((w) => w.read().dataSync() as Float32Array);
+    disposeTrainer(t);
+    return out;
+  };
+  const a = runningAfter(true, 0.5);
+  const b = runningAfter(true, 3);
+  a.forEach((v, i) => assertClose(v, b[i]!, 1e-5, `warm start: running statistic ${i}`));
+  const c = runningAfter(false, 0.5);
+  const d = runningAfter(false, 3);
+  assert.ok(
+    c.some((v, i) => v.some((e, j) => Math.abs(e - d[i]![j]!) > 0.1)),
+    'without it the start shows through (momentum 0.01)',
+  );
+  tf.dispose([x, y]);
 });
