@@ -71,6 +71,7 @@ export const ATTACK_STARTS = ['trades', 'uniform'] as const satisfies readonly P
 export const BEST_METRICS = ['robust', 'clean'] as const;
 export const ATTACK_BN_MODES = ['inference', 'train'] as const;
 export const WA_BN_STATISTICS = ['average', 'model'] as const;
+export const PASS_ORDERS = ['adversarial-first', 'clean-first'] as const;
 
 const run = section(
   {
@@ -193,6 +194,11 @@ const objective = section(
       .default(0)
       .describe(
         'Label smoothing of the cross-entropy term: the clean CE of ikl-at, trades and standard (never the robust term), the adversarial CE of pgd-at. 0.1 in DM-Improves-AT (--ls).',
+      ),
+    passOrder: oneOf(PASS_ORDERS)
+      .default('adversarial-first')
+      .describe(
+        "ikl-at and trades: order of the two train-mode passes, which decides whose batch the BN running statistics end with: adversarial-first (the DKL code) or clean-first (DM-Improves-AT's TRADES).",
       ),
   },
   'The training objective (outer minimisation).',

@@ -34,6 +34,21 @@ export interface ObjectiveOptions {
   tradesBeta: number;
   /** Label smoothing of the CE terms (0 = none). */
   labelSmoothing: number;
+  /**
+   * ikl-at and trades: which train-mode pass runs first (default adversarial, as the DKL code); clean-first is
+   * DM-Improves-AT's TRADES (`model(x_natural)`, then `model(x_adv)`): the BN running statistics end with x'.
+   */
+  passOrder?: 'adversarial-first' | 'clean-first';
+}
+
+/** [z', z] in the configured order of the two train-mode passes. */
+function bothPasses(forward: TrainForward, x: tf.Tensor4D, xAdv: tf.Tensor4D, order: ObjectiveOptions['passOrder']): [tf.Tensor2D, tf.Tensor2D] {
+  if (order === 'clean-first') {
+    const logitsNat = forward(x);
+    return [forward(xAdv), logitsNat];
+  }
+  const logitsAdv = forward(xAdv);
+  return [logitsAdv, forward(x)];
 }
 
 /** The config's `distill` section. */
@@ -105,15 +120,13 @@ export function objective(
       return { robust, total: robust, logitsAdv };
     }
     case 'trades': {
-      const logitsAdv = forward(needAdv());
-      const logitsNat = forward(x);
+      const [logitsAdv, logitsNat] = bothPasses(forward, x, needAdv(), opts.passOrder);
       const natural = ce(logitsNat);
       const robust = tf.mul(klLoss(logitsNat, logitsAdv), opts.tradesBeta) as tf.Scalar;
       return { natural, robust, total: tf.add(natural, robust) as tf.Scalar, logitsNat, logitsAdv };
     }
     case 'ikl-at': {
-      const logitsAdv = forward(needAdv());
-      const logitsNat = forward(x);
+      const [logitsAdv, logitsNat] = bothPasses(forward, x, needAdv(), opts.passOrder);
       const natural = ce(logitsNat);
       const robust = iklLoss(logitsNat, logitsAdv, {
         alpha: opts.alpha,

@@ -38,6 +38,7 @@ test('generated-data presets: the paper’s alpha/beta/T on the DM-Improves-AT r
   for (const c of [c10, c100, trades]) {
     assert.equal(c.model.arch, 'wrn-28-10-swish');
     assert.equal(c.objective.labelSmoothing, 0.1);
+    assert.equal(c.objective.passOrder, 'clean-first');
     assert.deepEqual(
       [c.attack.start, c.attack.steps, c.attack.stepSize, c.attack.epsilon, c.attack.schedule, c.attack.bnMode],
       ['uniform', 10, { absolute: 2 / 255 }, 8 / 255, 'constant', 'train'],
@@ -53,8 +54,8 @@ test('generated-data presets: the paper’s alpha/beta/T on the DM-Improves-AT r
 test('the recipe keys default to the behaviour of before', () => {
   const c = parseConfig({}, 'empty');
   assert.deepEqual(
-    [c.objective.labelSmoothing, c.attack.bnMode, c.optimizer.bnWeightDecay, c.model.bnMomentum, c.model.bnWarmStart, c.schedule.type],
-    [0, 'inference', true, undefined, false, 'cosine'],
+    [c.objective.passOrder, c.objective.labelSmoothing, c.attack.bnMode, c.optimizer.bnWeightDecay, c.model.bnMomentum, c.model.bnWarmStart, c.schedule.type],
+    ['adversarial-first', 0, 'inference', true, undefined, false, 'cosine'],
   );
   assert.deepEqual([c.weightAverage.burnIn, c.weightAverage.dynamicDecay, c.weightAverage.bnStatistics], [0, false, 'average']);
 });

@@ -180,6 +180,42 @@ test('label smoothing applies to the clean CE of trades and ikl-at, never to the
   });
 });
 
+test("passOrder: clean-first runs f(x) before f(x') (DM-Improves-AT), the default f(x') first (DKL); same loss", async () => {
+  await noLeak(() => {
+    const x = tf.tensor4d([1, 2, 3, 4, 5, 6, 7, 8], [2, 1, 1, 4]);
+    const xa = tf.tensor4d([2, 1, 3, 5, 4, 6, 8, 7], [2, 1, 1, 4]);
+    const y = tf.tensor1d([1, 2], 'int32');
+    for (const type of ['trades', 'ikl-at'] as const) {
+      const totals: number[] = [];
+      for (const passOrder of ['adversarial-first', 'clean-first'] as const) {
+        const seen: string[] = [];
+        const fwd = (v: tf.Tensor4D): tf.Tensor2D => {
+          seen.push(v === x ? 'clean' : 'adv');
+          return tf.reshape(v, [v.shape[0], 4]);
+        };
+        totals.push(
+          tf.tidy(
+            () =>
+              objective(fwd, x, y, xa, undefined, {
+                type,
+                alpha: 3,
+                beta: 10,
+                gamma: 1,
+                temperature: 1,
+                tradesBeta: 5,
+                labelSmoothing: 0,
+                passOrder,
+              }).total.dataSync()[0]!,
+          ),
+        );
+        assert.deepEqual(seen, passOrder === 'clean-first' ? ['clean', 'adv'] : ['adv', 'clean'], `${type} ${passOrder}`);
+      }
+      assert.equal(totals[0], totals[1]);
+    }
+    tf.dispose([x, xa, y]);
+  });
+});
+
 const recipe = {
   model: { arch: 'small-cnn', numClasses: 10, bnMomentum: 0.01, bnWarmStart: true },
   objective: { type: 'trades', tradesBeta: 5, labelSmoothing: 0.1 },
