@@ -10,9 +10,9 @@ import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors.js';
 import { deriveSeed, permutation, SeededRng } from '../rng.js';
 import type { Batch, BatchOptions, ImageSet } from './types.js';
+import { CROP_PADDING } from './augment.js';
 
-/** Zero padding of the random crop (the references' `RandomCrop(32, padding=4)`). */
-export const CROP_PADDING = 4;
+export { CROP_PADDING };
 
 /** Purpose tags so the shuffle, augmentation and extra draws never share a random stream. */
 const TAG_SHUFFLE = 0x5348;
