@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { MODEL_ARCHS } from '../models/types.js';
-import { DATASETS } from '../data/types.js';
+import { AUGMENTATIONS, DATASETS } from '../data/types.js';
 import type { AttackLoss, PgdStart } from '../attacks/types.js';
 import { BACKEND_CHOICES, LOG_FORMATS } from '../choices.js';
 import { EPSILON_SCHEDULES, LR_SCHEDULES, OBJECTIVES } from '../train/names.js';
@@ -133,7 +133,16 @@ const data = section(
       ),
     trainSubset: posInt().optional().describe('Train on only the first N training images (after the validation split). Omitted: all.'),
     extra,
-    augment: bool().default(true).describe('Random crop 32 with 4-pixel zero padding and random horizontal flip.'),
+    augment: z
+      .union([bool(), oneOf(AUGMENTATIONS)], { error: `expected true, false or one of ${AUGMENTATIONS.join('|')}` })
+      .default(true)
+      .describe(
+        'Training augmentation. true = crop-flip: random crop 32 with 4-pixel zero padding and random horizontal flip; false = none; ' +
+          'crop-flip-rotate (+ RandomRotation 15, DM-Improves-AT CIFAR-100), cutout-16 (DKL) / cutout-18 (DM-Improves-AT), ' +
+          'autoaugment (crop-flip + the CIFAR-10 AutoAugment policy as DKL and DM-Improves-AT run it, fill 128), autoaugment-cutout (+ Cutout 18, DM-Improves-AT), ' +
+          "autoaugment-tv (torchvision's AutoAugment CIFAR10, fill 128), randaugment (torchvision RandAugment N 2 M 14, then crop-flip), " +
+          "randaugment-dm (ildoonet's RandAugment 2, 14 as DM-Improves-AT installs it, then crop-flip), idbh-weak (IDBH cifar10-weak, Li & Spratling 2023).",
+      ),
     batchSize: int().min(1, { error: BATCH_SIZE_RULE }).max(MAX_BATCH_SIZE, { error: BATCH_SIZE_RULE }).default(128).describe('Training batch size.'),
   },
   'Training data.',

@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors.js';
 import { deriveSeed, permutation, SeededRng } from '../rng.js';
 import type { Batch, BatchOptions, ImageSet } from './types.js';
-import { CROP_PADDING } from './augment.js';
+import { AUGMENTATIONS, Augmenter, CROP_PADDING, type AugmentationName } from './augment.js';
 
 export { CROP_PADDING };
 
@@ -77,6 +77,11 @@ export function cropFlip(
   }
 }
 
+/** The policy of a `BatchOptions.augment` value: true is crop-flip, false none. */
+export function augmentationName(augment: boolean | AugmentationName): AugmentationName {
+  return augment === true ? 'crop-flip' : augment === false ? 'none' : augment;
+}
+
 function validate(set: ImageSet, opts: BatchOptions): void {
   const { batchSize } = opts;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new InputError(`batchSize: expected a positive integer, got ${batchSize}`);
@@ -88,6 +93,10 @@ function validate(set: ImageSet, opts: BatchOptions): void {
     if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new InputError(`${k}: expected a non-negative integer, got ${v}`);
   }
   if (set.n < 1) throw new InputError(`${set.name}: cannot make batches of an empty set`);
+  const policy = augmentationName(opts.augment);
+  if (!(AUGMENTATIONS as readonly string[]).includes(policy))
+    throw new InputError(`augment: expected true, false or one of ${AUGMENTATIONS.join('|')}, got ${policy}`);
+  if (policy !== 'none' && set.channels !== 3) throw new InputError(`augment: '${policy}' needs 3-channel images, ${set.name} has ${set.channels}`);
   const extra = opts.extra;
   if (extra) {
     const { set: e, ratio } = extra;
@@ -129,13 +138,17 @@ function* generate(set: ImageSet, opts: BatchOptions): Generator<Batch, void, un
   const nOrig = B - nExtra;
   const total = numBatches(n, B, opts.dropLast ?? false);
   const order = opts.shuffle ? epochOrder(n, seed, epoch) : undefined;
+  const policy = augmentationName(opts.augment);
+  // crop-flip keeps its fused crop + flip + scale pass; the other policies augment a uint8 copy, then scale it.
+  const augmenter = policy !== 'none' && policy !== 'crop-flip' ? new Augmenter(policy, set) : undefined;
+  const img = new Uint8Array(size);
 
   for (let i = opts.startBatch ?? 0; i < total; i++) {
     const start = i * nOrig;
     const count = extra ? B : Math.min(B, n - start);
     const x = new Float32Array(count * size);
     const y = new Int32Array(count);
-    const aug = opts.augment ? new SeededRng(deriveSeed(seed, epoch, i, TAG_AUGMENT)) : undefined;
+    const aug = policy !== 'none' ? new SeededRng(deriveSeed(seed, epoch, i, TAG_AUGMENT)) : undefined;
     const extraRng = extra ? new SeededRng(deriveSeed(seed, epoch, i, TAG_EXTRA)) : undefined;
     for (let k = 0; k < count; k++) {
       let src: ImageSet;
@@ -150,7 +163,11 @@ function* generate(set: ImageSet, opts: BatchOptions): Generator<Batch, void, un
         j = extraRng!.int(extra.set.n);
       }
       y[k] = src.labels[j]!;
-      if (aug) {
+      if (augmenter) {
+        img.set(src.images.subarray(j * size, (j + 1) * size));
+        augmenter.apply(img, aug!);
+        copyScaled(img, 0, x, k * size, size);
+      } else if (aug) {
         const dy = aug.int(2 * CROP_PADDING + 1);
         const dx = aug.int(2 * CROP_PADDING + 1);
         const flip = aug.next() < 0.5;

@@ -156,6 +156,13 @@ test('errors in --set name the flag and the key path', () => {
   rejects({ file: f, sets: ['attack.epsilon=-8/255'] }, /^--set attack\.epsilon=-8\/255: attack\.epsilon: expected a number in \[0, 1\], got '-8\/255'$/);
 });
 
+test('data.augment: true, false or a policy name; anything else is refused by name', () => {
+  assert.equal(resolveConfig({ sets: ['data.augment=false'] }).data.augment, false);
+  assert.equal(resolveConfig({ sets: ['data.augment=autoaugment'] }).data.augment, 'autoaugment');
+  assert.equal(resolveConfig({}).data.augment, true);
+  rejects({ sets: ['data.augment=autoaug'] }, /^--set data\.augment=autoaug: data\.augment: expected true, false or one of none\|crop-flip\|.*idbh-weak/);
+});
+
 test('constraints between fields name the key and the source that set it', () => {
   rejects({ sets: ['model.numClasses=100'] }, /--set model\.numClasses=100: model\.numClasses: expected 10 \(the number of classes of cifar10\)/);
   rejects({ file: file('ms.yaml', 'schedule:\n  milestones: [150, 100]\n') }, /ms\.yaml: schedule\.milestones: expected increasing epochs/);
