@@ -32,10 +32,9 @@ export function applyLut(src: Uint8Array, dst: Uint8Array, lut: ArrayLike<number
   for (let i = 0; i < src.length; i++) dst[i] = lut[src[i]!]!;
 }
 
-/** Applies one 256-entry table per channel. */
-function applyChannelLuts(src: Uint8Array, dst: Uint8Array, luts: Uint8Array[]): void {
-  const c = luts.length;
-  for (let i = 0; i < src.length; i += c) for (let k = 0; k < c; k++) dst[i + k] = luts[k]![src[i + k]!]!;
+/** Applies one 256-entry table per channel: `luts` holds channel k's table at [256·k, 256·k + 256). */
+function applyChannelLuts(src: Uint8Array, dst: Uint8Array, luts: Uint8Array, c: number): void {
+  for (let i = 0; i < src.length; i += c) for (let k = 0; k < c; k++) dst[i + k] = luts[(k << 8) | src[i + k]!]!;
 }
 
 /** ImageOps.invert: 255 − v. */
@@ -58,34 +57,36 @@ export function posterize(src: Uint8Array, dst: Uint8Array, bits: number): void 
   for (let i = 0; i < src.length; i++) dst[i] = src[i]! & mask;
 }
 
-function channelHistograms(src: Uint8Array, c: number): Uint32Array[] {
-  const h = Array.from({ length: c }, () => new Uint32Array(256));
-  for (let i = 0; i < src.length; i += c) for (let k = 0; k < c; k++) h[k]![src[i + k]!]!++;
+/** Per-channel histograms, channel k's counts at [256·k, 256·k + 256). */
+function channelHistograms(src: Uint8Array, c: number): Uint32Array {
+  const h = new Uint32Array(256 * c);
+  for (let i = 0; i < src.length; i += c) for (let k = 0; k < c; k++) h[(k << 8) | src[i + k]!]!++;
   return h;
 }
 
 /** ImageOps.autocontrast (cutoff 0): per channel, maps [min, max] linearly onto [0, 255] (a constant channel is kept). */
 export function autocontrast(src: Uint8Array, dst: Uint8Array, shape: ImageShape): void {
   const c = shape.channels;
-  const luts = channelHistograms(src, c).map((h) => {
-    const lut = new Uint8Array(256);
+  const h = channelHistograms(src, c);
+  const lut = new Uint8Array(256 * c);
+  for (let k = 0; k < c; k++) {
+    const b = k << 8;
     let lo = 0;
-    while (lo < 256 && h[lo] === 0) lo++;
+    while (lo < 256 && h[b + lo] === 0) lo++;
     let hi = 255;
-    while (hi >= 0 && h[hi] === 0) hi--;
+    while (hi >= 0 && h[b + hi] === 0) hi--;
     if (hi <= lo) {
-      for (let i = 0; i < 256; i++) lut[i] = i;
+      for (let i = 0; i < 256; i++) lut[b + i] = i;
     } else {
       const scale = 255 / (hi - lo);
       const offset = -lo * scale;
       for (let i = 0; i < 256; i++) {
         const v = Math.trunc(i * scale + offset);
-        lut[i] = v < 0 ? 0 : v > 255 ? 255 : v;
+        lut[b + i] = v < 0 ? 0 : v > 255 ? 255 : v;
       }
     }
-    return lut;
-  });
-  applyChannelLuts(src, dst, luts);
+  }
+  applyChannelLuts(src, dst, lut, c);
 }
 
 /**
@@ -96,32 +97,34 @@ export function autocontrast(src: Uint8Array, dst: Uint8Array, shape: ImageShape
  */
 export function equalize(src: Uint8Array, dst: Uint8Array, shape: ImageShape): void {
   const c = shape.channels;
-  const luts = channelHistograms(src, c).map((h) => {
-    const lut = new Uint8Array(256);
+  const h = channelHistograms(src, c);
+  const lut = new Uint8Array(256 * c);
+  for (let k = 0; k < c; k++) {
+    const b = k << 8;
     let used = 0;
     let total = 0;
     let last = 0;
     for (let i = 0; i < 256; i++) {
-      if (h[i]! > 0) {
+      const v = h[b + i]!;
+      if (v > 0) {
         used++;
-        last = h[i]!;
+        last = v;
       }
-      total += h[i]!;
+      total += v;
     }
     const step = Math.floor((total - last) / 255);
     if (used <= 1 || step === 0) {
-      for (let i = 0; i < 256; i++) lut[i] = i;
+      for (let i = 0; i < 256; i++) lut[b + i] = i;
     } else {
       let n = Math.floor(step / 2);
       for (let i = 0; i < 256; i++) {
         const v = Math.floor(n / step);
-        lut[i] = v > 255 ? 255 : v;
-        n += h[i]!;
+        lut[b + i] = v > 255 ? 255 : v;
+        n += h[b + i]!;
       }
     }
-    return lut;
-  });
-  applyChannelLuts(src, dst, luts);
+  }
+  applyChannelLuts(src, dst, lut, c);
 }
 
 /**
@@ -308,15 +311,20 @@ export function affineBicubic(src: Uint8Array, dst: Uint8Array, shape: ImageShap
       const x1 = xclip(xs + 1) * 3;
       const x2 = xclip(xs + 2) * 3;
       const x3 = xclip(xs + 3) * 3;
+      const r0 = (ys < 0 ? 0 : ys < h ? ys : h - 1) * w * 3;
+      // Rows past the bottom edge repeat the previous row's value (v2 = v1, ...); rows above are clamped.
+      const ok1 = ys + 1 >= 0 && ys + 1 < h;
+      const ok2 = ys + 2 >= 0 && ys + 2 < h;
+      const ok3 = ys + 3 >= 0 && ys + 3 < h;
       for (let q = 0; q < 3; q++) {
-        const rowAt = (r: number) => {
-          const base = r * w * 3 + q;
-          return cubic(src[base + x0]!, src[base + x1]!, src[base + x2]!, src[base + x3]!, dx);
-        };
-        const v1 = rowAt(ys < 0 ? 0 : ys < h ? ys : h - 1);
-        const v2 = ys + 1 >= 0 && ys + 1 < h ? rowAt(ys + 1) : v1;
-        const v3 = ys + 2 >= 0 && ys + 2 < h ? rowAt(ys + 2) : v2;
-        const v4 = ys + 3 >= 0 && ys + 3 < h ? rowAt(ys + 3) : v3;
+        let r = r0 + q;
+        const v1 = cubic(src[r + x0]!, src[r + x1]!, src[r + x2]!, src[r + x3]!, dx);
+        r = (ys + 1) * w * 3 + q;
+        const v2 = ok1 ? cubic(src[r + x0]!, src[r + x1]!, src[r + x2]!, src[r + x3]!, dx) : v1;
+        r += w * 3;
+        const v3 = ok2 ? cubic(src[r + x0]!, src[r + x1]!, src[r + x2]!, src[r + x3]!, dx) : v2;
+        r += w * 3;
+        const v4 = ok3 ? cubic(src[r + x0]!, src[r + x1]!, src[r + x2]!, src[r + x3]!, dx) : v3;
         const v = cubic(v1, v2, v3, v4, dy);
         dst[o + q] = v <= 0 ? 0 : v >= 255 ? 255 : Math.trunc(v);
       }
@@ -414,6 +422,34 @@ export function flipHorizontal(src: Uint8Array, dst: Uint8Array, shape: ImageSha
       const s = (y * w + (w - 1 - x)) * c;
       const o = (y * w + x) * c;
       for (let q = 0; q < c; q++) dst[o + q] = src[s + q]!;
+    }
+  }
+}
+
+/**
+ * RandomCrop(padding) at offset (dy, dx) of the zero-padded image, then mirrored when `flip`, in one pass:
+ * out[y][x] = padded[y + dy][(flip ? W−1−x : x) + dx] (the uint8 form of batches.ts's cropFlip).
+ */
+export function cropFlipU8(src: Uint8Array, dst: Uint8Array, shape: ImageShape, dy: number, dx: number, flip: boolean, pad: number): void {
+  const { height: h, width: w, channels: c } = shape;
+  const row = w * c;
+  for (let y = 0; y < h; y++) {
+    const sy = y + dy - pad;
+    const o = y * row;
+    if (sy < 0 || sy >= h) {
+      dst.fill(0, o, o + row);
+      continue;
+    }
+    const srow = sy * row;
+    for (let x = 0; x < w; x++) {
+      const sx = (flip ? w - 1 - x : x) + dx - pad;
+      const d = o + x * c;
+      if (sx < 0 || sx >= w) {
+        for (let k = 0; k < c; k++) dst[d + k] = 0;
+      } else {
+        const s = srow + sx * c;
+        for (let k = 0; k < c; k++) dst[d + k] = src[s + k]!;
+      }
     }
   }
 }

@@ -28,6 +28,7 @@ import {
   brightness,
   color,
   contrast,
+  cropFlipU8,
   cutout,
   equalize,
   fillRect,
@@ -37,7 +38,6 @@ import {
   posterize,
   rotate,
   sharpness,
-  shift,
   solarize,
 } from './augment-ops.js';
 
@@ -540,8 +540,8 @@ export class Augmenter {
     const dy = rng.int(2 * CROP_PADDING + 1);
     const dx = rng.int(2 * CROP_PADDING + 1);
     const flip = rng.next() < 0.5;
-    this.run(img, (s, d, sh) => shift(s, d, sh, CROP_PADDING - dy, CROP_PADDING - dx));
-    if (flip) this.run(img, (s, d, sh) => flipHorizontal(s, d, sh));
+    cropFlipU8(img, this.tmp, this.shape, dy, dx, flip, CROP_PADDING);
+    img.set(this.tmp);
   }
 
   private cutout(img: Uint8Array, rng: SeededRng, length: number): void {
