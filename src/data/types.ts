@@ -42,6 +42,12 @@ export interface BatchOptions {
    * from 4-pixel zero padding + horizontal flip), false = 'none'.
    */
   augment: boolean | AugmentationName;
+  /**
+   * A second view of every sample, augmented by this policy from its own random stream (DKL's AutoAugment pair):
+   * x then holds the batch's first views (rows 0..B−1) followed by its second views (rows B..2B−1), y the labels
+   * twice. Omitted: one view.
+   */
+  pair?: AugmentationName;
   /** Base seed of the run. Default 0. */
   seed?: number;
   /** Epoch number used to derive the shuffle order and augmentation. Default 0. */

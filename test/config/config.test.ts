@@ -224,6 +224,11 @@ test('presets reproduce the published runs', () => {
   }
   assert.equal(c10.attack.objective, 'kl');
   assert.deepEqual([c100.attack.objective, c100.attack.alpha, c100.attack.beta, c100.model.numClasses], ['ikl', 1, 1, 100]);
+  // DKL's AutoAugment pair (sh/train_dkl_cifar100_autoaug.sh): the CIFAR-100 run with alpha 4, views A/B, gamma 0.3.
+  const pair = resolveConfig({ file: join(CONFIGS, 'cifar100-ikl-at-autoaug.yaml') });
+  assert.deepEqual({ ...pair, run: c100.run, data: c100.data, objective: c100.objective }, c100);
+  assert.deepEqual([pair.objective.alpha, pair.objective.beta, pair.classWeights.temperature], [4, 20, 4]);
+  assert.deepEqual([pair.data.augment, pair.data.pair], ['crop-flip', { enabled: true, augment: 'autoaugment', gamma: 0.3 }]);
   const trades = resolveConfig({ file: join(CONFIGS, 'cifar10-trades.yaml') });
   assert.deepEqual(
     [trades.objective.type, trades.objective.tradesBeta, trades.attack.steps, trades.attack.stepSize, trades.attack.epsilon, trades.attack.schedule],

@@ -217,4 +217,47 @@ describe('augmentation policies', () => {
       for (const x of a) assert.ok(x.every((v) => v >= 0 && v <= 1));
     });
   });
+
+  it('batches({ pair }): 2B rows, views A as without the pair, views B through the pair policy, labels twice', async () => {
+    await noLeak(() => {
+      const set = indexedSet(20);
+      const opts = { batchSize: 8, shuffle: true, augment: true, seed: 4, epoch: 2 } as const;
+      const plain = [...batches(set, opts)];
+      const paired = [...batches(set, { ...opts, pair: 'autoaugment' })];
+      const noAug = [...batches(set, { ...opts, augment: false })];
+      assert.equal(paired.length, plain.length);
+      paired.forEach((b, i) => {
+        const n = plain[i]!.x.shape[0];
+        assert.deepEqual(b.x.shape, [2 * n, 32, 32, 3]);
+        const x = b.x.dataSync();
+        const y = Array.from(b.y.dataSync());
+        assert.deepEqual(x.slice(0, n * SIZE), plain[i]!.x.dataSync());
+        assert.deepEqual(y, [...plain[i]!.y.dataSync(), ...plain[i]!.y.dataSync()]);
+        assert.notDeepEqual(x.slice(n * SIZE), x.slice(0, n * SIZE));
+      });
+      // With crop-flip as the pair policy, view B of row k is one of the 162 crop-flips of row k's source image.
+      const cf = [...batches(set, { ...opts, pair: 'crop-flip' })];
+      cf.forEach((b, i) => {
+        const n = noAug[i]!.x.shape[0];
+        const xb = b.x.dataSync().slice(n * SIZE);
+        const src = Uint8Array.from(noAug[i]!.x.dataSync(), (v) => Math.round(v * 255));
+        for (let k = 0; k < n; k++) {
+          const want = xb.slice(k * SIZE, (k + 1) * SIZE);
+          const cand = new Float32Array(SIZE);
+          let found = false;
+          for (let dy = 0; dy <= 8 && !found; dy++) {
+            for (let dx = 0; dx <= 8 && !found; dx++) {
+              for (const flip of [false, true]) {
+                cropFlip(src, k * SIZE, cand, 0, SHAPE, dy, dx, flip);
+                if (cand.every((v, j) => v === want[j])) found = true;
+              }
+            }
+          }
+          assert.ok(found, `batch ${i} row ${k}: view B is no crop-flip of its source image`);
+        }
+      });
+      for (const b of cf) tf.dispose([b.x, b.y]);
+      for (const b of [...plain, ...paired, ...noAug]) tf.dispose([b.x, b.y]);
+    });
+  });
 });
