@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { noLeak } from '../helpers.js';
 import { AUGMENTATIONS, AUTOAUGMENT_CIFAR10, Augmenter, augmentBatch, cropShift, erasingBox, ILDOONET_OPS, ildoonetValue } from '../../src/data/augment.js';
@@ -259,5 +260,30 @@ describe('augmentation policies', () => {
       for (const b of cf) tf.dispose([b.x, b.y]);
       for (const b of [...plain, ...paired, ...noAug]) tf.dispose([b.x, b.y]);
     });
+  });
+
+  it('runs in a worker thread on a shared buffer with the same result as on the main thread', async () => {
+    const n = 4;
+    const batch = new Uint8Array(n * SIZE);
+    for (let k = 0; k < n; k++) batch.set(image(k + 20), k * SIZE);
+    const want = batch.slice();
+    augmentBatch('autoaugment-cutout', want, n, SHAPE, new SeededRng(9));
+    const augmentUrl = new URL('../../src/data/augment.js', import.meta.url).href;
+    const rngUrl = new URL('../../src/rng.js', import.meta.url).href;
+    const code = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      Promise.all([import(${JSON.stringify(augmentUrl)}), import(${JSON.stringify(rngUrl)})]).then(([a, r]) => {
+        const img = new Uint8Array(workerData.buf);
+        a.augmentBatch('autoaugment-cutout', img, ${n}, { height: 32, width: 32, channels: 3 }, new r.SeededRng(9));
+        parentPort.postMessage('done');
+      });`;
+    const shared = new SharedArrayBuffer(n * SIZE);
+    new Uint8Array(shared).set(batch);
+    await new Promise<void>((resolve, reject) => {
+      const w = new Worker(code, { eval: true, workerData: { buf: shared } });
+      w.once('message', () => resolve());
+      w.once('error', reject);
+    });
+    assert.deepEqual(new Uint8Array(shared), want);
   });
 });
