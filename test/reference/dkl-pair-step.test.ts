@@ -3,7 +3,9 @@
  * `train` run by scripts/fixtures/dkl_pair_replay.py on a dense-BN-ReLU-dense network, one batch of B images
  * given as view A and view B. Checked: the training attack on all 2B rows (IKL objective with the class-wise
  * weights), the loss CE(2B) + DKL(A) + γ·DKL(B) with its parts, every gradient, the BN running means after the
- * two 2B-row train-mode passes, and — through trainStep — the next epoch's class-wise weights, from view A only.
+ * two 2B-row train-mode passes, and — through trainStep — the next epoch's class-wise weights, from view A only;
+ * with AWP on, the perturbed kernels (utils_awp.py ascends CE + DKL over all 2B rows, unsplit) and the gradients
+ * taken at them.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +17,7 @@ import { pgdStep } from '../../src/attacks/pgd.js';
 import { resolveConfig } from '../../src/config/index.js';
 import { ClassWeights } from '../../src/losses/index.js';
 import { objective } from '../../src/train/objective.js';
+import { Awp } from '../../src/train/awp.js';
 import { Sgd } from '../../src/train/sgd.js';
 import { inferenceFn, trainForward, trainStep, type Trainer } from '../../src/train/step.js';
 
@@ -42,6 +45,7 @@ interface Fixture {
   grads: Record<string, number[]>;
   bnRunningMean: number[];
   classWeightsOut: number[];
+  awp: { gamma: number; proxyLr: number; perturbedKernels: Record<string, number[]>; grads: Record<string, number[]>; xAdv: number[] };
 }
 
 const fx = JSON.parse(readFileSync(new URL('../../../test/fixtures/reference/dkl-pair-step.json', import.meta.url), 'utf8')) as Fixture;
@@ -195,5 +199,39 @@ test("trainStep with data.pair: the next epoch's class-wise weights come from vi
     t.optimizer.dispose();
     t.classWeights!.dispose();
     model.dispose();
+  }
+});
+
+test("with AWP: the proxy ascends CE + IKL over all 2B rows unsplit (utils_awp.py), then the pair loss's gradients", async () => {
+  const model = network();
+  const proxy = network();
+  const awp = new Awp(model, proxy, { gamma: fx.awp.gamma, proxyLr: fx.awp.proxyLr });
+  try {
+    await noLeak(() => {
+      const { x, y } = pairBatch();
+      const xAdv = tf.tensor4d(fx.awp.xAdv, [2 * B, H, W, C]);
+      const prior = tf.tidy(() => tf.gather(tf.tensor2d(fx.classPrior, [K, K]), y) as tf.Tensor2D);
+      const opts = { type: 'ikl-at' as const, alpha: fx.alpha, beta: fx.beta, gamma: 1, temperature: 1, tradesBeta: 6, labelSmoothing: 0 };
+      // As trainStep: AWP's loss is the objective without the pair split.
+      awp.computeDirections((fwd) => objective(fwd, x, y, xAdv, prior, opts).total, trainForward);
+      awp.perturb();
+      const kernels = [model.layers[1]!.getWeights()[0]!.dataSync(), model.layers[4]!.getWeights()[0]!.dataSync()];
+      const kernelErr = Math.max(
+        maxRel(kernels[0]!, fx.awp.perturbedKernels['dense1/kernel']!),
+        maxRel(kernels[1]!, fx.awp.perturbedKernels['dense2/kernel']!),
+      );
+      const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+      const { value, grads } = tf.variableGrads(() => objective(trainForward(model), x, y, xAdv, prior, opts, undefined, { gamma: fx.gamma }).total, vars);
+      const gradErr = NAMES.map((name, i) => maxRel(grads[vars[i]!.name]!.dataSync(), fx.awp.grads[name]!));
+      awp.restore();
+      tf.dispose([x, y, xAdv, prior, value, ...Object.values(grads)]);
+      console.log(`pair step with AWP: perturbed kernels ${kernelErr.toExponential(2)}, gradients ${Math.max(...gradErr).toExponential(2)}`);
+      assert.ok(kernelErr < 1e-5, `perturbed kernels differ by ${kernelErr}`);
+      gradErr.forEach((e, i) => assert.ok(e < 1e-4, `${NAMES[i]}: gradient differs by ${e}`));
+    });
+  } finally {
+    awp.dispose();
+    model.dispose();
+    proxy.dispose();
   }
 });
