@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { MODEL_ARCHS } from '../models/types.js';
-import { DATASETS } from '../data/types.js';
+import { AUGMENTATIONS, DATASETS } from '../data/types.js';
 import type { AttackLoss, PgdStart } from '../attacks/types.js';
 import { BACKEND_CHOICES, LOG_FORMATS } from '../choices.js';
 import { EPSILON_SCHEDULES, LR_SCHEDULES, OBJECTIVES } from '../train/names.js';
@@ -126,6 +126,21 @@ const extra = z
   .optional()
   .describe('Extra training data mixed into every batch (the generated-data runs). Omitted: none.');
 
+const pair = section(
+  {
+    enabled: bool()
+      .default(false)
+      .describe(
+        'Each training image gives two views: A augmented by data.augment, B by pair.augment; the attack and the clean CE run on all 2B, the robust loss is IKL(A) + gamma·IKL(B), the class-wise weights come from view A (objective ikl-at only).',
+      ),
+    augment: oneOf(AUGMENTATIONS)
+      .default('autoaugment')
+      .describe("Augmentation of view B (DKL's --aug autoaug: crop-flip + AutoAugment CIFAR-10 policy, no Cutout)."),
+    gamma: nonNegative().default(0.3).describe("Weight of view B's robust term (DKL's --gamma, 0.3 in sh/train_dkl_cifar100_autoaug.sh)."),
+  },
+  "DKL's AutoAugment pair (train_dkl_cifar100.py --data CIFAR100V2 --aug autoaug).",
+);
+
 const data = section(
   {
     dataset: oneOf(DATASETS).default('cifar10').describe('Dataset: cifar10, cifar100, or synthetic (generated, no download).'),
@@ -143,7 +158,17 @@ const data = section(
       ),
     trainSubset: posInt().optional().describe('Train on only the first N training images (after the validation split). Omitted: all.'),
     extra,
-    augment: bool().default(true).describe('Random crop 32 with 4-pixel zero padding and random horizontal flip.'),
+    augment: z
+      .union([bool(), oneOf(AUGMENTATIONS)], { error: `expected true, false or one of ${AUGMENTATIONS.join('|')}` })
+      .default(true)
+      .describe(
+        'Training augmentation. true = crop-flip: random crop 32 with 4-pixel zero padding and random horizontal flip; false = none; ' +
+          'crop-flip-rotate (+ RandomRotation 15, DM-Improves-AT CIFAR-100), cutout-16 (DKL) / cutout-18 (DM-Improves-AT), ' +
+          'autoaugment (crop-flip + the CIFAR-10 AutoAugment policy as DKL and DM-Improves-AT run it, fill 128), autoaugment-cutout (+ Cutout 18, DM-Improves-AT), ' +
+          "autoaugment-tv (torchvision's AutoAugment CIFAR10, fill 128), randaugment (torchvision RandAugment N 2 M 14, then crop-flip), " +
+          "randaugment-dm (ildoonet's RandAugment 2, 14 as DM-Improves-AT installs it, then crop-flip), idbh-weak (IDBH cifar10-weak, Li & Spratling 2023).",
+      ),
+    pair,
     batchSize: int().min(1, { error: BATCH_SIZE_RULE }).max(MAX_BATCH_SIZE, { error: BATCH_SIZE_RULE }).default(128).describe('Training batch size.'),
   },
   'Training data.',

@@ -10,14 +10,15 @@ import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors.js';
 import { deriveSeed, permutation, SeededRng } from '../rng.js';
 import type { Batch, BatchOptions, ImageSet } from './types.js';
+import { AUGMENTATIONS, Augmenter, CROP_PADDING, type AugmentationName } from './augment.js';
 
-/** Zero padding of the random crop (the references' `RandomCrop(32, padding=4)`). */
-export const CROP_PADDING = 4;
+export { CROP_PADDING };
 
 /** Purpose tags so the shuffle, augmentation and extra draws never share a random stream. */
 const TAG_SHUFFLE = 0x5348;
 const TAG_AUGMENT = 0x4155;
 const TAG_EXTRA = 0x4558;
+const TAG_PAIR = 0x5041;
 
 /** v/255 for every byte value, rounded once to float32, so scaling is a table lookup. */
 const UNIT = Float32Array.from({ length: 256 }, (_, v) => v / 255);
@@ -77,6 +78,11 @@ export function cropFlip(
   }
 }
 
+/** The policy of a `BatchOptions.augment` value: true is crop-flip, false none. */
+export function augmentationName(augment: boolean | AugmentationName): AugmentationName {
+  return augment === true ? 'crop-flip' : augment === false ? 'none' : augment;
+}
+
 function validate(set: ImageSet, opts: BatchOptions): void {
   const { batchSize } = opts;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new InputError(`batchSize: expected a positive integer, got ${batchSize}`);
@@ -88,6 +94,14 @@ function validate(set: ImageSet, opts: BatchOptions): void {
     if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new InputError(`${k}: expected a non-negative integer, got ${v}`);
   }
   if (set.n < 1) throw new InputError(`${set.name}: cannot make batches of an empty set`);
+  const policy = augmentationName(opts.augment);
+  if (!(AUGMENTATIONS as readonly string[]).includes(policy))
+    throw new InputError(`augment: expected true, false or one of ${AUGMENTATIONS.join('|')}, got ${policy}`);
+  if (opts.pair !== undefined && !(AUGMENTATIONS as readonly string[]).includes(opts.pair)) {
+    throw new InputError(`pair: expected one of ${AUGMENTATIONS.join('|')}, got ${String(opts.pair)}`);
+  }
+  if ((policy !== 'none' || (opts.pair ?? 'none') !== 'none') && set.channels !== 3)
+    throw new InputError(`augment: '${policy}' needs 3-channel images, ${set.name} has ${set.channels}`);
   const extra = opts.extra;
   if (extra) {
     const { set: e, ratio } = extra;
@@ -129,13 +143,21 @@ function* generate(set: ImageSet, opts: BatchOptions): Generator<Batch, void, un
   const nOrig = B - nExtra;
   const total = numBatches(n, B, opts.dropLast ?? false);
   const order = opts.shuffle ? epochOrder(n, seed, epoch) : undefined;
+  const policy = augmentationName(opts.augment);
+  // crop-flip keeps its fused crop + flip + scale pass; the other policies augment a uint8 copy, then scale it.
+  const augmenter = policy !== 'none' && policy !== 'crop-flip' ? new Augmenter(policy, set) : undefined;
+  const img = new Uint8Array(size);
+  const pairPolicy = opts.pair;
+  const pairAugmenter = pairPolicy !== undefined && pairPolicy !== 'none' ? new Augmenter(pairPolicy, set) : undefined;
 
   for (let i = opts.startBatch ?? 0; i < total; i++) {
     const start = i * nOrig;
     const count = extra ? B : Math.min(B, n - start);
-    const x = new Float32Array(count * size);
-    const y = new Int32Array(count);
-    const aug = opts.augment ? new SeededRng(deriveSeed(seed, epoch, i, TAG_AUGMENT)) : undefined;
+    const rows = pairPolicy !== undefined ? 2 * count : count;
+    const x = new Float32Array(rows * size);
+    const y = new Int32Array(rows);
+    const pairRng = pairAugmenter ? new SeededRng(deriveSeed(seed, epoch, i, TAG_PAIR)) : undefined;
+    const aug = policy !== 'none' ? new SeededRng(deriveSeed(seed, epoch, i, TAG_AUGMENT)) : undefined;
     const extraRng = extra ? new SeededRng(deriveSeed(seed, epoch, i, TAG_EXTRA)) : undefined;
     for (let k = 0; k < count; k++) {
       let src: ImageSet;
@@ -150,7 +172,18 @@ function* generate(set: ImageSet, opts: BatchOptions): Generator<Batch, void, un
         j = extraRng!.int(extra.set.n);
       }
       y[k] = src.labels[j]!;
-      if (aug) {
+      if (pairPolicy !== undefined) {
+        // View B: the same image through the pair policy (its own stream, so view A is what it would be alone).
+        y[count + k] = y[k]!;
+        img.set(src.images.subarray(j * size, (j + 1) * size));
+        pairAugmenter?.apply(img, pairRng!);
+        copyScaled(img, 0, x, (count + k) * size, size);
+      }
+      if (augmenter) {
+        img.set(src.images.subarray(j * size, (j + 1) * size));
+        augmenter.apply(img, aug!);
+        copyScaled(img, 0, x, k * size, size);
+      } else if (aug) {
         const dy = aug.int(2 * CROP_PADDING + 1);
         const dx = aug.int(2 * CROP_PADDING + 1);
         const flip = aug.next() < 0.5;
@@ -160,7 +193,7 @@ function* generate(set: ImageSet, opts: BatchOptions): Generator<Batch, void, un
       }
     }
     yield {
-      x: tf.tensor4d(x, [count, set.height, set.width, set.channels], 'float32'),
+      x: tf.tensor4d(x, [rows, set.height, set.width, set.channels], 'float32'),
       y: tf.tensor1d(y, 'int32'),
       index: i,
     };

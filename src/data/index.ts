@@ -16,6 +16,7 @@ export {
 export { CIFAR_SOURCES, ensureCifar, md5File, type CifarSource, type EnsureCifarOptions } from './download.js';
 export { extractTarGz, safeMemberName } from './tar.js';
 export { makeSynthetic, SYNTHETIC_CLASSES } from './synthetic.js';
-export { batches, copyScaled, CROP_PADDING, cropFlip, epochOrder, numBatches } from './batches.js';
+export { augmentationName, batches, copyScaled, CROP_PADDING, cropFlip, epochOrder, numBatches } from './batches.js';
+export { Augmenter, augmentBatch, type ImageShape } from './augment.js';
 export { firstN, splitValidation, subset, trainSubset } from './subsets.js';
 export { loadDataset, loadTestSet, SYNTHETIC_DEFAULTS, type LoadDatasetOptions } from './load.js';

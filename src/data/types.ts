@@ -1,5 +1,8 @@
 import type * as tf from '@tensorflow/tfjs';
 import { SYNTHETIC_CLASSES } from './synthetic.js';
+import type { AugmentationName } from './augment.js';
+
+export { AUGMENTATIONS, type AugmentationName } from './augment.js';
 
 /** Images kept as uint8 NHWC (N×32×32×3) in memory; float batches are built on demand. */
 export interface ImageSet {
@@ -34,8 +37,17 @@ export interface BatchOptions {
   batchSize: number;
   /** Visit the set in the order permutation(seed, epoch); false keeps the stored order. */
   shuffle: boolean;
-  /** Random crop from 4-pixel zero padding + horizontal flip, per sample (training data only). */
-  augment: boolean;
+  /**
+   * Per-sample augmentation (training data only): a policy of src/data/augment.ts; true = 'crop-flip' (random crop
+   * from 4-pixel zero padding + horizontal flip), false = 'none'.
+   */
+  augment: boolean | AugmentationName;
+  /**
+   * A second view of every sample, augmented by this policy from its own random stream (DKL's AutoAugment pair):
+   * x then holds the batch's first views (rows 0..B−1) followed by its second views (rows B..2B−1), y the labels
+   * twice. Omitted: one view.
+   */
+  pair?: AugmentationName;
   /** Base seed of the run. Default 0. */
   seed?: number;
   /** Epoch number used to derive the shuffle order and augmentation. Default 0. */

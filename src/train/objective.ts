@@ -91,6 +91,15 @@ export interface ObjectiveParts {
 }
 
 /**
+ * DKL's AutoAugment pair (train_dkl_cifar100.py --aug autoaug): the batch holds B views A then B views B of the
+ * same images. CE runs over all 2B rows; the robust term is IKL(A) + gamma·IKL(B), each the mean over its B rows
+ * with its own rows of the class-wise weights.
+ */
+export interface PairOptions {
+  gamma: number;
+}
+
+/**
  * Computes the objective. `classPrior` is the B×C matrix of class-wise weights s̄_{y_b} (ClassWeights.gather(y)),
  * used by ikl-at only; without it IKL falls back to the per-sample weights softmax(z) (DKL-style). Every returned tensor is owned by the caller (call inside tf.tidy or dispose them).
  */
@@ -102,6 +111,7 @@ export function objective(
   classPrior: tf.Tensor2D | undefined,
   opts: ObjectiveOptions,
   kd?: KdInputs,
+  pair?: PairOptions,
 ): ObjectiveParts {
   const ce = (logits: tf.Tensor2D): tf.Scalar => crossEntropy(logits, y, { labelSmoothing: opts.labelSmoothing });
   const needAdv = (): tf.Tensor4D => {
@@ -128,13 +138,21 @@ export function objective(
     case 'ikl-at': {
       const [logitsAdv, logitsNat] = bothPasses(forward, x, needAdv(), opts.passOrder);
       const natural = ce(logitsNat);
-      const robust = iklLoss(logitsNat, logitsAdv, {
-        alpha: opts.alpha,
-        beta: opts.beta,
-        classPrior,
-        gamma: opts.gamma,
-        temperature: opts.temperature,
-      });
+      const ikl = (nat: tf.Tensor2D, adv: tf.Tensor2D, prior: tf.Tensor2D | undefined): tf.Scalar =>
+        iklLoss(nat, adv, { alpha: opts.alpha, beta: opts.beta, classPrior: prior, gamma: opts.gamma, temperature: opts.temperature });
+      let robust: tf.Scalar;
+      if (pair) {
+        const [b, c] = logitsNat.shape;
+        if (b % 2 !== 0) throw new Error(`objective: the AutoAugment pair needs an even number of rows (views A then B), got ${b}`);
+        const half = (t: tf.Tensor2D, k: number) => tf.slice(t, [k * (b / 2), 0], [b / 2, c]) as tf.Tensor2D;
+        const priorHalf = (k: number) => (classPrior ? half(classPrior, k) : undefined);
+        robust = tf.add(
+          ikl(half(logitsNat, 0), half(logitsAdv, 0), priorHalf(0)),
+          tf.mul(pair.gamma, ikl(half(logitsNat, 1), half(logitsAdv, 1), priorHalf(1))),
+        ) as tf.Scalar;
+      } else {
+        robust = ikl(logitsNat, logitsAdv, classPrior);
+      }
       return { natural, robust, total: tf.add(natural, robust) as tf.Scalar, logitsNat, logitsAdv };
     }
     case 'ikl-kd':

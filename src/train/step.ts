@@ -77,6 +77,9 @@ export function createTrainer(config: TrainConfig): Trainer {
     // The class weights of the ikl attack come from the student's clean logits, which adversarial KD never computes.
     throw new InputError("attack.objective: expected kl or ce with distill.adversarial (the ikl attack needs the student's clean logits), got ikl");
   }
+  if (config.data.pair.enabled && config.objective.type !== 'ikl-at') {
+    throw new InputError(`data.pair.enabled: the AutoAugment pair needs objective.type ikl-at, got ${config.objective.type}`);
+  }
   if (attackLossOf(config) === 'ikl' && !config.classWeights.enabled) {
     throw new InputError("attack.objective: 'ikl' needs classWeights.enabled: true (the attack uses the class-wise weights)");
   }
@@ -211,6 +214,9 @@ export function trainStep(t: Trainer, x: tf.Tensor4D, y: tf.Tensor1D, p: StepPar
     }
     const adv = xAdv;
     const lossPrior = type === 'ikl-at' ? prior : undefined;
+    // The AutoAugment pair splits the robust term by view; AWP's ascent uses one IKL over all 2B rows, as
+    // utils_awp.py's calc_awp does in the reference.
+    const pair = cfg.data.pair.enabled ? { gamma: cfg.data.pair.gamma } : undefined;
     const lossOf = (fwd: TrainForward): tf.Scalar => {
       const q = objective(fwd, x, y, adv, lossPrior, cfg.objective, kd);
       return q.total;
@@ -225,7 +231,7 @@ export function trainStep(t: Trainer, x: tf.Tensor4D, y: tf.Tensor1D, p: StepPar
     let pass: { value: tf.Scalar; grads: tf.NamedTensorMap };
     try {
       pass = tf.variableGrads(() => {
-        const q = objective(trainForward(t.model), x, y, adv, lossPrior, cfg.objective, kd);
+        const q = objective(trainForward(t.model), x, y, adv, lossPrior, cfg.objective, kd, pair);
         // The other parts outlive the gradient computation (metrics, class weights): keep them from its tidy.
         for (const k of [q.natural, q.robust, q.logitsNat, q.logitsAdv]) if (k) tf.keep(k);
         parts = q;
@@ -265,7 +271,17 @@ export function trainStep(t: Trainer, x: tf.Tensor4D, y: tf.Tensor1D, p: StepPar
       perturbed = false;
     }
     // The clean logits of the loss pass (train mode, after x' was built), as the reference accumulates them.
-    if (t.classWeights && q.logitsNat) t.classWeights.accumulate(q.logitsNat, y);
+    if (t.classWeights && q.logitsNat) {
+      if (pair) {
+        // The pair's class-wise weights come from view A only (the first half of the rows).
+        const b = x.shape[0] / 2;
+        const [zA, yA] = [tf.slice(q.logitsNat, [0, 0], [b, -1]) as tf.Tensor2D, tf.slice(y, [0], [b]) as tf.Tensor1D];
+        t.classWeights.accumulate(zA, yA);
+        tf.dispose([zA, yA]);
+      } else {
+        t.classWeights.accumulate(q.logitsNat, y);
+      }
+    }
     if (t.kdPrior && kd) t.kdPrior.accumulate(kd.logitsTeacher, y);
     if (t.weightAverage && p.averageWeights)
       t.weightAverage.update(

@@ -296,6 +296,7 @@ async function runEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<bo
     batchSize: config.data.batchSize,
     shuffle: true,
     augment: config.data.augment,
+    pair: config.data.pair.enabled ? config.data.pair.augment : undefined,
     seed: config.run.seed,
     epoch,
     startBatch,

@@ -157,6 +157,13 @@ test('errors in --set name the flag and the key path', () => {
   rejects({ file: f, sets: ['attack.epsilon=-8/255'] }, /^--set attack\.epsilon=-8\/255: attack\.epsilon: expected a number in \[0, 1\], got '-8\/255'$/);
 });
 
+test('data.augment: true, false or a policy name; anything else is refused by name', () => {
+  assert.equal(resolveConfig({ sets: ['data.augment=false'] }).data.augment, false);
+  assert.equal(resolveConfig({ sets: ['data.augment=autoaugment'] }).data.augment, 'autoaugment');
+  assert.equal(resolveConfig({}).data.augment, true);
+  rejects({ sets: ['data.augment=autoaug'] }, /^--set data\.augment=autoaug: data\.augment: expected true, false or one of none\|crop-flip\|.*idbh-weak/);
+});
+
 test('constraints between fields name the key and the source that set it', () => {
   rejects({ sets: ['model.numClasses=100'] }, /--set model\.numClasses=100: model\.numClasses: expected 10 \(the number of classes of cifar10\)/);
   rejects({ file: file('ms.yaml', 'schedule:\n  milestones: [150, 100]\n') }, /ms\.yaml: schedule\.milestones: expected increasing epochs/);
@@ -218,6 +225,11 @@ test('presets reproduce the published runs', () => {
   }
   assert.equal(c10.attack.objective, 'kl');
   assert.deepEqual([c100.attack.objective, c100.attack.alpha, c100.attack.beta, c100.model.numClasses], ['ikl', 1, 1, 100]);
+  // DKL's AutoAugment pair (sh/train_dkl_cifar100_autoaug.sh): the CIFAR-100 run with alpha 4, views A/B, gamma 0.3.
+  const pair = resolveConfig({ file: join(CONFIGS, 'cifar100-ikl-at-autoaug.yaml') });
+  assert.deepEqual({ ...pair, run: c100.run, data: c100.data, objective: c100.objective }, c100);
+  assert.deepEqual([pair.objective.alpha, pair.objective.beta, pair.classWeights.temperature], [4, 20, 4]);
+  assert.deepEqual([pair.data.augment, pair.data.pair], ['crop-flip', { enabled: true, augment: 'autoaugment', gamma: 0.3 }]);
   const trades = resolveConfig({ file: join(CONFIGS, 'cifar10-trades.yaml') });
   assert.deepEqual(
     [trades.objective.type, trades.objective.tradesBeta, trades.attack.steps, trades.attack.stepSize, trades.attack.epsilon, trades.attack.schedule],
