@@ -98,56 +98,87 @@ async function loadData(config: TrainConfig, log: Logger): Promise<Data> {
   return { train, evalSet, evalOnTest, extra };
 }
 
-/** Clean and PGD accuracy (CE, uniform start, inference mode) of a model on a set. */
-export function evaluateAccuracy(model: tf.LayersModel, set: ImageSet, config: TrainConfig): { cleanAcc: number; robustAcc: number } {
-  const exec = inferenceModel(model);
-  try {
+/**
+ * Validation accuracies of a model: clean and PGD overall, and the class whose PGD accuracy is lowest (among the
+ * classes present; ties: the lower index), the per-class robustness IKL's class-wise weights act on.
+ */
+export interface ValAccuracy {
+  cleanAcc: number;
+  robustAcc: number;
+  worstClass: number;
+  worstClassRobustAcc: number;
+}
+
+/** Per-class counts [examples, clean correct, PGD correct] accumulated over batches, and what they give. */
+class ClassCounts {
+  private readonly counts: Float64Array;
+  constructor(private readonly classes: number) {
+    this.counts = new Float64Array(3 * classes);
+  }
+
+  add(batch: ArrayLike<number>): void {
+    for (let j = 0; j < batch.length; j++) this.counts[j]! += batch[j]!;
+  }
+
+  accuracy(n: number): ValAccuracy {
+    const c = this.classes;
     let clean = 0;
     let robust = 0;
-    for (const b of batches(set, { batchSize: config.data.batchSize, shuffle: false, augment: false })) {
-      const counts = evalBatch(exec.fn, b, config);
-      clean += counts[0]!;
-      robust += counts[1]!;
+    let worstClass = -1;
+    let worst = Infinity;
+    for (let k = 0; k < c; k++) {
+      const m = this.counts[k]!;
+      clean += this.counts[c + k]!;
+      robust += this.counts[2 * c + k]!;
+      if (m > 0 && this.counts[2 * c + k]! / m < worst) [worst, worstClass] = [this.counts[2 * c + k]! / m, k];
     }
-    return { cleanAcc: clean / set.n, robustAcc: robust / set.n };
+    return { cleanAcc: clean / n, robustAcc: robust / n, worstClass, worstClassRobustAcc: worstClass < 0 ? 0 : worst };
+  }
+}
+
+/** Clean and PGD accuracy (CE, uniform start, inference mode) of a model on a set, with its worst class. */
+export function evaluateAccuracy(model: tf.LayersModel, set: ImageSet, config: TrainConfig): ValAccuracy {
+  const exec = inferenceModel(model);
+  try {
+    const counts = new ClassCounts(set.numClasses);
+    for (const b of batches(set, { batchSize: config.data.batchSize, shuffle: false, augment: false }))
+      counts.add(evalBatch(exec.fn, b, config, set.numClasses));
+    return counts.accuracy(set.n);
   } finally {
     exec.dispose();
   }
 }
 
 /** evaluateAccuracy, stopping between batches when a stop is requested (then null). */
-async function evaluateUnlessStopped(
-  model: tf.LayersModel,
-  set: ImageSet,
-  config: TrainConfig,
-  signal: TrainOptions['signal'],
-): Promise<{ cleanAcc: number; robustAcc: number } | null> {
+async function evaluateUnlessStopped(model: tf.LayersModel, set: ImageSet, config: TrainConfig, signal: TrainOptions['signal']): Promise<ValAccuracy | null> {
   const exec = inferenceModel(model);
   try {
-    let clean = 0;
-    let robust = 0;
+    const counts = new ClassCounts(set.numClasses);
     for (const b of batches(set, { batchSize: config.data.batchSize, shuffle: false, augment: false })) {
       if (signal?.stopRequested) {
         tf.dispose([b.x, b.y]);
         return null;
       }
-      const counts = evalBatch(exec.fn, b, config);
-      clean += counts[0]!;
-      robust += counts[1]!;
+      counts.add(evalBatch(exec.fn, b, config, set.numClasses));
       await turnEventLoop();
     }
-    return { cleanAcc: clean / set.n, robustAcc: robust / set.n };
+    return counts.accuracy(set.n);
   } finally {
     exec.dispose();
   }
 }
 
-/** [clean correct, PGD correct] of one evaluation batch; disposes the batch. */
-function evalBatch(fn: ModelFn, b: { x: tf.Tensor4D; y: tf.Tensor1D; index: number }, config: TrainConfig): Float32Array | Int32Array | Uint8Array {
+/** Per class of one evaluation batch: [examples (C), clean correct (C), PGD correct (C)], one download; disposes the batch. */
+function evalBatch(
+  fn: ModelFn,
+  b: { x: tf.Tensor4D; y: tf.Tensor1D; index: number },
+  config: TrainConfig,
+  classes: number,
+): Float32Array | Int32Array | Uint8Array {
   const e = config.eval;
   try {
     return tf.tidy(() => {
-      const ok = (x: tf.Tensor4D): tf.Scalar => tf.sum(tf.cast(tf.equal(tf.argMax(fn(x), 1), b.y), 'float32'));
+      const ok = (x: tf.Tensor4D): tf.Tensor1D => tf.cast(tf.equal(tf.argMax(fn(x), 1), b.y), 'float32') as tf.Tensor1D;
       const xAdv = pgdPerturb(fn, b.x, b.y, {
         eps: e.epsilon,
         norm: 'linf',
@@ -159,7 +190,10 @@ function evalBatch(fn: ModelFn, b: { x: tf.Tensor4D; y: tf.Tensor1D; index: numb
         start: 'uniform',
         loss: 'ce',
       });
-      return tf.stack([ok(b.x), ok(xAdv)]).dataSync();
+      // Rows: one-hot labels, masked by clean and by PGD correctness; summed over the batch in one op.
+      const hot = tf.oneHot(b.y, classes).toFloat();
+      const rows = tf.stack([hot, tf.mul(hot, ok(b.x).expandDims(1)), tf.mul(hot, ok(xAdv).expandDims(1))]);
+      return tf.sum(rows, 1).dataSync();
     });
   } finally {
     tf.dispose([b.x, b.y]);
@@ -328,8 +362,8 @@ async function finishEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise
   const signal = loop.opts.signal;
   // The average this epoch end makes, evaluated before it is adopted.
   const waNext = t.weightAverage && s.averageAtEnd ? t.weightAverage.next(t.model.weights.map((w) => w.read())) : undefined;
-  let val: { cleanAcc: number; robustAcc: number } | null | undefined;
-  let wa: { cleanAcc: number; robustAcc: number } | null | undefined;
+  let val: ValAccuracy | null | undefined;
+  let wa: ValAccuracy | null | undefined;
   let evalSeconds: number | null = null;
   try {
     if (data.evalSet !== undefined && s.evaluate) {
@@ -370,6 +404,10 @@ async function finishEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise
     valRobustAcc: val?.robustAcc ?? null,
     waCleanAcc: wa?.cleanAcc ?? null,
     waRobustAcc: wa?.robustAcc ?? null,
+    // The class with the lowest validation PGD accuracy, and that accuracy (model and weight average).
+    valWorstClass: val?.worstClass ?? null,
+    valWorstClassRobustAcc: val?.worstClassRobustAcc ?? null,
+    waWorstClassRobustAcc: wa?.worstClassRobustAcc ?? null,
     epochSeconds: a.seconds,
     imagesPerSecond: a.images / a.seconds,
     evalSeconds,

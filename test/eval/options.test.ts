@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { InputError } from '../../src/errors.js';
 import { parseShard, resolveEvalOptions, shardSlice } from '../../src/eval/options.js';
 import { planAttack } from '../../src/eval/plan.js';
+import { mergePerClass, perClassRows, perClassSummary } from '../../src/eval/per-class.js';
 import { LEGACY_MERGE_WARNING, mergeReports, resultWarnings } from '../../src/eval/report.js';
 import { assertResumable, assertSameOptions, loadState, newState, saveState } from '../../src/eval/state.js';
 import { writeFileAtomic } from '../../src/files.js';
@@ -188,6 +189,7 @@ test('merge: counts add up, accuracies are pooled (not averaged), validity is ma
   assert.deepEqual([m.validity.max_perturbation, m.validity.nan_count, m.validity.min, m.validity.max], [0.02, 1, 0.05, 1]);
   assert.match(m.validity.line, /^INVALID/, 'a NaN makes the merged line invalid');
   assert.equal(m.time_s.attack, 6);
+  assert.equal(m.per_class, undefined, 'shards of an older version (no per-class table): no merged table');
   // Square broke one example the gradient stage missed (in shard c): the merged report says so, once.
   assert.deepEqual(m.sanity_warnings, ['w-pre', ...resultWarnings(m.stages)]);
   assert.equal(resultWarnings(m.stages).length, 1);
@@ -329,4 +331,33 @@ test('--norm L1 (any case): eps 12 by default and AutoAttack standard with the r
   const single = planAttack(resolveEvalOptions({ checkpoint: 'c', attack: 'apgd-t', norm: 'l1' }) as unknown as EvalOptions);
   assert.deepEqual(single.details, { target_classes: 5, restarts: 1 });
   assert.equal(formatValidity({ maxPerturbation: 12, nanCount: 0, min: 0, max: 1 }, 12, 'l1').slice(0, 22), 'valid: max ‖δ‖1 12.000');
+});
+
+test('per-class table: counts by label, worst class and spread; a merge adds the counts; reports without a table merge without one', () => {
+  const rows = perClassRows([0, 1, 1, 2, 2, 2], [1, 1, 0, 1, 1, 1], [1, 0, 0, 1, 0, 1], 4, 'cifar10');
+  assert.deepEqual(
+    rows.map((r) => [r.class, r.name, r.n, r.clean_correct, r.robust_correct]),
+    [
+      [0, 'airplane', 1, 1, 1],
+      [1, 'automobile', 2, 1, 0],
+      [2, 'bird', 3, 3, 2],
+      [3, 'cat', 0, 0, 0],
+    ],
+  );
+  // Class 3 has no example: not the worst. Hand-computed: worst class 1 (0/2), best class 0 (1/1), spread 1.
+  const summary = perClassSummary(rows)!;
+  assert.deepEqual([summary.worst_class, summary.worst_class_name, summary.worst_robust_acc, summary.best_class, summary.spread], [1, 'automobile', 0, 0, 1]);
+  const merged = mergePerClass([rows, perClassRows([3, 1], [1, 1], [1, 1], 4, 'cifar10')], 'cifar10');
+  assert.deepEqual(
+    merged.map((r) => [r.n, r.clean_correct, r.robust_correct]),
+    [
+      [1, 1, 1],
+      [3, 2, 1],
+      [3, 3, 2],
+      [1, 1, 1],
+    ],
+  );
+  assert.equal(merged[1]!.robust_acc, 1 / 3);
+  assert.throws(() => perClassRows([5], [1], [1], 4, 'synthetic'), /label 5/);
+  assert.equal(perClassSummary(perClassRows([], [], [], 3, 'synthetic')), null);
 });

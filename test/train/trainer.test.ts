@@ -103,10 +103,14 @@ test('a 2-epoch run writes its files, keeps tensors constant across steps, updat
         'valCleanAcc',
         'valRobustAcc',
         'waCleanAcc',
+        'valWorstClassRobustAcc',
         'imagesPerSecond',
       ]) {
         assert.equal(typeof r[k], 'number', `${k} in metrics.jsonl`);
       }
+      // The worst class is no better than the average over classes' examples.
+      assert.ok(r.valWorstClassRobustAcc <= r.valRobustAcc + 1e-12, 'worst class <= overall');
+      assert.ok(Number.isInteger(r.valWorstClass) && r.valWorstClass >= 0 && r.valWorstClass < 10);
       assert.ok(Math.abs(r.lossTotal - (r.lossNatural + r.lossRobust)) < 1e-4, 'total = natural + robust');
     }
     // Cosine per epoch with E + 1 in the denominator, ε_t = ε·e/E.
