@@ -11,6 +11,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { crc32c, readEvents, TensorBoardWriter, type EventRecord } from '../src/tensorboard.js';
 import { fixtureScalars } from './tensorboard-scalars.js';
+import { writeReportEvents } from '../src/eval/tensorboard.js';
+import type { EvalReport } from '../src/eval/types.js';
+import { configHash, parseConfig } from '../src/config/index.js';
 
 const FIXTURE = new URL('../../test/fixtures/tensorboard/', import.meta.url).pathname;
 const expected = JSON.parse(readFileSync(join(FIXTURE, 'expected.json'), 'utf8')) as { scalars: Record<string, Array<[number, number, number]>> };
@@ -61,4 +64,49 @@ test('a damaged record is refused by its CRC; a truncated last record is dropped
   assert.throws(() => readEvents(damaged), /bad data CRC/);
   const all = readEvents(bytes);
   assert.equal(readEvents(bytes.subarray(0, bytes.length - 3)).length, all.length - 1);
+});
+
+test('ikl-eval --tensorboard: clean accuracy at step 0, the accuracy after each stage at steps 1..S', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tb-eval-'));
+  try {
+    const report = {
+      clean_acc: 0.75,
+      robust_acc: 0.125,
+      stages: [
+        { name: 'apgd-ce', robust_acc: 0.2, robust_correct: 8, time_s: 1 },
+        { name: 'apgd-t', robust_acc: 0.125, robust_correct: 5, time_s: 1 },
+      ],
+      per_class_summary: { worst_class: 0, worst_robust_acc: 0, worst_clean_acc: 0.5, best_class: 1, best_robust_acc: 0.5, spread: 0.5 },
+    } as unknown as EvalReport;
+    const file = writeReportEvents(report, dir);
+    const tags = byTag(readEvents(readFileSync(file)));
+    assert.deepEqual(
+      tags['eval/accuracy']!.map(([step, v]) => [step, v]),
+      [
+        [0, 0.75],
+        [1, Math.fround(0.2)],
+        [2, 0.125],
+      ],
+    );
+    assert.deepEqual(
+      tags['eval/after/apgd-t']!.map(([step, v]) => [step, v]),
+      [[2, 0.125]],
+    );
+    assert.deepEqual(
+      tags['eval/class_spread']!.map(([step, v]) => [step, v]),
+      [[2, 0.5]],
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('log.tensorboard is presentation: it does not change the config hash, and configs without it keep theirs', () => {
+  const base = parseConfig({ data: { dataset: 'synthetic' } }, 'a');
+  const on = parseConfig({ data: { dataset: 'synthetic' }, log: { tensorboard: true } }, 'b');
+  assert.equal(configHash(on), configHash(base));
+  // The hash of a config as it was before the log section existed.
+  const { log: _log, ...before } = base as unknown as Record<string, unknown>;
+  assert.equal(configHash(before as never), configHash(base));
+  assert.throws(() => parseConfig({ log: { tensorboard: 3 } }, 'c.yaml'), /log\.tensorboard/);
 });

@@ -21,6 +21,7 @@ interface EvalFlags extends RawEvalOptions {
   progress: boolean;
   verbose?: boolean;
   arch?: string;
+  tensorboard?: string;
 }
 
 const EXAMPLES = `
@@ -97,6 +98,10 @@ async function evalAction(flags: EvalFlags): Promise<number> {
   if (started) bar?.stop();
   if (report === null) throw new Error('ikl-eval: the evaluation stopped before its report');
   log.info({ clean_acc: report.clean_acc, robust_acc: report.robust_acc, validity: report.validity.line }, 'done');
+  if (flags.tensorboard !== undefined) {
+    const { writeReportEvents } = await import('../eval/tensorboard.js');
+    log.info({ tensorboard: writeReportEvents(report, flags.tensorboard) }, 'TensorBoard event file');
+  }
   printJson(report);
   return EXIT.ok;
 }
@@ -150,6 +155,7 @@ export function buildProgram(run: (body: () => Promise<number>) => void): Comman
     .option('--shard <i/n>', 'evaluate slice i of n contiguous slices of the first n-examples (merge with `ikl-eval merge`)')
     .option('--backend <name>', 'auto|tensorflow|gpu|cpu (default $IKL_BACKEND or auto)')
     .option('--log-format <fmt>', 'auto|json|pretty (logs on stderr)')
+    .option('--tensorboard <dir>', 'also write the accuracy after each stage as TensorBoard scalars into <dir>')
     .option('--no-progress', 'no progress bar (it is only shown on a TTY anyway)')
     .option('--verbose', 'debug logs and stack traces')
     .addHelpText('after', EXAMPLES)

@@ -23,6 +23,7 @@ import { loadTeacher } from './teacher.js';
 import type { MetricRecord } from './plot.js';
 import { emptyAccum, RunDirectory, type RunProgress } from './runDir.js';
 import { createTrainer, disposeTrainer, DivergenceError, trainStep, type StepStats, type Trainer } from './step.js';
+import { TensorBoardWriter } from '../tensorboard.js';
 
 export interface TrainOptions {
   runDir: string;
@@ -218,6 +219,8 @@ interface Loop {
   run: RunDirectory;
   nBatches: number;
   progress: RunProgress;
+  /** TensorBoard event files (config.log.tensorboard), if asked for. */
+  tb?: TensorBoardWriter;
 }
 
 /** Trains as `config` says. See runDir.ts for what goes into the run directory. */
@@ -228,6 +231,7 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
   const data = await loadData(config, log);
   run.evalOnTest = data.evalOnTest;
   const t = createTrainer(config);
+  let loopTb: TensorBoardWriter | undefined;
   try {
     if (isKdObjective(config.objective.type)) {
       t.teacher = await loadTeacher(config);
@@ -245,6 +249,12 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
     }
     await run.start(progress.metrics);
     const loop: Loop = { config, opts, log, data, t, run, nBatches: numBatches(data.train.n, config.data.batchSize), progress };
+    const tbDir = config.log.tensorboard === true ? run.dir : config.log.tensorboard === false ? undefined : config.log.tensorboard;
+    if (tbDir !== undefined) {
+      loop.tb = new TensorBoardWriter(tbDir);
+      loopTb = loop.tb;
+      log.info({ tensorboard: loop.tb.file }, 'TensorBoard event file');
+    }
     const E = config.schedule.epochs;
     log.info(
       {
@@ -280,6 +290,7 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
     }
     return result();
   } finally {
+    loopTb?.close();
     disposeTrainer(t);
   }
 }
@@ -293,6 +304,8 @@ async function runEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<bo
   const startBatch = epoch === p.position.epoch ? p.position.batch : 0;
   if (startBatch === 0) p.accum = emptyAccum();
   let t0 = performance.now();
+  // Start of the current step, for the per-step images/s of TensorBoard.
+  let tStep = t0;
   for (const b of batches(data.train, {
     batchSize: config.data.batchSize,
     shuffle: true,
@@ -334,6 +347,18 @@ async function runEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<bo
     p.accum.advCorrect += stats.advCorrect;
     p.position = { epoch, batch: b.index + 1 };
     loop.opts.onStep?.({ epoch, batch: b.index, step: p.step, batches: loop.nBatches, stats }, t);
+    if (loop.tb) {
+      const now = performance.now();
+      loop.tb.scalars(p.step, {
+        'train/loss': stats.total,
+        'train/loss_natural': stats.natural,
+        'train/loss_robust': stats.robust,
+        'train/lr': s.lr,
+        'train/epsilon': s.epsilon,
+        'train/images_per_second': n / ((now - tStep) / 1000),
+      });
+      tStep = now;
+    }
     await turnEventLoop();
     const lastOfEpoch = b.index + 1 === loop.nBatches;
     const periodic = !lastOfEpoch && config.checkpoint.everySteps > 0 && p.step % config.checkpoint.everySteps === 0;
@@ -343,6 +368,7 @@ async function runEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<bo
     if (periodic || stopNow) {
       p.accum.seconds += (performance.now() - t0) / 1000;
       t0 = performance.now();
+      tStep = t0;
       await loop.run.save('last', t.model, t, p);
       if (stopNow) return true;
     }
@@ -427,6 +453,18 @@ async function finishEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise
   }
   if (improved) await run.save('best', t.model, t, p);
   await run.recordEpoch(record, p.metrics);
+  if (loop.tb) {
+    loop.tb.scalars(p.step, {
+      epoch,
+      'val/clean_acc': record.valCleanAcc as number | null,
+      'val/robust_acc': record.valRobustAcc as number | null,
+      'val/worst_class_robust_acc': record.valWorstClassRobustAcc as number | null,
+      'wa/clean_acc': record.waCleanAcc as number | null,
+      'wa/robust_acc': record.waRobustAcc as number | null,
+      'wa/worst_class_robust_acc': record.waWorstClassRobustAcc as number | null,
+    });
+    loop.tb.flush();
+  }
   loop.log.info({ ...record, best: p.best.epoch === epoch }, `epoch ${epoch}/${config.schedule.epochs}`);
   return false;
 }
