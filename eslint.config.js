@@ -52,7 +52,10 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: MODULES.map((m) => `./${m}/*`), message: 'root modules (errors, rng, log, backend, files, input, choices) depend on no module directory' },
+            {
+              group: MODULES.map((m) => `./${m}/*`),
+              message: 'root modules (errors, rng, log, backend, files, input, choices, tensorboard) depend on no module directory',
+            },
           ],
           paths: [{ name: 'cli-progress', message: 'progress bars belong to src/cli' }],
         },

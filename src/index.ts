@@ -83,6 +83,7 @@ export {
   versionSpecs,
   customSpecs,
   AUTOATTACK_STANDARD,
+  AUTOATTACK_STANDARD_L1,
   AUTOATTACK_VERSIONS,
   AUTOATTACK_STAGE_NAMES,
   ATTACK_NAMES,
@@ -168,7 +169,10 @@ export {
   resolveEvalOptions,
   mergeReports,
   planAttack,
+  writeReportEvents,
   EVAL_ATTACKS,
+  type PerClassRow,
+  type PerClassSummary,
   type RunEvalHooks,
   type RawEvalOptions,
   type EvalOptions,
@@ -176,6 +180,9 @@ export {
   type EvalAttack,
   type AttackPlan,
 } from './eval/index.js';
+
+// TensorBoard event files (written and read without TensorFlow).
+export { TensorBoardWriter, readEvents, type EventRecord } from './tensorboard.js';
 
 // PyTorch interop: state_dicts (.pt zip or legacy, .safetensors) in and out under the official key names.
 export { loadTorchModel, readStateDictFile, recogniseArch, exportModel, type ImportedModel, type WeightSource } from './interop/index.js';

@@ -15,7 +15,7 @@ import { crossEntropy, dlrLoss, dlrTargetedLoss } from '../losses/index.js';
 import { InputError } from '../errors.js';
 import { correctMask, eotLossAndGrad, type PerExampleLoss } from './grad.js';
 import { deriveSeed } from '../rng.js';
-import { linfNormPerExample, normalizeL2, perExample, project, selectPerExample, steepestDirection } from './project.js';
+import { l1Projection, linfNormPerExample, normalizeL2, perExample, project, selectPerExample, steepestDirection } from './project.js';
 import { restoredArray, type AttackProgress, type AttackState } from './progress.js';
 import { gatherRows, indicesWhere, scatterRows } from './subset.js';
 import type { AttackOptions, AttackResult, ModelFn, Norm } from './types.js';
@@ -44,6 +44,12 @@ export interface ApgdOptions extends AttackOptions {
    * defences; AutoAttack "rand": 20). Default 1.
    */
   eotIter?: number;
+  /**
+   * L1 only: the reference's `use_largereps` (AutoAttack "standard" at L1): each run spends 30%, 30% and 40% of
+   * its steps at 3·eps, 2·eps and eps, each phase starting from the previous one's best point projected onto the
+   * smaller ball (apgdL1Schedule). Default false.
+   */
+  largeReps?: boolean;
 }
 
 export interface ApgdTOptions extends ApgdOptions {
@@ -76,10 +82,18 @@ export function apgdCheckpoints(nIter: number): number[] {
   return out;
 }
 
-/** The reference's random start: a random direction scaled to norm exactly eps (on the sphere for L2, a corner-touching box point for L-inf), clamped to [0, 1]. */
+/**
+ * The reference's random start: a random direction scaled to norm exactly eps (on the sphere for L2, a
+ * corner-touching box point for L-inf), clamped to [0, 1]; for L1, x + t with t ~ N(0, I) projected onto the
+ * L1 ball ∩ box (x + t + r, in the reference's order).
+ */
 export function apgdStart(x: tf.Tensor4D, eps: number, norm: Norm, seed: number): tf.Tensor4D {
   return tf.tidy(() => {
     let delta: tf.Tensor;
+    if (norm === 'l1') {
+      const t = tf.randomNormal(x.shape, 0, 1, 'float32', seed) as tf.Tensor4D;
+      return tf.clipByValue(tf.add(tf.add(x, t), l1Projection(x, t, eps)), 0, 1) as tf.Tensor4D;
+    }
     if (norm === 'linf') {
       const t = tf.randomUniform(x.shape, -1, 1, 'float32', seed);
       delta = tf.mul(tf.div(t, perExample(linfNormPerExample(t)).add(1e-12)), eps);
@@ -110,6 +124,9 @@ type ApgdState = {
   increases: tf.Tensor1D;
   lossBestLastCheck: tf.Tensor1D;
   reducedLastCheck: tf.Tensor1D;
+  /** L1 only: the fraction of coordinates the sparse step moves, and the sparsity of xBest at the last check. */
+  topk: tf.Tensor1D;
+  spOld: tf.Tensor1D;
 };
 
 function replaceState(old: ApgdState, next: ApgdState): ApgdState {
@@ -131,26 +148,91 @@ export type ApgdRun = {
   lossBest: tf.Tensor1D;
 };
 
+export type ApgdRunOptions = {
+  eps: number;
+  norm: Norm;
+  steps: number;
+  seed: number;
+  rho?: number;
+  eotIter?: number;
+  x0?: tf.Tensor4D;
+  /**
+   * L1: x0 is a warm start (the reference's `x_init`): the sparse step's initial fraction of coordinates comes
+   * from x0's sparsity instead of 20%. Set by apgdL1Schedule; replay tests set it to replay a phase.
+   */
+  warmStart?: boolean;
+  onIteration?: ApgdIterationHook;
+};
+
+/** Fraction of the L1 budget the step size starts at and may not fall below (×1/10), and its decay per check. */
+const L1_STEP_DECAY = 1.5;
+const L1_MIN_STEP_FRACTION = 0.1;
+/** The reference's first fraction of coordinates moved by the sparse L1 step, and the topk shrink at checks. */
+const L1_INITIAL_TOPK = 0.2;
+
+/** Number of non-zero coordinates of each row of x − x0 (the reference's L0_norm), as float32. */
+function l0PerExample(t: tf.Tensor): tf.Tensor1D {
+  return tf.tidy(() => tf.sum(tf.cast(tf.notEqual(t.reshape([t.shape[0]!, -1]), 0), 'float32'), 1) as tf.Tensor1D);
+}
+
+/**
+ * The L1 step of "Mind the box" (Croce & Hein 2021, the reference's L1 branch): move along sign(g) on only the
+ * coordinates whose |g| is among the top `topk` fraction (ties at the threshold included), scaled to L1 norm
+ * η, then project onto the L1 ball ∩ box. One full sort of |g| per row: the threshold's rank differs per row.
+ */
+function l1Step(xAdv: tf.Tensor4D, x: tf.Tensor4D, grad: tf.Tensor4D, stepSize: tf.Tensor1D, topk: tf.Tensor1D, eps: number): tf.Tensor4D {
+  return tf.tidy(() => {
+    const b = x.shape[0];
+    const d = x.size / b;
+    const absG = tf.abs(grad);
+    const sorted = tf.topk(absG.reshape([b, d]), d).values;
+    // The reference sorts ascending and reads index ⌊(1 − topk)·d⌋ (clamped to [0, d − 1]): d − 1 − it descending.
+    const rank = tf.clipByValue(tf.floor(tf.mul(tf.sub(1, topk), d)), 0, d - 1);
+    const at = tf.add(tf.range(0, b * d, d, 'int32'), tf.cast(tf.sub(d - 1, rank), 'int32'));
+    const threshold = perExample(tf.gather(sorted.reshape([-1]), at) as tf.Tensor1D);
+    const sgn = tf.sign(tf.mul(grad, tf.cast(tf.greaterEqual(absG, threshold), 'float32')));
+    const step = tf.div(tf.mul(perExample(stepSize), sgn), perExample(tf.sum(tf.abs(sgn.reshape([b, d])), 1) as tf.Tensor1D).add(1e-10));
+    const deltaU = tf.sub(tf.add(xAdv, step), x) as tf.Tensor4D;
+    return tf.add(tf.add(x, deltaU), l1Projection(x, deltaU, eps)) as tf.Tensor4D;
+  });
+}
+
 /**
  * One APGD run from one random start on every example of x (no restarts, no bookkeeping of clean errors).
  * Synchronous: one tidy per iteration and no download, the checkpoint schedule being the same for every example.
  */
-export function apgdRun(
-  model: ModelFn,
-  x: tf.Tensor4D,
-  y: tf.Tensor1D,
-  lossFn: PerExampleLoss,
-  opts: { eps: number; norm: Norm; steps: number; seed: number; rho?: number; eotIter?: number; x0?: tf.Tensor4D; onIteration?: ApgdIterationHook },
-): ApgdRun {
+export function apgdRun(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, lossFn: PerExampleLoss, opts: ApgdRunOptions): ApgdRun {
+  const { xBest, ...run } = apgdRunWithBest(model, x, y, lossFn, opts);
+  xBest.dispose();
+  return run;
+}
+
+/**
+ * apgdRun that also returns the highest-loss point (the next phase's start in apgdL1Schedule).
+ * L1 (the reference's L1 branch): no momentum, the sparse step (l1Step), the step size starting at eps, and
+ * checks every 4% of the steps that reset the step size to eps and restart from the best point when the best
+ * point's sparsity fell by more than 5%, else divide it by 1.5 (never below eps/10), and set the fraction of
+ * coordinates moved to the best point's sparsity / 1.5.
+ */
+function apgdRunWithBest(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, lossFn: PerExampleLoss, opts: ApgdRunOptions): ApgdRun & { xBest: tf.Tensor4D } {
   const { eps, norm, steps } = opts;
   const rho = opts.rho ?? APGD_RHO;
   const draws = opts.eotIter ?? 1;
+  const l1 = norm === 'l1';
   const checkpoints = apgdCheckpoints(steps);
+  const l1Every = Math.max(Math.floor(0.04 * steps), 1);
+  const d = x.size / Math.max(x.shape[0], 1);
   let state = tf.tidy((): ApgdState => {
-    // opts.x0: a given start (warm starts; tests that replay the algorithm from a known point).
-    const x0 = opts.x0 ? project(opts.x0, x, eps, norm) : apgdStart(x, eps, norm, opts.seed);
+    // opts.x0: a given start (warm starts; tests that replay the algorithm from a known point). L1 adds the
+    // correction to x0 itself, as the reference's x_init += L1_projection(x, x_init − x, eps).
+    const x0 = opts.x0
+      ? l1
+        ? (tf.clipByValue(tf.add(opts.x0, l1Projection(x, tf.sub(opts.x0, x) as tf.Tensor4D, eps)), 0, 1) as tf.Tensor4D)
+        : project(opts.x0, x, eps, norm)
+      : apgdStart(x, eps, norm, opts.seed);
     const { loss, logits, grad } = eotLossAndGrad(model, lossFn, x0, draws);
     const b = x.shape[0];
+    const sparsity = l1 && opts.warmStart ? l0PerExample(tf.sub(x0, x)) : null;
     return {
       xAdv: x0,
       xPrev: x0,
@@ -160,18 +242,21 @@ export function apgdRun(
       lossBest: loss,
       xBestAdv: x0,
       fooled: tf.logicalNot(correctMask(logits, y)) as tf.Tensor1D,
-      stepSize: tf.fill([b], 2 * eps) as tf.Tensor1D,
+      // The reference's alpha·eps: 2·eps for L-inf/L2, eps for L1.
+      stepSize: tf.fill([b], l1 ? eps : 2 * eps) as tf.Tensor1D,
       // The reference compares the first step's loss with loss_steps[-1], the last row of a zero-filled table.
       lossPrev: tf.zeros([b]) as tf.Tensor1D,
       increases: tf.zeros([b]) as tf.Tensor1D,
       lossBestLastCheck: loss,
       // As if halved before the start: condition 2 cannot fire at the first checkpoint (reference: ones).
       reducedLastCheck: tf.ones([b], 'bool') as tf.Tensor1D,
+      topk: sparsity ? (tf.div(tf.div(sparsity, d), 1.5) as tf.Tensor1D) : (tf.fill([b], L1_INITIAL_TOPK) as tf.Tensor1D),
+      spOld: sparsity ?? (tf.fill([b], d) as tf.Tensor1D),
     };
   });
   let lastCheck = 0;
   for (let i = 0; i < steps; i++) {
-    const checkpoint = checkpoints.includes(i + 1);
+    const checkpoint = l1 ? (i + 1) % l1Every === 0 : checkpoints.includes(i + 1);
     const interval = i + 1 - lastCheck;
     if (checkpoint) lastCheck = i + 1;
     const s = state;
@@ -179,8 +264,11 @@ export function apgdRun(
       s,
       tf.tidy((): ApgdState => {
         const a = i === 0 ? 1 : APGD_MOMENTUM;
-        const z = project(tf.add(s.xAdv, tf.mul(steepestDirection(s.grad, norm), perExample(s.stepSize))), x, eps, norm);
-        const xNew = a === 1 ? z : project(tf.add(tf.add(s.xAdv, tf.mul(tf.sub(z, s.xAdv), a)), tf.mul(tf.sub(s.xAdv, s.xPrev), 1 - a)), x, eps, norm);
+        const z = l1
+          ? l1Step(s.xAdv, x, s.grad, s.stepSize, s.topk, eps)
+          : project(tf.add(s.xAdv, tf.mul(steepestDirection(s.grad, norm), perExample(s.stepSize))), x, eps, norm);
+        // The reference's L1 branch takes no momentum.
+        const xNew = a === 1 || l1 ? z : project(tf.add(tf.add(s.xAdv, tf.mul(tf.sub(z, s.xAdv), a)), tf.mul(tf.sub(s.xAdv, s.xPrev), 1 - a)), x, eps, norm);
         const { loss, logits, grad } = eotLossAndGrad(model, lossFn, xNew, draws);
         const wrong = tf.logicalNot(correctMask(logits, y)) as tf.Tensor1D;
         const improved = tf.greater(loss, s.lossBest) as tf.Tensor1D;
@@ -198,8 +286,23 @@ export function apgdRun(
           increases: tf.add(s.increases, tf.cast(tf.greater(loss, s.lossPrev), 'float32')) as tf.Tensor1D,
           lossBestLastCheck: s.lossBestLastCheck,
           reducedLastCheck: s.reducedLastCheck,
+          topk: s.topk,
+          spOld: s.spOld,
         };
         if (!checkpoint) return next;
+        if (l1) {
+          const spCurr = l0PerExample(tf.sub(next.xBest, x));
+          const restart = tf.less(tf.div(spCurr, s.spOld), 0.95) as tf.Tensor1D;
+          const decayed = tf.where(restart, tf.fill([x.shape[0]], eps), tf.div(s.stepSize, L1_STEP_DECAY));
+          return {
+            ...next,
+            xAdv: selectPerExample(restart, next.xBest, xNew),
+            grad: selectPerExample(restart, next.gradBest, grad),
+            stepSize: tf.clipByValue(decayed, eps * L1_MIN_STEP_FRACTION, eps) as tf.Tensor1D,
+            topk: tf.div(tf.div(spCurr, d), 1.5) as tf.Tensor1D,
+            spOld: spCurr,
+          };
+        }
         // Condition 1: at most ρ of the steps since the last checkpoint increased the loss (oscillation).
         const oscillating = tf.lessEqual(next.increases, interval * rho);
         // Condition 2: the step size was kept last time and the best loss has not improved since.
@@ -226,15 +329,78 @@ export function apgdRun(
     xAdv: selectPerExample(state.fooled, state.xBestAdv, state.xBest),
     fooled: tf.clone(state.fooled),
     lossBest: tf.clone(state.lossBest),
+    xBest: tf.clone(state.xBest),
   }));
   for (const t of new Set(Object.values(state) as tf.Tensor[])) t.dispose();
   return out;
+}
+
+/**
+ * The reference's `use_largereps` budget split: ⌈0.3N⌉, ⌈0.3N⌉ and the rest of N steps, ⌈·⌉ of the same
+ * double product as the reference's math.ceil(.3 * N) (N = 100: 30, 30, 40).
+ */
+export function largeRepsSchedule(eps: number, steps: number): Array<{ eps: number; steps: number }> {
+  const a = Math.ceil(0.3 * steps);
+  return [
+    { eps: 3 * eps, steps: a },
+    { eps: 2 * eps, steps: a },
+    { eps, steps: steps - 2 * a },
+  ];
+}
+
+/** The start of apgdL1Schedule: x + t, t ~ N(0, I), plus its L1 correction at 3·eps (x_init += L1_projection(...)). */
+export function largeRepsStart(x: tf.Tensor4D, eps: number, seed: number): tf.Tensor4D {
+  return tf.tidy(() => {
+    const x0 = tf.add(x, tf.randomNormal(x.shape, 0, 1, 'float32', seed)) as tf.Tensor4D;
+    return tf.add(x0, l1Projection(x, tf.sub(x0, x) as tf.Tensor4D, 3 * eps)) as tf.Tensor4D;
+  });
+}
+
+/**
+ * L1 APGD with larger radii first (the reference's decr_eps_pgd): phases at 3·eps, 2·eps and eps
+ * (largeRepsSchedule), each a warm-started run from the previous phase's best point projected onto its ball.
+ * Only the last phase (at eps) decides which points are fooled. `x0` (default largeRepsStart) is the first
+ * phase's start; onIteration counts iterations across the phases.
+ */
+export function apgdL1Schedule(
+  model: ModelFn,
+  x: tf.Tensor4D,
+  y: tf.Tensor1D,
+  lossFn: PerExampleLoss,
+  opts: Omit<ApgdRunOptions, 'norm' | 'warmStart'>,
+): ApgdRun {
+  const phases = largeRepsSchedule(opts.eps, opts.steps);
+  let start = opts.x0 ? tf.clone(opts.x0) : largeRepsStart(x, opts.eps, opts.seed);
+  let offset = 0;
+  for (let k = 0; ; k++) {
+    const phase = phases[k]!;
+    const at = offset;
+    const hook = opts.onIteration;
+    const run = apgdRunWithBest(model, x, y, lossFn, {
+      ...opts,
+      ...phase,
+      norm: 'l1',
+      x0: start,
+      warmStart: true,
+      onIteration: hook && ((info) => hook({ ...info, i: info.i + at })),
+    });
+    start.dispose();
+    offset += phase.steps;
+    if (k === phases.length - 1) {
+      run.xBest.dispose();
+      return { xAdv: run.xAdv, fooled: run.fooled, lossBest: run.lossBest };
+    }
+    tf.dispose([run.xAdv, run.fooled, run.lossBest]);
+    start = run.xBest;
+  }
 }
 
 function checkApgdOptions(who: string, x: tf.Tensor4D, y: tf.Tensor1D, opts: ApgdOptions): void {
   checkIterativeOptions(who, x, y, opts, 1);
   if (opts.rho !== undefined) checkRange(who, 'rho', opts.rho, 0, 1, false);
   if (opts.eotIter !== undefined) checkCount(who, 'eotIter', opts.eotIter, 1);
+  if (opts.largeReps && opts.norm !== 'l1') throw new InputError(`${who}: largeReps is the L1 budget split, got norm '${opts.norm}'`);
+  if (opts.largeReps && opts.steps < 3) throw new InputError(`${who}: largeReps needs steps >= 3 (three phases), got ${opts.steps}`);
 }
 
 /** State of a multi-run attack: examples still classified correctly are attacked again; the rest keep their adversarial. */
@@ -388,7 +554,8 @@ export async function apgd(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts:
   const block: Block = (xs, ys, _idx, r) => {
     const lossFn: PerExampleLoss =
       loss === 'ce' ? (z) => crossEntropy(z, ys, { reduction: 'none' }) as tf.Tensor1D : (z) => dlrLoss(z, ys, { reduction: 'none' }) as tf.Tensor1D;
-    return apgdRun(model, xs, ys, lossFn, { ...opts, seed: deriveSeed(opts.seed, r) });
+    const runOpts = { ...opts, seed: deriveSeed(opts.seed, r) };
+    return opts.largeReps ? apgdL1Schedule(model, xs, ys, lossFn, runOpts) : apgdRun(model, xs, ys, lossFn, runOpts);
   };
   return runSequence(model, x, y, opts.restarts, block, 1, opts.progress);
 }
@@ -446,7 +613,9 @@ export async function apgdT(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts
         idx.forEach((row, k) => (targetAt[j * p + k] = row * numTargets + t));
         // The start noise is drawn for all B rows of x and the robust ones taken, so an example's start does
         // not depend on which others are still robust.
-        starts.push(tf.tidy(() => tf.gather(apgdStart(x, opts.eps, opts.norm, deriveSeed(opts.seed, t, r)), at)));
+        const seed = deriveSeed(opts.seed, t, r);
+        const start = () => (opts.largeReps ? largeRepsStart(x, opts.eps, seed) : apgdStart(x, opts.eps, opts.norm, seed));
+        starts.push(tf.tidy(() => tf.gather(start(), at)));
       }
       return {
         xs: tf.tile(xs, [count, 1, 1, 1]) as tf.Tensor4D,
@@ -457,15 +626,10 @@ export async function apgdT(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts
     });
     try {
       const lossFn: PerExampleLoss = (z) => dlrTargetedLoss(z, rows.ys, rows.target, { reduction: 'none' }) as tf.Tensor1D;
-      return apgdRun(model, rows.xs, rows.ys, lossFn, {
-        eps: opts.eps,
-        norm: opts.norm,
-        steps: opts.steps,
-        rho: opts.rho,
-        eotIter: opts.eotIter,
-        seed: opts.seed,
-        x0: rows.x0,
-      });
+      const runOpts = { eps: opts.eps, steps: opts.steps, rho: opts.rho, eotIter: opts.eotIter, seed: opts.seed, x0: rows.x0 };
+      return opts.largeReps
+        ? apgdL1Schedule(model, rows.xs, rows.ys, lossFn, runOpts)
+        : apgdRun(model, rows.xs, rows.ys, lossFn, { ...runOpts, norm: opts.norm });
     } finally {
       tf.dispose([rows.xs, rows.ys, rows.target, rows.x0]);
     }

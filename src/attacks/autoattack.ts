@@ -104,6 +104,22 @@ export const AUTOATTACK_VERSIONS = {
 } as const satisfies Record<AutoAttackVersion, readonly StageSpec[]>;
 export { AUTOATTACK_VERSION_NAMES, AUTOATTACK_STAGE_NAMES, type AutoAttackVersion, type AutoAttackStageName };
 
+/** The reference's L1 settings of "standard" (set_version, norm 'L1'): APGD-CE 5 restarts, APGD-T 5 targets, both with largeReps. */
+export const AUTOATTACK_L1 = { apgdRestarts: 5, nTargetClasses: 5 } as const;
+
+/**
+ * "standard" at L1 (the reference's set_version for norm 'L1', default eps 12): APGD-CE with 5 restarts and
+ * APGD-T with 5 target classes, both splitting their 100 steps over 3·eps, 2·eps and eps (largeReps); FAB-T
+ * (9 targets) and Square as at L-inf/L2. "plus" and "rand" have no L1 settings in the reference (it warns) and
+ * run as listed above.
+ */
+export const AUTOATTACK_STANDARD_L1 = [
+  { name: 'apgd-ce', attack: 'apgd-ce', options: { steps: S.steps, restarts: AUTOATTACK_L1.apgdRestarts, largeReps: true } },
+  { name: 'apgd-t', attack: 'apgd-t', options: { steps: S.steps, restarts: S.restarts, nTargetClasses: AUTOATTACK_L1.nTargetClasses, largeReps: true } },
+  { name: 'fab-t', attack: 'fab-t', options: { steps: S.steps, restarts: S.restarts, nTargetClasses: S.nTargetClasses } },
+  { name: 'square', attack: 'square', options: { steps: S.squareQueries, pInit: S.pInit, restarts: S.restarts } },
+] as const satisfies readonly StageSpec[];
+
 export const STANDARD_STAGE_NAMES = ['apgd-ce', 'apgd-t', 'fab-t', 'square'] as const;
 export type StandardStageName = (typeof STANDARD_STAGE_NAMES)[number];
 
@@ -125,13 +141,14 @@ export function customSpecs(names: readonly string[], budget: StandardBudget = {
 
 /** A stage's budget as the report lists it (snake_case, as the reference names the settings). */
 export function stageBudget(spec: StageSpec): Record<string, number> {
-  const o = spec.options as { steps?: number; restarts?: number; nTargetClasses?: number; eotIter?: number; pInit?: number };
+  const o = spec.options as { steps?: number; restarts?: number; nTargetClasses?: number; eotIter?: number; pInit?: number; largeReps?: boolean };
   const out: Record<string, number> = {};
   if (o.steps !== undefined) out[spec.attack === 'square' ? 'queries' : 'steps'] = o.steps;
   if (o.restarts !== undefined) out.restarts = o.restarts;
   if (o.nTargetClasses !== undefined) out.n_target_classes = o.nTargetClasses;
   if (o.eotIter !== undefined) out.eot_iter = o.eotIter;
   if (o.pInit !== undefined) out.p_init = o.pInit;
+  if (o.largeReps) out.use_largereps = 1;
   return out;
 }
 
@@ -154,16 +171,16 @@ export function withBudget(spec: StageSpec, budget: StandardBudget): StageSpec {
   return { ...spec, options } as StageSpec;
 }
 
-/** The stage specs of a version, with a budget applied. */
-export function versionSpecs(version: AutoAttackVersion = 'standard', budget: StandardBudget = {}): StageSpec[] {
-  const specs = AUTOATTACK_VERSIONS[version] as readonly StageSpec[] | undefined;
+/** The stage specs of a version for a threat model (L1 "standard" has its own settings), with a budget applied. */
+export function versionSpecs(version: AutoAttackVersion = 'standard', budget: StandardBudget = {}, norm: Norm = 'linf'): StageSpec[] {
+  const specs = (version === 'standard' && norm === 'l1' ? AUTOATTACK_STANDARD_L1 : AUTOATTACK_VERSIONS[version]) as readonly StageSpec[] | undefined;
   if (!specs) throw new InputError(`autoAttack: version expected one of ${AUTOATTACK_VERSION_NAMES.join('|')}, got '${String(version)}'`);
   return specs.map((s) => withBudget(s, budget));
 }
 
 /** The four stages of AutoAttack "standard", by name, runnable (the budget fields exist for quick runs and tests). */
-export function standardStages(budget: StandardBudget = {}): Record<StandardStageName, AutoAttackStage> {
-  return Object.fromEntries(versionSpecs('standard', budget).map((s) => [s.name, stageFromSpec(s)])) as Record<StandardStageName, AutoAttackStage>;
+export function standardStages(budget: StandardBudget = {}, norm: Norm = 'linf'): Record<StandardStageName, AutoAttackStage> {
+  return Object.fromEntries(versionSpecs('standard', budget, norm).map((s) => [s.name, stageFromSpec(s)])) as Record<StandardStageName, AutoAttackStage>;
 }
 
 /** What one stage did to the points handed to the sequencer. */
@@ -377,7 +394,7 @@ export interface AutoAttackResult {
 }
 
 function resolveStages(opts: AutoAttackOptions): AutoAttackStage[] {
-  const specs = versionSpecs(opts.version ?? 'standard', opts);
+  const specs = versionSpecs(opts.version ?? 'standard', opts, opts.norm);
   const list = opts.attacks ?? specs.map((s) => s.name);
   if (!Array.isArray(list) || list.length === 0) throw new InputError(`autoAttack: attacks expected a non-empty list of stages`);
   return list.map((a) => {

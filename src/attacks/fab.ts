@@ -246,7 +246,7 @@ function randomStart(x0: Float32Array, x1: Float32Array, rng: SeededRng, eps: nu
   const D = x0.length;
   for (let j = 0; j < D; j++) dir[j] = norm === 'linf' ? 2 * rng.next() - 1 : rng.normal();
   let size = 0;
-  for (let j = 0; j < D; j++) size = norm === 'linf' ? Math.max(size, Math.abs(dir[j]!)) : size + dir[j]! * dir[j]!;
+  for (let j = 0; j < D; j++) size = norm === 'linf' ? Math.max(size, Math.abs(dir[j]!)) : norm === 'l1' ? size + Math.abs(dir[j]!) : size + dir[j]! * dir[j]!;
   if (norm === 'l2') size = Math.sqrt(size);
   const scale = (0.5 * eps) / Math.max(size, 1e-12);
   for (let j = 0; j < D; j++) x1[j] = clip01(x0[j]! + scale * dir[j]!);

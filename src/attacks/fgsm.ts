@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { crossEntropy } from '../losses/index.js';
+import { InputError } from '../errors.js';
 import { correctMask, lossAndGrad } from './grad.js';
 import { project, steepestDirection } from './project.js';
 import type { AttackResult, ModelFn, Norm } from './types.js';
@@ -18,6 +19,7 @@ export async function fgsm(model: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, opts:
   const norm = opts.norm ?? 'linf';
   checkInputs('fgsm', x, y);
   checkNorm('fgsm', norm);
+  if (norm === 'l1') throw new InputError(`fgsm: norm 'l1' is served by the AutoAttack stages (apgd-ce, apgd-t, fab, fab-t, square), not FGSM`);
   checkNonNegative('fgsm', 'eps', opts.eps);
   if (x.shape[0] === 0) return { xAdv: tf.clone(x), success: new Uint8Array(0) };
   const xAdv = tf.tidy(() => {

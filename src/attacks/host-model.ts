@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { checkInputs } from './validate.js';
-import type { ModelFn } from './types.js';
+import type { ModelFn, Norm } from './types.js';
 
 export type Shape4 = [number, number, number, number];
 
@@ -36,16 +36,10 @@ export function labelsOf(model: ModelFn, data: Float32Array, shape: Shape4): Int
  * Untargeted FAB's choice of boundary (the reference's get_diff_logits_grads_batch, then the class choice): given,
  * for every example and class k, f_k = z_k − z_y and ∇f_k (from one backward pass on `classes` copies of the
  * batch: f class-major, f[k·n + i], g in the same order with D values per entry), the k ≠ y whose linearised
- * boundary is closest, |f_k| / ‖∇f_k‖_dual (dual of the threat model's norm: L1 for L-inf, L2 for L2). Returns
+ * boundary is closest, |f_k| / ‖∇f_k‖_dual (dual of the threat model's norm: L1 for L-inf, L2 for L2, L-inf for L1). Returns
  * that class's f and ∇f per example (n and n×D).
  */
-export function closestOfClasses(
-  f: Float32Array,
-  g: Float32Array,
-  y: Int32Array,
-  classes: number,
-  norm: 'linf' | 'l2',
-): { df: Float32Array; dg: Float32Array } {
+export function closestOfClasses(f: Float32Array, g: Float32Array, y: Int32Array, classes: number, norm: Norm): { df: Float32Array; dg: Float32Array } {
   const n = y.length;
   const D = g.length / (classes * n);
   const df = new Float32Array(n);
@@ -57,7 +51,8 @@ export function closestOfClasses(
       if (c === y[i]) continue;
       const row = (c * n + i) * D;
       let size = 0;
-      for (let j = 0; j < D; j++) size += norm === 'linf' ? Math.abs(g[row + j]!) : g[row + j]! * g[row + j]!;
+      if (norm === 'l1') for (let j = 0; j < D; j++) size = Math.max(size, Math.abs(g[row + j]!));
+      else for (let j = 0; j < D; j++) size += norm === 'linf' ? Math.abs(g[row + j]!) : g[row + j]! * g[row + j]!;
       if (norm === 'l2') size = Math.sqrt(size);
       const dist = Math.abs(f[c * n + i]!) / (1e-12 + size);
       if (dist < bestDist) [best, bestDist] = [c, dist];

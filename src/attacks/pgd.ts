@@ -31,6 +31,7 @@ export function defaultStepSize(eps: number, steps: number): number {
 
 function checkPgdOptions(who: string, x: tf.Tensor4D, y: tf.Tensor1D, opts: PgdOptions): void {
   checkIterativeOptions(who, x, y, opts, 0);
+  if (opts.norm === 'l1') throw new InputError(`${who}: norm 'l1' is served by the AutoAttack stages (apgd-ce, apgd-t, fab, fab-t, square), not PGD`);
   if (opts.stepSize !== undefined) checkNonNegative(who, 'stepSize', opts.stepSize);
   if (opts.start !== undefined && !PGD_STARTS.includes(opts.start)) {
     throw new InputError(`${who}: start expected one of ${PGD_STARTS.join('|')}, got '${String(opts.start)}'`);

@@ -22,11 +22,14 @@ export function intOf(u: number, n: number): number {
   return Math.floor(u * n);
 }
 
+/** The norm a window pattern is built for: L2 (this file) or L1 (square-l1.ts, the same shapes). */
+export type PatternNorm = 'l2' | 'l1';
+
 /**
  * Rows × cols matrix of nested rectangles around the centre, rectangle k (side 2k + 1) adding 1/(k + 1)²;
- * unit Frobenius norm (a zero-size matrix for rows = 0).
+ * unit Frobenius norm (a zero-size matrix for rows = 0). For L1 (the reference's L1 branch): 1/(k + 1)⁴, unit L1 norm.
  */
-export function nestedRectangles(rows: number, cols: number): Float64Array {
+export function nestedRectangles(rows: number, cols: number, norm: PatternNorm = 'l2'): Float64Array {
   const m = new Float64Array(rows * cols);
   if (rows === 0 || cols === 0) return m;
   const cr = Math.floor(rows / 2);
@@ -37,22 +40,23 @@ export function nestedRectangles(rows: number, cols: number): Float64Array {
     const r1 = Math.min(cr - k + 2 * k + 1, rows);
     const c0 = Math.max(cc - k, 0);
     const c1 = Math.min(cc - k + 2 * k + 1, cols);
-    for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) m[r * cols + c]! += 1 / ((k + 1) * (k + 1));
+    const weight = norm === 'l2' ? 1 / ((k + 1) * (k + 1)) : 1 / (k + 1) ** 4;
+    for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) m[r * cols + c]! += weight;
   }
-  return unit(m);
+  return unit(m, norm);
 }
 
 /**
  * The s×s window pattern: the top half is +nestedRectangles, the bottom half −nestedRectangles, unit norm,
  * transposed with probability 1/2 (so the two halves are left/right as often as top/bottom).
  */
-export function centreSurround(s: number, rng: UniformSource): Float64Array {
-  const top = nestedRectangles(Math.floor(s / 2), s);
-  const bottom = nestedRectangles(s - Math.floor(s / 2), s);
+export function centreSurround(s: number, rng: UniformSource, norm: PatternNorm = 'l2'): Float64Array {
+  const top = nestedRectangles(Math.floor(s / 2), s, norm);
+  const bottom = nestedRectangles(s - Math.floor(s / 2), s, norm);
   const m = new Float64Array(s * s);
   m.set(top);
   for (let j = 0; j < bottom.length; j++) m[top.length + j] = -bottom[j]!;
-  unit(m);
+  unit(m, norm);
   if (rng.next() > 0.5) {
     const t = new Float64Array(s * s);
     for (let r = 0; r < s; r++) for (let c = 0; c < s; c++) t[c * s + r] = m[r * s + c]!;
@@ -74,14 +78,14 @@ export function squareSideL2(p: number, h: number, w: number): number {
  * window and channel. As in the reference, a window that falls off the image still draws its numbers and adds
  * only its part inside (the reference adds nothing there, and fails for windows cut in two; none are on 32×32).
  */
-export function l2InitDelta(delta: Float64Array, H: number, W: number, C: number, rng: UniformSource): void {
+export function l2InitDelta(delta: Float64Array, H: number, W: number, C: number, rng: UniformSource, norm: PatternNorm = 'l2'): void {
   delta.fill(0);
   const s = Math.max(Math.floor(Math.min(H, W) / 5), 1);
   const offH = Math.max(Math.floor((H - 5 * s) / 2), 0);
   const offW = Math.max(Math.floor((W - 5 * s) / 2), 0);
   for (let kh = 0, vh = offH; kh < Math.floor(H / s); kh++, vh += s) {
     for (let kw = 0, vw = offW; kw < Math.floor(W / s); kw++, vw += s) {
-      const pattern = centreSurround(s, rng);
+      const pattern = centreSurround(s, rng, norm);
       for (let c = 0; c < C; c++) {
         const sign = signOf(rng.next());
         for (let r = 0; r < s && vh + r < H; r++) {
@@ -174,10 +178,10 @@ export function placeOnSphere(x: Float32Array, delta: Float64Array, eps: number,
   }
 }
 
-function unit(m: Float64Array): Float64Array {
+function unit(m: Float64Array, norm: PatternNorm = 'l2'): Float64Array {
   let size = 0;
-  for (const v of m) size += v * v;
-  size = Math.sqrt(size);
+  for (const v of m) size += norm === 'l2' ? v * v : Math.abs(v);
+  if (norm === 'l2') size = Math.sqrt(size);
   if (size > 0) for (let j = 0; j < m.length; j++) m[j]! /= size;
   return m;
 }

@@ -1,5 +1,5 @@
 /**
- * Square Attack, L-inf and L2 (Andriushchenko, Croce, Flammarion & Hein, "Square Attack: a query-efficient black-box
+ * Square Attack, L-inf, L2 and L1 (Andriushchenko, Croce, Flammarion & Hein, "Square Attack: a query-efficient black-box
  * adversarial attack via random search", ECCV 2020), as AutoAttack "standard" runs it: score-based random search
  * on the margin loss z_y − max_{j≠y} z_j, no gradients.
  *
@@ -10,7 +10,8 @@
  * 10, 50, 200, …, 8000 whatever the budget, as AutoAttack runs it (`resc_schedule=False`); `rescaleSchedule`
  * stretches that schedule to `steps` as the standalone Square code does by default. All randomness is a seeded
  * JS stream (or an injected `random` source), so a run is reproducible; one batched forward per iteration, on the
- * points not yet fooled only. The L2 version (square-l2.ts) differs only in how the start and the proposals are drawn.
+ * points not yet fooled only. The L2 version (square-l2.ts) and the L1 version (square-l1.ts) differ only in how the
+ * start and the proposals are drawn.
  * Each point draws its own window position and signs (AutoAttack shares one draw across the batch: the same
  * distribution for every point, only the joint draw differs). Random numbers are consumed in the reference's
  * order (stripes per channel then column; vh, vw, then one sign per channel), and a window starts at one of the
@@ -22,6 +23,7 @@ import { labelsOf, logitsOf, readInputs, type Shape4 } from './host-model.js';
 import { checkCount, checkNorm, checkRange, checkSeed } from './validate.js';
 import { intOf, l2InitDelta, l2ProposalDelta, placeOnSphere, signOf, squareSideL2, type UniformSource } from './square-l2.js';
 export type { UniformSource } from './square-l2.js';
+import { l1ProjectHost, l1ProposalDelta, SQUARE_L1_SHRINK } from './square-l1.js';
 import { deriveSeed, SeededRng } from '../rng.js';
 import { restoredArray, type AttackState } from './progress.js';
 import type { AttackResult, BaseAttackOptions, ModelFn, Norm } from './types.js';
@@ -139,7 +141,8 @@ function squareSingleRun(
   resume?: RunState,
   onUnit?: RunUnitHook,
 ): Promise<RunState> {
-  return o.norm === 'l2' ? squareL2Run(model, x, shape, y, o, rng, resume, onUnit) : squareLinfRun(model, x, shape, y, o, rng, resume, onUnit);
+  const run = o.norm === 'l2' ? squareL2Run : o.norm === 'l1' ? squareL1Run : squareLinfRun;
+  return run(model, x, shape, y, o, rng, resume, onUnit);
 }
 
 /** The L-inf run: vertical-stripe start, proposals that flip one window of each channel to the other face. */
@@ -222,6 +225,41 @@ function squareL2Run(
     for (let j = 0; j < D; j++) delta[j] = xBest[i * D + j]! - xi[j]!;
     l2ProposalDelta(delta, o.eps, H, W, C, s, rng);
     placeOnSphere(xi, delta, o.eps, xNew.subarray(a * D, (a + 1) * D));
+    return [0, D];
+  };
+  return randomSearch(model, xBest, shape, y, o, sideAt, propose, resume, onUnit);
+}
+
+/**
+ * The L1 run (square-l1.ts): the L2 start grid and proposals with L1 patterns and masses, every point projected
+ * onto the L1 ball ∩ box at eps·(1 − 10⁻⁶).
+ */
+function squareL1Run(
+  model: ModelFn,
+  x: Float32Array,
+  shape: Shape4,
+  y: Int32Array,
+  o: RunOptions,
+  rng: UniformSource,
+  resume?: RunState,
+  onUnit?: RunUnitHook,
+): Promise<RunState> {
+  const [n, H, W, C] = shape;
+  const D = H * W * C;
+  const delta = new Float64Array(D);
+  const work = new Float64Array(2 * D);
+  const radius = o.eps * SQUARE_L1_SHRINK;
+  const xBest = resume?.xBest ?? new Float32Array(x.length);
+  for (let i = 0; i < n && !resume; i++) {
+    l2InitDelta(delta, H, W, C, rng, 'l1');
+    l1ProjectHost(x.subarray(i * D, (i + 1) * D), delta, radius, xBest.subarray(i * D, (i + 1) * D), work);
+  }
+  const sideAt = (it: number) => squareSideL2(squareP(it, o.steps, o.pInit, o.rescale), H, W);
+  const propose: Propose = (i, a, s, xNew) => {
+    const xi = x.subarray(i * D, (i + 1) * D);
+    for (let j = 0; j < D; j++) delta[j] = xBest[i * D + j]! - xi[j]!;
+    l1ProposalDelta(delta, o.eps, H, W, C, s, rng);
+    l1ProjectHost(xi, delta, radius, xNew.subarray(a * D, (a + 1) * D), work);
     return [0, D];
   };
   return randomSearch(model, xBest, shape, y, o, sideAt, propose, resume, onUnit);

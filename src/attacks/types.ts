@@ -8,7 +8,8 @@ import type { AttackProgress } from './progress.js';
  */
 export type ModelFn = ((x: tf.Tensor4D) => tf.Tensor2D) & { readonly activationBytesPerRow?: number };
 
-export type Norm = 'linf' | 'l2';
+/** The threat models: L-inf, L2, and L1 (AutoAttack's third; APGD, FAB and Square only). */
+export type Norm = 'linf' | 'l2' | 'l1';
 
 export const PGD_STARTS = ['uniform', 'trades', 'none', 'uniform-unclamped'] as const;
 /**

@@ -4,7 +4,7 @@ import { InputError } from '../errors.js';
 import { checkCount } from '../input.js';
 import type { Norm } from './types.js';
 
-export const NORMS: readonly Norm[] = ['linf', 'l2'];
+export const NORMS: readonly Norm[] = ['linf', 'l2', 'l1'];
 
 export function checkInputs(who: string, x: tf.Tensor4D, y: tf.Tensor1D): void {
   if (x.rank !== 4) throw new InputError(`${who}: x expected an NHWC tensor of rank 4, got rank ${x.rank}`);

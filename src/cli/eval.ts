@@ -21,6 +21,7 @@ interface EvalFlags extends RawEvalOptions {
   progress: boolean;
   verbose?: boolean;
   arch?: string;
+  tensorboard?: string;
 }
 
 const EXAMPLES = `
@@ -97,6 +98,10 @@ async function evalAction(flags: EvalFlags): Promise<number> {
   if (started) bar?.stop();
   if (report === null) throw new Error('ikl-eval: the evaluation stopped before its report');
   log.info({ clean_acc: report.clean_acc, robust_acc: report.robust_acc, validity: report.validity.line }, 'done');
+  if (flags.tensorboard !== undefined) {
+    const { writeReportEvents } = await import('../eval/tensorboard.js');
+    log.info({ tensorboard: writeReportEvents(report, flags.tensorboard) }, 'TensorBoard event file');
+  }
   printJson(report);
   return EXIT.ok;
 }
@@ -126,8 +131,8 @@ export function buildProgram(run: (body: () => Promise<number>) => void): Comman
     .option('--checkpoint <path>', 'checkpoint directory, or a PyTorch .pt/.pth or .safetensors state_dict')
     .option('--arch <name>', 'architecture of a PyTorch file (default: recognised from its keys)')
     .option('--attack <name>', EVAL_ATTACKS.join('|'))
-    .option('--eps <r>', 'perturbation radius, a fraction or decimal (default 8/255)')
-    .option('--norm <norm>', 'linf|l2 (default linf)')
+    .option('--eps <r>', 'perturbation radius, a fraction or decimal (default 8/255; 12 for --norm l1)')
+    .option('--norm <norm>', 'linf|l2|l1 (default linf; l1: the AutoAttack stages only)')
     .option('--steps <n>', 'iterations (queries for square); default per attack, see below')
     .option('--step-size <a>', 'absolute step size of pgd/cw (default eps/4)')
     .option('--restarts <n>', 'random restarts of pgd/cw (default 1)')
@@ -150,6 +155,7 @@ export function buildProgram(run: (body: () => Promise<number>) => void): Comman
     .option('--shard <i/n>', 'evaluate slice i of n contiguous slices of the first n-examples (merge with `ikl-eval merge`)')
     .option('--backend <name>', 'auto|tensorflow|gpu|cpu (default $IKL_BACKEND or auto)')
     .option('--log-format <fmt>', 'auto|json|pretty (logs on stderr)')
+    .option('--tensorboard <dir>', 'also write the accuracy after each stage as TensorBoard scalars into <dir>')
     .option('--no-progress', 'no progress bar (it is only shown on a TTY anyway)')
     .option('--verbose', 'debug logs and stack traces')
     .addHelpText('after', EXAMPLES)

@@ -17,6 +17,7 @@ export interface TrainFlags {
   config?: string;
   set: string[];
   initFrom?: string;
+  tensorboard?: string;
   printConfig?: boolean;
   schema?: boolean;
   /** true: resume the run directory; a path: a run directory or a checkpoint directory. */
@@ -63,6 +64,8 @@ export async function planTraining(flags: TrainFlags): Promise<TrainPlan> {
   const sets = [...flags.set];
   // --init-from is shorthand for --set model.initFrom=PATH (so it is part of the config and its hash).
   if (flags.initFrom !== undefined) sets.push(`model.initFrom=${JSON.stringify(flags.initFrom)}`);
+  // --tensorboard DIR is shorthand for --set log.tensorboard=DIR (a presentation key: not in the hash).
+  if (flags.tensorboard !== undefined) sets.push(`log.tensorboard=${JSON.stringify(flags.tensorboard)}`);
   let file = flags.config;
   let runDir = flags.runDir;
   let resume: boolean | string = false;
@@ -251,6 +254,10 @@ export function buildProgram(run: (body: () => Promise<number>) => void): Comman
     .option('--resume [dir]', 'continue a run: its run directory (default: the configured one) or a checkpoint directory')
     .option('--init-from <path>', 'start from a checkpoint directory or a PyTorch .pt/.safetensors state_dict (= --set model.initFrom=PATH)')
     .option('--run-dir <dir>', 'run directory (default <run.outDir>/<run.name>)')
+    .option(
+      '--tensorboard <dir>',
+      'write TensorBoard event files into <dir> (= --set log.tensorboard=DIR; log.tensorboard: true puts them in the run directory)',
+    )
     .option('--backend <name>', `${BACKEND_NAMES.join('|')} (default: run.backend, then $IKL_BACKEND, then auto)`)
     .option('--log-format <fmt>', `${LOG_FORMATS.join('|')} (logs on stderr)`)
     .option('--no-progress', 'no progress bar (it is only shown on a TTY anyway)')

@@ -248,18 +248,20 @@ function finalize(parsed: ParsedTrainConfig, sourceOf: (paths: string[]) => stri
 // ---------------------------------------------------------------------------------------------------------------
 
 /** Keys that change how a run looks or where it runs, not what it computes: left out of the hash. */
-export const PRESENTATION_KEYS: Record<string, string[]> = { run: ['logFormat', 'progress', 'backend'] };
+export const PRESENTATION_KEYS: Record<string, string[]> = { run: ['logFormat', 'progress', 'backend'], log: ['tensorboard'] };
 
 /**
  * sha256 (hex) of the canonical JSON of the config (keys sorted). Two configs with the same hash train the
- * same model; run.logFormat, run.progress and run.backend are left out so that resuming with another
- * log format or on another device keeps the hash.
+ * same model; run.logFormat, run.progress, run.backend and log.tensorboard are left out so that resuming with
+ * another log format, on another device or with TensorBoard on keeps the hash.
  */
 export function configHash(config: TrainConfig | ParsedTrainConfig): string {
   const copy = structuredClone(config) as unknown as Record<string, Record<string, unknown>>;
   for (const [sectionName, keys] of Object.entries(PRESENTATION_KEYS)) {
     const sec = copy[sectionName];
     if (sec) for (const k of keys) delete sec[k];
+    // A section left empty (log) is dropped too, so configs from before it keep their hash.
+    if (sec && Object.keys(sec).length === 0) delete copy[sectionName];
   }
   return createHash('sha256').update(canonicalJson(copy)).digest('hex');
 }

@@ -413,6 +413,20 @@ const evalSection = section(
   'Periodic evaluation during training (clean and PGD accuracy).',
 );
 
+const log = section(
+  {
+    tensorboard: z
+      .union([bool(), z.string({ error: 'expected true, false or a directory' }).min(1, { error: 'expected a non-empty directory' })], {
+        error: 'expected true, false or a directory',
+      })
+      .default(false)
+      .describe(
+        "TensorBoard event files: true writes them into the run directory (beside metrics.jsonl), a path into that directory, false none. Per step: loss and its parts, lr, epsilon, images/s; per epoch: validation clean/PGD accuracy, worst class, and the weight average's.",
+      ),
+  },
+  'Extra logs of a run (they do not change what it computes).',
+);
+
 const checkpoint = section(
   {
     everySteps: nonNegInt().default(0).describe('Also checkpoint last/ every N steps (0: only at the end of each epoch).'),
@@ -438,6 +452,7 @@ export const trainConfigSchema = z
     weightAverage,
     eval: evalSection,
     checkpoint,
+    log,
   })
   .describe('ikl-train configuration. Every key is optional; omitted keys take the defaults shown.');
 

@@ -7,3 +7,5 @@ export * from './report.js';
 export * from './plan.js';
 export * from './model.js';
 export * from './run.js';
+export * from './per-class.js';
+export * from './tensorboard.js';

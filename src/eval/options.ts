@@ -36,6 +36,10 @@ export type PartialEvalOptions = Omit<EvalOptions, 'dataset' | 'nExamples'> & {
 };
 
 export const DEFAULT_EPS = '8/255';
+/** The L1 radius AutoAttack's L1 results use (Croce & Hein 2021, RobustBench's L1 track): 12. */
+export const DEFAULT_EPS_L1 = '12';
+/** Attacks with an L1 version (AutoAttack's stages; PGD, C&W-PGD and FGSM have no L1 step here). */
+const L1_ATTACKS: readonly EvalAttack[] = ['apgd-ce', 'apgd-t', 'fab-t', 'square', 'autoattack'];
 export const DEFAULT_N_EXAMPLES = 10_000;
 export const DEFAULT_BATCH_SIZE = 200;
 
@@ -63,9 +67,11 @@ export function parseAttack(value: string): EvalAttack {
   return oneOf(EVAL_ATTACKS, value, '--attack');
 }
 
+/** linf, l2 or l1, in any case (the reference writes Linf, L2, L1). */
 export function parseNorm(value: string): Norm {
-  if (value === 'linf' || value === 'l2') return value;
-  throw new InputError(`--norm: expected linf or l2, got '${value}'`);
+  const v = value.trim().toLowerCase();
+  if (v === 'linf' || v === 'l2' || v === 'l1') return v;
+  throw new InputError(`--norm: expected linf, l2 or l1, got '${value}'`);
 }
 
 export function parseDataset(value: string, source = '--dataset'): DatasetName {
@@ -128,7 +134,8 @@ export function resolveEvalOptions(raw: RawEvalOptions): PartialEvalOptions {
   const attack = parseAttack(raw.attack ?? 'autoattack');
   const aa = autoAttackChoice(raw, attack);
   const norm = parseNorm(raw.norm ?? 'linf');
-  const epsInput = (raw.eps ?? DEFAULT_EPS).trim();
+  if (norm === 'l1' && !L1_ATTACKS.includes(attack)) throw new InputError(`--norm: l1 works with --attack ${L1_ATTACKS.join('|')}, got --attack ${attack}`);
+  const epsInput = (raw.eps ?? (norm === 'l1' ? DEFAULT_EPS_L1 : DEFAULT_EPS)).trim();
   const eps = parseRadius(epsInput, '--eps', norm);
 
   let steps: number | null = null;

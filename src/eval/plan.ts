@@ -22,7 +22,7 @@ export function planTargetClasses(plan: AttackPlan): number | null {
 }
 
 export function planAttack(o: EvalOptions): AttackPlan {
-  const std = versionSpecs('standard');
+  const std = versionSpecs('standard', {}, o.norm);
   // Single AutoAttack stages take --steps (Square: queries); --restarts only where the flags allow it (pgd, cw).
   const single = (name: 'apgd-ce' | 'apgd-t' | 'fab-t' | 'square'): StageSpec =>
     withBudget(
@@ -30,6 +30,8 @@ export function planAttack(o: EvalOptions): AttackPlan {
       name === 'square' ? { squareQueries: o.steps! } : { steps: o.steps! },
     );
   const a = AUTOATTACK_STANDARD;
+  // A single stage's own target classes and restarts (L1 "standard" differs from L-inf/L2).
+  const opt = (name: string) => std.find((s) => s.name === name)!.options as { restarts?: number; nTargetClasses?: number };
   switch (o.attack) {
     case 'pgd':
     case 'cw': {
@@ -44,16 +46,20 @@ export function planAttack(o: EvalOptions): AttackPlan {
     case 'fgsm':
       return { loss: 'ce', details: {}, stages: [{ name: 'fgsm', attack: 'fgsm', options: {} }] };
     case 'apgd-ce':
-      return { loss: 'ce', details: { restarts: a.restarts }, stages: [single('apgd-ce')] };
+      return { loss: 'ce', details: { restarts: opt('apgd-ce').restarts! }, stages: [single('apgd-ce')] };
     case 'apgd-t':
-      return { loss: 'dlr-targeted', details: { target_classes: a.nTargetClasses, restarts: a.restarts }, stages: [single('apgd-t')] };
+      return {
+        loss: 'dlr-targeted',
+        details: { target_classes: opt('apgd-t').nTargetClasses!, restarts: opt('apgd-t').restarts! },
+        stages: [single('apgd-t')],
+      };
     case 'fab-t':
       return { loss: null, details: { target_classes: a.nTargetClasses, restarts: a.restarts }, stages: [single('fab-t')] };
     case 'square':
       return { loss: 'margin', details: { queries: o.steps!, p_init: a.pInit, restarts: a.restarts }, stages: [single('square')] };
     case 'autoattack': {
       const version = o.aaVersion ?? 'standard';
-      const stages = version === 'custom' ? customSpecs(o.attacks ?? []) : versionSpecs(version);
+      const stages = version === 'custom' ? customSpecs(o.attacks ?? []) : versionSpecs(version, {}, o.norm);
       // The version, and every stage's budget as "<stage>.<setting>" (steps, restarts, n_target_classes, ...).
       const details: Record<string, number | string> = { version };
       for (const spec of stages) for (const [k, v] of Object.entries(stageBudget(spec))) details[`${spec.name}.${k}`] = v;

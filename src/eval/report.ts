@@ -8,7 +8,8 @@ import { shortId } from '../checkpoint/identity.js';
 import { combineValidity, EMPTY_VALIDITY, formatValidity, type ValidityLine } from '../attacks/validity.js';
 import { InputError } from '../errors.js';
 import type { EvalState } from './state.js';
-import type { EvalReport, StageReport } from './types.js';
+import type { EvalReport, PerClassRow, StageReport } from './types.js';
+import { mergePerClass, perClassRows, perClassSummary } from './per-class.js';
 import { validityFromJson, validityToJson } from './validity.js';
 
 export interface ReportContext {
@@ -20,6 +21,8 @@ export interface ReportContext {
   /** The loss the attack maximises, when it has one ('ce' for pgd, 'cw' for cw...). */
   loss: string | null;
   details: Record<string, number | string>;
+  /** Labels of the report's examples (the slice), for the per-class table. */
+  labels?: ArrayLike<number>;
 }
 
 function ratio(k: number, n: number): number {
@@ -55,6 +58,18 @@ export function buildReport(state: EvalState, ctx: ReportContext): EvalReport {
     time_s: round3(stageTimes[s]!),
   }));
   const robustCorrect = stages.length > 0 ? stages[stages.length - 1]!.robust_correct : cleanCorrect;
+  // Robust per example by the same rule as the counts above (the last stage's survivors).
+  const robustAt = (i: number): number =>
+    stages.length === 0 ? (state.clean[i] === 1 ? 1 : 0) : (state.clean[i] === 1 || o.protocol === 'trades') && state.brokenAt[i] === -1 ? 1 : 0;
+  const perClass = ctx.labels
+    ? perClassRows(
+        ctx.labels,
+        state.clean,
+        Array.from({ length: n }, (_, i) => robustAt(i)),
+        ctx.numClasses,
+        o.dataset,
+      )
+    : undefined;
   return {
     tool: 'ikl-eval',
     checkpoint: o.checkpoint,
@@ -89,6 +104,7 @@ export function buildReport(state: EvalState, ctx: ReportContext): EvalReport {
     robust_acc: ratio(robustCorrect, n),
     robust_correct: robustCorrect,
     stages,
+    ...(perClass ? { per_class: perClass, per_class_summary: perClassSummary(perClass) } : {}),
     time_s: { clean: round3(cleanTime), attack: round3(stageTimes.reduce((a, b) => a + b, 0)) },
     validity: { ...validityToJson(validity), line: formatValidity(validity, o.eps, o.norm) },
     sanity_warnings: [...(state.sanityWarnings ?? []), ...resultWarnings(stages)],
@@ -174,6 +190,9 @@ export function mergeReports(reports: EvalReport[], sources: string[] = reports.
     return { name: st.name, robust_acc: ratio(correct, n), robust_correct: correct, time_s: round3(reports.reduce((a, r) => a + r.stages[s]!.time_s, 0)) };
   });
   const validity = reports.map((r) => validityFromJson(r.validity)).reduce(combineValidity, { ...EMPTY_VALIDITY });
+  // Per-class counts add up; a shard of an older version has none, and then neither has the merge.
+  const tables = reports.map((r) => r.per_class);
+  const perClass = tables.every((t) => Array.isArray(t)) ? mergePerClass(tables as PerClassRow[][], first.dataset) : undefined;
   // Result warnings are recomputed from the merged counts; the pre-run ones are the same in every shard.
   const perShard = new Set(reports.flatMap((r) => resultWarnings(r.stages)));
   const warnings = [...new Set(reports.flatMap((r) => r.sanity_warnings).filter((w) => !perShard.has(w))), ...resultWarnings(stages)];
@@ -188,6 +207,8 @@ export function mergeReports(reports: EvalReport[], sources: string[] = reports.
     robust_acc: ratio(robust, n),
     robust_correct: robust,
     stages,
+    per_class: perClass,
+    per_class_summary: perClass ? perClassSummary(perClass) : undefined,
     time_s: {
       clean: round3(reports.reduce((a, r) => a + r.time_s.clean, 0)),
       attack: round3(reports.reduce((a, r) => a + r.time_s.attack, 0)),

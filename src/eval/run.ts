@@ -189,6 +189,7 @@ async function evaluate(o: EvalOptions, subject: EvalSubject, test: ImageSet, ho
     numClasses: subject.numClasses,
     loss: plan.loss,
     details: plan.details,
+    labels: test.labels.subarray(slice.start, slice.end),
     backend: hooks.backend
       ? { name: hooks.backend.name, package: hooks.backend.package, devices: [...hooks.backend.devices] }
       : { name: tf.getBackend(), package: 'unknown', devices: [] },

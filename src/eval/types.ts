@@ -72,6 +72,30 @@ export interface Validity {
   max: number;
 }
 
+/** One class of the per-class table (src/eval/per-class.ts). Counts over the report's examples of that class. */
+export interface PerClassRow {
+  class: number;
+  /** The class name, where the dataset has one we know (CIFAR-10). */
+  name?: string;
+  n: number;
+  clean_correct: number;
+  robust_correct: number;
+  clean_acc: number;
+  robust_acc: number;
+}
+
+/** The worst and best class by robust accuracy, and the spread between them (best − worst). */
+export interface PerClassSummary {
+  worst_class: number;
+  worst_class_name?: string;
+  worst_robust_acc: number;
+  worst_clean_acc: number;
+  best_class: number;
+  best_class_name?: string;
+  best_robust_acc: number;
+  spread: number;
+}
+
 export interface EvalReport {
   tool: 'ikl-eval';
   /** The path the model was read from, as given (for humans: the model is identified by weights_sha256). */
@@ -116,6 +140,9 @@ export interface EvalReport {
   robust_acc: number;
   robust_correct: number;
   stages: StageReport[];
+  /** Per-class clean and robust counts (absent in reports of older versions) and their worst class and spread. */
+  per_class?: PerClassRow[];
+  per_class_summary?: PerClassSummary | null;
   time_s: { clean: number; attack: number };
   validity: Validity & { line: string };
   sanity_warnings: string[];

@@ -24,6 +24,7 @@ const ACC_SERIES: Series[] = [
   { key: 'valRobustAcc', label: 'val PGD', color: '#d62728' },
   { key: 'waCleanAcc', label: 'WA val clean', color: '#17becf' },
   { key: 'waRobustAcc', label: 'WA val PGD', color: '#9467bd' },
+  { key: 'valWorstClassRobustAcc', label: 'val PGD, worst class', color: '#8c564b' },
 ];
 
 const W = 440;

@@ -24,6 +24,7 @@ import { loadTeacher } from './teacher.js';
 import type { MetricRecord } from './plot.js';
 import { emptyAccum, RunDirectory, type RunProgress } from './runDir.js';
 import { createTrainer, disposeTrainer, DivergenceError, trainStep, type StepStats, type Trainer } from './step.js';
+import { TensorBoardWriter } from '../tensorboard.js';
 
 export interface TrainOptions {
   runDir: string;
@@ -124,56 +125,87 @@ async function readExtraParts(files: string[], numClasses: number): Promise<Imag
   };
 }
 
-/** Clean and PGD accuracy (CE, uniform start, inference mode) of a model on a set. */
-export function evaluateAccuracy(model: tf.LayersModel, set: ImageSet, config: TrainConfig): { cleanAcc: number; robustAcc: number } {
-  const exec = inferenceModel(model);
-  try {
+/**
+ * Validation accuracies of a model: clean and PGD overall, and the class whose PGD accuracy is lowest (among the
+ * classes present; ties: the lower index), the per-class robustness IKL's class-wise weights act on.
+ */
+export interface ValAccuracy {
+  cleanAcc: number;
+  robustAcc: number;
+  worstClass: number;
+  worstClassRobustAcc: number;
+}
+
+/** Per-class counts [examples, clean correct, PGD correct] accumulated over batches, and what they give. */
+class ClassCounts {
+  private readonly counts: Float64Array;
+  constructor(private readonly classes: number) {
+    this.counts = new Float64Array(3 * classes);
+  }
+
+  add(batch: ArrayLike<number>): void {
+    for (let j = 0; j < batch.length; j++) this.counts[j]! += batch[j]!;
+  }
+
+  accuracy(n: number): ValAccuracy {
+    const c = this.classes;
     let clean = 0;
     let robust = 0;
-    for (const b of batches(set, { batchSize: config.data.batchSize, shuffle: false, augment: false })) {
-      const counts = evalBatch(exec.fn, b, config);
-      clean += counts[0]!;
-      robust += counts[1]!;
+    let worstClass = -1;
+    let worst = Infinity;
+    for (let k = 0; k < c; k++) {
+      const m = this.counts[k]!;
+      clean += this.counts[c + k]!;
+      robust += this.counts[2 * c + k]!;
+      if (m > 0 && this.counts[2 * c + k]! / m < worst) [worst, worstClass] = [this.counts[2 * c + k]! / m, k];
     }
-    return { cleanAcc: clean / set.n, robustAcc: robust / set.n };
+    return { cleanAcc: clean / n, robustAcc: robust / n, worstClass, worstClassRobustAcc: worstClass < 0 ? 0 : worst };
+  }
+}
+
+/** Clean and PGD accuracy (CE, uniform start, inference mode) of a model on a set, with its worst class. */
+export function evaluateAccuracy(model: tf.LayersModel, set: ImageSet, config: TrainConfig): ValAccuracy {
+  const exec = inferenceModel(model);
+  try {
+    const counts = new ClassCounts(set.numClasses);
+    for (const b of batches(set, { batchSize: config.data.batchSize, shuffle: false, augment: false }))
+      counts.add(evalBatch(exec.fn, b, config, set.numClasses));
+    return counts.accuracy(set.n);
   } finally {
     exec.dispose();
   }
 }
 
 /** evaluateAccuracy, stopping between batches when a stop is requested (then null). */
-async function evaluateUnlessStopped(
-  model: tf.LayersModel,
-  set: ImageSet,
-  config: TrainConfig,
-  signal: TrainOptions['signal'],
-): Promise<{ cleanAcc: number; robustAcc: number } | null> {
+async function evaluateUnlessStopped(model: tf.LayersModel, set: ImageSet, config: TrainConfig, signal: TrainOptions['signal']): Promise<ValAccuracy | null> {
   const exec = inferenceModel(model);
   try {
-    let clean = 0;
-    let robust = 0;
+    const counts = new ClassCounts(set.numClasses);
     for (const b of batches(set, { batchSize: config.data.batchSize, shuffle: false, augment: false })) {
       if (signal?.stopRequested) {
         tf.dispose([b.x, b.y]);
         return null;
       }
-      const counts = evalBatch(exec.fn, b, config);
-      clean += counts[0]!;
-      robust += counts[1]!;
+      counts.add(evalBatch(exec.fn, b, config, set.numClasses));
       await turnEventLoop();
     }
-    return { cleanAcc: clean / set.n, robustAcc: robust / set.n };
+    return counts.accuracy(set.n);
   } finally {
     exec.dispose();
   }
 }
 
-/** [clean correct, PGD correct] of one evaluation batch; disposes the batch. */
-function evalBatch(fn: ModelFn, b: { x: tf.Tensor4D; y: tf.Tensor1D; index: number }, config: TrainConfig): Float32Array | Int32Array | Uint8Array {
+/** Per class of one evaluation batch: [examples (C), clean correct (C), PGD correct (C)], one download; disposes the batch. */
+function evalBatch(
+  fn: ModelFn,
+  b: { x: tf.Tensor4D; y: tf.Tensor1D; index: number },
+  config: TrainConfig,
+  classes: number,
+): Float32Array | Int32Array | Uint8Array {
   const e = config.eval;
   try {
     return tf.tidy(() => {
-      const ok = (x: tf.Tensor4D): tf.Scalar => tf.sum(tf.cast(tf.equal(tf.argMax(fn(x), 1), b.y), 'float32'));
+      const ok = (x: tf.Tensor4D): tf.Tensor1D => tf.cast(tf.equal(tf.argMax(fn(x), 1), b.y), 'float32') as tf.Tensor1D;
       const xAdv = pgdPerturb(fn, b.x, b.y, {
         eps: e.epsilon,
         norm: 'linf',
@@ -185,7 +217,10 @@ function evalBatch(fn: ModelFn, b: { x: tf.Tensor4D; y: tf.Tensor1D; index: numb
         start: 'uniform',
         loss: 'ce',
       });
-      return tf.stack([ok(b.x), ok(xAdv)]).dataSync();
+      // Rows: one-hot labels, masked by clean and by PGD correctness; summed over the batch in one op.
+      const hot = tf.oneHot(b.y, classes).toFloat();
+      const rows = tf.stack([hot, tf.mul(hot, ok(b.x).expandDims(1)), tf.mul(hot, ok(xAdv).expandDims(1))]);
+      return tf.sum(rows, 1).dataSync();
     });
   } finally {
     tf.dispose([b.x, b.y]);
@@ -210,6 +245,8 @@ interface Loop {
   run: RunDirectory;
   nBatches: number;
   progress: RunProgress;
+  /** TensorBoard event files (config.log.tensorboard), if asked for. */
+  tb?: TensorBoardWriter;
 }
 
 /** Trains as `config` says. See runDir.ts for what goes into the run directory. */
@@ -220,6 +257,7 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
   const data = await loadData(config, log);
   run.evalOnTest = data.evalOnTest;
   const t = createTrainer(config);
+  let loopTb: TensorBoardWriter | undefined;
   try {
     if (isKdObjective(config.objective.type)) {
       t.teacher = await loadTeacher(config);
@@ -242,6 +280,12 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
     }
     await run.start(progress.metrics);
     const loop: Loop = { config, opts, log, data, t, run, nBatches: numBatches(data.train.n, config.data.batchSize), progress };
+    const tbDir = config.log.tensorboard === true ? run.dir : config.log.tensorboard === false ? undefined : config.log.tensorboard;
+    if (tbDir !== undefined) {
+      loop.tb = new TensorBoardWriter(tbDir);
+      loopTb = loop.tb;
+      log.info({ tensorboard: loop.tb.file }, 'TensorBoard event file');
+    }
     const E = config.schedule.epochs;
     log.info(
       {
@@ -277,6 +321,7 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
     }
     return result();
   } finally {
+    loopTb?.close();
     disposeTrainer(t);
   }
 }
@@ -292,6 +337,8 @@ async function runEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<bo
   const emaOptions = { tau: wa.stepTau, warmupSteps: burnInSteps(wa.burnIn, config.schedule.epochs, loop.nBatches), dynamic: wa.dynamicDecay };
   if (startBatch === 0) p.accum = emptyAccum();
   let t0 = performance.now();
+  // Start of the current step, for the per-step images/s of TensorBoard.
+  let tStep = t0;
   for (const b of batches(data.train, {
     batchSize: config.data.batchSize,
     shuffle: true,
@@ -338,6 +385,18 @@ async function runEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<bo
     p.accum.advCorrect += stats.advCorrect;
     p.position = { epoch, batch: b.index + 1 };
     loop.opts.onStep?.({ epoch, batch: b.index, step: p.step, batches: loop.nBatches, stats }, t);
+    if (loop.tb) {
+      const now = performance.now();
+      loop.tb.scalars(p.step, {
+        'train/loss': stats.total,
+        'train/loss_natural': stats.natural,
+        'train/loss_robust': stats.robust,
+        'train/lr': s.lr,
+        'train/epsilon': s.epsilon,
+        'train/images_per_second': n / ((now - tStep) / 1000),
+      });
+      tStep = now;
+    }
     await turnEventLoop();
     const lastOfEpoch = b.index + 1 === loop.nBatches;
     const periodic = !lastOfEpoch && config.checkpoint.everySteps > 0 && p.step % config.checkpoint.everySteps === 0;
@@ -347,6 +406,7 @@ async function runEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<bo
     if (periodic || stopNow) {
       p.accum.seconds += (performance.now() - t0) / 1000;
       t0 = performance.now();
+      tStep = t0;
       await loop.run.save('last', t.model, t, p);
       if (stopNow) return true;
     }
@@ -366,8 +426,8 @@ async function finishEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise
   const signal = loop.opts.signal;
   // The average this epoch end makes, evaluated before it is adopted.
   const waNext = t.weightAverage && s.averageAtEnd ? t.weightAverage.next(t.model.weights.map((w) => w.read())) : undefined;
-  let val: { cleanAcc: number; robustAcc: number } | null | undefined;
-  let wa: { cleanAcc: number; robustAcc: number } | null | undefined;
+  let val: ValAccuracy | null | undefined;
+  let wa: ValAccuracy | null | undefined;
   let evalSeconds: number | null = null;
   try {
     if (data.evalSet !== undefined && s.evaluate) {
@@ -408,6 +468,10 @@ async function finishEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise
     valRobustAcc: val?.robustAcc ?? null,
     waCleanAcc: wa?.cleanAcc ?? null,
     waRobustAcc: wa?.robustAcc ?? null,
+    // The class with the lowest validation PGD accuracy, and that accuracy (model and weight average).
+    valWorstClass: val?.worstClass ?? null,
+    valWorstClassRobustAcc: val?.worstClassRobustAcc ?? null,
+    waWorstClassRobustAcc: wa?.worstClassRobustAcc ?? null,
     epochSeconds: a.seconds,
     imagesPerSecond: a.images / a.seconds,
     evalSeconds,
@@ -427,6 +491,18 @@ async function finishEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise
   }
   if (improved) await run.save('best', t.model, t, p);
   await run.recordEpoch(record, p.metrics);
+  if (loop.tb) {
+    loop.tb.scalars(p.step, {
+      epoch,
+      'val/clean_acc': record.valCleanAcc as number | null,
+      'val/robust_acc': record.valRobustAcc as number | null,
+      'val/worst_class_robust_acc': record.valWorstClassRobustAcc as number | null,
+      'wa/clean_acc': record.waCleanAcc as number | null,
+      'wa/robust_acc': record.waRobustAcc as number | null,
+      'wa/worst_class_robust_acc': record.waWorstClassRobustAcc as number | null,
+    });
+    loop.tb.flush();
+  }
   loop.log.info({ ...record, best: p.best.epoch === epoch }, `epoch ${epoch}/${config.schedule.epochs}`);
   return false;
 }

@@ -166,7 +166,7 @@ test('fabT rejects bad options with InputError', async () => {
   try {
     const bad: Array<Record<string, unknown>> = [
       { eps: 0, norm: 'linf', seed: 0 },
-      { eps: 0.1, norm: 'l1', seed: 0 },
+      { eps: 0.1, norm: 'l0', seed: 0 },
       { eps: 0.1, norm: 'linf', steps: 0, seed: 0 },
       { eps: 0.1, norm: 'linf', beta: 1.5, seed: 0 },
       { eps: 0.1, norm: 'linf', alphaMax: -1, seed: 0 },

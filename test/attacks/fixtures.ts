@@ -195,15 +195,18 @@ export function boundaryLinearFixture(n: number, seed: number, shape: readonly [
   };
   const xs = Float32Array.from({ length: n * D }, () => 0.5 + 0.1 * (r() - 0.5));
   const labels: number[] = [];
-  const closedForm: Record<Norm, number[]> = { linf: [], l2: [] };
+  const closedForm: Record<Norm, number[]> = { linf: [], l2: [], l1: [] };
   const l1w = wdiff.reduce((a, v) => a + Math.abs(v), 0);
   const l2w = Math.sqrt(wdiff.reduce((a, v) => a + v * v, 0));
+  const linfw = wdiff.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
   for (let i = 0; i < n; i++) {
     let m = b0;
     for (let j = 0; j < D; j++) m += wdiff[j]! * xs[i * D + j]!;
     labels.push(m > 0 ? 0 : 1);
     closedForm.linf.push(Math.abs(m) / l1w);
     closedForm.l2.push(Math.abs(m) / l2w);
+    // L1 (dual L-inf), ignoring the box: the move puts everything on the coordinate of largest |w|.
+    closedForm.l1.push(Math.abs(m) / linfw);
   }
   const x = tf.tensor4d(xs, [n, ...shape]);
   const y = tf.tensor1d(labels, 'int32');

@@ -21,12 +21,22 @@ import { trainedTask } from './fixtures.js';
 type Attack = (m: ModelFn, x: tf.Tensor4D, y: tf.Tensor1D, progress?: AttackProgress) => Promise<AttackResult>;
 
 const eps = 0.1;
+const l1Eps = 6;
 const ATTACKS: Array<[string, number, Attack]> = [
   ['apgd-ce', 3, (m, x, y, progress) => apgdCe(m, x, y, { eps, norm: 'linf', steps: 8, restarts: 3, seed: 5, progress })],
   // maxRows 1: one unit per block (test/attacks/apgd-blocks.test.ts and fab.test.ts resume after blocks of several units).
   ['apgd-t', 6, (m, x, y, progress) => apgdT(m, x, y, { eps, norm: 'linf', steps: 8, restarts: 2, nTargetClasses: 3, seed: 5, maxRows: 1, progress })],
   ['fab-t', 6, (m, x, y, progress) => fabT(m, x, y, { eps, norm: 'linf', steps: 8, restarts: 2, nTargetClasses: 3, seed: 5, maxRows: 1, progress })],
   ['pgd', 3, (m, x, y, progress) => pgd(m, x, y, { eps: 0.05, norm: 'linf', steps: 5, restarts: 3, seed: 5, progress })],
+  // L1 (AutoAttack's L1 "standard" settings: APGD with largeReps).
+  ['apgd-ce l1', 3, (m, x, y, progress) => apgdCe(m, x, y, { eps: l1Eps, norm: 'l1', steps: 10, restarts: 3, largeReps: true, seed: 5, progress })],
+  [
+    'apgd-t l1',
+    6,
+    (m, x, y, progress) =>
+      apgdT(m, x, y, { eps: l1Eps, norm: 'l1', steps: 10, restarts: 2, nTargetClasses: 3, largeReps: true, seed: 5, maxRows: 1, progress }),
+  ],
+  ['fab-t l1', 6, (m, x, y, progress) => fabT(m, x, y, { eps: l1Eps, norm: 'l1', steps: 8, restarts: 2, nTargetClasses: 3, seed: 5, maxRows: 1, progress })],
 ];
 
 for (const [name, units, attack] of ATTACKS) {
@@ -71,6 +81,7 @@ for (const [name, units, attack] of ATTACKS) {
 const SQUARE: Array<[string, SquareOptions]> = [
   ['linf', { eps: 0.15, norm: 'linf', steps: 600, restarts: 2, seed: 5 }],
   ['l2', { eps: 2, norm: 'l2', steps: 600, restarts: 2, seed: 5 }],
+  ['l1', { eps: 4, norm: 'l1', steps: 600, restarts: 2, seed: 5 }],
 ];
 
 for (const [name, options] of SQUARE) {

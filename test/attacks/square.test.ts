@@ -242,7 +242,7 @@ test('square rejects bad options with InputError', async () => {
   const f = linearFixture(2, 6);
   try {
     for (const opts of [
-      { eps: 0.1, norm: 'l1', seed: 0 },
+      { eps: 0.1, norm: 'l0', seed: 0 },
       { eps: -1, norm: 'linf', seed: 0 },
       { eps: 0.1, norm: 'linf', steps: 0, seed: 0 },
       { eps: 0.1, norm: 'linf', pInit: 2, seed: 0 },

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { InputError } from '../../src/errors.js';
 import { parseShard, resolveEvalOptions, shardSlice } from '../../src/eval/options.js';
+import { planAttack } from '../../src/eval/plan.js';
+import { mergePerClass, perClassRows, perClassSummary } from '../../src/eval/per-class.js';
 import { LEGACY_MERGE_WARNING, mergeReports, resultWarnings } from '../../src/eval/report.js';
 import { assertResumable, assertSameOptions, loadState, newState, saveState } from '../../src/eval/state.js';
 import { writeFileAtomic } from '../../src/files.js';
@@ -77,7 +79,8 @@ test('rejections are InputErrors naming the flag', () => {
     [{ ...base, steps: '0' }, /^--steps: expected a whole number >= 1/],
     [{ ...base, steps: '2.5' }, /^--steps: expected a whole number/],
     [{ ...base, stepSize: '2' }, /^--step-size: expected at most 1/],
-    [{ ...base, norm: 'l1' }, /^--norm: expected linf or l2/],
+    [{ ...base, norm: 'l0' }, /^--norm: expected linf, l2 or l1/],
+    [{ ...base, norm: 'l1' }, /^--norm: l1 works with --attack apgd-ce\|apgd-t\|fab-t\|square\|autoattack, got --attack pgd/],
     [{ ...base, shard: '3/2' }, /^--shard: the index must be in \[0, 1\]/],
     [{ ...base, shard: '0/0' }, /^--shard: the shard count must be >= 1/],
     [{ ...base, shard: '1-2' }, /^--shard: expected index\/count/],
@@ -186,6 +189,7 @@ test('merge: counts add up, accuracies are pooled (not averaged), validity is ma
   assert.deepEqual([m.validity.max_perturbation, m.validity.nan_count, m.validity.min, m.validity.max], [0.02, 1, 0.05, 1]);
   assert.match(m.validity.line, /^INVALID/, 'a NaN makes the merged line invalid');
   assert.equal(m.time_s.attack, 6);
+  assert.equal(m.per_class, undefined, 'shards of an older version (no per-class table): no merged table');
   // Square broke one example the gradient stage missed (in shard c): the merged report says so, once.
   assert.deepEqual(m.sanity_warnings, ['w-pre', ...resultWarnings(m.stages)]);
   assert.equal(resultWarnings(m.stages).length, 1);
@@ -302,4 +306,58 @@ test('state: resumed only from the same weights (any path to them); a state with
   const old = loadState(file)!;
   assert.equal(old.weightsSha256, null);
   assert.throws(() => assertResumable(file, old, opts, hash, ['pgd-20']), /written by an older ikl-eval that did not record the weights' sha256/);
+});
+
+test('--norm L1 (any case): eps 12 by default and AutoAttack standard with the reference L1 settings', () => {
+  const o = resolveEvalOptions({ checkpoint: 'c', attack: 'autoattack', norm: 'L1' });
+  assert.equal(o.norm, 'l1');
+  assert.equal(o.eps, 12);
+  assert.equal(o.epsInput, '12');
+  const plan = planAttack({ ...o, aaVersion: 'standard' } as unknown as EvalOptions);
+  assert.deepEqual(
+    plan.stages.map((s) => s.name),
+    ['apgd-ce', 'apgd-t', 'fab-t', 'square'],
+  );
+  assert.equal(plan.details['apgd-ce.restarts'], 5);
+  assert.equal(plan.details['apgd-ce.use_largereps'], 1);
+  assert.equal(plan.details['apgd-t.n_target_classes'], 5);
+  assert.equal(plan.details['apgd-t.use_largereps'], 1);
+  assert.equal(plan.details['fab-t.n_target_classes'], 9);
+  // L-inf keeps its own settings.
+  const linf = planAttack({ ...resolveEvalOptions({ checkpoint: 'c', attack: 'autoattack' }), aaVersion: 'standard' } as unknown as EvalOptions);
+  assert.equal(linf.details['apgd-ce.restarts'], 1);
+  assert.equal(linf.details['apgd-ce.use_largereps'], undefined);
+  // A single stage at L1 runs with the L1 settings too.
+  const single = planAttack(resolveEvalOptions({ checkpoint: 'c', attack: 'apgd-t', norm: 'l1' }) as unknown as EvalOptions);
+  assert.deepEqual(single.details, { target_classes: 5, restarts: 1 });
+  assert.equal(formatValidity({ maxPerturbation: 12, nanCount: 0, min: 0, max: 1 }, 12, 'l1').slice(0, 22), 'valid: max ‖δ‖1 12.000');
+});
+
+test('per-class table: counts by label, worst class and spread; a merge adds the counts; reports without a table merge without one', () => {
+  const rows = perClassRows([0, 1, 1, 2, 2, 2], [1, 1, 0, 1, 1, 1], [1, 0, 0, 1, 0, 1], 4, 'cifar10');
+  assert.deepEqual(
+    rows.map((r) => [r.class, r.name, r.n, r.clean_correct, r.robust_correct]),
+    [
+      [0, 'airplane', 1, 1, 1],
+      [1, 'automobile', 2, 1, 0],
+      [2, 'bird', 3, 3, 2],
+      [3, 'cat', 0, 0, 0],
+    ],
+  );
+  // Class 3 has no example: not the worst. Hand-computed: worst class 1 (0/2), best class 0 (1/1), spread 1.
+  const summary = perClassSummary(rows)!;
+  assert.deepEqual([summary.worst_class, summary.worst_class_name, summary.worst_robust_acc, summary.best_class, summary.spread], [1, 'automobile', 0, 0, 1]);
+  const merged = mergePerClass([rows, perClassRows([3, 1], [1, 1], [1, 1], 4, 'cifar10')], 'cifar10');
+  assert.deepEqual(
+    merged.map((r) => [r.n, r.clean_correct, r.robust_correct]),
+    [
+      [1, 1, 1],
+      [3, 2, 1],
+      [3, 3, 2],
+      [1, 1, 1],
+    ],
+  );
+  assert.equal(merged[1]!.robust_acc, 1 / 3);
+  assert.throws(() => perClassRows([5], [1], [1], 4, 'synthetic'), /label 5/);
+  assert.equal(perClassSummary(perClassRows([], [], [], 3, 'synthetic')), null);
 });

@@ -92,9 +92,32 @@ test('pgd end to end: clean accuracy matches a direct count, robust <= clean, fi
   const { test: testSet } = await loadDataset('synthetic', { synthetic: { nTrain: 1, nTest: 40 } });
   const { model } = await readCheckpoint(c);
   const { x, y } = imageBatch(testSet, 0, 40);
-  const direct = tf.tidy(() => tf.sum(tf.cast(tf.equal(tf.argMax(forward(model, x, { training: false }), 1), y), 'int32')).arraySync() as number);
+  const correct = tf.tidy(() => tf.cast(tf.equal(tf.argMax(forward(model, x, { training: false }), 1), y), 'int32').arraySync() as number[]);
+  const direct = correct.reduce((a, v) => a + v, 0);
   tf.dispose([x, y]);
   model.dispose();
+
+  // Per class: examples and clean counts from the labels and the direct pass; robust counts add up to the total.
+  const labels = Array.from(testSet.labels.subarray(0, 40));
+  const table = report.per_class!;
+  assert.equal(table.length, report.num_classes);
+  table.forEach((row, k) => {
+    assert.equal(row.class, k);
+    assert.equal(row.n, labels.filter((l) => l === k).length, `class ${k}: examples`);
+    assert.equal(row.clean_correct, correct.filter((v, i) => v === 1 && labels[i] === k).length, `class ${k}: clean`);
+    assert.ok(row.robust_correct <= row.clean_correct);
+    assert.equal(row.robust_acc, row.n === 0 ? 0 : row.robust_correct / row.n);
+  });
+  assert.equal(
+    table.reduce((a, r) => a + r.robust_correct, 0),
+    report.robust_correct,
+  );
+  const present = table.filter((r) => r.n > 0);
+  const worst = Math.min(...present.map((r) => r.robust_acc));
+  const summary = report.per_class_summary!;
+  assert.equal(summary.worst_robust_acc, worst);
+  assert.equal(table[summary.worst_class]!.robust_acc, worst);
+  assert.equal(summary.spread, Math.max(...present.map((r) => r.robust_acc)) - worst);
 
   assert.equal(report.clean_correct, direct);
   assert.ok(direct > 0, 'the trained fixture gets some examples right');
@@ -156,7 +179,7 @@ test('a stopped run resumed from --state gives the report of an uninterrupted ru
 test('shards merged equal the unsharded run', heavy, async () => {
   const c = await checkpoint();
   const whole = (await runEval(resolveEvalOptions(flags(c, { seed: '5' }))))!;
-  const shards = [];
+  const shards: EvalReport[] = [];
   for (const s of ['1/2', '0/2']) shards.push((await runEval(resolveEvalOptions(flags(c, { seed: '5', shard: s }))))!);
   assert.deepEqual(
     shards.map((r) => r.slice),
@@ -174,6 +197,14 @@ test('shards merged equal the unsharded run', heavy, async () => {
   );
   const merged = mergeReports(shards);
   assert.deepEqual(timeless(merged), timeless(whole));
+  // The per-class table is part of that equality; its counts are those of the shards added.
+  assert.ok(merged.per_class && merged.per_class.length > 0);
+  merged.per_class.forEach((row, k) =>
+    assert.equal(
+      row.robust_correct,
+      shards.reduce((a, r) => a + r.per_class![k]!.robust_correct, 0),
+    ),
+  );
   assert.ok(existsSync(c));
 });
 

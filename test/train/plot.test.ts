@@ -19,3 +19,16 @@ test('curves.svg: one path per series with data, points placed by value, text es
   const valClean = paths[3]!.split(' ').map((p) => Number(p.slice(1).split(',')[1]));
   assert.ok(Math.abs(valClean[1]! - (28 + 0.6 * 232)) < 0.1, `y of 0.4: ${valClean[1]}`);
 });
+
+test("curves.svg draws the worst class's validation PGD accuracy", () => {
+  const svg = curvesSvg([
+    { epoch: 1, lossTotal: 2, valRobustAcc: 0.3, valWorstClassRobustAcc: 0.1 },
+    { epoch: 2, lossTotal: 1, valRobustAcc: 0.4, valWorstClassRobustAcc: 0.25 },
+  ]);
+  assert.ok(svg.includes('val PGD, worst class'));
+  const paths = [...svg.matchAll(/<path d="([^"]+)"[^>]*stroke="([^"]+)"/g)];
+  const worst = paths.find((m) => m[2] === '#8c564b');
+  assert.ok(worst, 'a path in the worst-class colour');
+  const ys = worst[1]!.split(' ').map((p) => Number(p.slice(1).split(',')[1]));
+  assert.ok(Math.abs(ys[1]! - (28 + 0.75 * 232)) < 0.1, `y of 0.25: ${ys[1]}`);
+});

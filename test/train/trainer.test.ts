@@ -1,11 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { heavy, noLeak } from '../helpers.js';
 import { parseConfig } from '../../src/config/index.js';
+import { readEvents } from '../../src/tensorboard.js';
 import { readCheckpoint } from '../../src/checkpoint/index.js';
 import { train, DivergenceError, RUN_FILES } from '../../src/train/index.js';
 
@@ -51,7 +52,7 @@ test('a 2-epoch run writes its files, keeps tensors constant across steps, updat
     let nWeights = 0;
     const matrices: Array<{ epoch: number; m: Float32Array }> = [];
     const res = await noLeak(() =>
-      train(tinyConfig(), {
+      train(tinyConfig({ log: { tensorboard: true } }), {
         runDir: dir,
         onStep: (info, t) => {
           counts.push(tf.memory().numTensors);
@@ -103,16 +104,44 @@ test('a 2-epoch run writes its files, keeps tensors constant across steps, updat
         'valCleanAcc',
         'valRobustAcc',
         'waCleanAcc',
+        'valWorstClassRobustAcc',
         'imagesPerSecond',
       ]) {
         assert.equal(typeof r[k], 'number', `${k} in metrics.jsonl`);
       }
+      // The worst class is no better than the average over classes' examples.
+      assert.ok(r.valWorstClassRobustAcc <= r.valRobustAcc + 1e-12, 'worst class <= overall');
+      assert.ok(Number.isInteger(r.valWorstClass) && r.valWorstClass >= 0 && r.valWorstClass < 10);
       assert.ok(Math.abs(r.lossTotal - (r.lossNatural + r.lossRobust)) < 1e-4, 'total = natural + robust');
     }
     // Cosine per epoch with E + 1 in the denominator, ε_t = ε·e/E.
     assert.ok(Math.abs(lines[0].lr - 0.05 * 0.5 * (1 + Math.cos(Math.PI / 3))) < 1e-12);
     assert.ok(Math.abs(lines[0].epsilon - 4 / 255) < 1e-12);
     assert.match(readFileSync(join(dir, RUN_FILES.curves), 'utf8'), /^<svg[^]*<path[^]*<\/svg>/);
+    // log.tensorboard: one event file beside metrics.jsonl; per step the loss parts, lr, eps, images/s; per
+    // epoch the validation accuracies (and the weight average's), at the epoch's last step, equal to metrics.jsonl.
+    const tbFiles = readdirSync(dir).filter((f) => f.startsWith('events.out.tfevents.'));
+    assert.equal(tbFiles.length, 1);
+    const events = readEvents(readFileSync(join(dir, tbFiles[0]!)));
+    const series = (tag: string) => events.flatMap((e) => e.scalars.filter((v) => v.tag === tag).map((v) => [e.step, v.value]));
+    for (const tag of ['train/loss', 'train/loss_natural', 'train/loss_robust', 'train/lr', 'train/epsilon', 'train/images_per_second']) {
+      assert.deepEqual(
+        series(tag).map((p) => p[0]),
+        [1, 2, 3, 4, 5, 6],
+        tag,
+      );
+    }
+    assert.ok(series('train/images_per_second').every((p) => p[1]! > 0));
+    assert.deepEqual(
+      series('val/robust_acc'),
+      lines.map((r, i) => [3 * (i + 1), Math.fround(r.valRobustAcc)]),
+    );
+    assert.deepEqual(
+      series('val/worst_class_robust_acc'),
+      lines.map((r, i) => [3 * (i + 1), Math.fround(r.valWorstClassRobustAcc)]),
+    );
+    assert.equal(series('wa/clean_acc').length, lines.filter((r) => typeof r.waCleanAcc === 'number').length);
+    assert.ok(Math.abs(series('train/lr')[0]![1]! - lines[0].lr) < 1e-7);
     const ck = await readCheckpoint(join(dir, RUN_FILES.last), { withTensors: true });
     assert.equal(ck.meta.epoch, 2);
     assert.equal(ck.meta.step, 6);
