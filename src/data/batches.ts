@@ -1,6 +1,7 @@
 /**
- * Batching and augmentation. Images stay uint8 in memory; each batch is gathered, augmented and scaled to [0, 1]
- * in one typed-array pass and becomes exactly one x tensor and one y tensor.
+ * In-memory batching in the main thread, synchronously: evaluation, tests and benchmarks. The same three pieces
+ * as the training loader (loader.ts): a MemorySource, a sampler, an augmentation; each batch becomes exactly one
+ * x tensor and one y tensor.
  *
  * Randomness is a pure function of seeds (see ARCHITECTURE.md): the visiting order of epoch e comes from
  * (seed, e), and the augmentation and extra-data draws of batch i of epoch e from (seed, e, i). A run resumed at
@@ -8,74 +9,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors.js';
-import { deriveSeed, permutation, SeededRng } from '../rng.js';
+import { getAugmentation } from './augment.js';
+import { makeBatch } from './pipeline.js';
+import { EpochSampler, MixedSampler, numBatches, type BatchSampler } from './sampler.js';
+import { ConcatSource, MemorySource, type ImageSource } from './source.js';
 import type { Batch, BatchOptions, ImageSet } from './types.js';
 
-/** Zero padding of the random crop (the references' `RandomCrop(32, padding=4)`). */
-export const CROP_PADDING = 4;
-
-/** Purpose tags so the shuffle, augmentation and extra draws never share a random stream. */
-const TAG_SHUFFLE = 0x5348;
-const TAG_AUGMENT = 0x4155;
-const TAG_EXTRA = 0x4558;
-
-/** v/255 for every byte value, rounded once to float32, so scaling is a table lookup. */
-const UNIT = Float32Array.from({ length: 256 }, (_, v) => v / 255);
-
-/** Batches per epoch of n samples. */
-export function numBatches(n: number, batchSize: number, dropLast = false): number {
-  return dropLast ? Math.floor(n / batchSize) : Math.ceil(n / batchSize);
-}
-
-/** The order in which epoch `epoch` visits a set of n samples: a seeded permutation. */
-export function epochOrder(n: number, seed: number, epoch: number): Uint32Array {
-  return permutation(n, new SeededRng(deriveSeed(seed, epoch, TAG_SHUFFLE)));
-}
-
-/** Copies one uint8 image into `dst` scaled to [0, 1], without augmentation. */
-export function copyScaled(src: Uint8Array, srcOff: number, dst: Float32Array, dstOff: number, size: number): void {
-  for (let k = 0; k < size; k++) dst[dstOff + k] = UNIT[src[srcOff + k]!]!;
-}
-
-/**
- * Random-crop-and-flip of one H×W×C uint8 image into `dst` scaled to [0, 1]. The crop window starts at (dy, dx)
- * in the image zero-padded by `pad` pixels on each side (0 ≤ dy, dx ≤ 2·pad); `flip` then mirrors it
- * horizontally, as torchvision's RandomCrop followed by RandomHorizontalFlip:
- *   out[y][x] = padded[y + dy][(flip ? W-1-x : x) + dx].
- */
-export function cropFlip(
-  src: Uint8Array,
-  srcOff: number,
-  dst: Float32Array,
-  dstOff: number,
-  shape: { height: number; width: number; channels: number },
-  dy: number,
-  dx: number,
-  flip: boolean,
-  pad = CROP_PADDING,
-): void {
-  const { height: h, width: w, channels: c } = shape;
-  const row = w * c;
-  for (let y = 0; y < h; y++) {
-    const sy = y + dy - pad;
-    const o = dstOff + y * row;
-    if (sy < 0 || sy >= h) {
-      dst.fill(0, o, o + row);
-      continue;
-    }
-    const srow = srcOff + sy * row;
-    for (let x = 0; x < w; x++) {
-      const sx = (flip ? w - 1 - x : x) + dx - pad;
-      const d = o + x * c;
-      if (sx < 0 || sx >= w) {
-        for (let k = 0; k < c; k++) dst[d + k] = 0;
-      } else {
-        const s = srow + sx * c;
-        for (let k = 0; k < c; k++) dst[d + k] = UNIT[src[s + k]!]!;
-      }
-    }
-  }
-}
+export { copyScaled, CROP_PADDING, cropFlip } from './augment.js';
+export { epochOrder, numBatches } from './sampler.js';
 
 function validate(set: ImageSet, opts: BatchOptions): void {
   const { batchSize } = opts;
@@ -92,19 +33,29 @@ function validate(set: ImageSet, opts: BatchOptions): void {
   if (extra) {
     const { set: e, ratio } = extra;
     if (!(ratio >= 0 && ratio < 1)) throw new InputError(`extra.ratio: expected a number in [0, 1), got ${ratio}`);
-    if (batchSize - Math.round(batchSize * ratio) < 1) {
-      throw new InputError(`extra.ratio: ${ratio} leaves no original samples in a batch of ${batchSize}`);
-    }
     if (e.n < 1) throw new InputError(`${e.name}: the extra data set is empty`);
-    if (e.height !== set.height || e.width !== set.width || e.channels !== set.channels) {
-      throw new InputError(
-        `${e.name}: extra images are ${e.height}×${e.width}×${e.channels}, expected ${set.height}×${set.width}×${set.channels} like ${set.name}`,
-      );
-    }
-    if (e.numClasses > set.numClasses) {
-      throw new InputError(`${e.name}: extra data has ${e.numClasses} classes, expected at most ${set.numClasses} like ${set.name}`);
-    }
   }
+}
+
+/** Source and sampler of `batches` (and of the trainer for in-memory data). */
+export function batchPlan(set: ImageSet, opts: BatchOptions): { source: ImageSource; sampler: BatchSampler } {
+  validate(set, opts);
+  const seed = opts.seed ?? 0;
+  const real = new MemorySource(set);
+  if (!opts.extra) {
+    return { source: real, sampler: new EpochSampler({ kind: 'epoch', n: set.n, batchSize: opts.batchSize, shuffle: opts.shuffle, dropLast: opts.dropLast ?? false, seed }) };
+  }
+  const source = new ConcatSource([real, new MemorySource(opts.extra.set)]);
+  const sampler = new MixedSampler({
+    kind: 'mixed',
+    nReal: set.n,
+    nExtra: opts.extra.set.n,
+    batchSize: opts.batchSize,
+    fraction: opts.extra.ratio,
+    numBatches: numBatches(set.n, opts.batchSize, opts.dropLast ?? false),
+    seed,
+  });
+  return { source, sampler };
 }
 
 /**
@@ -112,56 +63,19 @@ function validate(set: ImageSet, opts: BatchOptions): void {
  * The caller disposes each batch's `x` and `y`.
  */
 export function batches(set: ImageSet, opts: BatchOptions): Generator<Batch, void, undefined> {
-  validate(set, opts);
-  return generate(set, opts);
+  const plan = batchPlan(set, opts);
+  return generate(plan.source, plan.sampler, opts);
 }
 
-function* generate(set: ImageSet, opts: BatchOptions): Generator<Batch, void, undefined> {
+function* generate(source: ImageSource, sampler: BatchSampler, opts: BatchOptions): Generator<Batch, void, undefined> {
+  const augmentation = getAugmentation(opts.augment === true ? 'crop-flip' : opts.augment === false ? 'none' : opts.augment);
   const seed = opts.seed ?? 0;
   const epoch = opts.epoch ?? 0;
-  const B = opts.batchSize;
-  const n = set.n;
-  const size = set.height * set.width * set.channels;
-  const extra = opts.extra && opts.extra.ratio > 0 ? opts.extra : undefined;
-  const nExtra = extra ? Math.round(B * extra.ratio) : 0;
-  // With extra data every batch is full: nOrig originals walked through the epoch order (wrapping around when the
-  // last batch needs more), plus nExtra extra samples. The number of batches stays that of the original data.
-  const nOrig = B - nExtra;
-  const total = numBatches(n, B, opts.dropLast ?? false);
-  const order = opts.shuffle ? epochOrder(n, seed, epoch) : undefined;
-
-  for (let i = opts.startBatch ?? 0; i < total; i++) {
-    const start = i * nOrig;
-    const count = extra ? B : Math.min(B, n - start);
-    const x = new Float32Array(count * size);
-    const y = new Int32Array(count);
-    const aug = opts.augment ? new SeededRng(deriveSeed(seed, epoch, i, TAG_AUGMENT)) : undefined;
-    const extraRng = extra ? new SeededRng(deriveSeed(seed, epoch, i, TAG_EXTRA)) : undefined;
-    for (let k = 0; k < count; k++) {
-      let src: ImageSet;
-      let j: number;
-      if (k < nOrig || !extra) {
-        const pos = (start + k) % n;
-        src = set;
-        j = order ? order[pos]! : pos;
-      } else {
-        // Drawn with replacement, as the semi-supervised samplers of the generated-data references do.
-        src = extra.set;
-        j = extraRng!.int(extra.set.n);
-      }
-      y[k] = src.labels[j]!;
-      if (aug) {
-        const dy = aug.int(2 * CROP_PADDING + 1);
-        const dx = aug.int(2 * CROP_PADDING + 1);
-        const flip = aug.next() < 0.5;
-        cropFlip(src.images, j * size, x, k * size, set, dy, dx, flip);
-      } else {
-        copyScaled(src.images, j * size, x, k * size, size);
-      }
-    }
+  for (let i = opts.startBatch ?? 0; i < sampler.numBatches; i++) {
+    const b = makeBatch(source, sampler, augmentation, seed, epoch, i);
     yield {
-      x: tf.tensor4d(x, [count, set.height, set.width, set.channels], 'float32'),
-      y: tf.tensor1d(y, 'int32'),
+      x: tf.tensor4d(b.x, [b.rows, source.height, source.width, source.channels], 'float32'),
+      y: tf.tensor1d(b.y, 'int32'),
       index: i,
     };
   }

@@ -16,6 +16,12 @@ export {
 export { CIFAR_SOURCES, ensureCifar, md5File, type CifarSource, type EnsureCifarOptions } from './download.js';
 export { extractTarGz, safeMemberName } from './tar.js';
 export { makeSynthetic, SYNTHETIC_CLASSES } from './synthetic.js';
-export { batches, copyScaled, CROP_PADDING, cropFlip, epochOrder, numBatches } from './batches.js';
-export { firstN, splitValidation, subset, trainSubset } from './subsets.js';
+export { batches, batchPlan, copyScaled, CROP_PADDING, cropFlip, epochOrder, numBatches } from './batches.js';
+export { firstN, splitValidation, splitValidationFirst, subset, trainSubset } from './subsets.js';
 export { loadDataset, loadTestSet, SYNTHETIC_DEFAULTS, type LoadDatasetOptions } from './load.js';
+export { AUGMENTATIONS, augmentationName, getAugmentation, none as noAugmentation, cropFlipAugmentation, type Augmentation, type ImageShape } from './augment.js';
+export { makeBatch, TAG_AUGMENT, type HostBatch } from './pipeline.js';
+export { EpochSampler, MixedSampler, openSampler, uniformIndex, type BatchSampler, type SamplerSpec } from './sampler.js';
+export { ConcatSource, MemorySource, openParts, openSource, PartsSource, type ImageSource, type PartFile, type PartSpec, type SourceSpec } from './source.js';
+export { BatchLoader, type LoaderOptions } from './loader.js';
+export { readNpyIndex, readNpzIndex, type NpyArray } from './npz.js';

@@ -20,6 +20,10 @@ export type DatasetName = (typeof DATASETS)[number];
 /** Classes of each dataset (the synthetic one: one per pattern of SYNTHETIC_CLASSES). */
 export const DATASET_CLASSES: Record<DatasetName, number> = { cifar10: 10, cifar100: 100, synthetic: SYNTHETIC_CLASSES.length };
 
+/** How the validation set is taken from the training set (data.valSplit). */
+export const VAL_SPLITS = ['random', 'first'] as const;
+export type ValSplit = (typeof VAL_SPLITS)[number];
+
 /** One training/evaluation batch. The caller disposes `x` and `y`. */
 export interface Batch {
   /** B×H×W×C float32 in [0, 1]. */
@@ -34,8 +38,11 @@ export interface BatchOptions {
   batchSize: number;
   /** Visit the set in the order permutation(seed, epoch); false keeps the stored order. */
   shuffle: boolean;
-  /** Random crop from 4-pixel zero padding + horizontal flip, per sample (training data only). */
-  augment: boolean;
+  /**
+   * The augmentation: a name in AUGMENTATIONS (augment.ts), or true = 'crop-flip' (random crop from 4-pixel zero
+   * padding + horizontal flip, per sample), false = 'none'.
+   */
+  augment: boolean | string;
   /** Base seed of the run. Default 0. */
   seed?: number;
   /** Epoch number used to derive the shuffle order and augmentation. Default 0. */
@@ -45,8 +52,9 @@ export interface BatchOptions {
   /** Drop a last, smaller batch. Default false. */
   dropLast?: boolean;
   /**
-   * Additional training data (e.g. generated images): each batch takes round(ratio · batchSize) samples from
-   * `set` and the rest from the original data. The epoch keeps the original data's number of batches.
+   * Additional training data (e.g. generated images), mixed by the reference sampler (sampler.ts, MixedSampler):
+   * each batch takes floor(ratio · batchSize) samples from `set`, with replacement, and the rest from the
+   * original data, without replacement within the epoch. The epoch keeps the original data's number of batches.
    */
   extra?: { set: ImageSet; ratio: number };
 }

@@ -12,7 +12,23 @@ import { pgdPerturb } from '../attacks/pgd.js';
 import type { ModelFn } from '../attacks/types.js';
 import { deriveSeed } from '../rng.js';
 import type { TrainConfig } from '../config/index.js';
-import { batches, firstN, loadDataset, numBatches, readExtraData, splitValidation, trainSubset, type ImageSet } from '../data/index.js';
+import {
+  BatchLoader,
+  batches,
+  ConcatSource,
+  EpochSampler,
+  firstN,
+  loadDataset,
+  MemorySource,
+  MixedSampler,
+  numBatches,
+  openParts,
+  splitValidation,
+  splitValidationFirst,
+  trainSubset,
+  type ImageSet,
+  type ImageSource,
+} from '../data/index.js';
 import { InputError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { restoreWeights } from '../models/index.js';
@@ -65,7 +81,10 @@ interface Data {
   /** Evaluation images: the held-out validation split, or the first test images when valSize is 0. */
   evalSet?: ImageSet;
   evalOnTest: boolean;
-  extra?: ImageSet;
+  /** Generated images on disk (data.extra), read by position. */
+  extra?: ImageSource;
+  /** Training images before the validation split: N of the reference sampler's ceil(N/B) batches per epoch. */
+  nBeforeSplit: number;
 }
 
 async function loadData(config: TrainConfig, log: Logger): Promise<Data> {
@@ -84,7 +103,7 @@ async function loadData(config: TrainConfig, log: Logger): Promise<Data> {
   let evalOnTest = false;
   if (d.valSize > 0) {
     if (d.valSize >= full.n) throw new InputError(`data.valSize: expected fewer than the ${full.n} training images, got ${d.valSize}`);
-    ({ train, val: evalSet } = splitValidation(full, d.valSize, config.run.seed));
+    ({ train, val: evalSet } = d.valSplit === 'first' ? splitValidationFirst(full, d.valSize) : splitValidation(full, d.valSize, config.run.seed));
   } else if (test.n > 0) {
     evalSet = test;
     evalOnTest = true;
@@ -94,8 +113,27 @@ async function loadData(config: TrainConfig, log: Logger): Promise<Data> {
     train = trainSubset(train, d.trainSubset);
   }
   if (evalSet) evalSet = firstN(evalSet, Math.min(config.eval.nExamples, evalSet.n));
-  const extra = d.extra ? await readExtraData(d.extra.file, config.model.numClasses) : undefined;
-  return { train, evalSet, evalOnTest, extra };
+  const extra = d.extra ? openParts(d.extra.files ?? [d.extra.file!], config.model.numClasses) : undefined;
+  if (extra) log.info({ extra: d.extra!.files ?? d.extra!.file, images: extra.n, ratio: d.extra!.ratio }, 'extra data opened (read from disk by position)');
+  return { train, evalSet, evalOnTest, extra, nBeforeSplit: full.n };
+}
+
+/**
+ * The training batches: in-memory images alone (shuffled per epoch), or mixed with the generated images by the
+ * reference sampler. With data.workers > 0 the batches are made ahead in worker threads.
+ */
+function trainLoader(config: TrainConfig, data: Data): BatchLoader {
+  const d = config.data;
+  const B = d.batchSize;
+  const seed = config.run.seed;
+  // Workers read the in-memory images in place from a SharedArrayBuffer.
+  const real = new MemorySource(data.train, { shared: d.workers > 0 });
+  const source = data.extra ? new ConcatSource([real, data.extra]) : real;
+  const sampler =
+    data.extra && d.extra
+      ? new MixedSampler({ kind: 'mixed', nReal: data.train.n, nExtra: data.extra.n, batchSize: B, fraction: d.extra.ratio, numBatches: numBatches(data.nBeforeSplit, B), seed })
+      : new EpochSampler({ kind: 'epoch', n: data.train.n, batchSize: B, shuffle: true, dropLast: false, seed });
+  return new BatchLoader(source, sampler, { workers: d.workers, ...(d.prefetch !== undefined ? { prefetch: d.prefetch } : {}), augment: d.augment, seed });
 }
 
 /** Clean and PGD accuracy (CE, uniform start, inference mode) of a model on a set. */
@@ -183,6 +221,7 @@ interface Loop {
   t: Trainer;
   run: RunDirectory;
   nBatches: number;
+  loader: BatchLoader;
   progress: RunProgress;
 }
 
@@ -193,8 +232,12 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
   const resumeDir = await run.resumePoint(opts.resume, log);
   const data = await loadData(config, log);
   run.evalOnTest = data.evalOnTest;
+  let loader: BatchLoader | undefined;
   const t = createTrainer(config);
   try {
+    loader = trainLoader(config, data);
+    // The loader holds the training images now (shared with its workers); drop the other reference.
+    data.train = { ...data.train, images: new Uint8Array(0), labels: new Uint8Array(0) };
     if (isKdObjective(config.objective.type)) {
       t.teacher = await loadTeacher(config);
       run.teacherSha256 = t.teacher.weightsSha256;
@@ -210,7 +253,7 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
       log.info(await initModelFrom(t.model, config.model.arch, config.model.initFrom), 'initial weights loaded');
     }
     await run.start(progress.metrics);
-    const loop: Loop = { config, opts, log, data, t, run, nBatches: numBatches(data.train.n, config.data.batchSize), progress };
+    const loop: Loop = { config, opts, log, data, t, run, nBatches: loader.numBatches, loader, progress };
     const E = config.schedule.epochs;
     log.info(
       {
@@ -218,6 +261,8 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
         arch: config.model.arch,
         objective: config.objective.type,
         train: data.train.n,
+        ...(data.extra ? { extra: data.extra.n } : {}),
+        workers: config.data.workers,
         eval: data.evalSet?.n ?? 0,
         evalOn: data.evalOnTest ? 'test' : 'validation',
         batchesPerEpoch: loop.nBatches,
@@ -246,6 +291,8 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
     }
     return result();
   } finally {
+    await loader?.close();
+    data.extra?.close();
     disposeTrainer(t);
   }
 }
@@ -255,19 +302,11 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
  * when a stop is requested, after the step in progress (whatever everySteps says); returns true when stopped.
  */
 async function runEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<boolean> {
-  const { config, data, t, progress: p } = loop;
+  const { config, t, progress: p } = loop;
   const startBatch = epoch === p.position.epoch ? p.position.batch : 0;
   if (startBatch === 0) p.accum = emptyAccum();
   let t0 = performance.now();
-  for (const b of batches(data.train, {
-    batchSize: config.data.batchSize,
-    shuffle: true,
-    augment: config.data.augment,
-    seed: config.run.seed,
-    epoch,
-    startBatch,
-    extra: data.extra && config.data.extra ? { set: data.extra, ratio: config.data.extra.ratio } : undefined,
-  })) {
+  for await (const b of loop.loader.epoch(epoch, startBatch)) {
     let stats: StepStats;
     try {
       stats = trainStep(t, b.x, b.y, {
