@@ -43,7 +43,10 @@ export function batchPlan(set: ImageSet, opts: BatchOptions): { source: ImageSou
   const seed = opts.seed ?? 0;
   const real = new MemorySource(set);
   if (!opts.extra) {
-    return { source: real, sampler: new EpochSampler({ kind: 'epoch', n: set.n, batchSize: opts.batchSize, shuffle: opts.shuffle, dropLast: opts.dropLast ?? false, seed }) };
+    return {
+      source: real,
+      sampler: new EpochSampler({ kind: 'epoch', n: set.n, batchSize: opts.batchSize, shuffle: opts.shuffle, dropLast: opts.dropLast ?? false, seed }),
+    };
   }
   const source = new ConcatSource([real, new MemorySource(opts.extra.set)]);
   const sampler = new MixedSampler({

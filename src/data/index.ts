@@ -19,7 +19,15 @@ export { makeSynthetic, SYNTHETIC_CLASSES } from './synthetic.js';
 export { batches, batchPlan, copyScaled, CROP_PADDING, cropFlip, epochOrder, numBatches } from './batches.js';
 export { firstN, splitValidation, splitValidationFirst, subset, trainSubset } from './subsets.js';
 export { loadDataset, loadTestSet, SYNTHETIC_DEFAULTS, type LoadDatasetOptions } from './load.js';
-export { AUGMENTATIONS, augmentationName, getAugmentation, none as noAugmentation, cropFlipAugmentation, type Augmentation, type ImageShape } from './augment.js';
+export {
+  AUGMENTATIONS,
+  augmentationName,
+  getAugmentation,
+  none as noAugmentation,
+  cropFlipAugmentation,
+  type Augmentation,
+  type ImageShape,
+} from './augment.js';
 export { makeBatch, TAG_AUGMENT, type HostBatch } from './pipeline.js';
 export { EpochSampler, MixedSampler, openSampler, uniformIndex, type BatchSampler, type SamplerSpec } from './sampler.js';
 export { ConcatSource, MemorySource, openParts, openSource, PartsSource, type ImageSource, type PartFile, type PartSpec, type SourceSpec } from './source.js';

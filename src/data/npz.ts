@@ -78,7 +78,9 @@ function centralDirectory(fd: number, file: string, size: number): CentralEntry[
     }
   }
   if (eocd < 0) {
-    throw bad('not a zip archive or truncated (no end-of-central-directory record; an .npz written by np.savez ends with one): re-download or re-save the file');
+    throw bad(
+      'not a zip archive or truncated (no end-of-central-directory record; an .npz written by np.savez ends with one): re-download or re-save the file',
+    );
   }
   let count = tail.readUInt16LE(eocd + 10);
   let cdSize = tail.readUInt32LE(eocd + 12);
@@ -177,7 +179,9 @@ function checkedArray(fd: number, file: string, member: string | null, at: numbe
   const item = Number(/^[<>|=]?[a-zA-Z](\d+)$/.exec(h.descr)?.[1] ?? 0);
   const byteLength = h.shape.reduce((a, b) => a * b, 1) * item;
   if (h.dataOffset + byteLength > end) {
-    throw new InputError(`${where}: truncated (shape (${h.shape.join(', ')}) needs ${byteLength} bytes of data, ${end - h.dataOffset} present); re-download the file`);
+    throw new InputError(
+      `${where}: truncated (shape (${h.shape.join(', ')}) needs ${byteLength} bytes of data, ${end - h.dataOffset} present); re-download the file`,
+    );
   }
   return { file, member, descr: h.descr, shape: h.shape, offset: h.dataOffset, byteLength };
 }

@@ -18,7 +18,6 @@ import { intDtype, openFile, preadBytes, readNpyIndex, readNpzIndex, type NpyArr
 import type { ImageShape } from './augment.js';
 import type { ImageSet } from './types.js';
 
-
 /** Random access to labelled uint8 HWC images. */
 export interface ImageSource extends ImageShape {
   readonly name: string;
@@ -115,7 +114,9 @@ export class ConcatSource implements ImageSource {
     if (!first) throw new RangeError('ConcatSource: no sources');
     for (const s of sources) {
       if (s.height !== first.height || s.width !== first.width || s.channels !== first.channels) {
-        throw new InputError(`${s.name}: images are ${s.height}×${s.width}×${s.channels}, expected ${first.height}×${first.width}×${first.channels} like ${first.name}`);
+        throw new InputError(
+          `${s.name}: images are ${s.height}×${s.width}×${s.channels}, expected ${first.height}×${first.width}×${first.channels} like ${first.name}`,
+        );
       }
       if (s.numClasses > first.numClasses) throw new InputError(`${s.name}: ${s.numClasses} classes, expected at most ${first.numClasses} like ${first.name}`);
     }
@@ -264,7 +265,8 @@ const LABEL_CHUNK = 1 << 16;
  *    numClasses is 100), as `data.extra.file` always accepted.
  */
 export function openParts(files: PartFile[], numClasses: number, name = 'extra'): PartsSource {
-  if (!Number.isInteger(numClasses) || numClasses < 2 || numClasses > 65536) throw new RangeError(`numClasses: expected an integer in 2..65536, got ${numClasses}`);
+  if (!Number.isInteger(numClasses) || numClasses < 2 || numClasses > 65536)
+    throw new RangeError(`numClasses: expected an integer in 2..65536, got ${numClasses}`);
   if (files.length === 0) throw new InputError('data.extra.files: expected at least one file');
   const parts = files.map((f) => describePart(f, numClasses));
   return new PartsSource(name, parts, numClasses, { height: IMAGE_SIDE, width: IMAGE_SIDE, channels: 3 });
@@ -276,7 +278,8 @@ function describePart(entry: PartFile, numClasses: number): PartSpec {
   try {
     isDir = statSync(entry).isDirectory();
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new InputError(`${entry}: missing (expected a generated-data part: .npz, a folder with image.npy and label.npy, or CIFAR binary records)`);
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new InputError(`${entry}: missing (expected a generated-data part: .npz, a folder with image.npy and label.npy, or CIFAR binary records)`);
     throw e;
   }
   if (isDir) return npyPart(readNpyIndex(join(entry, 'image.npy')), readNpyIndex(join(entry, 'label.npy')), numClasses);
@@ -289,7 +292,8 @@ function describePart(entry: PartFile, numClasses: number): PartSpec {
     if (!label) throw new InputError(`${entry}: member label.npy missing (found ${names}); expected np.savez(file, image=..., label=...)`);
     return npyPart(image, label, numClasses);
   }
-  if (entry.endsWith('.npy')) throw new InputError(`${entry}: a lone .npy; give the pair as { image: ..., label: ... } or the folder holding image.npy and label.npy`);
+  if (entry.endsWith('.npy'))
+    throw new InputError(`${entry}: a lone .npy; give the pair as { image: ..., label: ... } or the folder holding image.npy and label.npy`);
   return cifarPart(entry, numClasses);
 }
 
