@@ -68,7 +68,6 @@ export class BatchLoader {
       const init: WorkerInit = { source: source.spec(), sampler: sampler.spec(), augment: this.augment, seed: opts.seed };
       for (let w = 0; w < opts.workers; w++) {
         const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
-        worker.unref(); // referenced only while a batch is awaited (holdProcess), so a forgotten close() never hangs
         worker.on('message', (m: WorkerReply) => this.reply(m));
         worker.on('error', (e) => this.fail(e));
         worker.on('exit', (code) => {
@@ -83,7 +82,6 @@ export class BatchLoader {
     const w = this.waiting.get(m.id);
     if (!w) return;
     this.waiting.delete(m.id);
-    this.holdProcess();
     if ('error' in m) w.reject(m.input ? new InputError(m.error) : new Error(m.error));
     else w.resolve({ x: m.x, y: m.y, rows: m.rows });
   }
@@ -92,15 +90,6 @@ export class BatchLoader {
     this.failed ??= e;
     for (const w of this.waiting.values()) w.reject(e);
     this.waiting.clear();
-    this.holdProcess();
-  }
-
-  /** Workers keep the process alive exactly while batches are in flight (an awaited reply must arrive). */
-  private holdProcess(): void {
-    for (const w of this.workers) {
-      if (this.waiting.size > 0) w.ref();
-      else w.unref();
-    }
   }
 
   /** Starts making batch (epoch, batch) in a worker, once. */
@@ -113,7 +102,6 @@ export class BatchLoader {
       const promise = new Promise<HostBatch>((resolve, reject) => {
         if (this.failed) return reject(this.failed);
         this.waiting.set(id, { resolve, reject });
-        this.holdProcess();
         worker.postMessage({ id, epoch, batch });
       });
       promise.catch(() => {}); // observed when awaited; a batch never awaited must not crash the process
@@ -157,7 +145,7 @@ export class BatchLoader {
     }
   }
 
-  /** Stops the workers and closes the source's files. */
+  /** Stops the workers (they keep the process alive until then) and closes the source's files. */
   async close(): Promise<void> {
     this.ahead.clear();
     this.fail(new Error('loader closed'));
