@@ -111,7 +111,9 @@ const extra = z
   .strictObject({
     file: path().optional().describe('One file of extra training images (same formats as files; files lists several parts).'),
     files: z
-      .array(z.union([path(), z.strictObject({ image: path(), label: path() })], { error: 'expected a path or { image, label }' }), { error: 'expected a list of files' })
+      .array(z.union([path(), z.strictObject({ image: path(), label: path() })], { error: 'expected a path or { image, label }' }), {
+        error: 'expected a list of files',
+      })
       .min(1, { error: 'expected at least one file' })
       .optional()
       .describe(
@@ -119,7 +121,9 @@ const extra = z
       ),
     ratio: unitOpen()
       .default(0.7)
-      .describe('Fraction f of every training batch drawn from the extra data: floor(B·f) images, uniformly with replacement (0.7 in the generated-data recipes).'),
+      .describe(
+        'Fraction f of every training batch drawn from the extra data: floor(B·f) images, uniformly with replacement (0.7 in the generated-data recipes).',
+      ),
   })
   .refine((e) => (e.file === undefined) !== (e.files === undefined), { error: 'expected exactly one of file or files' })
   .optional()
@@ -144,14 +148,18 @@ const data = section(
       ),
     valSplit: oneOf(VAL_SPLITS)
       .default('random')
-      .describe('Which training images are the validation set: random (a permutation from run.seed) or first (the first valSize, as DM-Improves-AT holds out the first 1024).'),
+      .describe(
+        'Which training images are the validation set: random (a permutation from run.seed) or first (the first valSize, as DM-Improves-AT holds out the first 1024).',
+      ),
     trainSubset: posInt().optional().describe('Train on only the first N training images (after the validation split). Omitted: all.'),
     extra,
     augment: bool().default(true).describe('Random crop 32 with 4-pixel zero padding and random horizontal flip.'),
     workers: nonNegInt()
       .max(16, { error: 'expected an integer in 0..16' })
       .default(1)
-      .describe('Worker threads reading and augmenting the next training batches during the step. 0: each batch is made in the main thread when needed. The batches are the same either way.'),
+      .describe(
+        'Worker threads reading and augmenting the next training batches during the step. 0: each batch is made in the main thread when needed. The batches are the same either way.',
+      ),
     prefetch: posInt()
       .max(64, { error: 'expected an integer in 1..64' })
       .optional()

@@ -274,7 +274,7 @@ export function openParts(files: PartFile[], numClasses: number, name = 'extra')
 
 function describePart(entry: PartFile, numClasses: number): PartSpec {
   if (typeof entry !== 'string') return npyPart(readNpyIndex(entry.image), readNpyIndex(entry.label), numClasses);
-  let isDir = false;
+  let isDir: boolean;
   try {
     isDir = statSync(entry).isDirectory();
   } catch (e) {

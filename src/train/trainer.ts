@@ -131,7 +131,15 @@ function trainLoader(config: TrainConfig, data: Data): BatchLoader {
   const source = data.extra ? new ConcatSource([real, data.extra]) : real;
   const sampler =
     data.extra && d.extra
-      ? new MixedSampler({ kind: 'mixed', nReal: data.train.n, nExtra: data.extra.n, batchSize: B, fraction: d.extra.ratio, numBatches: numBatches(data.nBeforeSplit, B), seed })
+      ? new MixedSampler({
+          kind: 'mixed',
+          nReal: data.train.n,
+          nExtra: data.extra.n,
+          batchSize: B,
+          fraction: d.extra.ratio,
+          numBatches: numBatches(data.nBeforeSplit, B),
+          seed,
+        })
       : new EpochSampler({ kind: 'epoch', n: data.train.n, batchSize: B, shuffle: true, dropLast: false, seed });
   return new BatchLoader(source, sampler, { workers: d.workers, ...(d.prefetch !== undefined ? { prefetch: d.prefetch } : {}), augment: d.augment, seed });
 }
