@@ -162,8 +162,8 @@ const data = section(
       ),
     prefetch: posInt()
       .max(64, { error: 'expected an integer in 1..64' })
-      .optional()
-      .describe('Training batches made ahead by the workers. Omitted: 2 per worker.'),
+      .default(2)
+      .describe('Training batches the workers make ahead (in flight at once; at least data.workers keeps every worker busy).'),
     batchSize: int().min(1, { error: BATCH_SIZE_RULE }).max(MAX_BATCH_SIZE, { error: BATCH_SIZE_RULE }).default(128).describe('Training batch size.'),
   },
   'Training data.',

@@ -33,3 +33,4 @@ export { EpochSampler, MixedSampler, openSampler, uniformIndex, type BatchSample
 export { ConcatSource, MemorySource, openParts, openSource, PartsSource, type ImageSource, type PartFile, type PartSpec, type SourceSpec } from './source.js';
 export { BatchLoader, type LoaderOptions } from './loader.js';
 export { readNpyIndex, readNpzIndex, type NpyArray } from './npz.js';
+export { npyHeader, writeNpz, type NpzWriteOptions } from './npz-write.js';

@@ -141,7 +141,7 @@ function trainLoader(config: TrainConfig, data: Data): BatchLoader {
           seed,
         })
       : new EpochSampler({ kind: 'epoch', n: data.train.n, batchSize: B, shuffle: true, dropLast: false, seed });
-  return new BatchLoader(source, sampler, { workers: d.workers, ...(d.prefetch !== undefined ? { prefetch: d.prefetch } : {}), augment: d.augment, seed });
+  return new BatchLoader(source, sampler, { workers: d.workers, prefetch: d.prefetch, augment: d.augment, seed });
 }
 
 /** Clean and PGD accuracy (CE, uniform start, inference mode) of a model on a set. */
