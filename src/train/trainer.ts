@@ -26,6 +26,7 @@ import {
   splitValidation,
   splitValidationFirst,
   trainSubset,
+  type Batch,
   type ImageSet,
   type ImageSource,
 } from '../data/index.js';
@@ -230,6 +231,8 @@ interface Loop {
   run: RunDirectory;
   nBatches: number;
   loader: BatchLoader;
+  /** Seconds the current epoch's steps waited for their batch. */
+  dataWait: number;
   progress: RunProgress;
 }
 
@@ -261,7 +264,7 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
       log.info(await initModelFrom(t.model, config.model.arch, config.model.initFrom), 'initial weights loaded');
     }
     await run.start(progress.metrics);
-    const loop: Loop = { config, opts, log, data, t, run, nBatches: loader.numBatches, loader, progress };
+    const loop: Loop = { config, opts, log, data, t, run, nBatches: loader.numBatches, loader, dataWait: 0, progress };
     const E = config.schedule.epochs;
     log.info(
       {
@@ -314,7 +317,9 @@ async function runEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<bo
   const startBatch = epoch === p.position.epoch ? p.position.batch : 0;
   if (startBatch === 0) p.accum = emptyAccum();
   let t0 = performance.now();
-  for await (const b of loop.loader.epoch(epoch, startBatch)) {
+  // How long the steps waited for data (with prefetch workers, ~0): monitoring only, not checkpointed.
+  loop.dataWait = 0;
+  for await (const b of timedBatches(loop, epoch, startBatch)) {
     let stats: StepStats;
     try {
       stats = trainStep(t, b.x, b.y, {
@@ -362,6 +367,22 @@ async function runEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<bo
   }
   p.accum.seconds += (performance.now() - t0) / 1000;
   return false;
+}
+
+/** The loader's batches, adding the time spent waiting for each to loop.dataWait. */
+async function* timedBatches(loop: Loop, epoch: number, startBatch: number): AsyncGenerator<Batch, void, undefined> {
+  const it = loop.loader.epoch(epoch, startBatch);
+  try {
+    for (;;) {
+      const t0 = performance.now();
+      const r = await it.next();
+      loop.dataWait += (performance.now() - t0) / 1000;
+      if (r.done) return;
+      yield r.value;
+    }
+  } finally {
+    await it.return();
+  }
 }
 
 /**
@@ -419,6 +440,7 @@ async function finishEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise
     waRobustAcc: wa?.robustAcc ?? null,
     epochSeconds: a.seconds,
     imagesPerSecond: a.images / a.seconds,
+    dataWaitSeconds: loop.dataWait,
     evalSeconds,
   };
   p.metrics = [...p.metrics, record];
