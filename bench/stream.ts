@@ -2,7 +2,7 @@
  * Streaming generated data from npz parts on disk: is the loader fast enough, and is memory flat?
  *
  *  throughput (default): writes `--parts` npz parts of `--images` images each (scripts/make-npz.mjs' writer) in
- *    `--dir` (default a temp dir, removed at the end unless --keep 1), then times the training loader: the
+ *    `--scratch` (default a temp dir, removed at the end unless --keep 1), then times the training loader: the
  *    reference sampler mixing 50,000 in-memory images with the parts at f = 0.7, batch `--batch`, `--workers`
  *    worker threads, `--batches` batches, with crop+flip and without augmentation, with a cold page cache (each
  *    part's pages dropped first with `dd iflag=nocache count=0`, i.e. posix_fadvise DONTNEED, which touches
@@ -11,8 +11,11 @@
  *    each extra-data setting: none, a small npz (`--small` images), and the parts; prints ms per step and the
  *    child's peak RSS (getrusage maxRSS) and the time the steps waited for data; `--rounds` interleaved rounds.
  *
+ * (Not `--dir`: node-pre-gyp, which loads tfjs-node's binding, reads process.argv and takes `--dir` as its
+ * `--directory`, so the native backend would not load.)
+ *
  * Usage: node dist/bench/stream.js [--parts 2] [--images 300000] [--workers 2] [--batch 512] [--batches 200]
- *          [--dir D] [--keep 0|1] [--files a.npz,b.npz] [--train 0|1] [--small 20000] [--steps 40] [--rounds 2]
+ *          [--scratch D] [--keep 0|1] [--files a.npz,b.npz] [--train 0|1] [--small 20000] [--steps 40] [--rounds 2]
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -159,11 +162,12 @@ async function main(): Promise<void> {
   const { initBackend } = await import('../src/backend.js');
   const info = await initBackend();
   console.log(`backend ${info.name}; machine: 2 cores shared with other jobs, figures move between runs`);
-  const f = flags(argv, ['parts', 'images', 'workers', 'batch', 'batches', 'dir', 'keep', 'files', 'train', 'small', 'steps', 'rounds']);
+  for (const w of info.warnings ?? []) console.log(`warning: ${w}`);
+  const f = flags(argv, ['parts', 'images', 'workers', 'batch', 'batches', 'scratch', 'keep', 'files', 'train', 'small', 'steps', 'rounds']);
   const given = f.get('files')?.split(',');
-  const dir = f.get('dir') ?? mkdtempSync(join(tmpdir(), 'ikl-bench-stream-'));
+  const dir = f.get('scratch') ?? mkdtempSync(join(tmpdir(), 'ikl-bench-stream-'));
   mkdirSync(dir, { recursive: true });
-  const keep = f.get('keep') === '1' || f.has('dir');
+  const keep = f.get('keep') === '1' || f.has('scratch');
   try {
     let files = given;
     if (!files) {
