@@ -8,7 +8,7 @@
  * Used by `scripts/make-npz.mjs` (a synthetic file for checking a set-up), the tests and the benchmarks.
  */
 import { closeSync, ftruncateSync, openSync, writeSync } from 'node:fs';
-import { crc32 } from 'node:zlib';
+import * as zlib from 'node:zlib';
 
 export interface NpzWriteOptions {
   /** Images. */
@@ -26,6 +26,23 @@ export interface NpzWriteOptions {
 }
 
 const IMAGE_BYTES = 32 * 32 * 3;
+
+/** CRC-32 (zip's, IEEE 802.3) table for Node versions without zlib.crc32 (added in 20.15). */
+const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+/** CRC-32 of `data` continuing from `value` (zlib.crc32's contract), in JS. */
+export function crc32Js(data: Uint8Array, value = 0): number {
+  let c = ~value >>> 0;
+  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+/** zlib.crc32 where Node has it (fast), crc32Js otherwise. */
+export const crc32: (data: Uint8Array, value?: number) => number = (zlib as { crc32?: (d: Uint8Array, v?: number) => number }).crc32 ?? crc32Js;
 const U32 = 0xffffffff;
 
 /** A .npy v1.0 header padded (spaces, final newline) so the data starts on a 64-byte boundary, as numpy does. */

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { InputError } from '../../src/errors.js';
 import { readNpzIndex } from '../../src/data/npz.js';
-import { npyHeader, writeNpz } from '../../src/data/npz-write.js';
+import { crc32, crc32Js, npyHeader, writeNpz } from '../../src/data/npz-write.js';
 import { openParts } from '../../src/data/source.js';
 import { readExtraData } from '../../src/data/cifar.js';
 import { cifarRecords, freshDir } from './fixtures.js';
@@ -168,6 +168,20 @@ describe('npz written by writeNpz (scripts/make-npz.mjs)', () => {
         Array.from({ length: 9 }, (_, i) => label(i)),
       );
     }
+  });
+
+  it('CRC-32 is zip\'s: the check value of "123456789" and the CRCs numpy\'s zip recorded', () => {
+    for (const f of [crc32, crc32Js]) {
+      assert.equal(f(Buffer.from('123456789')), 0xcbf43926);
+      assert.equal(f(Buffer.from('56789'), f(Buffer.from('1234'))), 0xcbf43926, 'continues from a value');
+    }
+    // The central directory of part1.npz (written by python's zipfile) records each member's CRC-32 at offset 16.
+    const whole = readFileSync(join(FIX, 'part1.npz'));
+    const cd = whole.indexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02]));
+    const img = readNpzIndex(join(FIX, 'part1.npz')).get('image')!;
+    const headerStart = img.offset - 128; // numpy's header for this shape is 128 bytes
+    assert.equal(crc32(whole.subarray(headerStart, img.offset + img.byteLength)), whole.readUInt32LE(cd + 16));
+    assert.equal(crc32Js(whole.subarray(headerStart, img.offset + img.byteLength)), whole.readUInt32LE(cd + 16));
   });
 
   it('npy headers are 64-byte aligned as numpy writes them', () => {
