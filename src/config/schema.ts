@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { MODEL_ARCHS } from '../models/types.js';
-import { AUGMENTATIONS, DATASETS } from '../data/types.js';
+import { AUGMENTATIONS, DATASETS, VAL_SPLITS } from '../data/types.js';
 import type { AttackLoss, PgdStart } from '../attacks/types.js';
 import { BACKEND_CHOICES, LOG_FORMATS } from '../choices.js';
 import { EPSILON_SCHEDULES, LR_SCHEDULES, OBJECTIVES } from '../train/names.js';
@@ -108,23 +108,31 @@ const synthetic = section(
   'The generated dataset (data.dataset = synthetic): 32x32x3 images of 10 shape/texture classes made from a seed, for tests and the quickstart.',
 );
 
+const path = () => z.string({ error: 'expected a path' }).min(1, { error: 'expected a non-empty path' });
+
 const extra = z
   .strictObject({
-    file: z
-      .string({ error: 'expected a path' })
-      .min(1, { error: 'expected a non-empty path' })
-      .optional()
-      .describe('File of extra (e.g. generated) training images with labels. Give this or `files`.'),
+    file: path().optional().describe('One file of extra training images (same formats as files; files lists several parts).'),
     files: z
-      .array(z.string({ error: 'expected a path' }).min(1, { error: 'expected a non-empty path' }), { error: 'expected a list of paths' })
-      .min(1, { error: 'expected at least one path' })
+      .array(z.union([path(), z.strictObject({ image: path(), label: path() })], { error: 'expected a path or { image, label }' }), {
+        error: 'expected a list of files',
+      })
+      .min(1, { error: 'expected at least one file' })
       .optional()
-      .describe('Parts of the extra training data, read as one set in this order (e.g. the published 20m_part1.npz, 20m_part2.npz). Give this or `file`.'),
-    ratio: unitOpen().default(0.7).describe('Fraction of every training batch drawn from the extra data (0.7 in the generated-data recipes).'),
+      .describe(
+        'Parts of the extra (generated) training data, read from disk by position, never loaded whole: .npz as published by DM-Improves-AT (np.savez: image.npy uint8 Nx32x32x3, label.npy integers), a folder holding image.npy and label.npy, { image, label } naming two .npy files, or CIFAR binary records.',
+      ),
+    ratio: unitOpen()
+      .default(0.7)
+      .describe(
+        'Fraction f of every training batch drawn from the extra data: floor(B·f) images, uniformly with replacement (0.7 in the generated-data recipes).',
+      ),
   })
   .refine((e) => (e.file === undefined) !== (e.files === undefined), { error: 'expected exactly one of file or files' })
   .optional()
-  .describe('Extra training data mixed into every batch (the generated-data runs). Omitted: none.');
+  .describe(
+    'Extra training data mixed into every batch by the reference sampler (the generated-data runs); an epoch is then ceil(N/B) batches, N the training images before the validation split. Omitted: none.',
+  );
 
 const pair = section(
   {
@@ -156,6 +164,11 @@ const data = section(
       .describe(
         'Training images held out as the validation set that picks the "best" checkpoint. 0: train on all; evaluation then uses test images, so best/ is for monitoring only.',
       ),
+    valSplit: oneOf(VAL_SPLITS)
+      .default('random')
+      .describe(
+        'Which training images are the validation set: random (a permutation from run.seed) or first (the first valSize, as DM-Improves-AT holds out the first 1024).',
+      ),
     trainSubset: posInt().optional().describe('Train on only the first N training images (after the validation split). Omitted: all.'),
     extra,
     augment: z
@@ -169,6 +182,16 @@ const data = section(
           "randaugment-dm (ildoonet's RandAugment 2, 14 as DM-Improves-AT installs it, then crop-flip), idbh-weak (IDBH cifar10-weak, Li & Spratling 2023).",
       ),
     pair,
+    workers: nonNegInt()
+      .max(16, { error: 'expected an integer in 0..16' })
+      .default(1)
+      .describe(
+        'Worker threads reading and augmenting the next training batches during the step. 0: each batch is made in the main thread when needed. The batches are the same either way.',
+      ),
+    prefetch: posInt()
+      .max(64, { error: 'expected an integer in 1..64' })
+      .default(2)
+      .describe('Training batches the workers make ahead (in flight at once; at least data.workers keeps every worker busy).'),
     batchSize: int().min(1, { error: BATCH_SIZE_RULE }).max(MAX_BATCH_SIZE, { error: BATCH_SIZE_RULE }).default(128).describe('Training batch size.'),
   },
   'Training data.',

@@ -16,7 +16,24 @@ export {
 export { CIFAR_SOURCES, ensureCifar, md5File, type CifarSource, type EnsureCifarOptions } from './download.js';
 export { extractTarGz, safeMemberName } from './tar.js';
 export { makeSynthetic, SYNTHETIC_CLASSES } from './synthetic.js';
-export { augmentationName, batches, copyScaled, CROP_PADDING, cropFlip, epochOrder, numBatches } from './batches.js';
+export { batches, batchPlan, epochOrder, numBatches } from './batches.js';
 export { Augmenter, augmentBatch, type ImageShape } from './augment.js';
-export { firstN, splitValidation, subset, trainSubset } from './subsets.js';
+export { firstN, splitValidation, splitValidationFirst, subset, trainSubset } from './subsets.js';
 export { loadDataset, loadTestSet, SYNTHETIC_DEFAULTS, type LoadDatasetOptions } from './load.js';
+export {
+  augmentationFor,
+  augmentationName,
+  copyScaled,
+  CROP_PADDING,
+  cropFlip,
+  TAG_AUGMENT,
+  TAG_PAIR,
+  type Augmentation,
+  type AugmentSpec,
+} from './augmentation.js';
+export { makeBatch, type HostBatch } from './pipeline.js';
+export { EpochSampler, MixedSampler, openSampler, uniformIndex, type BatchSampler, type SamplerSpec } from './sampler.js';
+export { ConcatSource, MemorySource, openParts, openSource, PartsSource, type ImageSource, type PartFile, type PartSpec, type SourceSpec } from './source.js';
+export { BatchLoader, type LoaderOptions } from './loader.js';
+export { readNpyIndex, readNpzIndex, type NpyArray } from './npz.js';
+export { npyHeader, writeNpz, type NpzWriteOptions } from './npz-write.js';

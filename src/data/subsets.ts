@@ -89,3 +89,13 @@ export function splitValidation(train: ImageSet, nVal: number, seed: number): { 
   for (let j = 0; j < train.n; j++) (isVal[j] ? valIdx : trainIdx).push(j);
   return { train: subset(train, trainIdx, `${train.name}-minus-val`), val: subset(train, valIdx, `${train.name}-val`) };
 }
+
+/**
+ * Splits off the first nVal training images as the validation set (DM-Improves-AT: `data[1024:]` trains,
+ * `Subset(train, arange(0, 1024))` validates). Both parts keep stored order.
+ */
+export function splitValidationFirst(train: ImageSet, nVal: number): { train: ImageSet; val: ImageSet } {
+  checkImageCount(train, nVal, 'splitValidationFirst nVal');
+  const range = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => from + k);
+  return { train: subset(train, range(nVal, train.n), `${train.name}-minus-val`), val: subset(train, range(0, nVal), `${train.name}-val`) };
+}

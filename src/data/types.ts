@@ -23,6 +23,10 @@ export type DatasetName = (typeof DATASETS)[number];
 /** Classes of each dataset (the synthetic one: one per pattern of SYNTHETIC_CLASSES). */
 export const DATASET_CLASSES: Record<DatasetName, number> = { cifar10: 10, cifar100: 100, synthetic: SYNTHETIC_CLASSES.length };
 
+/** How the validation set is taken from the training set (data.valSplit). */
+export const VAL_SPLITS = ['random', 'first'] as const;
+export type ValSplit = (typeof VAL_SPLITS)[number];
+
 /** One training/evaluation batch. The caller disposes `x` and `y`. */
 export interface Batch {
   /** B×H×W×C float32 in [0, 1]. */
@@ -57,8 +61,9 @@ export interface BatchOptions {
   /** Drop a last, smaller batch. Default false. */
   dropLast?: boolean;
   /**
-   * Additional training data (e.g. generated images): each batch takes round(ratio · batchSize) samples from
-   * `set` and the rest from the original data. The epoch keeps the original data's number of batches.
+   * Additional training data (e.g. generated images), mixed by the reference sampler (sampler.ts, MixedSampler):
+   * each batch takes floor(ratio · batchSize) samples from `set`, with replacement, and the rest from the
+   * original data, without replacement within the epoch. The epoch keeps the original data's number of batches.
    */
   extra?: { set: ImageSet; ratio: number };
 }

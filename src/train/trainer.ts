@@ -12,7 +12,24 @@ import { pgdPerturb } from '../attacks/pgd.js';
 import type { ModelFn } from '../attacks/types.js';
 import { deriveSeed } from '../rng.js';
 import type { TrainConfig } from '../config/index.js';
-import { batches, firstN, loadDataset, numBatches, readExtraData, splitValidation, trainSubset, type ImageSet } from '../data/index.js';
+import {
+  BatchLoader,
+  batches,
+  ConcatSource,
+  EpochSampler,
+  firstN,
+  loadDataset,
+  MemorySource,
+  MixedSampler,
+  numBatches,
+  openParts,
+  splitValidation,
+  splitValidationFirst,
+  trainSubset,
+  type Batch,
+  type ImageSet,
+  type ImageSource,
+} from '../data/index.js';
 import { InputError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { restoreWeights } from '../models/index.js';
@@ -67,7 +84,10 @@ interface Data {
   /** Evaluation images: the held-out validation split, or the first test images when valSize is 0. */
   evalSet?: ImageSet;
   evalOnTest: boolean;
-  extra?: ImageSet;
+  /** Generated images on disk (data.extra), read by position. */
+  extra?: ImageSource;
+  /** Training images before the validation split: N of the reference sampler's ceil(N/B) batches per epoch. */
+  nBeforeSplit: number;
 }
 
 async function loadData(config: TrainConfig, log: Logger): Promise<Data> {
@@ -86,7 +106,7 @@ async function loadData(config: TrainConfig, log: Logger): Promise<Data> {
   let evalOnTest = false;
   if (d.valSize > 0) {
     if (d.valSize >= full.n) throw new InputError(`data.valSize: expected fewer than the ${full.n} training images, got ${d.valSize}`);
-    ({ train, val: evalSet } = splitValidation(full, d.valSize, config.run.seed));
+    ({ train, val: evalSet } = d.valSplit === 'first' ? splitValidationFirst(full, d.valSize) : splitValidation(full, d.valSize, config.run.seed));
   } else if (test.n > 0) {
     evalSet = test;
     evalOnTest = true;
@@ -96,33 +116,36 @@ async function loadData(config: TrainConfig, log: Logger): Promise<Data> {
     train = trainSubset(train, d.trainSubset);
   }
   if (evalSet) evalSet = firstN(evalSet, Math.min(config.eval.nExamples, evalSet.n));
-  const extra = d.extra ? await readExtraParts(d.extra.files ?? [d.extra.file!], config.model.numClasses) : undefined;
-  return { train, evalSet, evalOnTest, extra };
+  const extra = d.extra ? openParts(d.extra.files ?? [d.extra.file!], config.model.numClasses) : undefined;
+  if (extra) log.info({ extra: d.extra!.files ?? d.extra!.file, images: extra.n, ratio: d.extra!.ratio }, 'extra data opened (read from disk by position)');
+  return { train, evalSet, evalOnTest, extra, nBeforeSplit: full.n };
 }
 
-/** The parts of data.extra as one set, in order (in memory; the streaming reader replaces this). */
-async function readExtraParts(files: string[], numClasses: number): Promise<ImageSet> {
-  const parts: ImageSet[] = [];
-  for (const f of files) parts.push(await readExtraData(f, numClasses));
-  if (parts.length === 1) return parts[0]!;
-  const cat = (arrays: Uint8Array[]): Uint8Array => {
-    const out = new Uint8Array(arrays.reduce((n, a) => n + a.length, 0));
-    let at = 0;
-    for (const a of arrays) {
-      out.set(a, at);
-      at += a.length;
-    }
-    return out;
-  };
-  const first = parts[0]!;
-  return {
-    ...first,
-    name: files.join('+'),
-    images: cat(parts.map((p) => p.images)),
-    labels: cat(parts.map((p) => p.labels)),
-    coarseLabels: undefined,
-    n: parts.reduce((n, p) => n + p.n, 0),
-  };
+/**
+ * The training batches: in-memory images alone (shuffled per epoch), or mixed with the generated images by the
+ * reference sampler. With data.workers > 0 the batches are made ahead in worker threads.
+ */
+function trainLoader(config: TrainConfig, data: Data): BatchLoader {
+  const d = config.data;
+  const B = d.batchSize;
+  const seed = config.run.seed;
+  // Workers read the in-memory images in place from a SharedArrayBuffer.
+  const real = new MemorySource(data.train, { shared: d.workers > 0 });
+  const source = data.extra ? new ConcatSource([real, data.extra]) : real;
+  const sampler =
+    data.extra && d.extra
+      ? new MixedSampler({
+          kind: 'mixed',
+          nReal: data.train.n,
+          nExtra: data.extra.n,
+          batchSize: B,
+          fraction: d.extra.ratio,
+          numBatches: numBatches(data.nBeforeSplit, B),
+          seed,
+        })
+      : new EpochSampler({ kind: 'epoch', n: data.train.n, batchSize: B, shuffle: true, dropLast: false, seed });
+  const pair = d.pair.enabled ? d.pair.augment : undefined;
+  return new BatchLoader(source, sampler, { workers: d.workers, prefetch: d.prefetch, augment: d.augment, ...(pair ? { pair } : {}), seed });
 }
 
 /**
@@ -244,6 +267,9 @@ interface Loop {
   t: Trainer;
   run: RunDirectory;
   nBatches: number;
+  loader: BatchLoader;
+  /** Seconds the current epoch's steps waited for their batch. */
+  dataWait: number;
   progress: RunProgress;
   /** TensorBoard event files (config.log.tensorboard), if asked for. */
   tb?: TensorBoardWriter;
@@ -256,9 +282,13 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
   const resumeDir = await run.resumePoint(opts.resume, log);
   const data = await loadData(config, log);
   run.evalOnTest = data.evalOnTest;
+  let loader: BatchLoader | undefined;
   const t = createTrainer(config);
   let loopTb: TensorBoardWriter | undefined;
   try {
+    loader = trainLoader(config, data);
+    // The loader holds the training images now (shared with its workers); drop the other reference.
+    data.train = { ...data.train, images: new Uint8Array(0), labels: new Uint8Array(0) };
     if (isKdObjective(config.objective.type)) {
       t.teacher = await loadTeacher(config);
       run.teacherSha256 = t.teacher.weightsSha256;
@@ -279,7 +309,7 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
       t.weightAverage.update(t.model.weights.map((w) => w.read()));
     }
     await run.start(progress.metrics);
-    const loop: Loop = { config, opts, log, data, t, run, nBatches: numBatches(data.train.n, config.data.batchSize), progress };
+    const loop: Loop = { config, opts, log, data, t, run, nBatches: loader.numBatches, loader, dataWait: 0, progress };
     const tbDir = config.log.tensorboard === true ? run.dir : config.log.tensorboard === false ? undefined : config.log.tensorboard;
     if (tbDir !== undefined) {
       loop.tb = new TensorBoardWriter(tbDir);
@@ -293,6 +323,8 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
         arch: config.model.arch,
         objective: config.objective.type,
         train: data.train.n,
+        ...(data.extra ? { extra: data.extra.n } : {}),
+        workers: config.data.workers,
         eval: data.evalSet?.n ?? 0,
         evalOn: data.evalOnTest ? 'test' : 'validation',
         batchesPerEpoch: loop.nBatches,
@@ -322,6 +354,8 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
     return result();
   } finally {
     loopTb?.close();
+    await loader?.close();
+    data.extra?.close();
     disposeTrainer(t);
   }
 }
@@ -331,7 +365,7 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
  * when a stop is requested, after the step in progress (whatever everySteps says); returns true when stopped.
  */
 async function runEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<boolean> {
-  const { config, data, t, progress: p } = loop;
+  const { config, t, progress: p } = loop;
   const startBatch = epoch === p.position.epoch ? p.position.batch : 0;
   const wa = config.weightAverage;
   const emaOptions = { tau: wa.stepTau, warmupSteps: burnInSteps(wa.burnIn, config.schedule.epochs, loop.nBatches), dynamic: wa.dynamicDecay };
@@ -339,16 +373,9 @@ async function runEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<bo
   let t0 = performance.now();
   // Start of the current step, for the per-step images/s of TensorBoard.
   let tStep = t0;
-  for (const b of batches(data.train, {
-    batchSize: config.data.batchSize,
-    shuffle: true,
-    augment: config.data.augment,
-    pair: config.data.pair.enabled ? config.data.pair.augment : undefined,
-    seed: config.run.seed,
-    epoch,
-    startBatch,
-    extra: data.extra && config.data.extra ? { set: data.extra, ratio: config.data.extra.ratio } : undefined,
-  })) {
+  // How long the steps waited for data (with prefetch workers, ~0): monitoring only, not checkpointed.
+  loop.dataWait = 0;
+  for await (const b of timedBatches(loop, epoch, startBatch)) {
     let stats: StepStats;
     try {
       stats = trainStep(t, b.x, b.y, {
@@ -415,6 +442,22 @@ async function runEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<bo
   return false;
 }
 
+/** The loader's batches, adding the time spent waiting for each to loop.dataWait. */
+async function* timedBatches(loop: Loop, epoch: number, startBatch: number): AsyncGenerator<Batch, void, undefined> {
+  const it = loop.loader.epoch(epoch, startBatch);
+  try {
+    for (;;) {
+      const t0 = performance.now();
+      const r = await it.next();
+      loop.dataWait += (performance.now() - t0) / 1000;
+      if (r.done) return;
+      yield r.value;
+    }
+  } finally {
+    await it.return();
+  }
+}
+
 /**
  * Epoch end: evaluation, then class weights (and the KD prior) for the next epoch, weight average, the metric
  * record, best model, checkpoints. A stop requested during the evaluation ends it at the next evaluation batch,
@@ -474,6 +517,7 @@ async function finishEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise
     waWorstClassRobustAcc: wa?.worstClassRobustAcc ?? null,
     epochSeconds: a.seconds,
     imagesPerSecond: a.images / a.seconds,
+    dataWaitSeconds: loop.dataWait,
     evalSeconds,
   };
   p.metrics = [...p.metrics, record];

@@ -71,6 +71,7 @@ test('every schema field is described and has a default (the schema is the docum
     'data.trainSubset',
     'data.extra',
     'data.extra.file',
+    'data.extra.files',
     'model.numClasses',
     'model.initFrom',
     'model.bnMomentum',

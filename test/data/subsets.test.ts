@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { firstN, splitValidation, subset, trainSubset } from '../../src/data/subsets.js';
+import { firstN, splitValidation, splitValidationFirst, subset, trainSubset } from '../../src/data/subsets.js';
 import { InputError } from '../../src/errors.js';
 import { indexedSet } from './fixtures.js';
 
@@ -67,5 +67,20 @@ describe('subsets', () => {
       'not simply the prefix',
     );
     assert.throws(() => splitValidation(set, 101, 1), InputError);
+  });
+});
+
+describe('splitValidationFirst', () => {
+  it('holds out the first nVal images (DM-Improves-AT: data[1024:] trains, the first 1024 validate)', () => {
+    const set = indexedSet(30);
+    const { train, val } = splitValidationFirst(set, 8);
+    const idx = (s: typeof set) => Array.from({ length: s.n }, (_, i) => s.images[i * 3072]! + 256 * s.images[i * 3072 + 1]!);
+    assert.deepEqual(idx(val), [0, 1, 2, 3, 4, 5, 6, 7]);
+    assert.deepEqual(
+      idx(train),
+      Array.from({ length: 22 }, (_, i) => i + 8),
+    );
+    assert.deepEqual(Array.from(train.labels), Array.from(set.labels.subarray(8)));
+    assert.throws(() => splitValidationFirst(set, 31), InputError);
   });
 });
