@@ -71,6 +71,6 @@ test('recipe constraints: onecycle has its own warm-up; data.extra takes file or
   );
   assert.throws(() => parseConfig({ data: { extra: { file: 'a.bin', files: ['b.npz'] } } }, 'x.yaml'), /data\.extra: expected exactly one of file or files/);
   assert.throws(() => parseConfig({ data: { extra: { ratio: 0.5 } } }, 'x.yaml'), /data\.extra: expected exactly one of file or files/);
-  assert.throws(() => parseConfig({ data: { extra: { files: [] } } }, 'x.yaml'), /data\.extra\.files: expected at least one path/);
+  assert.throws(() => parseConfig({ data: { extra: { files: [] } } }, 'x.yaml'), /data\.extra\.files: expected at least one file/);
   assert.equal(parseConfig({ data: { extra: { files: ['a.npz', 'b.npz'] } } }, 'x.yaml').data.extra?.files?.length, 2);
 });
