@@ -17,7 +17,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { MDISTILLER_ARCH_DEFS } from './mdistiller.js';
 import { normalizationLayer } from './normalization.js';
-import { INPUT_SHAPE, NORMALIZATION_LAYER, type ModelArch } from './types.js';
+import { INPUT_SHAPE, MODEL_ARCHS, NORMALIZATION_LAYER, parseWrnArch, type ModelArch } from './types.js';
+
+type MODEL_ARCHS_NAMED = typeof MODEL_ARCHS;
 
 /** CIFAR input statistics used by the Swish WRN's built-in normalisation (DeepMind / Wang et al. 2023 code). */
 export const CIFAR10_MEAN = [0.4914, 0.4822, 0.4465] as const;
@@ -197,15 +199,36 @@ const DM_SWISH_STYLE: Style = { activation: 'swish', bnMomentum: 0.99, padding: 
 const WRN_INIT: InitScheme = { conv: 'kaiming-normal-fan-out', linearBias: 'zeros' };
 const TORCH_INIT: InitScheme = { conv: 'torch-default', linearBias: 'torch-default' };
 
-export const ARCH_DEFS: Record<ModelArch, { build: (numClasses: number) => tf.LayersModel; init: InitScheme }> = {
-  'wrn-34-10': { build: (c) => wideResNet(34, 10, c, TRADES_STYLE, false, 'wrn_34_10'), init: WRN_INIT },
-  'wrn-28-10': { build: (c) => wideResNet(28, 10, c, TRADES_STYLE, false, 'wrn_28_10'), init: WRN_INIT },
-  'wrn-28-10-swish': { build: (c) => wideResNet(28, 10, c, DM_SWISH_STYLE, true, 'wrn_28_10_swish'), init: WRN_INIT },
+export interface ArchDef {
+  build: (numClasses: number) => tf.LayersModel;
+  init: InitScheme;
+}
+
+/** A WRN of either family at any depth and width (the named WRNs are members). */
+function wrnDef(depth: number, widen: number, family: 'trades-wrn' | 'dm-wrn'): ArchDef {
+  const swish = family === 'dm-wrn';
+  const name = `wrn_${depth}_${widen}${swish ? '_swish' : ''}`;
+  return { build: (c) => wideResNet(depth, widen, c, swish ? DM_SWISH_STYLE : TRADES_STYLE, swish, name), init: WRN_INIT };
+}
+
+export const ARCH_DEFS: Record<MODEL_ARCHS_NAMED[number], ArchDef> = {
+  'wrn-34-10': wrnDef(34, 10, 'trades-wrn'),
+  'wrn-28-10': wrnDef(28, 10, 'trades-wrn'),
+  'wrn-28-10-swish': wrnDef(28, 10, 'dm-wrn'),
   'preact-resnet-18': { build: preActResNet18, init: TORCH_INIT },
   'resnet-18': { build: resNet18, init: TORCH_INIT },
   'small-cnn': { build: smallCnn, init: TORCH_INIT },
   ...MDISTILLER_ARCH_DEFS,
 };
+
+/** The definition of any architecture of the zoo (named, or a parametric WRN such as wrn-70-16-swish). */
+export function archDef(arch: ModelArch): ArchDef {
+  const named = (ARCH_DEFS as Record<string, ArchDef>)[arch];
+  if (named) return named;
+  const wrn = parseWrnArch(arch);
+  if (!wrn) throw new Error(`archDef: '${arch}' is not an architecture of the zoo`);
+  return wrnDef(wrn.depth, wrn.widen, wrn.family);
+}
 
 /**
  * Reduced-size members of the zoo's families (same layer names, structure and style as the full architectures),

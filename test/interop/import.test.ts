@@ -19,7 +19,7 @@ import {
   resolveArch,
 } from '../../src/interop/index.js';
 import { parseArch } from '../../src/models/index.js';
-import { ARCH_DEFS } from '../../src/models/archs.js';
+import { archDef } from '../../src/models/archs.js';
 import { noLeak } from '../helpers.js';
 import { CASES, FULL_SIZE_KEYS, buildCase, fixture, fixtureInputs, relDiff, type Case } from './fixtures.js';
 
@@ -103,7 +103,7 @@ test("full-size key sets of the official PyTorch modules are exactly the zoo mod
     const shapes = new Map(Object.entries(keys));
     const seen = recogniseArch(shapes);
     assert.deepEqual(seen, { arch, numClasses: 10 }, `${arch} recognised from its keys`);
-    const model = ARCH_DEFS[parseArch(arch)].build(10); // zero weights: only names and shapes matter here
+    const model = archDef(parseArch(arch)).build(10); // zero weights: only names and shapes matter here
     try {
       const mapping = mappingFor(arch);
       const m = compareKeys(expectedKeys(model, mapping), shapes, mapping);
