@@ -13,6 +13,7 @@
  * moving_variance ↔ weight/bias/running_mean/running_var (num_batches_tracked ignored on import, 0 on export).
  */
 import { NORMALIZATION_LAYER } from '../models/archs.js';
+import { parseWrnArch } from '../models/types.js';
 
 export interface TorchMapping {
   /** The PyTorch module path of a tfjs layer, or null when it has no PyTorch counterpart (fixed input normalisation). */
@@ -107,7 +108,8 @@ const ARCH_FAMILY: Record<string, Family> = {
 
 /** The mapping of an architecture name; any architecture without a table uses the layer-name = module-path default. */
 export function mappingFor(archOrFamily: string): TorchMapping {
-  return FAMILY_MAPPINGS[archOrFamily as Family] ?? FAMILY_MAPPINGS[ARCH_FAMILY[archOrFamily] ?? 'default'];
+  const family = ARCH_FAMILY[archOrFamily] ?? parseWrnArch(archOrFamily)?.family ?? 'default';
+  return FAMILY_MAPPINGS[archOrFamily as Family] ?? FAMILY_MAPPINGS[family];
 }
 
 /** Architecture and class count recognised from a state_dict's keys and shapes (null: not one we know). */
