@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { sha256 } from '../checkpoint/files.js';
 import { InputError } from '../errors.js';
 import { writeFileAtomic } from '../files.js';
-import { NORMALIZATION_LAYER, archDef, normalizationStats } from '../models/archs.js';
+import { NORMALIZATION_LAYER, archDef, normalizationStats, setNormalization } from '../models/archs.js';
 import { parseArch } from '../models/index.js';
 import { MODEL_ARCHS_HELP, isModelArch, type ModelArch } from '../models/types.js';
 import { compareKeys, describeMismatch, expectedKeys, readStateDict, writeStateDict } from './convert.js';
@@ -115,20 +115,11 @@ export interface ImportedModel {
 function unInitialisedModel(arch: ModelArch, numClasses: number): tf.LayersModel {
   if (!Number.isInteger(numClasses) || numClasses < 2) throw new InputError(`expected at least 2 classes, got ${numClasses}`);
   const model = archDef(arch).build(numClasses);
-  const norm = model.layers.find((l) => l.name === NORMALIZATION_LAYER);
-  if (norm) {
-    // Same values as models/init.ts: kernel 1/std, bias -mean/std.
-    // The architecture's own statistics first (mdistiller's models carry their loader's CIFAR-100 Normalize).
+  if (model.layers.some((l) => l.name === NORMALIZATION_LAYER)) {
+    // Same values as models/init.ts. The architecture's own statistics first (mdistiller's models carry their
+    // loader's CIFAR-100 Normalize).
     const { mean, std } = archDef(arch).init.normalization ?? normalizationStats(numClasses);
-    tf.tidy(() =>
-      norm.setWeights([
-        tf.tensor4d(
-          std.map((s) => 1 / s),
-          [1, 1, 3, 1],
-        ),
-        tf.tensor1d(mean.map((m, i) => -m / std[i]!)),
-      ]),
-    );
+    setNormalization(model, mean, std);
   }
   return model;
 }

@@ -138,10 +138,10 @@ function wideResNet(depth: number, widen: number, numClasses: number, style: Sty
 }
 
 /** PreActResNet-18 as in Rice et al. / AWP: pre-activation blocks, final BN-ReLU before pooling. */
-function preActResNet18(numClasses: number, width = 64): tf.LayersModel {
+function preActResNet18(numClasses: number, width = 64, normalize = false): tf.LayersModel {
   const net = new Net({ activation: 'relu', bnMomentum: 0.9, padding: 'torch' });
   const input = tf.input({ shape: [...INPUT_SHAPE], name: 'input' });
-  let x = net.conv(input, width, 3, 1, 'conv1');
+  let x = net.conv(normalize ? net.normalize(input) : input, width, 3, 1, 'conv1');
   let inC = width;
   [width, 2 * width, 4 * width, 8 * width].forEach((outC, s) => {
     for (let i = 0; i < 2; i++) {
@@ -161,10 +161,10 @@ function preActResNet18(numClasses: number, width = 64): tf.LayersModel {
 }
 
 /** ResNet-18, CIFAR variant of Madry/TRADES: 3×3 stem, no max-pool, post-activation blocks, BN on the shortcut. */
-function resNet18(numClasses: number, width = 64): tf.LayersModel {
+function resNet18(numClasses: number, width = 64, normalize = false): tf.LayersModel {
   const net = new Net({ activation: 'relu', bnMomentum: 0.9, padding: 'torch' });
   const input = tf.input({ shape: [...INPUT_SHAPE], name: 'input' });
-  let x = net.act(net.bn(net.conv(input, width, 3, 1, 'conv1'), 'bn1'), 'act1');
+  let x = net.act(net.bn(net.conv(normalize ? net.normalize(input) : input, width, 3, 1, 'conv1'), 'bn1'), 'act1');
   let inC = width;
   [width, 2 * width, 4 * width, 8 * width].forEach((outC, s) => {
     for (let i = 0; i < 2; i++) {
@@ -231,12 +231,42 @@ export function archDef(arch: ModelArch): ArchDef {
 }
 
 /**
+ * The architecture with the input normalisation layer in front, for published models whose module normalises
+ * inside (RobustBench's `Rice2020OverfittingNet`: `(x - mu) / sigma` before a plain WideResNet). The Swish WRN has
+ * it already. Its statistics are written by the caller (`setNormalization`).
+ */
+export function buildNormalized(arch: ModelArch, numClasses: number): tf.LayersModel {
+  const wrn = parseWrnArch(arch);
+  if (wrn?.family === 'dm-wrn') return archDef(arch).build(numClasses);
+  if (wrn) return wideResNet(wrn.depth, wrn.widen, numClasses, TRADES_STYLE, true, `wrn_${wrn.depth}_${wrn.widen}`);
+  if (arch === 'preact-resnet-18') return preActResNet18(numClasses, 64, true);
+  if (arch === 'resnet-18') return resNet18(numClasses, 64, true);
+  throw new Error(`buildNormalized: ${arch} has no variant with input normalisation`);
+}
+
+/** Writes (x − mean)/std into the model's input normalisation layer (kernel 1/std, bias −mean/std). */
+export function setNormalization(model: tf.LayersModel, mean: readonly number[], std: readonly number[]): void {
+  const norm = model.layers.find((l) => l.name === NORMALIZATION_LAYER);
+  if (!norm) throw new Error(`setNormalization: ${model.name} has no ${NORMALIZATION_LAYER} layer`);
+  tf.tidy(() =>
+    norm.setWeights([
+      tf.tensor4d(
+        std.map((s) => 1 / s),
+        [1, 1, 3, 1],
+      ),
+      tf.tensor1d(mean.map((m, i) => -m / std[i]!)),
+    ]),
+  );
+}
+
+/**
  * Reduced-size members of the zoo's families (same layer names, structure and style as the full architectures),
  * for the PyTorch interop tests: the fixtures hold small networks with the official key pattern.
  */
 export const REDUCED_BUILDERS = {
   'trades-wrn': (depth: number, widen: number, c: number) => wideResNet(depth, widen, c, TRADES_STYLE, false, 'wrn'),
   'dm-wrn': (depth: number, widen: number, c: number) => wideResNet(depth, widen, c, DM_SWISH_STYLE, true, 'wrn_swish'),
-  'preact-resnet': (width: number, c: number) => preActResNet18(c, width),
-  resnet: (width: number, c: number) => resNet18(c, width),
+  'preact-resnet': (width: number, c: number, normalize = false) => preActResNet18(c, width, normalize),
+  resnet: (width: number, c: number, normalize = false) => resNet18(c, width, normalize),
+  'trades-wrn-normalized': (depth: number, widen: number, c: number) => wideResNet(depth, widen, c, TRADES_STYLE, true, 'wrn'),
 } as const;
