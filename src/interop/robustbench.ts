@@ -61,12 +61,16 @@ export function findRobustBenchEntry(ref: string, opts: { dataset?: string | nul
       `${source} ${ref}: RobustBench's ${lacking.dataset}/${lacking.threat} model is a ${lacking.architecture} (${lacking.why}), an architecture the zoo does not build`,
     );
   }
-  const other = matches.map((e) => `${e.dataset}/${e.threat}`).join(', ');
+  const other = ROBUSTBENCH_MODELS.filter((e) => e.name === name)
+    .map((e) => `${e.dataset}/${e.threat}`)
+    .join(', ');
   if (other) throw new InputError(`${source} ${ref}: no ${dataset ?? ''}${threat ? `/${threat}` : ''} entry of that name (it exists for ${other})`);
-  const near = ROBUSTBENCH_MODELS.filter((e) => e.name.toLowerCase().startsWith(name.slice(0, 6).toLowerCase())).map((e) => e.name);
-  throw new InputError(
-    `${source} ${ref}: not a RobustBench CIFAR-10/100 Linf/L2 model name${near.length ? ` (similar: ${[...new Set(near)].slice(0, 5).join(', ')})` : ''}`,
-  );
+  // The names sharing the longest prefix with the one given (a typo keeps the author and year).
+  const common = (a: string): number => [...a.toLowerCase()].findIndex((ch, i) => ch !== name.toLowerCase()[i]);
+  const score = (a: string): number => (common(a) === -1 ? a.length : common(a));
+  const names = [...new Set(ROBUSTBENCH_MODELS.map((e) => e.name))].sort((a, b) => score(b) - score(a));
+  const near = names.filter((n) => score(n) >= 4).slice(0, 4);
+  throw new InputError(`${source} ${ref}: not a RobustBench CIFAR-10/100 Linf/L2 model name${near.length ? ` (similar: ${near.join(', ')})` : ''}`);
 }
 
 /** `$IKL_CACHE/robustbench` (IKL_CACHE defaults to ~/.cache/ikl-at). */
@@ -216,6 +220,12 @@ export async function loadRobustBenchModel(entry: RobustBenchEntry, file: string
   const flat = await readStateDictFile(file);
   await checkRecordedSha256(entry, file, flat.source.sha256, env);
   const tensors = new Map(flat.tensors);
+  if (tensors.size > 0 && [...tensors.keys()].every((k) => k.startsWith('model.'))) {
+    for (const [k, v] of [...tensors]) {
+      tensors.delete(k);
+      tensors.set(k.slice('model.'.length), v);
+    }
+  }
   const buffers = entry.normalization?.buffers ?? [];
   for (const [i, b] of buffers.entries()) {
     const t = tensors.get(b);
@@ -226,12 +236,6 @@ export async function loadRobustBenchModel(entry: RobustBenchEntry, file: string
       throw new InputError(`${file}: ${b} = [${got.join(', ')}], expected [${want.join(', ')}] for ${entry.name}`);
     }
     tensors.delete(b);
-  }
-  if (tensors.size > 0 && [...tensors.keys()].every((k) => k.startsWith('model.'))) {
-    for (const [k, v] of [...tensors]) {
-      tensors.delete(k);
-      tensors.set(k.slice('model.'.length), v);
-    }
   }
   const arch = parseArch(entry.arch, `robustbench:${entry.name}`);
   const normalized = entry.normalization !== null;
