@@ -21,7 +21,7 @@ import { NORMALIZATION_LAYER, archDef, buildNormalized, setNormalization } from 
 import { parseArch } from '../models/index.js';
 import { importIntoModel, readStateDictFile, type WeightSource } from './index.js';
 import { mappingFor } from './mapping.js';
-import { ROBUSTBENCH_LACKING, ROBUSTBENCH_MODELS } from './robustbench-table.js';
+import { ROBUSTBENCH_LACKING, ROBUSTBENCH_MODELS as ROBUSTBENCH_TABLE } from './robustbench-table.js';
 import type { RobustBenchEntry } from './robustbench-types.js';
 
 export { ROBUSTBENCH_COMMIT, ROBUSTBENCH_LACKING, ROBUSTBENCH_MODELS } from './robustbench-table.js';
@@ -40,13 +40,17 @@ type Threat = 'Linf' | 'L2';
  * The entry a reference names: `robustbench:<name>` or `robustbench:<dataset>/<threat>/<name>`. A name on several
  * leaderboards is told apart by `dataset` (--dataset) and `threat` (from --norm); `source` names the flag in errors.
  */
-export function findRobustBenchEntry(ref: string, opts: { dataset?: string | null; threat?: Threat; source?: string } = {}): RobustBenchEntry {
+export function findRobustBenchEntry(
+  ref: string,
+  opts: { dataset?: string | null; threat?: Threat; source?: string; table?: readonly RobustBenchEntry[] } = {},
+): RobustBenchEntry {
   const source = opts.source ?? '--model';
+  const table = opts.table ?? ROBUSTBENCH_TABLE;
   const body = ref.slice(ROBUSTBENCH_PREFIX.length);
   const parts = body.split('/');
   const [dataset, threat, name] = parts.length === 3 ? parts : [opts.dataset ?? undefined, opts.threat, body];
   if (!name) throw new InputError(`${source} ${ref}: expected robustbench:<name> or robustbench:<dataset>/<threat>/<name>`);
-  const matches = ROBUSTBENCH_MODELS.filter((e) => e.name === name && (dataset == null || e.dataset === dataset));
+  const matches = table.filter((e) => e.name === name && (dataset == null || e.dataset === dataset));
   const picked = matches.filter((e) => threat === undefined || e.threat === threat);
   if (picked.length === 1) return picked[0]!;
   // RobustBench's default threat model is Linf: a name on both leaderboards without --norm is the Linf entry.
@@ -61,14 +65,15 @@ export function findRobustBenchEntry(ref: string, opts: { dataset?: string | nul
       `${source} ${ref}: RobustBench's ${lacking.dataset}/${lacking.threat} model is a ${lacking.architecture} (${lacking.why}), an architecture the zoo does not build`,
     );
   }
-  const other = ROBUSTBENCH_MODELS.filter((e) => e.name === name)
+  const other = table
+    .filter((e) => e.name === name)
     .map((e) => `${e.dataset}/${e.threat}`)
     .join(', ');
   if (other) throw new InputError(`${source} ${ref}: no ${dataset ?? ''}${threat ? `/${threat}` : ''} entry of that name (it exists for ${other})`);
   // The names sharing the longest prefix with the one given (a typo keeps the author and year).
   const common = (a: string): number => [...a.toLowerCase()].findIndex((ch, i) => ch !== name.toLowerCase()[i]);
   const score = (a: string): number => (common(a) === -1 ? a.length : common(a));
-  const names = [...new Set(ROBUSTBENCH_MODELS.map((e) => e.name))].sort((a, b) => score(b) - score(a));
+  const names = [...new Set(table.map((e) => e.name))].sort((a, b) => score(b) - score(a));
   const near = names.filter((n) => score(n) >= 4).slice(0, 4);
   throw new InputError(`${source} ${ref}: not a RobustBench CIFAR-10/100 Linf/L2 model name${near.length ? ` (similar: ${near.join(', ')})` : ''}`);
 }
@@ -254,7 +259,7 @@ export async function loadRobustBenchModel(entry: RobustBenchEntry, file: string
 /** `robustbench:<name>` → the model, its file found or downloaded. */
 export async function loadRobustBench(
   ref: string,
-  opts: RobustBenchFileOptions & { dataset?: string | null; threat?: Threat; source?: string } = {},
+  opts: RobustBenchFileOptions & { dataset?: string | null; threat?: Threat; source?: string; table?: readonly RobustBenchEntry[] } = {},
 ): Promise<RobustBenchModel> {
   const entry = findRobustBenchEntry(ref, opts);
   const file = await ensureRobustBenchFile(entry, opts);

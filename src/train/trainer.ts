@@ -207,7 +207,7 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
       log.info({ from: resumeDir, epoch: progress.position.epoch, batch: progress.position.batch, step: progress.step }, 'resuming');
     } else if (config.model.initFrom !== undefined) {
       const { initModelFrom } = await import('../interop/init-from.js');
-      log.info(await initModelFrom(t.model, config.model.arch, config.model.initFrom), 'initial weights loaded');
+      log.info(await initModelFrom(t.model, config.model.arch, config.model.initFrom, { dataset: config.data.dataset, logger: log }), 'initial weights loaded');
     }
     await run.start(progress.metrics);
     const loop: Loop = { config, opts, log, data, t, run, nBatches: numBatches(data.train.n, config.data.batchSize), progress };

@@ -285,3 +285,42 @@ test("the report's comparison: percent points against the leaderboard, and what 
   assert.equal(parseRobustBenchEps('8/255'), 8 / 255);
   assert.equal(parseRobustBenchEps('0.5'), 0.5);
 });
+
+test('ikl-train --init-from robustbench:<name>: the weights of the entry, refused for another architecture or other statistics', async () => {
+  const { initModelFrom } = await import('../../src/interop/init-from.js');
+  const { createModel } = await import('../../src/models/index.js');
+  const env = { IKL_CACHE: freshDir('rb-init') };
+  const trades = CASES.find((x) => x.entry.family === 'trades-wrn' && x.entry.normalization === null)!;
+  const dm = CASES.find((x) => x.entry.family === 'dm-wrn')!;
+  const table = [trades.entry, dm.entry];
+  for (const c of [trades, dm]) {
+    const p = robustBenchPaths(c.entry, env).cache;
+    mkdirSync(dirname(p), { recursive: true });
+    copyFileSync(join(RB, c.file), p);
+  }
+  const opts = (dataset: string) => ({ dataset, robustbench: { table, env, download: false } });
+  const model = createModel({ arch: parseArch(trades.entry.arch), numClasses: 10, seed: 0 });
+  try {
+    const r = await initModelFrom(model, trades.entry.arch, `robustbench:${trades.entry.name}`, opts('cifar10'));
+    assert.deepEqual([r.kind, r.sha256], ['robustbench', sha256(readFileSync(join(RB, trades.file)))]);
+    await noLeak(() => {
+      const x = fixtureInputs();
+      const y = forward(model, x, { training: false });
+      assert.ok(relDiff(y.dataSync(), trades.logits.flat()) < 1e-4);
+      tf.dispose([x, y]);
+    });
+    await rejectsInput(initModelFrom(model, 'wrn-10-1', `robustbench:${trades.entry.name}`, opts('cifar10')), /is a wrn-16-1 .*model\.arch is wrn-10-1/);
+  } finally {
+    model.dispose();
+  }
+  // The Swish WRN of a CIFAR-100 config normalises with CIFAR-100 statistics; this entry uses CIFAR-10's.
+  const swish = createModel({ arch: parseArch(dm.entry.arch), numClasses: 100, seed: 0 });
+  try {
+    await rejectsInput(
+      initModelFrom(swish, dm.entry.arch, `robustbench:${dm.entry.name}`, opts('cifar100')),
+      /normalises its input with mean \[0\.4914.*with mean \[0\.5071/,
+    );
+  } finally {
+    swish.dispose();
+  }
+});
