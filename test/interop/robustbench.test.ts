@@ -324,3 +324,120 @@ test('ikl-train --init-from robustbench:<name>: the weights of the entry, refuse
     swish.dispose();
   }
 });
+
+test("our exports are byte-identical to the files RobustBench's own modules loaded strictly with the same logits (export_check.json)", async () => {
+  const { exportModel } = await import('../../src/interop/index.js');
+  const check = JSON.parse(readFileSync(join(RB, 'export_check.json'), 'utf8')) as {
+    results: { file: string; sha256: string; strict_load: string; max_rel_logit_diff: number }[];
+  };
+  const env = { IKL_CACHE: freshDir('rb-cache') };
+  const dir = freshDir('rb-export');
+  assert.equal(check.results.length, CASES.length);
+  for (const c of CASES) {
+    const checked = check.results.find((r) => r.file === c.file)!;
+    const m = await loadRobustBenchModel(c.entry, join(RB, c.file), env);
+    const digest = await exportModel(m.model, c.entry.family, join(dir, c.file));
+    m.model.dispose();
+    assert.equal(digest, checked.sha256, `${c.file}: the export's bytes changed since the check; rerun scripts/fixtures/robustbench-export.mjs`);
+    assert.equal(checked.strict_load, 'ok');
+    assert.ok(checked.max_rel_logit_diff < 1e-4);
+  }
+});
+
+describe('ikl-export --robustbench-info: the model-info JSON from an AutoAttack report of these weights', () => {
+  const setup = async () => {
+    const { writeCheckpoint, readCheckpoint } = await import('../../src/checkpoint/index.js');
+    const { createModel } = await import('../../src/models/index.js');
+    const dir = freshDir('rb-info');
+    const model = createModel({ arch: 'wrn-10-1', numClasses: 10, seed: 5 });
+    const ckpt = join(dir, 'ckpt');
+    await writeCheckpoint(ckpt, { model, meta: { arch: 'wrn-10-1', numClasses: 10, dataset: 'cifar10', epoch: 1, step: 1 } });
+    model.dispose();
+    const c = await readCheckpoint(ckpt);
+    c.model.dispose();
+    // The fields of an ikl-eval report this reads (a real full-test-set AutoAttack run is hours of CPU).
+    const report = {
+      tool: 'ikl-eval',
+      checkpoint: ckpt,
+      weights_sha256: c.weightsSha256,
+      arch: 'wrn-10-1',
+      num_classes: 10,
+      dataset: 'cifar10',
+      attack: 'autoattack',
+      attack_params: { details: { version: 'standard' } },
+      eps: 8 / 255,
+      eps_input: '8/255',
+      norm: 'linf',
+      n_examples: 10_000,
+      n_examples_total: 10_000,
+      shard: null,
+      slice: { start: 0, end: 10_000 },
+      clean_acc: 0.8531,
+      robust_acc: 0.57094,
+    };
+    return { dir, ckpt, report };
+  };
+  const write = (dir: string, name: string, v: unknown): string => {
+    const f = join(dir, name);
+    writeFileSync(f, JSON.stringify(v));
+    return f;
+  };
+
+  it('fills every field RobustBench asks for, the paper fields from --paper-info, and loads as RobustBench names it', async () => {
+    const { exportSource } = await import('../../src/interop/export.js');
+    const { dir, ckpt, report } = await setup();
+    const paper = write(dir, 'paper.json', { name: 'Our paper', authors: 'A, B', additional_data: true, footnote: 'It uses 1M generated images.' });
+    const to = join(dir, 'Ours_WRN-10-1.pt');
+    const r = await exportSource(ckpt, to, { robustbench: { report: write(dir, 'aa.json', report), paperInfo: paper } });
+    assert.deepEqual(r.robustbench, {
+      info_file: join(dir, 'Ours_WRN-10-1.json'),
+      dataset: 'cifar10',
+      threat: 'Linf',
+      constructor: 'WideResNet(depth=10, num_classes=10, widen_factor=1)',
+      to_fill: ['link', 'venue'],
+    });
+    assert.deepEqual(JSON.parse(readFileSync(r.robustbench.info_file, 'utf8')), {
+      link: '',
+      name: 'Our paper',
+      authors: 'A, B',
+      additional_data: true,
+      number_forward_passes: 1,
+      dataset: 'cifar10',
+      venue: '',
+      architecture: 'WideResNet-10-1',
+      eps: '8/255',
+      clean_acc: '85.31',
+      reported: '57.09',
+      autoattack_acc: '57.09',
+      footnote: 'It uses 1M generated images.',
+      unreliable: false,
+    });
+    // The state_dict is WideResNet's: the keys of RobustBench's own module (as in its leaderboard files).
+    const { readStateDictFile } = await import('../../src/interop/index.js');
+    const keys = [...(await readStateDictFile(to)).tensors.keys()];
+    const official = [...(await readStateDictFile(join(RB, CASES.find((x) => x.entry.arch === 'wrn-10-1')!.file))).tensors.keys()]
+      .map((k) => k.replace(/^model\./, ''))
+      .filter((k) => k !== 'mu' && k !== 'sigma');
+    assert.deepEqual(new Set(keys), new Set(official));
+  });
+
+  it('refuses by name a subset, a shard, another model, another attack or an unknown paper field; nothing is written', async () => {
+    const { exportSource } = await import('../../src/interop/export.js');
+    const { dir, ckpt, report } = await setup();
+    const to = join(dir, 'refused.pt');
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ n_examples: 1000, n_examples_total: 1000, slice: { start: 0, end: 1000 } }, /covers 1000 examples \[0, 1000\) of 1000, a subset/],
+      [{ n_examples: 2500, slice: { start: 2500, end: 5000 } }, /covers 2500 examples \[2500, 5000\) of 10000, a subset.*ikl-eval merge/],
+      [{ weights_sha256: 'f'.repeat(64) }, /is the report of another model \(weights_sha256 ffffffffffff/],
+      [{ attack: 'pgd', attack_params: { details: {} } }, /attack pgd; the leaderboard's number is standard AutoAttack/],
+      [{ attack_params: { details: { version: 'plus' } } }, /attack autoattack plus/],
+      [{ tool: 'other' }, /not an ikl-eval report/],
+    ];
+    for (const [change, re] of cases) {
+      await rejectsInput(exportSource(ckpt, to, { robustbench: { report: write(dir, 'r.json', { ...report, ...change }) } }), re);
+    }
+    const bad = write(dir, 'paper.json', { title: 'x' });
+    await rejectsInput(exportSource(ckpt, to, { robustbench: { report: write(dir, 'r.json', report), paperInfo: bad } }), /unknown field 'title'/);
+    assert.ok(!existsSync(to) && !existsSync(join(dir, 'refused.json')));
+  });
+});
