@@ -19,7 +19,8 @@ const VALUES = `
   planAttack readCheckpoint readCifar10 readCifar100 resolveConfig resolveEvalOptions runEval runStages sanityChecks
   saveModel splitValidation square stageFromSpec train trainConfigSchema validityLine verifyCheckpoint versionSpecs
   warmupFactor writeCheckpoint exportModel exportSource initModelFrom loadTorchModel readStateDictFile recogniseArch
-  fab customSpecs
+  fab customSpecs ROBUSTBENCH_MODELS ROBUSTBENCH_LACKING findRobustBenchEntry ensureRobustBenchFile loadRobustBench
+  loadRobustBenchModel compareWithRobustBench robustBenchInfo
 `;
 
 /** Types only (erased at run time; read from the source of src/index.ts). */
@@ -32,7 +33,7 @@ const TYPES = `
   LoadDatasetOptions LoadedCheckpoint LogFormat Logger MarginOptions MetricRecord ModelArch ModelFn ModelSpec Norm
   PgdOptions RawEvalOptions Reduction RunEvalHooks SequenceOptions SquareOptions SquareResult StageEvent StageResult
   StageSpec StepInfo StepStats SyntheticOptions TrainConfig TrainConfigInput TrainOptions TrainResult ValidityLine
-  ExportResult ImportedModel WeightSource
+  ExportResult ImportedModel WeightSource RobustBenchEntry RobustBenchComparison RobustBenchModelInfo
 `;
 
 const words = (s: string): string[] => s.split(/\s+/).filter(Boolean).sort();
