@@ -78,8 +78,16 @@ export function robustBenchConstructor(arch: string, numClasses: number): { call
   if (arch === 'preact-resnet-18') {
     return { call: `PreActResNet(PreActBlockV2, [2, 2, 2, 2], num_classes=${numClasses}, bn_before_fc=True)`, architecture: 'PreActResNet-18' };
   }
+  if (arch === 'dm-preact-resnet-18') {
+    return {
+      call: `DMPreActResNet(num_classes=${numClasses}, depth=18, width=0, activation_fn=Swish, mean=${c10}_MEAN, std=${c10}_STD)`,
+      architecture: 'PreActResNet-18',
+    };
+  }
   if (arch === 'resnet-18') return { call: `ResNet(BasicBlock, [2, 2, 2, 2], num_classes=${numClasses})`, architecture: 'ResNet-18' };
-  throw new InputError(`--robustbench-info: RobustBench's model zoo has no architecture of ours for ${arch} (WRNs, preact-resnet-18, resnet-18)`);
+  throw new InputError(
+    `--robustbench-info: RobustBench's model zoo has no architecture of ours for ${arch} (WRNs, preact-resnet-18, dm-preact-resnet-18, resnet-18)`,
+  );
 }
 
 /** The report fields this needs (an ikl-eval report). */

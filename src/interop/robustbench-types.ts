@@ -25,7 +25,7 @@ export interface RobustBenchEntry {
   /** Our architecture (`wrn-34-10`, `wrn-70-16-swish`, `preact-resnet-18`, `resnet-18`). */
   arch: string;
   /** Key-mapping family (src/interop/mapping.ts). */
-  family: 'trades-wrn' | 'dm-wrn' | 'preact-resnet' | 'resnet';
+  family: 'trades-wrn' | 'dm-wrn' | 'preact-resnet' | 'dm-preact-resnet' | 'resnet';
   numClasses: number;
   /** The constructor's options as RobustBench passes them. */
   options: Record<string, unknown>;

@@ -160,6 +160,35 @@ function preActResNet18(numClasses: number, width = 64, normalize = false): tf.L
   return tf.model({ inputs: input, outputs: net.head(x, numClasses), name: 'preact_resnet18' });
 }
 
+/**
+ * DeepMind's PreActResNet-18 (RobustBench `DMPreActResNet`, Rebuffi et al. 2021): Swish, input normalisation
+ * inside, TF-'same' padding, and unlike Rice et al.'s a 3×3 shortcut convolution reading the block's *input*
+ * (not its activation). Layers are named by PyTorch module path (`layer_1.0.conv_2d_1`): no mapping table.
+ */
+function dmPreActResNet18(numClasses: number, width = 64): tf.LayersModel {
+  const net = new Net(DM_SWISH_STYLE);
+  const input = tf.input({ shape: [...INPUT_SHAPE], name: 'input' });
+  let x = net.conv(net.normalize(input), width, 3, 1, 'conv_2d');
+  let inC = width;
+  [width, 2 * width, 4 * width, 8 * width].forEach((outC, s) => {
+    for (let i = 0; i < 2; i++) {
+      const stride = i === 0 && s > 0 ? 2 : 1;
+      const name = `layer_${s}.${i}`;
+      const a = net.act(net.bn(x, `${name}.batchnorm_0`), `${name}.relu_0`);
+      const shortcut = stride !== 1 || inC !== outC ? net.conv(x, outC, 3, stride, `${name}.shortcut`) : x;
+      let out = net.conv(a, outC, 3, stride, `${name}.conv_2d_1`);
+      out = net.act(net.bn(out, `${name}.batchnorm_1`), `${name}.relu_1`);
+      out = net.conv(out, outC, 3, 1, `${name}.conv_2d_2`);
+      x = net.add(out, shortcut, `${name}.add`);
+      inC = outC;
+    }
+  });
+  x = net.act(net.bn(x, 'batchnorm'), 'relu');
+  const pooled = apply(tf.layers.globalAveragePooling2d({ name: 'pool' }), x);
+  const logits = apply(tf.layers.dense({ units: numClasses, useBias: true, kernelInitializer: 'zeros', biasInitializer: 'zeros', name: 'logits' }), pooled);
+  return tf.model({ inputs: input, outputs: logits, name: 'dm_preact_resnet18' });
+}
+
 /** ResNet-18, CIFAR variant of Madry/TRADES: 3×3 stem, no max-pool, post-activation blocks, BN on the shortcut. */
 function resNet18(numClasses: number, width = 64, normalize = false): tf.LayersModel {
   const net = new Net({ activation: 'relu', bnMomentum: 0.9, padding: 'torch' });
@@ -216,6 +245,7 @@ export const ARCH_DEFS: Record<MODEL_ARCHS_NAMED[number], ArchDef> = {
   'wrn-28-10': wrnDef(28, 10, 'trades-wrn'),
   'wrn-28-10-swish': wrnDef(28, 10, 'dm-wrn'),
   'preact-resnet-18': { build: preActResNet18, init: TORCH_INIT },
+  'dm-preact-resnet-18': { build: dmPreActResNet18, init: TORCH_INIT },
   'resnet-18': { build: resNet18, init: TORCH_INIT },
   'small-cnn': { build: smallCnn, init: TORCH_INIT },
   ...MDISTILLER_ARCH_DEFS,
@@ -237,7 +267,7 @@ export function archDef(arch: ModelArch): ArchDef {
  */
 export function buildNormalized(arch: ModelArch, numClasses: number): tf.LayersModel {
   const wrn = parseWrnArch(arch);
-  if (wrn?.family === 'dm-wrn') return archDef(arch).build(numClasses);
+  if (wrn?.family === 'dm-wrn' || arch === 'dm-preact-resnet-18') return archDef(arch).build(numClasses);
   if (wrn) return wideResNet(wrn.depth, wrn.widen, numClasses, TRADES_STYLE, true, `wrn_${wrn.depth}_${wrn.widen}`);
   if (arch === 'preact-resnet-18') return preActResNet18(numClasses, 64, true);
   if (arch === 'resnet-18') return resNet18(numClasses, 64, true);
@@ -268,5 +298,6 @@ export const REDUCED_BUILDERS = {
   'dm-wrn': (depth: number, widen: number, c: number) => wideResNet(depth, widen, c, DM_SWISH_STYLE, true, 'wrn_swish'),
   'preact-resnet': (width: number, c: number, normalize = false) => preActResNet18(c, width, normalize),
   resnet: (width: number, c: number, normalize = false) => resNet18(c, width, normalize),
+  'dm-preact-resnet': (width: number, c: number) => dmPreActResNet18(c, width),
   'trades-wrn-normalized': (depth: number, widen: number, c: number) => wideResNet(depth, widen, c, TRADES_STYLE, true, 'wrn'),
 } as const;

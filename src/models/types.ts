@@ -26,7 +26,16 @@ export const MDISTILLER_ARCHS = [
 ] as const;
 export type MdistillerArch = (typeof MDISTILLER_ARCHS)[number];
 
-export const MODEL_ARCHS = ['wrn-34-10', 'wrn-28-10', 'wrn-28-10-swish', 'preact-resnet-18', 'resnet-18', 'small-cnn', ...MDISTILLER_ARCHS] as const;
+export const MODEL_ARCHS = [
+  'wrn-34-10',
+  'wrn-28-10',
+  'wrn-28-10-swish',
+  'preact-resnet-18',
+  'dm-preact-resnet-18',
+  'resnet-18',
+  'small-cnn',
+  ...MDISTILLER_ARCHS,
+] as const;
 /**
  * The WRN families are parametric (timm-style: one builder per family, depth and width in the name):
  * `wrn-<depth>-<widen>` is the TRADES / DKL WideResNet (ReLU), `wrn-<depth>-<widen>-swish` DeepMind's (Swish, input

@@ -35,7 +35,16 @@ interface RbCase {
   entry: RobustBenchEntry;
   logits: number[][];
 }
-const CASES = (JSON.parse(readFileSync(join(RB, 'cases.json'), 'utf8')) as { cases: RbCase[] }).cases;
+interface ReducedCase {
+  file: string;
+  family: 'dm-preact-resnet';
+  width: number;
+  numClasses: number;
+  normalization: { mean: number[]; std: number[] };
+  logits: number[][];
+}
+const FIXTURE = JSON.parse(readFileSync(join(RB, 'cases.json'), 'utf8')) as { cases: RbCase[]; reduced: ReducedCase[] };
+const CASES = FIXTURE.cases;
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const rejectsInput = async (p: Promise<unknown>, re: RegExp): Promise<void> => {
@@ -62,7 +71,8 @@ async function logitsOf(entry: RobustBenchEntry, file: string, env: NodeJS.Proce
 }
 
 test('the table: every entry is an architecture of the zoo with its mapping, class count, statistics and a Drive id', () => {
-  assert.ok(ROBUSTBENCH_MODELS.length >= 90, `${ROBUSTBENCH_MODELS.length} entries`);
+  assert.ok(ROBUSTBENCH_MODELS.length >= 100, `${ROBUSTBENCH_MODELS.length} entries`);
+  assert.equal(ROBUSTBENCH_MODELS.length + ROBUSTBENCH_LACKING.length, 135); // every CIFAR Linf/L2 entry of the commit read
   const seen = new Set<string>();
   for (const e of ROBUSTBENCH_MODELS) {
     const where = `${e.dataset}/${e.threat}/${e.name}`;
@@ -74,7 +84,7 @@ test('the table: every entry is an architecture of the zoo with its mapping, cla
     assert.equal(wrn?.family ?? e.family, e.family, where);
     assert.equal(mappingFor(e.arch), mappingFor(e.family), where);
     // The Swish WRN always normalises inside; a TRADES WRN only when its module does (mu/sigma or 2x - 1).
-    if (e.family === 'dm-wrn') assert.ok(e.normalization !== null, where);
+    if (e.family === 'dm-wrn' || e.family === 'dm-preact-resnet') assert.ok(e.normalization !== null, where);
     if (e.normalization) for (const v of [e.normalization.mean, e.normalization.std]) assert.equal(v.length, 3, where);
     assert.match(e.gdriveId, /^[\w-]{20,}$/, where);
     assert.ok(e.info?.clean_acc !== undefined && e.info.autoattack_acc !== undefined, where);
@@ -116,6 +126,30 @@ describe('files written by RobustBench’s own modules', () => {
       const rel = relDiff(logits, c.logits.flat());
       assert.ok(rel < 1e-4, `max |ours - torch| / max |torch| = ${rel}`);
       console.log(`# ${c.file}: max rel logit diff ${rel.toExponential(2)}`);
+    });
+  }
+
+  for (const c of FIXTURE.reduced) {
+    it(`${c.file}: RobustBench's DMPreActResNet (widths / 16) gives PyTorch's logits through the same builder and mapping`, async () => {
+      const { REDUCED_BUILDERS, setNormalization } = await import('../../src/models/archs.js');
+      const { importIntoModel, readStateDictFile, recogniseArch } = await import('../../src/interop/index.js');
+      const flat = await readStateDictFile(join(RB, c.file));
+      assert.deepEqual(recogniseArch(new Map([...flat.tensors].map(([k, t]) => [k, t.shape]))), { arch: 'dm-preact-resnet-18', numClasses: c.numClasses });
+      const model = REDUCED_BUILDERS[c.family](c.width, c.numClasses);
+      try {
+        setNormalization(model, c.normalization.mean, c.normalization.std);
+        importIntoModel(model, mappingFor('dm-preact-resnet-18'), flat, c.file, c.family);
+        await noLeak(() => {
+          const x = fixtureInputs();
+          const y = forward(model, x, { training: false });
+          const rel = relDiff(y.dataSync(), c.logits.flat());
+          assert.ok(rel < 1e-4, `max |ours - torch| / max |torch| = ${rel}`);
+          console.log(`# ${c.file}: max rel logit diff ${rel.toExponential(2)}`);
+          tf.dispose([x, y]);
+        });
+      } finally {
+        model.dispose();
+      }
     });
   }
 
@@ -332,7 +366,19 @@ test("our exports are byte-identical to the files RobustBench's own modules load
   };
   const env = { IKL_CACHE: freshDir('rb-cache') };
   const dir = freshDir('rb-export');
-  assert.equal(check.results.length, CASES.length);
+  assert.equal(check.results.length, CASES.length + FIXTURE.reduced.length);
+  const { REDUCED_BUILDERS, setNormalization } = await import('../../src/models/archs.js');
+  const { importIntoModel, readStateDictFile } = await import('../../src/interop/index.js');
+  for (const c of FIXTURE.reduced) {
+    const model = REDUCED_BUILDERS[c.family](c.width, c.numClasses);
+    setNormalization(model, c.normalization.mean, c.normalization.std);
+    importIntoModel(model, mappingFor(c.family), await readStateDictFile(join(RB, c.file)), c.file, c.family);
+    const digest = await exportModel(model, c.family, join(dir, c.file));
+    model.dispose();
+    const checked = check.results.find((r) => r.file === c.file)!;
+    assert.equal(digest, checked.sha256, `${c.file}: the export's bytes changed since the check; rerun scripts/fixtures/robustbench-export.mjs`);
+    assert.equal(checked.strict_load, 'ok');
+  }
   for (const c of CASES) {
     const checked = check.results.find((r) => r.file === c.file)!;
     const m = await loadRobustBenchModel(c.entry, join(RB, c.file), env);

@@ -80,6 +80,9 @@ const REFERENCE_COUNTS: [ModelArch, number, number][] = [
   ['preact-resnet-18', 10, 11_172_170],
   ['preact-resnet-18', 100, 11_218_340],
   ['resnet-18', 10, 11_173_962],
+  // RobustBench's DMPreActResNet(depth=18) (3×3 shortcut convolutions), counted with its own module.
+  ['dm-preact-resnet-18', 10, 12_548_426],
+  ['dm-preact-resnet-18', 100, 12_594_596],
 ];
 
 testReferenceCounts(REFERENCE_COUNTS);
