@@ -158,7 +158,7 @@ const model = section(
       .min(1, { error: 'expected a non-empty path' })
       .optional()
       .describe(
-        'Start from these weights instead of the seeded initialisation: a checkpoint directory or a PyTorch .pt/.pth or .safetensors state_dict of the same arch and class count (official key names). Ignored when resuming.',
+        'Start from these weights instead of the seeded initialisation: a checkpoint directory or a PyTorch .pt/.pth or .safetensors state_dict of the same arch and class count (official key names), or robustbench:<name> (a RobustBench model of the same arch, classes and input statistics; data.dataset picks its leaderboard). Ignored when resuming.',
       ),
   },
   'The network.',

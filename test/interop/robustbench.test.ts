@@ -487,3 +487,26 @@ describe('ikl-export --robustbench-info: the model-info JSON from an AutoAttack 
     assert.ok(!existsSync(to) && !existsSync(join(dir, 'refused.json')));
   });
 });
+
+test('as a user types it: ikl-eval --model without a network says which file to put where (exit 2); ikl-export --robustbench-info', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const root = new URL('../../..', import.meta.url).pathname;
+  const cache = freshDir('rb-cli');
+  const closed = createServer();
+  await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+  const port = (closed.address() as AddressInfo).port;
+  await new Promise<void>((r) => closed.close(() => r()));
+  const env = { ...process.env, IKL_CACHE: cache, IKL_GDRIVE_URL: `http://127.0.0.1:${port}/uc?export=download` };
+  const run = (bin: string, args: string[]) => spawnSync(process.execPath, [join(root, 'bin', bin), ...args], { encoding: 'utf8', env, timeout: 120_000 });
+  const r = run('ikl-eval.js', ['--model', 'robustbench:Cui2023Decoupled_WRN-34-10', '--dataset', 'cifar10', '--attack', 'pgd', '--log-format', 'json']);
+  assert.equal(r.status, 2, r.stderr);
+  const line = r.stderr.split('\n').find((l) => l.startsWith('ikl-eval:'))!;
+  assert.ok(line.includes(`put it at ${join(cache, 'robustbench', 'cifar10', 'Linf', 'Cui2023Decoupled_WRN-34-10.pt')}`), line);
+  assert.ok(line.includes('https://drive.google.com/uc?id=1-ArD-TugRXUbH3VtM9qnzvby6NvdXNUN'), line);
+  const both = run('ikl-eval.js', ['--model', 'robustbench:X', '--checkpoint', 'c', '--attack', 'pgd']);
+  assert.equal(both.status, 2);
+  assert.match(both.stderr, /ikl-eval: --model: give --model or --checkpoint, not both/);
+  const orphan = run('ikl-export.js', ['ckpt', '--to', join(cache, 'm.pt'), '--paper-info', 'p.json']);
+  assert.equal(orphan.status, 2);
+  assert.match(orphan.stderr, /ikl-export: --paper-info: only means something with --robustbench-info <report>/);
+});
