@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { InputError } from '../errors.js';
 import { parseWrnArch } from '../models/types.js';
+import type { RobustBenchEntry } from './robustbench-types.js';
 
 /** The fields of RobustBench's model-info JSON, in its order. */
 export interface RobustBenchModelInfo {
@@ -175,4 +176,77 @@ export function robustBenchInfo(
   };
   const toFill = (['link', 'name', 'authors', 'venue'] as const).filter((k) => info[k] === '');
   return { info, threat: r.norm === 'l2' ? 'L2' : 'Linf', constructor: call, toFill };
+}
+
+/** "8/255" or "0.5" → a number. */
+export function parseRobustBenchEps(eps: string): number {
+  const m = /^\s*([\d.]+)\s*(?:\/\s*([\d.]+))?\s*$/.exec(eps);
+  if (!m) return Number.NaN;
+  return m[2] === undefined ? Number(m[1]) : Number(m[1]) / Number(m[2]);
+}
+
+export interface RobustBenchComparison {
+  name: string;
+  dataset: string;
+  threat: string;
+  eps: string | null;
+  /** RobustBench's numbers, in percent as it publishes them. */
+  reported: { clean_acc: number | null; autoattack_acc: number | null };
+  /** Ours in percent. */
+  ours: { clean_acc: number; robust_acc: number };
+  /** ours − reported, in percentage points. */
+  difference: { clean_acc: number | null; robust_acc: number | null };
+  /** Same protocol as the leaderboard (standard AutoAttack, its eps and norm, the full test set); else `differs` says what. */
+  comparable: boolean;
+  differs: string[];
+}
+
+/** The report's accuracies beside the leaderboard's, and whether the settings are the leaderboard's. */
+export function compareWithRobustBench(
+  entry: Pick<RobustBenchEntry, 'name' | 'dataset' | 'threat' | 'info'>,
+  report: {
+    attack: string;
+    eps: number;
+    norm: string;
+    n_examples: number;
+    n_examples_total: number;
+    clean_acc: number;
+    robust_acc: number;
+    attack_params?: { details?: { version?: unknown } };
+  },
+): RobustBenchComparison {
+  const num = (s: string | undefined): number | null => (s === undefined || !Number.isFinite(Number(s)) ? null : Number(s));
+  const pct = (x: number): number => Math.round(x * 1e6) / 1e4;
+  const reported = { clean_acc: num(entry.info?.clean_acc), autoattack_acc: num(entry.info?.autoattack_acc) };
+  const ours = { clean_acc: pct(report.clean_acc), robust_acc: pct(report.robust_acc) };
+  const diff = (a: number, b: number | null): number | null => (b === null ? null : Math.round((a - b) * 100) / 100);
+  const differs: string[] = [];
+  const version = report.attack_params?.details?.version ?? 'standard';
+  if (report.attack !== 'autoattack' || version !== 'standard')
+    differs.push(`attack ${report.attack}${report.attack === 'autoattack' ? ` ${String(version)}` : ''} (leaderboard: autoattack standard)`);
+  const eps = entry.info?.eps === undefined ? Number.NaN : parseRobustBenchEps(entry.info.eps);
+  if (!(Math.abs(report.eps - eps) < 1e-9)) differs.push(`eps ${report.eps} (leaderboard: ${entry.info?.eps ?? 'unknown'})`);
+  if (report.norm.toLowerCase() !== entry.threat.toLowerCase()) differs.push(`norm ${report.norm} (leaderboard: ${entry.threat})`);
+  if (report.n_examples !== 10_000) differs.push(`${report.n_examples} examples (leaderboard: the 10000 of the test set)`);
+  return {
+    name: entry.name,
+    dataset: entry.dataset,
+    threat: entry.threat,
+    eps: entry.info?.eps ?? null,
+    reported,
+    ours,
+    difference: { clean_acc: diff(ours.clean_acc, reported.clean_acc), robust_acc: diff(ours.robust_acc, reported.autoattack_acc) },
+    comparable: differs.length === 0,
+    differs,
+  };
+}
+
+/** The comparison of merged shards: the leaderboard's numbers of the shards' comparison, against the merged accuracies. */
+export function recompare(prev: RobustBenchComparison, report: Parameters<typeof compareWithRobustBench>[1]): RobustBenchComparison {
+  const str = (x: number | null): string | undefined => (x === null ? undefined : String(x));
+  const info = { clean_acc: str(prev.reported.clean_acc), autoattack_acc: str(prev.reported.autoattack_acc), ...(prev.eps === null ? {} : { eps: prev.eps }) };
+  return compareWithRobustBench(
+    { name: prev.name, dataset: prev.dataset as RobustBenchEntry['dataset'], threat: prev.threat as RobustBenchEntry['threat'], info },
+    report,
+  );
 }
