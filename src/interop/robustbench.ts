@@ -9,8 +9,9 @@
  * the first time it is used, and a file that later differs is refused by name.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { homedir, hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { dirname, join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { downloadFile } from '../data/download.js';
@@ -192,19 +193,72 @@ export async function ensureRobustBenchFile(entry: RobustBenchEntry, opts: Robus
   const base = opts.gdriveUrl ?? env.IKL_GDRIVE_URL ?? GDRIVE_URL;
   const url = `${base}${base.includes('?') ? '&' : '?'}id=${encodeURIComponent(entry.gdriveId)}`;
   const log = opts.logger ?? silentLogger;
+  const stallMs = opts.stallTimeoutMs ?? 60_000;
   await mkdir(dirname(paths.cache), { recursive: true });
-  const { digest, bytes } = await downloadFile(url, paths.cache, {
-    name: `robustbench:${entry.name}`,
-    offlineHelp: help,
-    log,
-    progress: opts.progress ?? process.stderr.isTTY === true,
-    stallMs: opts.stallTimeoutMs ?? 60_000,
-    hash: 'sha256',
-    resumable: true,
-    follow: gdriveConfirmation(help),
-  });
-  log.info({ file: paths.cache, bytes, sha256: digest }, `downloaded robustbench:${entry.name}`);
-  return paths.cache;
+  // Shards of one evaluation (scripts/eval-shards.sh) start together: one downloads, the others wait for its file.
+  const lock = `${paths.cache}.lock`;
+  if (!(await takeLock(lock, paths.cache, stallMs, log))) return paths.cache;
+  try {
+    if (existsSync(paths.cache)) return paths.cache; // finished by the process that held the lock before us
+    const { digest, bytes } = await downloadFile(url, paths.cache, {
+      name: `robustbench:${entry.name}`,
+      offlineHelp: help,
+      log,
+      progress: opts.progress ?? process.stderr.isTTY === true,
+      stallMs,
+      hash: 'sha256',
+      resumable: true,
+      follow: gdriveConfirmation(help),
+    });
+    log.info({ file: paths.cache, bytes, sha256: digest }, `downloaded robustbench:${entry.name}`);
+    return paths.cache;
+  } finally {
+    await rm(lock, { force: true });
+  }
+}
+
+const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/**
+ * Takes `lock` (O_EXCL; it names host and pid), or waits while another process downloads `dest`: false when
+ * `dest` appeared meanwhile. A lock of a dead process on this host is taken over; a lock whose download (lock and
+ * `.part`) has not changed for `stallMs` is reported with the file to delete.
+ */
+async function takeLock(lock: string, dest: string, stallMs: number, log: Logger): Promise<boolean> {
+  const me = `${hostname()} ${process.pid}`;
+  let told = false;
+  for (;;) {
+    try {
+      await writeFile(lock, me, { flag: 'wx' });
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    if (existsSync(dest)) return false;
+    const holder = (await readFile(lock, 'utf8').catch(() => '')).trim();
+    const [host, pid] = holder.split(' ');
+    if (host === hostname() && pid !== undefined && Number(pid) !== process.pid && !isAlive(Number(pid))) {
+      await rm(lock, { force: true });
+      continue;
+    }
+    const mtime = async (f: string): Promise<number> => (await stat(f).catch(() => null))?.mtimeMs ?? 0;
+    const last = Math.max(await mtime(lock), await mtime(`${dest}.part`));
+    if (last > 0 && Date.now() - last > stallMs) {
+      throw new InputError(
+        `${lock}: another download (${holder || 'unknown process'}) has not progressed for ${stallMs / 1000} s; delete the lock if no process is downloading`,
+      );
+    }
+    if (!told) log.info({ lock, holder }, `waiting for ${holder} to download ${dest}`);
+    told = true;
+    await sleep(500);
+  }
 }
 
 export interface RobustBenchModel {

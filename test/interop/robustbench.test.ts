@@ -270,6 +270,24 @@ describe('the Google Drive download (local server)', () => {
     assert.ok(seen.some((s) => s.url.includes('id=cookie-id') && s.url.includes('confirm=TOKEN')));
   });
 
+  it('processes starting together download once (a lock); a dead process’s lock is taken over', async () => {
+    const { hostname } = await import('node:os');
+    const env = { IKL_CACHE: freshDir('rb-dl') };
+    const entry = { ...c.entry, gdriveId: 'cookie-id' };
+    const fileRequests = () => seen.filter((s) => s.url.includes('id=cookie-id') && s.url.includes('confirm=TOKEN')).length;
+    const before = fileRequests();
+    const got = await Promise.all([1, 2, 3].map(() => ensureRobustBenchFile(entry, { gdriveUrl: base, env, progress: false })));
+    assert.deepEqual(got, Array(3).fill(robustBenchPaths(entry, env).cache));
+    assert.equal(fileRequests() - before, 1);
+    assert.ok(!existsSync(`${got[0]}.lock`));
+    const other = { ...entry, name: 'Other_Name' };
+    const dest = robustBenchPaths(other, env).cache;
+    mkdirSync(dirname(dest), { recursive: true });
+    writeFileSync(`${dest}.lock`, `${hostname()} 2147483646`); // no such process
+    assert.equal(await ensureRobustBenchFile(other, { gdriveUrl: base, env, progress: false }), dest);
+    assert.equal(sha256(readFileSync(dest)), sha256(BODY));
+  });
+
   it("RobustBench's own models/ layout is used as it is", async () => {
     const cwd = freshDir('rb-cwd');
     const env = { IKL_CACHE: freshDir('rb-dl') };
