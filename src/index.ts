@@ -200,3 +200,16 @@ export { TensorBoardWriter, readEvents, type EventRecord } from './tensorboard.j
 export { loadTorchModel, readStateDictFile, recogniseArch, exportModel, type ImportedModel, type WeightSource } from './interop/index.js';
 export { exportSource, type ExportResult } from './interop/export.js';
 export { initModelFrom } from './interop/init-from.js';
+// RobustBench by name (the table of its CIFAR Linf/L2 entries the zoo builds), and our model's leaderboard info.
+export {
+  ROBUSTBENCH_MODELS,
+  ROBUSTBENCH_LACKING,
+  findRobustBenchEntry,
+  ensureRobustBenchFile,
+  loadRobustBench,
+  loadRobustBenchModel,
+  compareWithRobustBench,
+  type RobustBenchEntry,
+  type RobustBenchComparison,
+} from './interop/robustbench.js';
+export { robustBenchInfo, type RobustBenchModelInfo } from './interop/robustbench-info.js';

@@ -22,6 +22,7 @@ interface EvalFlags extends RawEvalOptions {
   verbose?: boolean;
   arch?: string;
   tensorboard?: string;
+  model?: string;
 }
 
 const EXAMPLES = `
@@ -30,6 +31,7 @@ Examples:
   $ ikl-eval --checkpoint runs/ikl-wrn34/best --attack autoattack --state aa.state.json > aa.json
   $ ikl-eval --checkpoint ckpt --attack autoattack --shard 0/4 > shard0.json   # one of 4 slices
   $ ikl-eval --checkpoint model.pt --dataset cifar10 --attack autoattack     # a PyTorch state_dict
+  $ ikl-eval --model robustbench:Cui2023Decoupled_WRN-34-10 --dataset cifar10 --attack autoattack
   $ ikl-eval merge shard0.json shard1.json shard2.json shard3.json > aa.json
   $ scripts/eval-shards.sh 4 -- --checkpoint ckpt --attack autoattack       # one shard per GPU, then merge
 
@@ -51,7 +53,12 @@ function printJson(value: unknown): void {
 
 async function evalAction(flags: EvalFlags): Promise<number> {
   // Everything the user can get wrong is checked before tfjs or any file is loaded.
-  const partial = resolveEvalOptions(flags);
+  if (flags.model !== undefined) {
+    if (flags.checkpoint !== undefined) throw new InputError('--model: give --model or --checkpoint, not both');
+    if (!flags.model.startsWith('robustbench:'))
+      throw new InputError(`--model ${flags.model}: expected robustbench:<name> (a file or directory goes to --checkpoint)`);
+  }
+  const partial = resolveEvalOptions({ ...flags, checkpoint: flags.checkpoint ?? flags.model });
   const logFormat = oneOf(LOG_FORMATS, flags.logFormat ?? 'auto', '--log-format');
   if (flags.state !== undefined) assertStateWritable(flags.state);
   const saveEverySeconds = flags.saveEvery === undefined ? undefined : Number(flags.saveEvery);
@@ -129,6 +136,7 @@ export function buildProgram(run: (body: () => Promise<number>) => void): Comman
   const program = new Command('ikl-eval')
     .description('Robust accuracy of a checkpoint under PGD, FGSM, CW, APGD, FAB, Square or AutoAttack. Prints one JSON report on stdout.')
     .option('--checkpoint <path>', 'checkpoint directory, or a PyTorch .pt/.pth or .safetensors state_dict')
+    .option('--model <name>', 'robustbench:<name>: a RobustBench CIFAR model by name (cache $IKL_CACHE, else downloaded)')
     .option('--arch <name>', 'architecture of a PyTorch file (default: recognised from its keys)')
     .option('--attack <name>', EVAL_ATTACKS.join('|'))
     .option('--eps <r>', 'perturbation radius, a fraction or decimal (default 8/255; 12 for --norm l1)')

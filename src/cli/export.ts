@@ -11,6 +11,9 @@ interface ExportFlags {
   to?: string;
   arch?: string;
   backend?: string;
+  robustbenchInfo?: string;
+  paperInfo?: string;
+  infoTo?: string;
 }
 
 const EXAMPLES = `
@@ -18,6 +21,8 @@ Examples:
   $ ikl-export runs/ikl-wrn34/best --to wrn34.safetensors
   $ ikl-export runs/ikl-wrn34/best --to wrn34.pt            # PyTorch zip format (torch.load(weights_only=True))
   $ ikl-export released.pt --to released.safetensors        # convert a PyTorch file (architecture recognised)
+  $ ikl-export runs/ikl-wrn34/best --to Ours_WRN-34-10.pt --robustbench-info aa.json --paper-info paper.json
+      # + Ours_WRN-34-10.json, RobustBench's model info, from ikl-eval's AutoAttack report of the full test set
 
 In Python, with the official model definition:
   model.load_state_dict(safetensors.torch.load_file('wrn34.safetensors'), strict=True)`;
@@ -29,7 +34,11 @@ async function exportAction(source: string, flags: ExportFlags): Promise<number>
   const { initBackend, parseBackendChoice } = await import('../backend.js');
   await initBackend(flags.backend === undefined ? undefined : parseBackendChoice(flags.backend));
   const { exportSource } = await import('../interop/export.js');
-  const r = await exportSource(source, flags.to, { arch: flags.arch });
+  if (flags.robustbenchInfo === undefined && (flags.paperInfo !== undefined || flags.infoTo !== undefined)) {
+    throw new InputError(`${flags.paperInfo !== undefined ? '--paper-info' : '--info-to'}: only means something with --robustbench-info <report>`);
+  }
+  const robustbench = flags.robustbenchInfo === undefined ? undefined : { report: flags.robustbenchInfo, paperInfo: flags.paperInfo, infoTo: flags.infoTo };
+  const r = await exportSource(source, flags.to, { arch: flags.arch, robustbench });
   process.stdout.write(`${JSON.stringify(r)}\n`);
   return EXIT.ok;
 }
@@ -40,6 +49,9 @@ export function buildProgram(run: (body: () => Promise<number>) => void): Comman
     .argument('<checkpoint>', 'checkpoint directory, or a PyTorch .pt/.pth / .safetensors file')
     .option('--to <file>', 'output file; the format follows the extension: .safetensors, .pt or .pth')
     .option('--arch <name>', 'architecture of a PyTorch input file (default: recognised from its keys)')
+    .option('--robustbench-info <report>', "also write RobustBench's model-info JSON from this ikl-eval AutoAttack report (full test set, these weights)")
+    .option('--paper-info <file>', 'JSON with link, name, authors, venue, additional_data, footnote, ... for the model info')
+    .option('--info-to <file>', 'where the model info goes (default: --to with .json)')
     .option('--backend <name>', 'auto|tensorflow|gpu|cpu (default $IKL_BACKEND or auto)')
     .addHelpText('after', EXAMPLES)
     .allowExcessArguments(false)

@@ -252,7 +252,10 @@ export function buildProgram(run: (body: () => Promise<number>) => void): Comman
     .option('--print-config', 'print the resolved config as YAML and exit')
     .option('--schema', 'print the JSON Schema of config files and exit')
     .option('--resume [dir]', 'continue a run: its run directory (default: the configured one) or a checkpoint directory')
-    .option('--init-from <path>', 'start from a checkpoint directory or a PyTorch .pt/.safetensors state_dict (= --set model.initFrom=PATH)')
+    .option(
+      '--init-from <path>',
+      'start from a checkpoint directory, a PyTorch .pt/.safetensors state_dict or robustbench:<name> (= --set model.initFrom=PATH)',
+    )
     .option('--run-dir <dir>', 'run directory (default <run.outDir>/<run.name>)')
     .option(
       '--tensorboard <dir>',

@@ -7,7 +7,7 @@
  * Objects are strict: a misspelt key is an error, never a silently ignored setting.
  */
 import { z } from 'zod';
-import { MODEL_ARCHS } from '../models/types.js';
+import { MODEL_ARCHS_HELP, isModelArch, type ModelArch } from '../models/types.js';
 import { AUGMENTATIONS, DATASETS, VAL_SPLITS } from '../data/types.js';
 import type { AttackLoss, PgdStart } from '../attacks/types.js';
 import { BACKEND_CHOICES, LOG_FORMATS } from '../choices.js';
@@ -50,6 +50,13 @@ const seed = () =>
     .min(0, { error: 'expected an integer seed >= 0' })
     .max(2 ** 32 - 1, { error: 'expected an integer seed < 2^32' });
 const bool = () => z.boolean({ error: 'expected true or false' });
+/** A zoo architecture: a named one or a parametric WRN (`wrn-70-16-swish`), checked by the models' own parser. */
+const arch = () =>
+  z.string({ error: `expected one of ${MODEL_ARCHS_HELP}` }).refine(isModelArch, { error: `expected one of ${MODEL_ARCHS_HELP}` }) as unknown as z.ZodType<
+    ModelArch,
+    ModelArch
+  >;
+
 const oneOf = <const T extends readonly [string, ...string[]]>(values: T) => z.enum(values, { error: `expected one of ${values.join('|')}` });
 
 /** A section: a strict object whose default is every field at its default. */
@@ -199,7 +206,7 @@ const data = section(
 
 const model = section(
   {
-    arch: oneOf(MODEL_ARCHS).default('wrn-34-10').describe('Architecture from the model zoo.'),
+    arch: arch().default('wrn-34-10').describe(`Architecture from the model zoo: ${MODEL_ARCHS_HELP}; e.g. wrn-70-16-swish, wrn-34-20.`),
     numClasses: int()
       .min(2, { error: 'expected an integer >= 2' })
       .optional()
@@ -209,7 +216,7 @@ const model = section(
       .min(1, { error: 'expected a non-empty path' })
       .optional()
       .describe(
-        'Start from these weights instead of the seeded initialisation: a checkpoint directory or a PyTorch .pt/.pth or .safetensors state_dict of the same arch and class count (official key names). Ignored when resuming.',
+        'Start from these weights instead of the seeded initialisation: a checkpoint directory or a PyTorch .pt/.pth or .safetensors state_dict of the same arch and class count (official key names), or robustbench:<name> (a RobustBench model of the same arch, classes and input statistics; data.dataset picks its leaderboard). Ignored when resuming.',
       ),
     bnMomentum: unit()
       .optional()
@@ -261,7 +268,7 @@ const teacher = section(
       .describe(
         'The teacher of ikl-kd, kd and dkd: a checkpoint directory written by ikl-train (e.g. runs/teacher/best), or a PyTorch weight file (.pt/.pth/.safetensors, read by the importer; give teacher.arch unless its keys identify it). Required by those objectives; other objectives do not load it (so a KD config trains its CE-only baseline with --set objective.type=standard).',
       ),
-    arch: oneOf(MODEL_ARCHS).optional().describe("The teacher's architecture, checked against the checkpoint's. Omitted: the checkpoint's."),
+    arch: arch().optional().describe("The teacher's architecture, checked against the checkpoint's. Omitted: the checkpoint's."),
   },
   'The teacher of knowledge distillation: loaded once, run in inference mode (BN running statistics), never updated.',
 );

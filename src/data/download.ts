@@ -143,36 +143,93 @@ async function downloadVerified(
   dest: string,
   ctx: { log: Logger; progress: boolean; stallMs: number; offlineHelp: string; name: string },
 ): Promise<void> {
-  const tmp = `${dest}.part-${process.pid}-${randomBytes(4).toString('hex')}`;
+  await downloadFile(url, dest, { ...ctx, hash: 'md5', expected: md5 });
+}
+
+export interface DownloadOptions {
+  /** What is downloaded, in messages and on the progress bar. */
+  name: string;
+  /** What to do without a network (ends the error message of a failed download). */
+  offlineHelp: string;
+  log: Logger;
+  progress: boolean;
+  /** Abort when no data arrives for this long (ms). */
+  stallMs: number;
+  hash: 'md5' | 'sha256';
+  /** Expected digest (hex): a mismatch deletes the download. Absent: the digest is returned to be recorded. */
+  expected?: string;
+  /**
+   * Keep an interrupted download as `<dest>.part` and continue it with an HTTP Range request next time (a server
+   * that ignores Range sends everything again, which replaces the part). Default: a fresh temp file per attempt.
+   */
+  resumable?: boolean;
+  /**
+   * A response that is a page rather than the file (Google Drive's "cannot scan for viruses" confirmation):
+   * return the URL to request instead, or null when the response is the file. At most two hops.
+   */
+  follow?: (res: Response) => Promise<string | null>;
+}
+
+/**
+ * Downloads `url` to `dest` (nothing incomplete ever carries the name `dest`): streams into a part file, hashing on
+ * the fly, renames when complete and (with `expected`) matching. Returns the digest and size.
+ * Network failures → InputError with the offline instructions; a wrong digest → Error (the part is deleted).
+ */
+export async function downloadFile(url: string, dest: string, ctx: DownloadOptions): Promise<{ digest: string; bytes: number }> {
+  const tmp = ctx.resumable ? `${dest}.part` : `${dest}.part-${process.pid}-${randomBytes(4).toString('hex')}`;
   const offline = (why: string) => new InputError(`${ctx.name}: could not download ${url} (${why}); offline: ${ctx.offlineHelp}`);
   let bar: cliProgress.SingleBar | undefined;
   // A connection that goes silent would otherwise hang the run forever; every received chunk re-arms the timer.
   const abort = new AbortController();
   const stall = setTimeout(() => abort.abort(new Error(`no data for ${ctx.stallMs / 1000} s`)), ctx.stallMs);
+  let keepPart = false;
   try {
-    let res: Response;
-    try {
-      res = await fetch(url, { signal: abort.signal });
-    } catch (e) {
-      throw offline(describeFetchError(e));
+    const hash = createHash(ctx.hash);
+    // Bytes already on disk from an interrupted attempt: hashed again, then continued from where they end.
+    let have = 0;
+    if (ctx.resumable && (await exists(tmp)) === 'file') {
+      for await (const chunk of createReadStream(tmp)) {
+        hash.update(chunk as Buffer);
+        have += (chunk as Buffer).length;
+      }
+    }
+    const request = async (u: string): Promise<Response> => {
+      try {
+        return await fetch(u, { signal: abort.signal, headers: have > 0 ? { range: `bytes=${have}-` } : {} });
+      } catch (e) {
+        throw offline(describeFetchError(e));
+      }
+    };
+    let res = await request(url);
+    for (let hop = 0; ctx.follow && res.ok && hop < 2; hop++) {
+      const next = await ctx.follow(res);
+      if (next === null) break;
+      res = await request(next);
     }
     if (!res.ok || res.body === null) throw offline(`HTTP ${res.status} ${res.statusText}`.trim());
-    const total = Number(res.headers.get('content-length') ?? 0);
-    ctx.log.info({ url, bytes: total || undefined }, `downloading ${ctx.name}`);
+    if (have > 0 && res.status !== 206) {
+      // The server sends the whole file: start over.
+      ctx.log.info({ url }, `${ctx.name}: the server does not resume; downloading from the start`);
+      have = 0;
+    }
+    const resumed = have > 0;
+    const h = resumed ? hash : createHash(ctx.hash);
+    const length = Number(res.headers.get('content-length') ?? 0);
+    const total = length > 0 ? length + have : 0;
+    ctx.log.info({ url, bytes: total || undefined, resumed_at: resumed ? have : undefined }, `downloading ${ctx.name}`);
     if (ctx.progress && total > 0) {
       bar = new cliProgress.SingleBar(
         { format: `${ctx.name} {bar} {percentage}% | {value}/{total} MB | ETA {eta}s`, stream: process.stderr, hideCursor: true },
         cliProgress.Presets.shades_classic,
       );
-      bar.start(Math.round(total / 1e6), 0);
+      bar.start(Math.round(total / 1e6), Math.round(have / 1e6));
     }
-    const hash = createHash('md5');
-    let got = 0;
-    const fh = await open(tmp, 'wx');
+    let got = have;
+    const fh = await open(tmp, resumed ? 'a' : ctx.resumable ? 'w' : 'wx');
     try {
       try {
         for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-          hash.update(chunk);
+          h.update(chunk);
           await fh.write(chunk);
           got += chunk.length;
           stall.refresh();
@@ -181,18 +238,25 @@ async function downloadVerified(
       } catch (e) {
         // A local write failure (disk full...) is not a network problem: report it as it is.
         if ((e as NodeJS.ErrnoException).syscall === 'write') throw e;
+        keepPart = ctx.resumable === true;
         throw offline(`download interrupted after ${got} bytes: ${describeFetchError(e)}`);
       }
       await fh.sync();
     } finally {
       await fh.close();
     }
-    if (total > 0 && got !== total) throw offline(`download interrupted: got ${got} of ${total} bytes`);
-    const found = hash.digest('hex');
-    if (found !== md5) throw new Error(`${url}: downloaded file has MD5 ${found}, expected ${md5}; it was deleted, try again`);
+    if (total > 0 && got !== total) {
+      keepPart = ctx.resumable === true;
+      throw offline(`download interrupted: got ${got} of ${total} bytes`);
+    }
+    const digest = h.digest('hex');
+    if (ctx.expected !== undefined && digest !== ctx.expected) {
+      throw new Error(`${url}: downloaded file has ${ctx.hash.toUpperCase()} ${digest}, expected ${ctx.expected}; it was deleted, try again`);
+    }
     await rename(tmp, dest);
+    return { digest, bytes: got };
   } catch (e) {
-    await rm(tmp, { force: true });
+    if (!keepPart) await rm(tmp, { force: true });
     throw e;
   } finally {
     clearTimeout(stall);

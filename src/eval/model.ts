@@ -10,6 +10,7 @@ import { DATASETS } from '../data/types.js';
 import { InputError } from '../errors.js';
 import { readCheckpoint } from '../checkpoint/index.js';
 import { inferenceModel } from '../models/inference.js';
+import type { Logger } from '../log.js';
 
 export interface EvalSubject {
   modelFn: ModelFn;
@@ -23,7 +24,9 @@ export interface EvalSubject {
   /** sha256 over the weights: what identifies the model in reports and states (never the path). */
   weightsSha256: string;
   /** Provenance of a PyTorch/safetensors weight file (absent for our checkpoint directories). */
-  source?: { checkpoint_sha256: string; weights_source: { format: string; container: string; prefix: string } };
+  source?: { checkpoint_sha256: string; weights_source: { format: string; container: string; prefix: string; file?: string } };
+  /** A RobustBench model by name: its table entry (the report states the leaderboard's numbers beside ours). */
+  robustbench?: import('../interop/robustbench.js').RobustBenchEntry;
   dispose(): void;
 }
 
@@ -51,7 +54,39 @@ async function loadWeightFileSubject(file: string, arch: string | undefined): Pr
   };
 }
 
-export async function loadEvalSubject(dir: string, opts: { arch?: string } = {}): Promise<EvalSubject> {
+/** `robustbench:<name>`: the table entry, its file from the cache or a download, the model with its normalisation. */
+async function loadRobustBenchSubject(ref: string, opts: { arch?: string; dataset?: string | null; norm?: string; logger?: Logger }): Promise<EvalSubject> {
+  const { loadRobustBench } = await import('../interop/robustbench.js');
+  const threat = opts.norm === undefined ? undefined : opts.norm === 'l2' ? 'L2' : 'Linf';
+  const m = await loadRobustBench(ref, { dataset: opts.dataset, threat, source: '--model', logger: opts.logger });
+  if (opts.arch !== undefined && opts.arch !== m.arch) {
+    m.model.dispose();
+    throw new InputError(`--arch ${opts.arch}: ${ref} is a ${m.arch}`);
+  }
+  const { sha256, format, container, prefix } = m.source;
+  const exec = inferenceModel(m.model);
+  return {
+    model: m.model,
+    synthetic: {},
+    modelFn: exec.fn,
+    arch: m.arch,
+    numClasses: m.numClasses,
+    dataset: m.entry.dataset,
+    weightsSha256: sha256,
+    source: { checkpoint_sha256: sha256, weights_source: { format, container, prefix, file: m.source.file } },
+    robustbench: m.entry,
+    dispose: () => {
+      exec.dispose();
+      m.model.dispose();
+    },
+  };
+}
+
+export async function loadEvalSubject(
+  dir: string,
+  opts: { arch?: string; dataset?: string | null; norm?: string; logger?: Logger } = {},
+): Promise<EvalSubject> {
+  if (dir.startsWith('robustbench:')) return loadRobustBenchSubject(dir, opts);
   if ((await stat(dir).catch(() => null))?.isFile()) return loadWeightFileSubject(dir, opts.arch);
   const ckpt = await readCheckpoint(dir);
   if (opts.arch !== undefined && opts.arch !== ckpt.meta.arch) {

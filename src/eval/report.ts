@@ -3,6 +3,7 @@
  * ratios of integer counts, so a merge (sum of counts over sum of examples) reproduces the unsharded numbers
  * bit for bit.
  */
+import { recompare } from '../interop/robustbench-info.js';
 import { checkBlackBoxStronger } from '../attacks/checks.js';
 import { shortId } from '../checkpoint/identity.js';
 import { combineValidity, EMPTY_VALIDITY, formatValidity, type ValidityLine } from '../attacks/validity.js';
@@ -197,7 +198,7 @@ export function mergeReports(reports: EvalReport[], sources: string[] = reports.
   const perShard = new Set(reports.flatMap((r) => resultWarnings(r.stages)));
   const warnings = [...new Set(reports.flatMap((r) => r.sanity_warnings).filter((w) => !perShard.has(w))), ...resultWarnings(stages)];
   const backends = [...new Set(reports.map((r) => JSON.stringify(r.backend)))];
-  return {
+  const merged: EvalReport = {
     ...first,
     n_examples: n,
     shard: null,
@@ -218,6 +219,9 @@ export function mergeReports(reports: EvalReport[], sources: string[] = reports.
     // Shards may run on different machines; a mix is reported, never hidden.
     backend: backends.length === 1 ? first.backend : { name: 'mixed', package: 'mixed', devices: reports.flatMap((r) => r.backend.devices) },
   };
+  // A RobustBench model's comparison is recomputed from the merged numbers (the first shard's would be stale).
+  if (first.robustbench) merged.robustbench = recompare(first.robustbench, merged);
+  return merged;
 }
 
 export const LEGACY_MERGE_WARNING =

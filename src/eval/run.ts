@@ -85,7 +85,7 @@ export function completeOptions(partial: PartialEvalOptions, subject: { dataset:
  */
 export async function runEval(partial: PartialEvalOptions, hooks: RunEvalHooks = {}): Promise<EvalReport | null> {
   const log = hooks.logger ?? silentLogger;
-  const subject = await loadEvalSubject(partial.checkpoint, { arch: hooks.arch });
+  const subject = await loadEvalSubject(partial.checkpoint, { arch: hooks.arch, dataset: partial.dataset, norm: partial.norm, logger: log });
   try {
     const datasetName = partial.dataset ?? subject.dataset;
     if (datasetName === null) throw new InputError(`--dataset: required, checkpoint ${partial.checkpoint} does not name its dataset`);
@@ -101,7 +101,10 @@ export async function runEval(partial: PartialEvalOptions, hooks: RunEvalHooks =
     }
     const options = completeOptions(partial, subject, test.n);
     const report = await evaluate(options, subject, test, hooks, log);
-    return report && subject.source ? { ...report, ...subject.source } : report;
+    if (report === null || !subject.source) return report;
+    if (!subject.robustbench) return { ...report, ...subject.source };
+    const { compareWithRobustBench } = await import('../interop/robustbench.js');
+    return { ...report, ...subject.source, robustbench: compareWithRobustBench(subject.robustbench, report) };
   } finally {
     subject.dispose();
   }

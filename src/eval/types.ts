@@ -107,7 +107,9 @@ export interface EvalReport {
   weights_sha256?: string;
   /** When --checkpoint is a PyTorch/safetensors file: its sha256 and how its state_dict was found (src/interop). */
   checkpoint_sha256?: string;
-  weights_source?: { format: string; container: string; prefix: string };
+  weights_source?: { format: string; container: string; prefix: string; file?: string };
+  /** When the model is `robustbench:<name>`: the leaderboard's numbers beside ours, and whether the settings match. */
+  robustbench?: import('../interop/robustbench.js').RobustBenchComparison;
   arch: string;
   num_classes: number;
   dataset: string;

@@ -8,9 +8,9 @@ import * as tf from '@tensorflow/tfjs';
 import { sha256 } from '../checkpoint/files.js';
 import { InputError } from '../errors.js';
 import { writeFileAtomic } from '../files.js';
-import { ARCH_DEFS, NORMALIZATION_LAYER, normalizationStats } from '../models/archs.js';
+import { NORMALIZATION_LAYER, archDef, normalizationStats, setNormalization } from '../models/archs.js';
 import { parseArch } from '../models/index.js';
-import { MODEL_ARCHS, type ModelArch } from '../models/types.js';
+import { MODEL_ARCHS_HELP, isModelArch, type ModelArch } from '../models/types.js';
 import { compareKeys, describeMismatch, expectedKeys, readStateDict, writeStateDict } from './convert.js';
 import { FormatError, readWeightFile, writeSafetensors, writeTorchZip, type OutTensor, type WeightFormat } from './formats.js';
 import { mappingFor, recogniseArch, type TorchMapping } from './mapping.js';
@@ -86,8 +86,8 @@ export function resolveArch(flat: FlatStateDict, label: string, opts: { arch?: s
   let arch: string;
   if (opts.arch !== undefined) arch = parseArch(opts.arch);
   else if ('problem' in seen) throw new InputError(`${label}: ${seen.problem}`);
-  else if (!(MODEL_ARCHS as readonly string[]).includes(seen.arch)) {
-    throw new InputError(`${label}: holds a ${seen.arch}, which is not in the zoo (${MODEL_ARCHS.join('|')})`);
+  else if (!isModelArch(seen.arch)) {
+    throw new InputError(`${label}: holds a ${seen.arch}, which is not in the zoo (${MODEL_ARCHS_HELP})`);
   } else arch = seen.arch;
   let numClasses = opts.numClasses;
   if (numClasses === undefined) {
@@ -114,21 +114,12 @@ export interface ImportedModel {
  */
 function unInitialisedModel(arch: ModelArch, numClasses: number): tf.LayersModel {
   if (!Number.isInteger(numClasses) || numClasses < 2) throw new InputError(`expected at least 2 classes, got ${numClasses}`);
-  const model = ARCH_DEFS[arch].build(numClasses);
-  const norm = model.layers.find((l) => l.name === NORMALIZATION_LAYER);
-  if (norm) {
-    // Same values as models/init.ts: kernel 1/std, bias -mean/std.
-    // The architecture's own statistics first (mdistiller's models carry their loader's CIFAR-100 Normalize).
-    const { mean, std } = ARCH_DEFS[arch].init.normalization ?? normalizationStats(numClasses);
-    tf.tidy(() =>
-      norm.setWeights([
-        tf.tensor4d(
-          std.map((s) => 1 / s),
-          [1, 1, 3, 1],
-        ),
-        tf.tensor1d(mean.map((m, i) => -m / std[i]!)),
-      ]),
-    );
+  const model = archDef(arch).build(numClasses);
+  if (model.layers.some((l) => l.name === NORMALIZATION_LAYER)) {
+    // Same values as models/init.ts. The architecture's own statistics first (mdistiller's models carry their
+    // loader's CIFAR-100 Normalize).
+    const { mean, std } = archDef(arch).init.normalization ?? normalizationStats(numClasses);
+    setNormalization(model, mean, std);
   }
   return model;
 }

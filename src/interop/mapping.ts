@@ -13,6 +13,7 @@
  * moving_variance ↔ weight/bias/running_mean/running_var (num_batches_tracked ignored on import, 0 on export).
  */
 import { NORMALIZATION_LAYER } from '../models/archs.js';
+import { parseWrnArch } from '../models/types.js';
 
 export interface TorchMapping {
   /** The PyTorch module path of a tfjs layer, or null when it has no PyTorch counterpart (fixed input normalisation). */
@@ -87,12 +88,14 @@ const RESNET = ruleMapping([
 ]);
 
 /** Family of each zoo architecture (reduced-size test builds of a family share its mapping). */
-export type Family = 'trades-wrn' | 'dm-wrn' | 'preact-resnet' | 'resnet' | 'default';
+export type Family = 'trades-wrn' | 'dm-wrn' | 'preact-resnet' | 'dm-preact-resnet' | 'resnet' | 'default';
 
 const FAMILY_MAPPINGS: Record<Family, TorchMapping> = {
   'trades-wrn': TRADES_WRN,
   'dm-wrn': DM_WRN,
   'preact-resnet': PREACT,
+  // DeepMind's PreActResNet (RobustBench DMPreActResNet): layers named by module path.
+  'dm-preact-resnet': DEFAULT_MAPPING,
   resnet: RESNET,
   default: DEFAULT_MAPPING,
 };
@@ -102,12 +105,14 @@ const ARCH_FAMILY: Record<string, Family> = {
   'wrn-28-10': 'trades-wrn',
   'wrn-28-10-swish': 'dm-wrn',
   'preact-resnet-18': 'preact-resnet',
+  'dm-preact-resnet-18': 'dm-preact-resnet',
   'resnet-18': 'resnet',
 };
 
 /** The mapping of an architecture name; any architecture without a table uses the layer-name = module-path default. */
 export function mappingFor(archOrFamily: string): TorchMapping {
-  return FAMILY_MAPPINGS[archOrFamily as Family] ?? FAMILY_MAPPINGS[ARCH_FAMILY[archOrFamily] ?? 'default'];
+  const family = ARCH_FAMILY[archOrFamily] ?? parseWrnArch(archOrFamily)?.family ?? 'default';
+  return FAMILY_MAPPINGS[archOrFamily as Family] ?? FAMILY_MAPPINGS[family];
 }
 
 /** Architecture and class count recognised from a state_dict's keys and shapes (null: not one we know). */
@@ -127,6 +132,8 @@ export function recogniseArch(shapes: ReadonlyMap<string, readonly number[]>): {
   if (has('block1.layer.0.conv1.weight') && has('fc.weight')) {
     return wrn(count(/^block1\.layer\.(\d+)\.conv1\.weight$/), shapes.get('block1.layer.0.conv1.weight')![0]!, 'fc.weight', '');
   }
+  if (has('conv_2d.weight') && has('layer_0.0.conv_2d_1.weight') && has('logits.weight'))
+    return { arch: 'dm-preact-resnet-18', numClasses: head('logits.weight') };
   if (has('linear.weight') && has('bn.weight') && has('layer1.0.bn1.weight')) return { arch: 'preact-resnet-18', numClasses: head('linear.weight') };
   if (has('linear.weight') && has('bn1.weight') && has('layer1.0.conv1.weight')) return { arch: 'resnet-18', numClasses: head('linear.weight') };
   if (has('conv1.weight') && has('conv3.weight') && has('bn3.weight') && has('fc.weight')) return { arch: 'small-cnn', numClasses: head('fc.weight') };

@@ -17,7 +17,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { MDISTILLER_ARCH_DEFS } from './mdistiller.js';
 import { normalizationLayer } from './normalization.js';
-import { INPUT_SHAPE, NORMALIZATION_LAYER, type ModelArch } from './types.js';
+import { INPUT_SHAPE, MODEL_ARCHS, NORMALIZATION_LAYER, parseWrnArch, type ModelArch } from './types.js';
+
+type MODEL_ARCHS_NAMED = typeof MODEL_ARCHS;
 
 /** CIFAR input statistics used by the Swish WRN's built-in normalisation (DeepMind / Wang et al. 2023 code). */
 export const CIFAR10_MEAN = [0.4914, 0.4822, 0.4465] as const;
@@ -136,10 +138,10 @@ function wideResNet(depth: number, widen: number, numClasses: number, style: Sty
 }
 
 /** PreActResNet-18 as in Rice et al. / AWP: pre-activation blocks, final BN-ReLU before pooling. */
-function preActResNet18(numClasses: number, width = 64): tf.LayersModel {
+function preActResNet18(numClasses: number, width = 64, normalize = false): tf.LayersModel {
   const net = new Net({ activation: 'relu', bnMomentum: 0.9, padding: 'torch' });
   const input = tf.input({ shape: [...INPUT_SHAPE], name: 'input' });
-  let x = net.conv(input, width, 3, 1, 'conv1');
+  let x = net.conv(normalize ? net.normalize(input) : input, width, 3, 1, 'conv1');
   let inC = width;
   [width, 2 * width, 4 * width, 8 * width].forEach((outC, s) => {
     for (let i = 0; i < 2; i++) {
@@ -158,11 +160,40 @@ function preActResNet18(numClasses: number, width = 64): tf.LayersModel {
   return tf.model({ inputs: input, outputs: net.head(x, numClasses), name: 'preact_resnet18' });
 }
 
+/**
+ * DeepMind's PreActResNet-18 (RobustBench `DMPreActResNet`, Rebuffi et al. 2021): Swish, input normalisation
+ * inside, TF-'same' padding, and unlike Rice et al.'s a 3×3 shortcut convolution reading the block's *input*
+ * (not its activation). Layers are named by PyTorch module path (`layer_1.0.conv_2d_1`): no mapping table.
+ */
+function dmPreActResNet18(numClasses: number, width = 64): tf.LayersModel {
+  const net = new Net(DM_SWISH_STYLE);
+  const input = tf.input({ shape: [...INPUT_SHAPE], name: 'input' });
+  let x = net.conv(net.normalize(input), width, 3, 1, 'conv_2d');
+  let inC = width;
+  [width, 2 * width, 4 * width, 8 * width].forEach((outC, s) => {
+    for (let i = 0; i < 2; i++) {
+      const stride = i === 0 && s > 0 ? 2 : 1;
+      const name = `layer_${s}.${i}`;
+      const a = net.act(net.bn(x, `${name}.batchnorm_0`), `${name}.relu_0`);
+      const shortcut = stride !== 1 || inC !== outC ? net.conv(x, outC, 3, stride, `${name}.shortcut`) : x;
+      let out = net.conv(a, outC, 3, stride, `${name}.conv_2d_1`);
+      out = net.act(net.bn(out, `${name}.batchnorm_1`), `${name}.relu_1`);
+      out = net.conv(out, outC, 3, 1, `${name}.conv_2d_2`);
+      x = net.add(out, shortcut, `${name}.add`);
+      inC = outC;
+    }
+  });
+  x = net.act(net.bn(x, 'batchnorm'), 'relu');
+  const pooled = apply(tf.layers.globalAveragePooling2d({ name: 'pool' }), x);
+  const logits = apply(tf.layers.dense({ units: numClasses, useBias: true, kernelInitializer: 'zeros', biasInitializer: 'zeros', name: 'logits' }), pooled);
+  return tf.model({ inputs: input, outputs: logits, name: 'dm_preact_resnet18' });
+}
+
 /** ResNet-18, CIFAR variant of Madry/TRADES: 3×3 stem, no max-pool, post-activation blocks, BN on the shortcut. */
-function resNet18(numClasses: number, width = 64): tf.LayersModel {
+function resNet18(numClasses: number, width = 64, normalize = false): tf.LayersModel {
   const net = new Net({ activation: 'relu', bnMomentum: 0.9, padding: 'torch' });
   const input = tf.input({ shape: [...INPUT_SHAPE], name: 'input' });
-  let x = net.act(net.bn(net.conv(input, width, 3, 1, 'conv1'), 'bn1'), 'act1');
+  let x = net.act(net.bn(net.conv(normalize ? net.normalize(input) : input, width, 3, 1, 'conv1'), 'bn1'), 'act1');
   let inC = width;
   [width, 2 * width, 4 * width, 8 * width].forEach((outC, s) => {
     for (let i = 0; i < 2; i++) {
@@ -197,15 +228,66 @@ const DM_SWISH_STYLE: Style = { activation: 'swish', bnMomentum: 0.99, padding: 
 const WRN_INIT: InitScheme = { conv: 'kaiming-normal-fan-out', linearBias: 'zeros' };
 const TORCH_INIT: InitScheme = { conv: 'torch-default', linearBias: 'torch-default' };
 
-export const ARCH_DEFS: Record<ModelArch, { build: (numClasses: number) => tf.LayersModel; init: InitScheme }> = {
-  'wrn-34-10': { build: (c) => wideResNet(34, 10, c, TRADES_STYLE, false, 'wrn_34_10'), init: WRN_INIT },
-  'wrn-28-10': { build: (c) => wideResNet(28, 10, c, TRADES_STYLE, false, 'wrn_28_10'), init: WRN_INIT },
-  'wrn-28-10-swish': { build: (c) => wideResNet(28, 10, c, DM_SWISH_STYLE, true, 'wrn_28_10_swish'), init: WRN_INIT },
+export interface ArchDef {
+  build: (numClasses: number) => tf.LayersModel;
+  init: InitScheme;
+}
+
+/** A WRN of either family at any depth and width (the named WRNs are members). */
+function wrnDef(depth: number, widen: number, family: 'trades-wrn' | 'dm-wrn'): ArchDef {
+  const swish = family === 'dm-wrn';
+  const name = `wrn_${depth}_${widen}${swish ? '_swish' : ''}`;
+  return { build: (c) => wideResNet(depth, widen, c, swish ? DM_SWISH_STYLE : TRADES_STYLE, swish, name), init: WRN_INIT };
+}
+
+export const ARCH_DEFS: Record<MODEL_ARCHS_NAMED[number], ArchDef> = {
+  'wrn-34-10': wrnDef(34, 10, 'trades-wrn'),
+  'wrn-28-10': wrnDef(28, 10, 'trades-wrn'),
+  'wrn-28-10-swish': wrnDef(28, 10, 'dm-wrn'),
   'preact-resnet-18': { build: preActResNet18, init: TORCH_INIT },
+  'dm-preact-resnet-18': { build: dmPreActResNet18, init: TORCH_INIT },
   'resnet-18': { build: resNet18, init: TORCH_INIT },
   'small-cnn': { build: smallCnn, init: TORCH_INIT },
   ...MDISTILLER_ARCH_DEFS,
 };
+
+/** The definition of any architecture of the zoo (named, or a parametric WRN such as wrn-70-16-swish). */
+export function archDef(arch: ModelArch): ArchDef {
+  const named = (ARCH_DEFS as Record<string, ArchDef>)[arch];
+  if (named) return named;
+  const wrn = parseWrnArch(arch);
+  if (!wrn) throw new Error(`archDef: '${arch}' is not an architecture of the zoo`);
+  return wrnDef(wrn.depth, wrn.widen, wrn.family);
+}
+
+/**
+ * The architecture with the input normalisation layer in front, for published models whose module normalises
+ * inside (RobustBench's `Rice2020OverfittingNet`: `(x - mu) / sigma` before a plain WideResNet). The Swish WRN has
+ * it already. Its statistics are written by the caller (`setNormalization`).
+ */
+export function buildNormalized(arch: ModelArch, numClasses: number): tf.LayersModel {
+  const wrn = parseWrnArch(arch);
+  if (wrn?.family === 'dm-wrn' || arch === 'dm-preact-resnet-18') return archDef(arch).build(numClasses);
+  if (wrn) return wideResNet(wrn.depth, wrn.widen, numClasses, TRADES_STYLE, true, `wrn_${wrn.depth}_${wrn.widen}`);
+  if (arch === 'preact-resnet-18') return preActResNet18(numClasses, 64, true);
+  if (arch === 'resnet-18') return resNet18(numClasses, 64, true);
+  throw new Error(`buildNormalized: ${arch} has no variant with input normalisation`);
+}
+
+/** Writes (x − mean)/std into the model's input normalisation layer (kernel 1/std, bias −mean/std). */
+export function setNormalization(model: tf.LayersModel, mean: readonly number[], std: readonly number[]): void {
+  const norm = model.layers.find((l) => l.name === NORMALIZATION_LAYER);
+  if (!norm) throw new Error(`setNormalization: ${model.name} has no ${NORMALIZATION_LAYER} layer`);
+  tf.tidy(() =>
+    norm.setWeights([
+      tf.tensor4d(
+        std.map((s) => 1 / s),
+        [1, 1, 3, 1],
+      ),
+      tf.tensor1d(mean.map((m, i) => -m / std[i]!)),
+    ]),
+  );
+}
 
 /**
  * Reduced-size members of the zoo's families (same layer names, structure and style as the full architectures),
@@ -214,6 +296,8 @@ export const ARCH_DEFS: Record<ModelArch, { build: (numClasses: number) => tf.La
 export const REDUCED_BUILDERS = {
   'trades-wrn': (depth: number, widen: number, c: number) => wideResNet(depth, widen, c, TRADES_STYLE, false, 'wrn'),
   'dm-wrn': (depth: number, widen: number, c: number) => wideResNet(depth, widen, c, DM_SWISH_STYLE, true, 'wrn_swish'),
-  'preact-resnet': (width: number, c: number) => preActResNet18(c, width),
-  resnet: (width: number, c: number) => resNet18(c, width),
+  'preact-resnet': (width: number, c: number, normalize = false) => preActResNet18(c, width, normalize),
+  resnet: (width: number, c: number, normalize = false) => resNet18(c, width, normalize),
+  'dm-preact-resnet': (width: number, c: number) => dmPreActResNet18(c, width),
+  'trades-wrn-normalized': (depth: number, widen: number, c: number) => wideResNet(depth, widen, c, TRADES_STYLE, true, 'wrn'),
 } as const;

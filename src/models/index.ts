@@ -5,22 +5,23 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors.js';
-import { ARCH_DEFS } from './archs.js';
+import { archDef } from './archs.js';
 import { initializeWeights } from './init.js';
-import { MODEL_ARCHS, type ModelArch, type ModelSpec } from './types.js';
+import { MODEL_ARCHS_HELP, isModelArch, type ModelArch, type ModelSpec } from './types.js';
 
 export * from './types.js';
 export { forward, trainingForward } from './forward.js';
 export { inferenceModel, type InferenceModel } from './inference.js';
 export { saveModel, loadModel, cloneModel, MODEL_JSON, WEIGHTS_BIN, DTYPE_BYTES } from './io.js';
 export { modelWeights, perturbableKernels, countParams, snapshotWeights, restoreWeights, addToWeights, copyWeights, type ModelWeight } from './weights.js';
+export { archDef } from './archs.js';
 export { CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, INPUT_SHAPE, NORMALIZATION_LAYER } from './archs.js';
 export { MDISTILLER_CIFAR100_MEAN, MDISTILLER_CIFAR100_STD } from './mdistiller.js';
 
 /** An architecture name from the command line or a config; `source` names the flag or field in errors. */
 export function parseArch(name: string, source = '--arch'): ModelArch {
-  if ((MODEL_ARCHS as readonly string[]).includes(name)) return name as ModelArch;
-  throw new InputError(`${source}: unknown architecture '${name}', expected one of ${MODEL_ARCHS.join('|')}`);
+  if (isModelArch(name)) return name;
+  throw new InputError(`${source}: unknown architecture '${name}', expected one of ${MODEL_ARCHS_HELP}`);
 }
 
 /**
@@ -36,7 +37,7 @@ export function createModel(spec: ModelSpec): tf.LayersModel {
   if (!Number.isInteger(spec.seed) || spec.seed < 0 || spec.seed > 0xffffffff) {
     throw new InputError(`model.seed: expected an integer in [0, 2^32), got ${spec.seed}`);
   }
-  const def = ARCH_DEFS[arch];
+  const def = archDef(arch);
   const model = def.build(spec.numClasses);
   initializeWeights(model, def.init, spec.numClasses, spec.seed);
   return model;

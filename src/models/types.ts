@@ -26,8 +26,41 @@ export const MDISTILLER_ARCHS = [
 ] as const;
 export type MdistillerArch = (typeof MDISTILLER_ARCHS)[number];
 
-export const MODEL_ARCHS = ['wrn-34-10', 'wrn-28-10', 'wrn-28-10-swish', 'preact-resnet-18', 'resnet-18', 'small-cnn', ...MDISTILLER_ARCHS] as const;
-export type ModelArch = (typeof MODEL_ARCHS)[number];
+export const MODEL_ARCHS = [
+  'wrn-34-10',
+  'wrn-28-10',
+  'wrn-28-10-swish',
+  'preact-resnet-18',
+  'dm-preact-resnet-18',
+  'resnet-18',
+  'small-cnn',
+  ...MDISTILLER_ARCHS,
+] as const;
+/**
+ * The WRN families are parametric (timm-style: one builder per family, depth and width in the name):
+ * `wrn-<depth>-<widen>` is the TRADES / DKL WideResNet (ReLU), `wrn-<depth>-<widen>-swish` DeepMind's (Swish, input
+ * normalisation inside); depth = 6n + 4. The named entries of MODEL_ARCHS are the members the presets use.
+ */
+export type WrnArch = `wrn-${number}-${number}` | `wrn-${number}-${number}-swish`;
+export type ModelArch = (typeof MODEL_ARCHS)[number] | WrnArch;
+
+/** Depth, widen factor and family of a parametric WRN name, or null when `name` is not one. */
+export function parseWrnArch(name: string): { depth: number; widen: number; family: 'trades-wrn' | 'dm-wrn' } | null {
+  const m = /^wrn-([1-9]\d*)-([1-9]\d*)(-swish)?$/.exec(name);
+  if (!m) return null;
+  const depth = Number(m[1]);
+  const widen = Number(m[2]);
+  if (depth < 10 || (depth - 4) % 6 !== 0 || depth > 1000 || widen > 64) return null;
+  return { depth, widen, family: m[3] ? 'dm-wrn' : 'trades-wrn' };
+}
+
+/** Is `name` an architecture of the zoo (a named one or a parametric WRN)? */
+export function isModelArch(name: string): name is ModelArch {
+  return (MODEL_ARCHS as readonly string[]).includes(name) || parseWrnArch(name) !== null;
+}
+
+/** The architectures as a user reads them in errors and help. */
+export const MODEL_ARCHS_HELP = `${MODEL_ARCHS.join('|')}|wrn-<depth>-<widen>[-swish] (depth = 6n+4)`;
 
 export interface ModelSpec {
   arch: ModelArch;

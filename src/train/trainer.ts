@@ -301,7 +301,7 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
       log.info({ from: resumeDir, epoch: progress.position.epoch, batch: progress.position.batch, step: progress.step }, 'resuming');
     } else if (config.model.initFrom !== undefined) {
       const { initModelFrom } = await import('../interop/init-from.js');
-      log.info(await initModelFrom(t.model, config.model.arch, config.model.initFrom), 'initial weights loaded');
+      log.info(await initModelFrom(t.model, config.model.arch, config.model.initFrom, { dataset: config.data.dataset, logger: log }), 'initial weights loaded');
     }
     const wa = config.weightAverage;
     if (!resumeDir && t.weightAverage && wa.perStep && wa.dynamicDecay && wa.startEpoch === 1) {

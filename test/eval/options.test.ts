@@ -361,3 +361,18 @@ test('per-class table: counts by label, worst class and spread; a merge adds the
   assert.throws(() => perClassRows([5], [1], [1], 4, 'synthetic'), /label 5/);
   assert.equal(perClassSummary(perClassRows([], [], [], 3, 'synthetic')), null);
 });
+
+test("merge: a RobustBench model's comparison with the leaderboard is recomputed from the merged counts", async () => {
+  const { compareWithRobustBench } = await import('../../src/interop/robustbench-info.js');
+  const entry = { name: 'X', dataset: 'cifar10' as const, threat: 'Linf' as const, info: { clean_acc: '80.00', autoattack_acc: '50.00', eps: '8/255' } };
+  const shards = [fakeReport(0, 10, 9, [5, 5]), fakeReport(10, 20, 6, [2, 2]), fakeReport(20, 30, 3, [1, 0])].map((r) => ({
+    ...r,
+    robustbench: compareWithRobustBench(entry, r),
+  }));
+  const m = mergeReports(shards, ['a', 'b', 'c']);
+  // 18 of 30 clean (60 %), 7 of 30 robust (23.33 %): against 80 and 50 reported.
+  assert.deepEqual(m.robustbench?.ours, { clean_acc: 60, robust_acc: 23.3333 });
+  assert.deepEqual(m.robustbench?.difference, { clean_acc: -20, robust_acc: -26.67 });
+  assert.deepEqual(m.robustbench?.reported, { clean_acc: 80, autoattack_acc: 50 });
+  assert.equal(m.robustbench?.comparable, false); // 30 examples, not the 10,000 of the leaderboard
+});

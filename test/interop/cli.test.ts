@@ -72,7 +72,11 @@ test('bad weight files and flags: exit 2, one line naming the file, nothing on s
       ['--checkpoint', fixture('resnet18_w4.pt'), '--arch', 'wrn-34-10'],
       /does not match wrn-34-10 with 10 classes: \d+ missing \(block1\.layer\.0\.bn1\.weight.*\d+ unexpected \(layer1\.0\.conv1\.weight.*\d+ wrongly shaped \(conv1\.weight \[4,3,3,3\] \(expected \[16,3,3,3\]\)/,
     ],
-    [['--checkpoint', fixture('trades_wrn_10_1.pt')], /holds a wrn-10-1, which is not in the zoo/],
+    // Every WRN depth 6n+4 is in the zoo (a wrn-10-1 file loads as one); another depth is no architecture.
+    [
+      ['--checkpoint', fixture('trades_wrn_10_1.pt'), '--arch', 'wrn-11-1'],
+      /--arch: unknown architecture 'wrn-11-1', expected one of .*wrn-<depth>-<widen>\[-swish\]/,
+    ],
   ];
   for (const [args, re] of evalCases) {
     const r = run('ikl-eval.js', [...args, '--dataset', 'synthetic', '--attack', 'fgsm', '--n-examples', '8']);

@@ -7,7 +7,7 @@ import { countParams, createModel, forward, type ModelArch } from '../../src/mod
 
 /** BN layers PyTorch-equivalent (epsilon 1e-5, Keras momentum 0.9, 0.99 for the Swish WRN), activations and bias-free convs. */
 export function assertLayerConfigs(arch: ModelArch, model: tf.LayersModel): void {
-  const swish = arch === 'wrn-28-10-swish';
+  const swish = arch === 'wrn-28-10-swish' || arch === 'dm-preact-resnet-18';
   let bns = 0;
   for (const layer of model.layers) {
     const config = layer.getConfig();
