@@ -7,6 +7,7 @@
  */
 import { createRequire } from 'node:module';
 import { execFileSync } from 'node:child_process';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from './errors.js';
 import { oneOf } from './input.js';
@@ -45,9 +46,56 @@ function setNativeEnvDefaults(): void {
   process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
 }
 
+/**
+ * Runs `load` (a native library load) with file descriptor 2 on /dev/null. TensorFlow 2.21 prints absl's
+ * "WARNING: All log messages before absl::InitializeLog()..." and the oneDNN notice from the C library while it
+ * loads, before it reads TF_CPP_MIN_LOG_LEVEL (measured: the variable hides the later INFO lines, not these two).
+ * Node has no dup2, so fd 2 is closed and /dev/null opened in its place (open takes the lowest free number), then
+ * a copy of the original, kept open under another number through /proc/self/fd, is reopened as fd 2 (appending:
+ * a log file is continued, not overwritten). Only on Linux, with the log level at 1 or more (not --verbose), and
+ * when fds 0 and 1 are open; otherwise, or if a step fails, `load` runs as is. Errors of `load` are exceptions,
+ * not lost output.
+ */
+export function withNativeLoadQuiet<T>(load: () => T): T {
+  if (process.platform !== 'linux' || !(Number(process.env.TF_CPP_MIN_LOG_LEVEL ?? '0') >= 1)) return load();
+  let saved: number;
+  try {
+    fstatSync(0);
+    fstatSync(1);
+    saved = openSync('/proc/self/fd/2', 'a');
+  } catch {
+    return load();
+  }
+  if (saved < 3) {
+    closeSync(saved);
+    return load();
+  }
+  let swapped = false;
+  try {
+    closeSync(2);
+    const nul = openSync('/dev/null', 'w');
+    swapped = nul === 2;
+    if (!swapped) closeSync(nul);
+  } catch {
+    // fd 2 stays closed or was never closed: the finally block below reopens it in both cases.
+  }
+  try {
+    return load();
+  } finally {
+    if (swapped) closeSync(2);
+    // Whether or not the swap happened, fd 2 is free here unless it was never closed.
+    try {
+      openSync(`/proc/self/fd/${saved}`, 'a');
+    } catch {
+      // fd 2 was still open (the close failed): nothing to restore.
+    }
+    closeSync(saved);
+  }
+}
+
 function tryLoad(pkg: string): { ok: true } | { ok: false; error: string } {
   try {
-    require(pkg);
+    withNativeLoadQuiet(() => require(pkg));
     return { ok: true };
   } catch (e) {
     return { ok: false, error: (e as Error).message.split('\n')[0] ?? String(e) };
