@@ -18,7 +18,7 @@ function run(args: string[]): { status: number | null; stdout: string; stderr: s
 }
 
 function timeless(r: EvalReport): unknown {
-  return { ...r, time_s: null, stages: r.stages.map((s) => ({ ...s, time_s: null })) };
+  return { ...r, created_at: null, time_s: null, stages: r.stages.map((s) => ({ ...s, time_s: null })) };
 }
 
 test('--help is instant and lists the attacks and examples', () => {
