@@ -7,7 +7,7 @@
  */
 import { createRequire } from 'node:module';
 import { execFileSync } from 'node:child_process';
-import { closeSync, fstatSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from './errors.js';
 import { oneOf } from './input.js';
@@ -57,39 +57,53 @@ function setNativeEnvDefaults(): void {
  * not lost output.
  */
 export function withNativeLoadQuiet<T>(load: () => T): T {
-  if (process.platform !== 'linux' || !(Number(process.env.TF_CPP_MIN_LOG_LEVEL ?? '0') >= 1)) return load();
-  let saved: number;
-  try {
-    fstatSync(0);
-    fstatSync(1);
-    saved = openSync('/proc/self/fd/2', 'a');
-  } catch {
-    return load();
-  }
-  if (saved < 3) {
-    closeSync(saved);
-    return load();
-  }
-  let swapped = false;
-  try {
-    closeSync(2);
-    const nul = openSync('/dev/null', 'w');
-    swapped = nul === 2;
-    if (!swapped) closeSync(nul);
-  } catch {
-    // fd 2 stays closed or was never closed: the finally block below reopens it in both cases.
-  }
+  const saved = process.platform === 'linux' && Number(process.env.TF_CPP_MIN_LOG_LEVEL ?? '0') >= 1 ? copyOfStderr() : undefined;
+  if (saved === undefined) return load();
+  const swapped = stderrToNull();
   try {
     return load();
   } finally {
     if (swapped) closeSync(2);
-    // Whether or not the swap happened, fd 2 is free here unless it was never closed.
-    try {
-      openSync(`/proc/self/fd/${saved}`, 'a');
-    } catch {
-      // fd 2 was still open (the close failed): nothing to restore.
-    }
+    // fd 2 is free here unless the swap never closed it (then this open takes another number and is closed).
+    const back = tryOpen(`/proc/self/fd/${saved}`);
+    if (back !== undefined && back !== 2) closeSync(back);
     closeSync(saved);
+  }
+}
+
+/** A new descriptor (number >= 3) of what fd 2 is, or undefined (a socket, fds 0/1 closed, no /proc). */
+function copyOfStderr(): number | undefined {
+  if (!isOpen(0) || !isOpen(1)) return undefined;
+  const fd = tryOpen('/proc/self/fd/2');
+  if (fd !== undefined && fd < 3) {
+    closeSync(fd);
+    return undefined;
+  }
+  return fd;
+}
+
+/** Closes fd 2 and opens /dev/null, which takes number 2; whether it did. */
+function stderrToNull(): boolean {
+  try {
+    closeSync(2);
+  } catch {
+    return false;
+  }
+  const nul = tryOpen('/dev/null', 'w');
+  if (nul !== undefined && nul !== 2) closeSync(nul);
+  return nul === 2;
+}
+
+function isOpen(fd: number): boolean {
+  // Not fstatSync: measured, an fstat of a socket stdin before tfjs-node loads made tfjs register its kernels twice.
+  return existsSync(`/proc/self/fd/${fd}`);
+}
+
+function tryOpen(path: string, flags = 'a'): number | undefined {
+  try {
+    return openSync(path, flags);
+  } catch {
+    return undefined;
   }
 }
 

@@ -118,10 +118,6 @@ async function evalAction(flags: EvalFlags): Promise<number> {
   // Everything the user can get wrong is checked before tfjs or any file is loaded.
   const partial = resolveEvalOptions(flags);
   const logFormat = oneOf(LOG_FORMATS, flags.logFormat ?? 'auto', '--log-format');
-  if (!existsSync(partial.checkpoint)) throw new InputError(`--checkpoint ${partial.checkpoint}: no such checkpoint directory or weight file`);
-  if (partial.dataDir !== null && !existsSync(partial.dataDir)) throw new InputError(`--data-dir ${partial.dataDir}: no such directory`);
-  const warning = epsWarning(partial);
-  if (warning !== undefined) process.stderr.write(`ikl-eval: warning: ${warning}\n`);
   if (flags.state !== undefined) assertStateWritable(flags.state);
   const saveEverySeconds = flags.saveEvery === undefined ? undefined : Number(flags.saveEvery);
   if (saveEverySeconds !== undefined) {
@@ -130,6 +126,10 @@ async function evalAction(flags: EvalFlags): Promise<number> {
     }
     if (flags.state === undefined) throw new InputError('--save-every: only means something with --state <file>');
   }
+  // Paths too, before TensorFlow loads (seconds): a typo is answered at once.
+  const warning = epsWarning(partial);
+  if (warning !== undefined) process.stderr.write(`ikl-eval: warning: ${warning}\n`);
+  if (!existsSync(partial.checkpoint)) throw new InputError(`--checkpoint ${partial.checkpoint}: no such checkpoint directory or weight file`);
   const { initBackend, logBackend, parseBackendChoice } = await import('../backend.js');
   const backendChoice = flags.backend === undefined ? undefined : parseBackendChoice(flags.backend);
   const { createLogger } = await import('../log.js');
