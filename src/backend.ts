@@ -7,7 +7,9 @@
  */
 import { createRequire } from 'node:module';
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from './errors.js';
 import { oneOf } from './input.js';
@@ -47,10 +49,10 @@ function setNativeEnvDefaults(): void {
 }
 
 /**
- * Runs `load` (a native library load) with file descriptor 2 on /dev/null. TensorFlow 2.21 prints absl's
+ * Runs `load` (a native library load) with file descriptor 2 on a temporary file. TensorFlow 2.21 prints absl's
  * "WARNING: All log messages before absl::InitializeLog()..." and the oneDNN notice from the C library while it
  * loads, before it reads TF_CPP_MIN_LOG_LEVEL (measured: the variable hides the later INFO lines, not these two).
- * Node has no dup2, so fd 2 is closed and /dev/null opened in its place (open takes the lowest free number), then
+ * Node has no dup2, so fd 2 is closed and the file opened in its place (open takes the lowest free number), then
  * a copy of the original, kept open under another number through /proc/self/fd, is reopened as fd 2 (appending:
  * a log file is continued, not overwritten). Only on Linux, with the log level at 1 or more (not --verbose), and
  * when fds 0 and 1 are open; otherwise, or if a step fails, `load` runs as is. Errors of `load` are exceptions,
@@ -59,11 +61,21 @@ function setNativeEnvDefaults(): void {
 export function withNativeLoadQuiet<T>(load: () => T): T {
   const saved = process.platform === 'linux' && Number(process.env.TF_CPP_MIN_LOG_LEVEL ?? '0') >= 1 ? copyOfStderr() : undefined;
   if (saved === undefined) return load();
-  const swapped = stderrToNull();
+  // A file rather than /dev/null: what TensorFlow said is kept for ikl-doctor (nativeLoadNotices).
+  const file = join(tmpdir(), `ikl-tf-load-${process.pid}.log`);
+  const swapped = stderrTo(file);
   try {
     return load();
   } finally {
-    if (swapped) closeSync(2);
+    if (swapped) {
+      closeSync(2);
+      try {
+        loadNotices = (loadNotices ?? '') + readFileSync(file, 'utf8');
+      } catch {
+        // Nothing to keep.
+      }
+    }
+    rmSync(file, { force: true });
     // fd 2 is free here unless the swap never closed it (then this open takes another number and is closed).
     const back = tryOpen(`/proc/self/fd/${saved}`);
     if (back !== undefined && back !== 2) closeSync(back);
@@ -82,14 +94,24 @@ function copyOfStderr(): number | undefined {
   return fd;
 }
 
-/** Closes fd 2 and opens /dev/null, which takes number 2; whether it did. */
-function stderrToNull(): boolean {
+let loadNotices: string | undefined;
+
+/**
+ * What the native library printed while it loaded (absl's preamble, the oneDNN notice), when withNativeLoadQuiet
+ * hid it; undefined when it was not hidden (it went to stderr).
+ */
+export function nativeLoadNotices(): string | undefined {
+  return loadNotices;
+}
+
+/** Closes fd 2 and opens `file` (created, private), which takes number 2; whether it did. */
+function stderrTo(file: string): boolean {
   try {
     closeSync(2);
   } catch {
     return false;
   }
-  const nul = tryOpen('/dev/null', 'w');
+  const nul = tryOpen(file, 'w');
   if (nul !== undefined && nul !== 2) closeSync(nul);
   return nul === 2;
 }
@@ -101,7 +123,7 @@ function isOpen(fd: number): boolean {
 
 function tryOpen(path: string, flags = 'a'): number | undefined {
   try {
-    return openSync(path, flags);
+    return openSync(path, flags, 0o600);
   } catch {
     return undefined;
   }
