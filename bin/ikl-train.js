@@ -1,11 +1,6 @@
 #!/usr/bin/env node
 // ikl-train: adversarial training (IKL-AT, TRADES, PGD-AT) from a config file. See `ikl-train --help`.
-import { existsSync } from 'node:fs';
+// Start-up shared by every bin (quiet TensorFlow, build check, signals through npx): bin/_start.js.
+import { start } from './_start.js';
 
-const entry = new URL('../dist/src/cli/train.js', import.meta.url);
-if (!existsSync(entry)) {
-  process.stderr.write('ikl-train: the TypeScript sources are not built yet: run `npm run setup` (or `npm run build`) first\n');
-  process.exit(2);
-}
-const { main } = await import(entry.href);
-await main(process.argv);
+await start('ikl-train', 'dist/src/cli/train.js');

@@ -106,7 +106,9 @@ rm -rf "$deps" && mv "$deps.tmp" "$deps"
 
 # 4. Compile the binding (node-gyp via node-pre-gyp; the package's script finds deps/lib and skips its download).
 say "compiling the $pkg binding against TensorFlow $tf_version (about a minute)"
-(cd "$root" && npm_config_build_from_source=true npm rebuild --ignore-scripts=false "$pkg" >&2) \
+# --loglevel=error: npm warns that build-from-source (read by node-pre-gyp from the environment) is not one of its
+# own settings, once per npm process (two lines); errors are still shown.
+(cd "$root" && npm_config_build_from_source=true npm rebuild --loglevel=error --ignore-scripts=false "$pkg" >&2) \
   || die "building the $pkg binding failed (needs python3, make and a C++ compiler: apt-get install build-essential)"
 
 binding_loads || die "the binding was built but '$pkg' still does not load; run: node -e \"require('$pkg')\""

@@ -7,6 +7,9 @@
  */
 import { createRequire } from 'node:module';
 import { execFileSync } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from './errors.js';
 import { oneOf } from './input.js';
@@ -45,9 +48,90 @@ function setNativeEnvDefaults(): void {
   process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
 }
 
+/**
+ * Runs `load` (a native library load) with file descriptor 2 on a temporary file. TensorFlow 2.21 prints absl's
+ * "WARNING: All log messages before absl::InitializeLog()..." and the oneDNN notice from the C library while it
+ * loads, before it reads TF_CPP_MIN_LOG_LEVEL (measured: the variable hides the later INFO lines, not these two).
+ * Node has no dup2, so fd 2 is closed and the file opened in its place (open takes the lowest free number), then
+ * a copy of the original, kept open under another number through /proc/self/fd, is reopened as fd 2 (appending:
+ * a log file is continued, not overwritten). Only on Linux, with the log level at 1 or more (not --verbose), and
+ * when fds 0 and 1 are open; otherwise, or if a step fails, `load` runs as is. Errors of `load` are exceptions,
+ * not lost output.
+ */
+export function withNativeLoadQuiet<T>(load: () => T): T {
+  const saved = process.platform === 'linux' && Number(process.env.TF_CPP_MIN_LOG_LEVEL ?? '0') >= 1 ? copyOfStderr() : undefined;
+  if (saved === undefined) return load();
+  // A file rather than /dev/null: what TensorFlow said is kept for ikl-doctor (nativeLoadNotices).
+  const file = join(tmpdir(), `ikl-tf-load-${process.pid}.log`);
+  const swapped = stderrTo(file);
+  try {
+    return load();
+  } finally {
+    if (swapped) {
+      closeSync(2);
+      try {
+        loadNotices = (loadNotices ?? '') + readFileSync(file, 'utf8');
+      } catch {
+        // Nothing to keep.
+      }
+    }
+    rmSync(file, { force: true });
+    // fd 2 is free here unless the swap never closed it (then this open takes another number and is closed).
+    const back = tryOpen(`/proc/self/fd/${saved}`);
+    if (back !== undefined && back !== 2) closeSync(back);
+    closeSync(saved);
+  }
+}
+
+/** A new descriptor (number >= 3) of what fd 2 is, or undefined (a socket, fds 0/1 closed, no /proc). */
+function copyOfStderr(): number | undefined {
+  if (!isOpen(0) || !isOpen(1)) return undefined;
+  const fd = tryOpen('/proc/self/fd/2');
+  if (fd !== undefined && fd < 3) {
+    closeSync(fd);
+    return undefined;
+  }
+  return fd;
+}
+
+let loadNotices: string | undefined;
+
+/**
+ * What the native library printed while it loaded (absl's preamble, the oneDNN notice), when withNativeLoadQuiet
+ * hid it; undefined when it was not hidden (it went to stderr).
+ */
+export function nativeLoadNotices(): string | undefined {
+  return loadNotices;
+}
+
+/** Closes fd 2 and opens `file` (created, private), which takes number 2; whether it did. */
+function stderrTo(file: string): boolean {
+  try {
+    closeSync(2);
+  } catch {
+    return false;
+  }
+  const nul = tryOpen(file, 'w');
+  if (nul !== undefined && nul !== 2) closeSync(nul);
+  return nul === 2;
+}
+
+function isOpen(fd: number): boolean {
+  // Not fstatSync: measured, an fstat of a socket stdin before tfjs-node loads made tfjs register its kernels twice.
+  return existsSync(`/proc/self/fd/${fd}`);
+}
+
+function tryOpen(path: string, flags = 'a'): number | undefined {
+  try {
+    return openSync(path, flags, 0o600);
+  } catch {
+    return undefined;
+  }
+}
+
 function tryLoad(pkg: string): { ok: true } | { ok: false; error: string } {
   try {
-    require(pkg);
+    withNativeLoadQuiet(() => require(pkg));
     return { ok: true };
   } catch (e) {
     return { ok: false, error: (e as Error).message.split('\n')[0] ?? String(e) };

@@ -12,10 +12,10 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, parseBackendChoice, type BackendChoice, type BackendInfo } from './backend.js';
+import { initBackend, nativeLoadNotices, parseBackendChoice, type BackendChoice, type BackendInfo } from './backend.js';
 import { InputError } from './errors.js';
 
 const require = createRequire(import.meta.url);
@@ -165,6 +165,47 @@ export function convBenchmark(seconds: number): NonNullable<Diagnosis['benchmark
   }
 }
 
+/**
+ * Whether oneDNN is on, from TensorFlow's own notice at load ("oneDNN custom operations are on/off"), which
+ * src/backend.ts keeps when it hides it. The environment variable alone does not say: TensorFlow decides.
+ */
+export function oneDnnStatement(notices: string | undefined): string {
+  const m = /oneDNN custom operations are (on|off)/.exec(notices ?? '');
+  if (m) return `oneDNN: ${m[1]} (TensorFlow's notice when it loaded)`;
+  // TensorFlow prints no notice when the variable turns oneDNN off.
+  if (process.env.TF_ENABLE_ONEDNN_OPTS === '0') return 'oneDNN: off (TF_ENABLE_ONEDNN_OPTS=0)';
+  return `oneDNN: unknown (TensorFlow's load notice was not captured; it is on stderr above when shown); TF_ENABLE_ONEDNN_OPTS=${process.env.TF_ENABLE_ONEDNN_OPTS ?? 'unset'}`;
+}
+
+/** Peak fp32 GFLOP/s of this CPU (cores × clock × FLOP per cycle of its widest FMA units), from /proc/cpuinfo. */
+export function cpuPeak(cpuinfo = readText('/proc/cpuinfo')): { gflops: number; how: string } | undefined {
+  if (!cpuinfo) return undefined;
+  const mhz = Number(/^cpu MHz\s*:\s*([\d.]+)/m.exec(cpuinfo)?.[1]);
+  const flags = /^flags\s*:(.*)$/m.exec(cpuinfo)?.[1]?.split(/\s+/) ?? [];
+  if (!(mhz > 0)) return undefined;
+  // FLOP per cycle per core, fp32: 2 FMA units × (16 lanes AVX-512 | 8 lanes AVX2) × 2, or SSE's 4 lanes × 2 × 2.
+  const perCycle = flags.includes('avx512f') ? 64 : flags.includes('avx2') && flags.includes('fma') ? 32 : 16;
+  const cores = availableParallelism();
+  const unit = flags.includes('avx512f') ? 'AVX-512' : perCycle === 32 ? 'AVX2+FMA' : 'SSE';
+  return { gflops: (cores * mhz * perCycle) / 1000, how: `${cores} cores × ${(mhz / 1000).toFixed(2)} GHz × ${perCycle} FLOP/cycle (${unit})` };
+}
+
+/** The benchmark figure against the CPU's peak and the machine's load, so that a number has something to compare with. */
+export function benchmarkReference(gflops: number, peak: { gflops: number; how: string } | undefined, load: number, cores: number): string {
+  const busy =
+    load >= cores * 0.75 ? `; load average ${load.toFixed(1)} on ${cores} cores: other processes share the CPU, the figure is low for that reason` : '';
+  if (!peak) return `reference: no CPU peak known for this platform${busy}`;
+  return `reference: ${((100 * gflops) / peak.gflops).toFixed(1)}% of this CPU's fp32 peak, ${peak.gflops.toFixed(0)} GFLOP/s = ${peak.how}; a conv this small reaches a fraction of it even on an idle machine${busy}`;
+}
+
+function readText(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
 export async function diagnose(opts: DoctorOptions = {}): Promise<Diagnosis> {
   const want = opts.backend ?? parseBackendChoice(process.env.IKL_BACKEND ?? 'auto', 'IKL_BACKEND');
   const findings: Finding[] = [];
@@ -185,17 +226,12 @@ export async function diagnose(opts: DoctorOptions = {}): Promise<Diagnosis> {
     fixes.push('npm run setup:native -- --gpu   (on the GPU machine: tensorflow wheel + @tensorflow/tfjs-node-gpu)');
   }
 
-  // Threads and oneDNN, as TensorFlow will see them (ikl-at sets TF_ENABLE_ONEDNN_OPTS=1 when unset).
+  // Threads and oneDNN as asked for; whether oneDNN is on is what TensorFlow says when it loads (below).
   const env = (k: string) => process.env[k] ?? 'unset';
   add(
     'threads',
     'info',
-    `TF_ENABLE_ONEDNN_OPTS=${env('TF_ENABLE_ONEDNN_OPTS')}${process.env.TF_ENABLE_ONEDNN_OPTS === undefined ? ' (ikl-at sets 1: oneDNN kernels on)' : ''}`,
-  );
-  add(
-    'threads',
-    'info',
-    'with oneDNN on, TensorFlow prints two notice lines when it loads, before its logging is configured: TF_CPP_MIN_LOG_LEVEL cannot hide them (TF_ENABLE_ONEDNN_OPTS=0 does, at the cost of oneDNN)',
+    `TF_ENABLE_ONEDNN_OPTS=${env('TF_ENABLE_ONEDNN_OPTS')}${process.env.TF_ENABLE_ONEDNN_OPTS === undefined ? ' (ikl-at sets 1 before TensorFlow loads: oneDNN kernels asked for)' : ''}`,
   );
   add(
     'threads',
@@ -274,6 +310,7 @@ export async function diagnose(opts: DoctorOptions = {}): Promise<Diagnosis> {
       `${backend.name} from ${backend.package}, ${native ? `TensorFlow ${backend.tfVersion}` : `tfjs ${backend.tfVersion}`}`,
     );
     add('backend', 'info', `devices: ${backend.devices.join(', ')}`);
+    if (native) add('backend', 'info', oneDnnStatement(nativeLoadNotices()));
     if (!native && want !== 'cpu') {
       usable = false;
       fixes.push('npm run setup:native   (builds @tensorflow/tfjs-node against the tensorflow-cpu wheel; needs python3, make, a C++ compiler)');
@@ -289,6 +326,7 @@ export async function diagnose(opts: DoctorOptions = {}): Promise<Diagnosis> {
   if (backend && seconds > 0) {
     benchmark = convBenchmark(seconds);
     add('benchmark', 'info', `${benchmark.op}: ${benchmark.msPerOp.toFixed(2)} ms, ${benchmark.gflops.toFixed(1)} GFLOP/s (${benchmark.runs} runs)`);
+    add('benchmark', 'info', benchmarkReference(benchmark.gflops, cpuPeak(), loadavg()[0] ?? 0, availableParallelism()));
   }
   return {
     findings,

@@ -41,7 +41,7 @@ export interface CheckpointMeta {
   /** configHash(config); filled in by writeCheckpoint when a config is given without it. */
   configHash?: string;
   /** Metrics so far, one record per evaluation (or per epoch), oldest first. */
-  metrics?: Array<Record<string, number | string | null>>;
+  metrics?: Array<Record<string, number | string | boolean | null>>;
   best?: BestRule;
   /** Free-form extra information (tool versions, backend...). */
   info?: Record<string, unknown>;

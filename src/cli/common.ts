@@ -4,6 +4,7 @@
  */
 import { CommanderError, type Command } from 'commander';
 import { EXIT, fileError, InputError, isFileSystemError } from '../errors.js';
+import { packageVersion } from '../version.js';
 
 /**
  * Runs a command body. InputError → its message on one line, exit 2 (nothing written is lost: the body only
@@ -38,7 +39,7 @@ export async function runMain(name: string, body: () => Promise<number | void>, 
 
 /**
  * The entry point of every bin: builds the commander program with `runMain` as its action runner and parses argv.
- * Commander's own errors (unknown flag, missing value) are bad input: one line, exit 2; help exits 0.
+ * Commander's own errors (unknown flag, missing value) are bad input: one line, exit 2; help and --version exit 0.
  */
 export async function runProgram(name: string, build: (run: (body: () => Promise<number | void>) => void) => Command, argv: string[]): Promise<void> {
   let pending: Promise<never> | undefined;
@@ -50,6 +51,7 @@ export async function runProgram(name: string, build: (run: (body: () => Promise
     c.configureOutput({ writeErr: () => {} });
     c.commands.forEach(configure);
   };
+  program.version(packageVersion(), '-V, --version', 'print the version of ikl-at and exit');
   configure(program);
   try {
     await program.parseAsync(argv);

@@ -4,7 +4,7 @@
  * tfjs is imported only inside the action, after the config is known to be valid, so `--help`,
  * `--print-config`, `--schema` and config errors are instant.
  */
-import { existsSync, rmdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { BACKEND_NAMES, LOG_FORMATS, configHash, configToYaml, jsonSchemaText, resolveConfig, type TrainConfig } from '../config/index.js';
@@ -12,6 +12,9 @@ import { EXIT, InputError } from '../errors.js';
 import { oneOf } from '../input.js';
 import { runProgram } from './common.js';
 import type { StepInfo } from '../train/trainer.js';
+
+/** The copy of the log in the run directory. */
+export const RUN_LOG = 'train.log';
 
 export interface TrainFlags {
   config?: string;
@@ -27,6 +30,40 @@ export interface TrainFlags {
   logFormat?: string;
   progress: boolean;
   verbose?: boolean;
+  /** Shortcuts of --set keys (SHORTCUTS). */
+  dataDir?: string;
+  epochs?: string;
+  lr?: string;
+  batchSize?: string;
+  seed?: string;
+}
+
+/**
+ * Flags that are shorthand for one config key each, as in timm's train.py: `--lr 0.1` = `--set optimizer.lr=0.1`.
+ * They are --set assignments (validated, hashed and reported as such); with a --set of the same key, refused.
+ */
+export const SHORTCUTS = [
+  { flag: '--data-dir', field: 'dataDir', key: 'data.dataDir', text: true },
+  { flag: '--epochs', field: 'epochs', key: 'schedule.epochs', text: false },
+  { flag: '--lr', field: 'lr', key: 'optimizer.lr', text: false },
+  { flag: '--batch-size', field: 'batchSize', key: 'data.batchSize', text: false },
+  { flag: '--seed', field: 'seed', key: 'run.seed', text: false },
+] as const;
+
+/** The --set assignments of the shortcut flags given, and how each was typed (for error messages). */
+export function shortcutSets(flags: TrainFlags): string[] & { typed?: Map<string, string> } {
+  const sets: string[] & { typed?: Map<string, string> } = [];
+  sets.typed = new Map();
+  for (const s of SHORTCUTS) {
+    const value = flags[s.field];
+    if (value === undefined) continue;
+    if (flags.set.some((a) => a.split('=')[0]!.trim() === s.key)) throw new InputError(`${s.flag}: is --set ${s.key}, which is also given; give one of them`);
+    // A path is a string whatever it looks like (a folder named 2024); numbers are read as YAML, as --set does.
+    const assignment = `${s.key}=${s.text ? JSON.stringify(value) : value}`;
+    sets.push(assignment);
+    sets.typed.set(`--set ${assignment}`, `${s.flag} ${value}`);
+  }
+  return sets;
 }
 
 const EXAMPLES = `
@@ -61,7 +98,19 @@ export interface TrainPlan {
  * <runDir>/config.resolved.yaml, or the config stored in the checkpoint.
  */
 export async function planTraining(flags: TrainFlags): Promise<TrainPlan> {
-  const sets = [...flags.set];
+  const shortcuts = shortcutSets(flags);
+  try {
+    return await planWith(flags, [...shortcuts, ...flags.set]);
+  } catch (e) {
+    // Errors name a shortcut's assignment as --set key=value: say it as the user typed it.
+    if (!(e instanceof InputError)) throw e;
+    let message = e.message;
+    for (const [set, typed] of shortcuts.typed!) message = message.split(set).join(typed);
+    throw message === e.message ? e : new InputError(message);
+  }
+}
+
+async function planWith(flags: TrainFlags, sets: string[]): Promise<TrainPlan> {
   // --init-from is shorthand for --set model.initFrom=PATH (so it is part of the config and its hash).
   if (flags.initFrom !== undefined) sets.push(`model.initFrom=${JSON.stringify(flags.initFrom)}`);
   // --tensorboard DIR is shorthand for --set log.tensorboard=DIR (a presentation key: not in the hash).
@@ -163,7 +212,10 @@ async function trainAction(flags: TrainFlags): Promise<number> {
   process.on('SIGTERM', handlers.SIGTERM);
 
   const { createLogger } = await import('../log.js');
-  const log = createLogger({ format: config.run.logFormat, level: flags.verbose ? 'debug' : undefined, name: 'ikl-train' });
+  // A copy of every line in the run directory (NDJSON, appended across resumes), whatever stderr shows.
+  const created = firstMissingDir(plan.runDir);
+  const logFile = join(plan.runDir, RUN_LOG);
+  const log = createLogger({ format: config.run.logFormat, level: flags.verbose ? 'debug' : undefined, name: 'ikl-train', file: logFile });
   const { initBackend, logBackend } = await import('../backend.js');
   // run.backend 'auto' leaves the choice to $IKL_BACKEND (then auto-detection).
   // TensorFlow's C++ INFO lines only with --verbose (src/backend.ts hides them otherwise).
@@ -174,16 +226,23 @@ async function trainAction(flags: TrainFlags): Promise<number> {
   if (signal.stopRequested) return received === 'SIGTERM' ? EXIT.sigterm : EXIT.sigint;
   const { train } = await import('../train/index.js');
   const bar = config.run.progress && process.stderr.isTTY === true ? await epochBar(config.schedule.epochs) : undefined;
-  const created = firstMissingDir(plan.runDir);
   let result;
   try {
     result = await train(config, { runDir: plan.runDir, resume: plan.resume, logger: log, signal, onStep: bar?.onStep });
   } catch (e) {
-    // A run that failed before writing anything (bad data dir, a refused resume...) leaves no empty folder behind.
+    // A run that failed before writing anything (bad data dir, a refused resume...) leaves no folder behind: the
+    // error is on stderr, and the log copy of a folder this run created goes with it.
+    if (created !== undefined && existsSync(plan.runDir) && readdirSync(plan.runDir).every((f) => f === RUN_LOG)) rmSync(logFile, { force: true });
     if (created !== undefined) removeEmptyDirs(plan.runDir, created);
     throw e;
   } finally {
     bar?.stop();
+  }
+  if (result.alreadyComplete) {
+    process.stderr.write(
+      `ikl-train: ${plan.runDir} already finished its ${config.schedule.epochs} epochs; nothing to resume (evaluate it: ikl-eval --checkpoint ${join(plan.runDir, existsSync(join(plan.runDir, 'wa')) ? 'wa' : 'last')} --attack autoattack)\n`,
+    );
+    return EXIT.ok;
   }
   if (result.stopped) {
     log.info({ runDir: plan.runDir, epochs: result.epochs, steps: result.steps }, `stopped; continue with: ikl-train --resume ${plan.runDir}`);
@@ -261,6 +320,11 @@ export function buildProgram(run: (body: () => Promise<number>) => void): Comman
       '--tensorboard <dir>',
       'write TensorBoard event files into <dir> (= --set log.tensorboard=DIR; log.tensorboard: true puts them in the run directory)',
     )
+    .option('--data-dir <dir>', 'dataset directory (= --set data.dataDir=DIR)')
+    .option('--epochs <n>', 'training epochs (= --set schedule.epochs=N)')
+    .option('--lr <r>', 'base learning rate (= --set optimizer.lr=R)')
+    .option('--batch-size <n>', 'training batch size (= --set data.batchSize=N)')
+    .option('--seed <n>', 'seed of the run (= --set run.seed=N)')
     .option('--backend <name>', `${BACKEND_NAMES.join('|')} (default: run.backend, then $IKL_BACKEND, then auto)`)
     .option('--log-format <fmt>', `${LOG_FORMATS.join('|')} (logs on stderr)`)
     .option('--no-progress', 'no progress bar (it is only shown on a TTY anyway)')

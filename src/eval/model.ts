@@ -21,6 +21,10 @@ export interface EvalSubject {
   dataset: DatasetName | null;
   /** Test-set size and seed of the synthetic dataset the checkpoint was trained with (from its config). */
   synthetic: { nTest?: number; seed?: number };
+  /** The data directory of the checkpoint's training config (data.dataDir), when it records one. */
+  dataDir?: string;
+  /** The epoch the checkpoint was written after (checkpoint.json), when it says so. */
+  epoch?: number;
   /** sha256 over the weights: what identifies the model in reports and states (never the path). */
   weightsSha256: string;
   /** Provenance of a PyTorch/safetensors weight file (absent for our checkpoint directories). */
@@ -103,12 +107,15 @@ export async function loadEvalSubject(
   }
   const dataset = (DATASETS as readonly string[]).includes(meta.dataset) ? (meta.dataset as DatasetName) : null;
   // A synthetic test set is only "the" test set with the generator settings used in training.
-  const syn = (meta.config as { data?: { synthetic?: { nTest?: number; seed?: number } } } | undefined)?.data?.synthetic;
+  const data = (meta.config as { data?: { dataDir?: unknown; synthetic?: { nTest?: number; seed?: number } } } | undefined)?.data;
+  const syn = data?.synthetic;
   // Attacks run on the inference executor (BN folded into the convolutions), compiled once per checkpoint.
   const exec = inferenceModel(model);
   return {
     model,
     synthetic: { nTest: syn?.nTest, seed: syn?.seed },
+    ...(typeof data?.dataDir === 'string' ? { dataDir: data.dataDir } : {}),
+    ...(typeof meta.epoch === 'number' ? { epoch: meta.epoch } : {}),
     modelFn: exec.fn,
     arch: meta.arch,
     weightsSha256: ckpt.weightsSha256,

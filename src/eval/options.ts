@@ -30,9 +30,11 @@ export interface RawEvalOptions {
 }
 
 /** Resolved options before the checkpoint is read: the dataset and example count may still come from it. */
-export type PartialEvalOptions = Omit<EvalOptions, 'dataset' | 'nExamples'> & {
+export type PartialEvalOptions = Omit<EvalOptions, 'dataset' | 'nExamples' | 'dataDir'> & {
   dataset: DatasetName | null;
   nExamples: number | null;
+  /** null: the data directory recorded in the checkpoint's config, else 'data'. */
+  dataDir: string | null;
 };
 
 export const DEFAULT_EPS = '8/255';
@@ -63,15 +65,42 @@ const TAKES_STEP_SIZE: readonly EvalAttack[] = ['pgd', 'cw'];
 /** Attacks run with restarts (FGSM is deterministic; the APGD/FAB/Square stages run AutoAttack's single restart). */
 const TAKES_RESTARTS: readonly EvalAttack[] = ['pgd', 'cw'];
 
+/** AutoAttack's stage names and spellings that run as one of them with --attacks (AutoAttack's `attacks_to_run`). */
+const STAGE_ALIASES: Record<string, string> = { 'apgd-dlr': 'apgd-dlr', fab: 'fab', apgd: 'apgd-ce' };
+
 export function parseAttack(value: string): EvalAttack {
+  const v = value.trim().toLowerCase();
+  if ((EVAL_ATTACKS as readonly string[]).includes(v)) return v as EvalAttack;
+  // An AutoAttack stage that is not an attack of its own here: the custom stage list runs it.
+  const stage = STAGE_ALIASES[v];
+  if (stage !== undefined) {
+    throw new InputError(
+      `--attack: '${value}' is an AutoAttack stage; run it with --attacks ${stage} (a custom AutoAttack list, e.g. --attacks apgd-ce,${stage})`,
+    );
+  }
   return oneOf(EVAL_ATTACKS, value, '--attack');
 }
 
-/** linf, l2 or l1, in any case (the reference writes Linf, L2, L1). */
+/** linf, l2 or l1, in any case and in AutoAttack's spelling (Linf, L2, L1) or with the symbol (l∞). */
 export function parseNorm(value: string): Norm {
-  const v = value.trim().toLowerCase();
+  const v = value.trim().toLowerCase().replace('∞', 'inf');
   if (v === 'linf' || v === 'l2' || v === 'l1') return v;
-  throw new InputError(`--norm: expected linf, l2 or l1, got '${value}'`);
+  throw new InputError(`--norm: expected linf, l2 or l1 (also Linf, L2, L1), got '${value}'`);
+}
+
+/**
+ * An L∞ radius above this, on images in [0, 1], is far beyond the ones robustness papers use (2/255 to 16/255)
+ * and most likely a unit slip (0.5 meant as 0.5/255, or ε in [0, 255] divided twice): warned about, not refused.
+ */
+export const LINF_EPS_PLAUSIBLE_MAX = 32 / 255;
+
+/** A warning line when --eps looks like a unit mistake, else undefined. */
+export function epsWarning(o: Pick<PartialEvalOptions, 'eps' | 'epsInput' | 'norm'>): string | undefined {
+  if (o.norm !== 'linf' || o.eps <= LINF_EPS_PLAUSIBLE_MAX) return undefined;
+  return (
+    `--eps ${o.epsInput} is ${(o.eps * 255).toFixed(1)}/255 in L∞ on images in [0, 1]; published evaluations use 8/255 (0.0314) on CIFAR. ` +
+    `Write --eps 8/255 for 8 pixel levels; evaluating at ${o.eps} as asked`
+  );
 }
 
 export function parseDataset(value: string, source = '--dataset'): DatasetName {
@@ -180,7 +209,7 @@ export function resolveEvalOptions(raw: RawEvalOptions): PartialEvalOptions {
     nExamples: raw.nExamples === undefined ? null : parseIntFlag(raw.nExamples, '--n-examples', 1),
     batchSize: raw.batchSize === undefined ? DEFAULT_BATCH_SIZE : parseBatchSize(raw.batchSize, '--batch-size'),
     dataset: raw.dataset === undefined ? null : parseDataset(raw.dataset),
-    dataDir: raw.dataDir ?? 'data',
+    dataDir: raw.dataDir ?? null,
     seed: raw.seed === undefined ? 0 : parseIntFlag(raw.seed, '--seed', 0, 0xffffffff),
     shard: raw.shard === undefined ? null : parseShard(raw.shard),
     ...aa,

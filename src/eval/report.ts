@@ -151,6 +151,16 @@ export function assertReport(r: unknown, source: string): asserts r is EvalRepor
  * (same options), cover disjoint slices, and together cover [0, n_examples_total).
  * `sources` name the files in error messages.
  */
+/** When and by which version the shards were made: the newest time, every version (older reports have neither). */
+function provenance(reports: EvalReport[]): Pick<EvalReport, 'created_at' | 'ikl_at_version'> {
+  const times = reports.map((r) => r.created_at).filter((t): t is string => typeof t === 'string');
+  const versions = [...new Set(reports.map((r) => r.ikl_at_version).filter((v): v is string => typeof v === 'string'))];
+  return {
+    ...(times.length > 0 ? { created_at: times.reduce((a, b) => (a > b ? a : b)) } : {}),
+    ...(versions.length > 0 ? { ikl_at_version: versions.join(',') } : {}),
+  };
+}
+
 export function mergeReports(reports: EvalReport[], sources: string[] = reports.map((_, i) => `report ${i}`)): EvalReport {
   if (reports.length === 0) throw new InputError('merge: expected at least one report file');
   reports.forEach((r, i) => assertReport(r, sources[i]!));
@@ -218,6 +228,7 @@ export function mergeReports(reports: EvalReport[], sources: string[] = reports.
     sanity_warnings: legacy ? [...warnings, LEGACY_MERGE_WARNING] : warnings,
     // Shards may run on different machines; a mix is reported, never hidden.
     backend: backends.length === 1 ? first.backend : { name: 'mixed', package: 'mixed', devices: reports.flatMap((r) => r.backend.devices) },
+    ...provenance(reports),
   };
   // A RobustBench model's comparison is recomputed from the merged numbers (the first shard's would be stale).
   if (first.robustbench) merged.robustbench = recompare(first.robustbench, merged);

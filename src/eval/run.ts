@@ -11,6 +11,7 @@ import { loadTestSet } from '../data/index.js';
 import type { ImageSet } from '../data/types.js';
 import { InputError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
+import { packageVersion } from '../version.js';
 import { runStages, stageFromSpec, type AutoAttackStage, type StageCheckpoint } from '../attacks/autoattack.js';
 import { attackStateFromJson, attackStateToJson } from '../attacks/progress.js';
 import { sanityChecks } from '../attacks/checks.js';
@@ -33,6 +34,8 @@ export interface RunEvalHooks {
   onProgress?: (done: number, total: number) => void;
   /** Called after every stage of every batch (global batch index, stage index in the plan). */
   onStage?: (batch: number, stage: number) => void;
+  /** Called after every stage of every batch with where the run stands: what progress bars and log lines show. */
+  onStageDone?: (p: StageProgress) => void;
   /** Aborting it stops the run at the next stage boundary, state saved; runEval then returns null. */
   signal?: AbortSignal;
   /** A custom attack list (StageSpec data) instead of the one `options.attack` names. */
@@ -44,6 +47,23 @@ export interface RunEvalHooks {
   saveEverySeconds?: number;
   /** Architecture of a PyTorch weight file given as the checkpoint (`--arch`; recognised from its keys when absent). */
   arch?: string;
+}
+
+/** Where a run stands after a stage of a batch, counted over every example evaluated so far (resumed ones too). */
+export interface StageProgress {
+  /** Batches of the slice finished before this one, and in all. */
+  batchesDone: number;
+  batches: number;
+  /** Index and name of the stage just finished, and the number of stages. */
+  stage: number;
+  stageName: string;
+  stages: number;
+  /** Examples evaluated so far (the current batch included), those classified correctly, those still robust. */
+  examples: number;
+  clean: number;
+  robust: number;
+  /** Seconds of the stage just finished on this batch. */
+  seconds: number;
 }
 
 /** Default of `--save-every`: a kill loses at most about this many seconds of a stage's work (plus one unit). */
@@ -70,7 +90,11 @@ export function imageBatch(set: ImageSet, start: number, end: number): { x: tf.T
 }
 
 /** The options of a run once the checkpoint and dataset are known. */
-export function completeOptions(partial: PartialEvalOptions, subject: { dataset: EvalOptions['dataset'] | null }, testSize: number): EvalOptions {
+export function completeOptions(
+  partial: PartialEvalOptions & { dataDir: string },
+  subject: { dataset: EvalOptions['dataset'] | null },
+  testSize: number,
+): EvalOptions {
   const dataset = partial.dataset ?? subject.dataset;
   if (dataset === null) throw new InputError(`--dataset: required, checkpoint ${partial.checkpoint} does not name its dataset`);
   if (partial.nExamples !== null && partial.nExamples > testSize) {
@@ -95,16 +119,20 @@ export async function runEval(partial: PartialEvalOptions, hooks: RunEvalHooks =
       ...(subject.synthetic.nTest !== undefined ? { nTest: subject.synthetic.nTest } : {}),
       ...(subject.synthetic.seed !== undefined ? { seed: subject.synthetic.seed } : {}),
     };
-    const test = await loadTestSet(datasetName, { dataDir: partial.dataDir, logger: log, synthetic });
+    // --data-dir, else the directory the checkpoint was trained from, else ./data.
+    const dataDir = partial.dataDir ?? subject.dataDir ?? 'data';
+    const test = await loadTestSet(datasetName, { dataDir, logger: log, synthetic });
     if (test.numClasses !== subject.numClasses) {
       throw new InputError(`--dataset ${datasetName}: has ${test.numClasses} classes but checkpoint ${partial.checkpoint} has ${subject.numClasses}`);
     }
-    const options = completeOptions(partial, subject, test.n);
+    const options = completeOptions({ ...partial, dataDir }, subject, test.n);
     const report = await evaluate(options, subject, test, hooks, log);
-    if (report === null || !subject.source) return report;
-    if (!subject.robustbench) return { ...report, ...subject.source };
+    if (report === null) return null;
+    const made = { created_at: new Date().toISOString(), ikl_at_version: packageVersion(), checkpoint_epoch: subject.epoch ?? null };
+    const described = { ...report, ...made, ...(subject.source ?? {}) };
+    if (!subject.robustbench) return described;
     const { compareWithRobustBench } = await import('../interop/robustbench.js');
-    return { ...report, ...subject.source, robustbench: compareWithRobustBench(subject.robustbench, report) };
+    return { ...described, robustbench: compareWithRobustBench(subject.robustbench, report) };
   } finally {
     subject.dispose();
   }
@@ -166,6 +194,19 @@ async function evaluate(o: EvalOptions, subject: EvalSubject, test: ImageSet, ho
           lastSave = Date.now();
         }
         hooks.onStage?.(b, s);
+        if (hooks.onStageDone) {
+          const c = countSoFar(state, o.protocol === 'trades');
+          const seconds = state.batches[String(b)]?.stageTimes[s] ?? 0;
+          hooks.onStageDone({
+            batchesDone: completeBatches(),
+            batches: totalBatches,
+            stage: s,
+            stageName: stageNames[s]!,
+            stages: stageNames.length,
+            ...c,
+            seconds,
+          });
+        }
       },
       // Inside a stage: the sequencer's checkpoint, written when the interval has passed.
       saveUnit: hooks.stateFile
@@ -197,6 +238,21 @@ async function evaluate(o: EvalOptions, subject: EvalSubject, test: ImageSet, ho
       ? { name: hooks.backend.name, package: hooks.backend.package, devices: [...hooks.backend.devices] }
       : { name: tf.getBackend(), package: 'unknown', devices: [] },
   });
+}
+
+/** Examples with a clean result so far, those correct, those not broken by any stage yet (every point under TRADES' protocol). */
+function countSoFar(state: EvalState, all: boolean): { examples: number; clean: number; robust: number } {
+  let examples = 0;
+  let clean = 0;
+  let robust = 0;
+  for (let i = 0; i < state.clean.length; i++) {
+    const c = state.clean[i];
+    if (c !== 0 && c !== 1) continue;
+    examples++;
+    clean += c;
+    if ((all || c === 1) && state.brokenAt[i] === -1) robust++;
+  }
+  return { examples, clean, robust };
 }
 
 /**

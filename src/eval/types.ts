@@ -149,4 +149,10 @@ export interface EvalReport {
   validity: Validity & { line: string };
   sanity_warnings: string[];
   backend: { name: string; package: string; devices: string[] };
+  /** When the report was made (ISO 8601, UTC); a merged report: its newest shard's. Absent in older reports. */
+  created_at?: string;
+  /** The ikl-at version that made it (several, comma-separated, in a merge of shards from different versions). */
+  ikl_at_version?: string;
+  /** The epoch after which the checkpoint was written (its checkpoint.json), null for a weight file. */
+  checkpoint_epoch?: number | null;
 }

@@ -1,9 +1,10 @@
 /**
- * curves.svg of a run: loss (left panel) and accuracies (right panel) against the epoch. Self-contained SVG
+ * curves.svg of a run: loss (left panel), accuracies (middle) and the schedules of the learning rate and ε (right)
+ * against the epoch. Self-contained SVG
  * written from the metrics records, so it opens in any browser without a plotting dependency.
  */
 
-export type MetricRecord = Record<string, number | string | null>;
+export type MetricRecord = Record<string, number | string | boolean | null>;
 
 interface Series {
   key: string;
@@ -90,15 +91,36 @@ function panel(records: MetricRecord[], series: Series[], title: string, x0: num
   return parts.join('\n');
 }
 
+/**
+ * The learning rate and ε of each epoch as fractions of their largest value, so that both share one axis; the
+ * legend names the largest values (ε in 1/255 units).
+ */
+function schedulePanel(records: MetricRecord[], x0: number): string {
+  const max = (key: string): number => Math.max(0, ...records.map((r) => (typeof r[key] === 'number' ? (r[key] as number) : 0)));
+  const lrMax = max('lr');
+  const epsMax = max('epsilon');
+  const rel = records.map((r) => ({
+    epoch: r.epoch ?? null,
+    lrRel: typeof r.lr === 'number' && lrMax > 0 ? r.lr / lrMax : null,
+    epsRel: typeof r.epsilon === 'number' && epsMax > 0 ? r.epsilon / epsMax : null,
+  }));
+  const series: Series[] = [
+    { key: 'lrRel', label: `lr (max ${Number(lrMax.toPrecision(3))})`, color: '#ff7f0e' },
+    { key: 'epsRel', label: `ε (max ${Number((epsMax * 255).toPrecision(3))}/255)`, color: '#8c564b' },
+  ];
+  return panel(rel, series, 'schedule (fraction of max)', x0, [0, 1]);
+}
+
 /** The SVG text of the training curves. */
 export function curvesSvg(records: MetricRecord[], title = 'training curves'): string {
   return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${2 * W}" height="${H + 20}" font-family="sans-serif" font-size="11">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${3 * W}" height="${H + 20}" font-family="sans-serif" font-size="11">`,
     `<title>${esc(title)}</title>`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<g transform="translate(0,20)">`,
     panel(records, LOSS_SERIES, 'loss', 0),
     panel(records, ACC_SERIES, 'accuracy', W, [0, 1]),
+    schedulePanel(records, 2 * W),
     `</g>`,
     `<text x="8" y="14" font-size="12">${esc(title)}</text>`,
     `</svg>`,

@@ -73,6 +73,8 @@ export interface TrainResult {
   /** Completed epochs and optimiser steps. */
   epochs: number;
   steps: number;
+  /** The resumed checkpoint had already finished every epoch: nothing was trained. */
+  alreadyComplete?: true;
 }
 
 // Purpose tags of derived seeds (different streams from the data pipeline's).
@@ -340,6 +342,10 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
       epochs,
       steps: progress.step,
     });
+    if (resumeDir && progress.position.epoch > E) {
+      log.info({ runDir: run.dir, epochs: E, steps: progress.step }, `the run already finished its ${E} epochs; nothing to resume`);
+      return { ...result(), alreadyComplete: true };
+    }
     for (let epoch = progress.position.epoch; epoch <= E; epoch++) {
       const settings = epochSettings(config, epoch);
       if ((await runEpoch(loop, epoch, settings)) || (await finishEpoch(loop, epoch, settings))) {
@@ -520,20 +526,23 @@ async function finishEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise
     dataWaitSeconds: loop.dataWait,
     evalSeconds,
   };
-  p.metrics = [...p.metrics, record];
-  p.position = { epoch: epoch + 1, batch: 0 };
-  p.accum = emptyAccum();
-
   // The model is selected on validation data only: with valSize 0 the evaluation runs on test images and best/ is not kept.
   const value = record[config.checkpoint.bestMetric === 'robust' ? 'valRobustAcc' : 'valCleanAcc'];
   const improved = config.checkpoint.keepBest && !data.evalOnTest && typeof value === 'number' && (p.best.value === undefined || value > p.best.value);
   if (improved) p.best = { ...p.best, value: value as number, epoch };
+  // best: this epoch's model is the one best/ holds from now on; time: the wall clock at the epoch's end.
+  record.best = improved;
+  record.time = new Date().toISOString();
+  p.metrics = [...p.metrics, record];
+  p.position = { epoch: epoch + 1, batch: 0 };
+  p.accum = emptyAccum();
   await run.save('last', t.model, t, p);
   if (t.weightAverage?.initialized && t.waModel) {
     restoreWeights(t.waModel, t.weightAverage.weights());
     await run.save('wa', t.waModel, t, p);
   }
-  if (improved) await run.save('best', t.model, t, p);
+  // best/ generations are numbered by save (src/checkpoint), not by epoch: the log line says which epoch it holds.
+  if (improved) loop.log.debug({ epoch, checkpoint: await run.save('best', t.model, t, p) }, `best/ now holds epoch ${epoch}`);
   await run.recordEpoch(record, p.metrics);
   if (loop.tb) {
     loop.tb.scalars(p.step, {
@@ -547,7 +556,7 @@ async function finishEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise
     });
     loop.tb.flush();
   }
-  loop.log.info({ ...record, best: p.best.epoch === epoch }, `epoch ${epoch}/${config.schedule.epochs}`);
+  loop.log.info({ ...record, best: improved }, `epoch ${epoch}/${config.schedule.epochs}`);
   return false;
 }
 

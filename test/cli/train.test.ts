@@ -55,6 +55,33 @@ test('bad --set, unknown key, unknown flag, bad --backend, missing --resume dir:
   }
 });
 
+test('--epochs, --lr, --batch-size, --seed, --data-dir are their --set keys (same config and hash); both at once is refused', () => {
+  const short = cli(['--epochs', '7', '--lr', '0.05', '--batch-size', '64', '--seed', '3', '--data-dir', '/datasets/c10', '--print-config']);
+  const long = cli([
+    '--set',
+    'schedule.epochs=7',
+    '--set',
+    'optimizer.lr=0.05',
+    '--set',
+    'data.batchSize=64',
+    '--set',
+    'run.seed=3',
+    '--set',
+    'data.dataDir=/datasets/c10',
+    '--print-config',
+  ]);
+  assert.equal(short.status, 0, short.stderr);
+  assert.equal(short.stdout, long.stdout);
+  assert.match(short.stdout, /dataDir: \/datasets\/c10/);
+  const both = cli(['--lr', '0.05', '--set', 'optimizer.lr=0.1', '--print-config']);
+  assert.equal(both.status, 2);
+  assert.equal(both.stderr, 'ikl-train: --lr: is --set optimizer.lr, which is also given; give one of them\n');
+  // Errors name the flag as typed.
+  const bad = cli(['--lr', '-1', '--print-config']);
+  assert.equal(bad.status, 2);
+  assert.equal(bad.stderr, 'ikl-train: --lr -1: optimizer.lr: expected a positive number, got -1\n');
+});
+
 test('--help has an Examples section; --schema prints the JSON Schema', () => {
   const help = cli(['--help']);
   assert.equal(help.status, 0);
@@ -169,6 +196,21 @@ test('end to end: ikl-train writes last/ best/ wa/, ikl-eval evaluates wa/', hea
   const again = cli(['--config', cfg, '--run-dir', runDir], { IKL_BACKEND: 'tensorflow' });
   assert.equal(again.status, 2);
   assert.match(again.stderr, /already holds a checkpoint/);
+  // --resume of a finished run says so, and succeeds without training.
+  const finished = cli(['--resume', runDir], { IKL_BACKEND: 'tensorflow' });
+  assert.equal(finished.status, 0, finished.stderr);
+  assert.ok(finished.stderr.includes(`ikl-train: ${runDir} already finished its 2 epochs; nothing to resume`), finished.stderr);
+  assert.equal(readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').length, 2, 'no epoch added');
+  // train.log: every line of both runs, NDJSON, numbers rounded to 6 significant digits.
+  const log = readFileSync(join(runDir, 'train.log'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const epochs = log.filter((l) => typeof l.msg === 'string' && /^epoch \d\/2$/.test(l.msg));
+  assert.equal(epochs.length, 2);
+  const fractions = Object.values(epochs[0]!).filter((v): v is number => typeof v === 'number' && !Number.isInteger(v));
+  assert.ok(fractions.length > 5 && fractions.every((v) => v === Number(v.toPrecision(6))), `rounded: ${fractions.join(', ')}`);
+  assert.ok(log.some((l) => l.msg === 'the run already finished its 2 epochs; nothing to resume'));
 
   const ev = spawnSync(
     process.execPath,

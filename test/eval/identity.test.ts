@@ -49,7 +49,7 @@ const flags = (c: string, extra: RawEvalOptions = {}): RawEvalOptions => ({
 });
 
 function timeless(r: EvalReport): unknown {
-  return { ...r, checkpoint: null, time_s: null, stages: r.stages.map((s) => ({ ...s, time_s: null })) };
+  return { ...r, checkpoint: null, created_at: null, time_s: null, stages: r.stages.map((s) => ({ ...s, time_s: null })) };
 }
 
 test('the weights hash is the same through a link, a copy and a relative path, and differs for other weights', async () => {

@@ -4,7 +4,7 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { InputError } from '../../src/errors.js';
-import { parseShard, resolveEvalOptions, shardSlice } from '../../src/eval/options.js';
+import { epsWarning, parseShard, resolveEvalOptions, shardSlice } from '../../src/eval/options.js';
 import { planAttack } from '../../src/eval/plan.js';
 import { mergePerClass, perClassRows, perClassSummary } from '../../src/eval/per-class.js';
 import { LEGACY_MERGE_WARNING, mergeReports, resultWarnings } from '../../src/eval/report.js';
@@ -30,6 +30,34 @@ test('defaults: PGD-20 of 2/255 at eps 8/255, linf, seed 0, batch 200, dataset f
   assert.equal(o.dataset, null);
   assert.equal(o.nExamples, null);
   assert.equal(o.shard, null);
+  assert.equal(o.dataDir, null, "the checkpoint's own data directory unless --data-dir is given");
+  assert.equal(resolveEvalOptions({ ...base, dataDir: '/datasets/c10' }).dataDir, '/datasets/c10');
+});
+
+test("AutoAttack's spellings: --norm Linf/L2/LINF, --attack PGD; its stage names point to --attacks", () => {
+  assert.equal(resolveEvalOptions({ ...base, norm: 'Linf' }).norm, 'linf');
+  assert.equal(resolveEvalOptions({ ...base, norm: 'LINF' }).norm, 'linf');
+  assert.equal(resolveEvalOptions({ ...base, norm: 'L2', eps: '0.5' }).norm, 'l2');
+  assert.equal(resolveEvalOptions({ ...base, attack: 'PGD' }).attack, 'pgd');
+  for (const [name, stage] of [
+    ['apgd-dlr', 'apgd-dlr'],
+    ['fab', 'fab'],
+    ['APGD', 'apgd-ce'],
+  ] as const) {
+    assert.throws(
+      () => resolveEvalOptions({ ...base, attack: name }),
+      (e: unknown) => e instanceof InputError && e.message.startsWith(`--attack: '${name}' is an AutoAttack stage; run it with --attacks ${stage}`),
+    );
+  }
+});
+
+test('--eps: a radius far beyond published ones in L∞ is warned about (a unit slip), 8/255 and 16/255 are not', () => {
+  for (const eps of ['8/255', '16/255', '0.031', '4/255']) assert.equal(epsWarning(resolveEvalOptions({ ...base, eps })), undefined, eps);
+  const w = epsWarning(resolveEvalOptions({ ...base, eps: '0.5' }));
+  assert.ok(w !== undefined && w.startsWith('--eps 0.5 is 127.5/255') && w.includes('8/255'), w);
+  assert.equal(epsWarning(resolveEvalOptions({ ...base, norm: 'l2', eps: '0.5' })), undefined, 'L2 radii of 0.5 are the usual ones');
+  // 8 meant as 8/255 is refused outright (above 1): the message says so.
+  assert.throws(() => resolveEvalOptions({ ...base, eps: '8' }), /did you mean 8\/255\?/);
 });
 
 test("--protocol trades: TRADES' PGD-20 evaluation with its fixed settings; the default protocol adds no field", () => {
@@ -225,6 +253,7 @@ test('state: atomic write leaves no temporary file, round-trips, refuses other o
   const file = join(dir, 'state.json');
   const opts: EvalOptions = {
     ...resolveEvalOptions(base),
+    dataDir: 'data',
     dataset: 'synthetic',
     nExamples: 20,
   };
@@ -285,7 +314,7 @@ test('merge: the model is its weights hash; other paths to the same weights merg
 test('state: resumed only from the same weights (any path to them); a state without the hash is refused', async () => {
   const dir = tempDir();
   const file = join(dir, 'state.json');
-  const opts: EvalOptions = { ...resolveEvalOptions({ ...base, dataDir: 'data' }), dataset: 'synthetic', nExamples: 20 };
+  const opts: EvalOptions = { ...resolveEvalOptions({ ...base, dataDir: 'data' }), dataDir: 'data', dataset: 'synthetic', nExamples: 20 };
   const hash = '1'.repeat(64);
   await saveState(file, newState(opts, ['pgd-20'], { start: 0, end: 20 }, hash));
   const abs = { ...opts, checkpoint: join(process.cwd(), 'ckpt'), dataDir: join(process.cwd(), 'data') };

@@ -43,7 +43,7 @@ const flags = (c: string, extra: RawEvalOptions = {}): RawEvalOptions => ({
 
 /** The report without wall-clock times (the only fields allowed to differ between equal runs). */
 function timeless(r: EvalReport): unknown {
-  return { ...r, time_s: null, stages: r.stages.map((s) => ({ ...s, time_s: null })) };
+  return { ...r, created_at: null, time_s: null, stages: r.stages.map((s) => ({ ...s, time_s: null })) };
 }
 
 test('validityLine reports the attack-side numbers and refuses inputs outside the ball', async () => {
@@ -69,7 +69,7 @@ test('sanity checks: class-count warning only for targeted attacks, probabilitie
     const logits = (xi: tf.Tensor4D): tf.Tensor2D => tf.matMul(xi.reshape([xi.shape[0], 12]), w);
     const probs = (xi: tf.Tensor4D): tf.Tensor2D => tf.softmax(logits(xi));
     const targets = (attack: 'pgd' | 'autoattack'): number | null =>
-      planTargetClasses(planAttack({ ...resolveEvalOptions({ checkpoint: 'c', attack }), dataset: 'synthetic', nExamples: 4 }));
+      planTargetClasses(planAttack({ ...resolveEvalOptions({ checkpoint: 'c', attack }), dataDir: 'data', dataset: 'synthetic', nExamples: 4 }));
     assert.deepEqual(await sanityChecks(logits, x, y, { nTargetClasses: targets('pgd') }), []);
     const aa = await sanityChecks(logits, x, y, { nTargetClasses: targets('autoattack') });
     assert.equal(aa.length, 1);

@@ -12,7 +12,7 @@ const root = new URL('../../..', import.meta.url).pathname;
 const env = { ...process.env, IKL_BACKEND: process.env.IKL_BACKEND ?? 'auto' };
 
 function timeless(r: EvalReport): unknown {
-  return { ...r, time_s: null, stages: r.stages.map((s) => ({ ...s, time_s: null })) };
+  return { ...r, created_at: null, time_s: null, stages: r.stages.map((s) => ({ ...s, time_s: null })) };
 }
 
 test('eval-shards.sh: usage errors exit 2 with the usage text', () => {

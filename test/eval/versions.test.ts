@@ -23,7 +23,7 @@ function run(args: string[]): { status: number | null; stdout: string; stderr: s
 }
 
 function timeless(r: EvalReport): unknown {
-  return { ...r, time_s: null, stages: r.stages.map((s) => ({ ...s, time_s: null })) };
+  return { ...r, created_at: null, time_s: null, stages: r.stages.map((s) => ({ ...s, time_s: null })) };
 }
 
 test('--aa-version and --attacks: options, stage lists and the report details of every version', () => {

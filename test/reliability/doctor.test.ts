@@ -8,7 +8,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { heavy } from '../helpers.js';
-import { diagnose, GPU_LIBRARIES } from '../../src/doctor.js';
+import { benchmarkReference, cpuPeak, diagnose, GPU_LIBRARIES, oneDnnStatement } from '../../src/doctor.js';
+import { availableParallelism } from 'node:os';
 import { tempDir } from '../eval/fixture.js';
 
 const root = new URL('../../..', import.meta.url).pathname;
@@ -79,6 +80,8 @@ test(
     assert.deepEqual(d.backend!.devices, ['CPU']);
     assert.ok(d.benchmark!.gflops > 0 && d.benchmark!.runs >= 1);
     assert.ok(d.findings.some((f) => f.section === 'threads' && /TF_ENABLE_ONEDNN_OPTS=/.test(f.text)));
+    assert.ok(d.findings.some((f) => f.section === 'backend' && /^oneDNN: (on|off|unknown)/.test(f.text)));
+    assert.ok(d.findings.some((f) => f.section === 'benchmark' && /^reference: /.test(f.text)));
     // TF_CPP_MIN_LOG_LEVEL=2 hides cpu_feature_guard & co.; the oneDNN notice (and absl's preamble) are printed at
     // library load, before TensorFlow reads its log level: at most those two lines remain.
     const tfLines = r.stderr.split('\n').filter((l) => /^[IWE]\d{4} |^WARNING: All log messages before absl/.test(l));
@@ -92,3 +95,18 @@ test(
     assert.match(verbose.stderr, /cpu_feature_guard/, '--verbose shows TensorFlow INFO lines');
   },
 );
+
+test("doctor: oneDNN's state is TensorFlow's notice; the benchmark is put against the CPU's peak and load", () => {
+  assert.equal(oneDnnStatement('I0000 port.cc:153] oneDNN custom operations are on. You may see'), "oneDNN: on (TensorFlow's notice when it loaded)");
+  assert.equal(oneDnnStatement('oneDNN custom operations are off.'), "oneDNN: off (TensorFlow's notice when it loaded)");
+  assert.match(oneDnnStatement(undefined), /^oneDNN: (unknown|off)/);
+  const cpuinfo = 'processor\t: 0\ncpu MHz\t\t: 2500.000\nflags\t\t: fpu sse avx avx2 fma\n';
+  const peak = cpuPeak(cpuinfo)!;
+  const cores = availableParallelism();
+  assert.equal(peak.gflops, cores * 2.5 * 32, 'cores × GHz × 32 FLOP/cycle for AVX2+FMA');
+  assert.equal(cpuPeak(cpuinfo.replace('fma', 'fma avx512f'))!.gflops, cores * 2.5 * 64);
+  assert.equal(cpuPeak('no clock here'), undefined);
+  assert.match(benchmarkReference(16, { gflops: 160, how: 'x' }, 0.2, 2), /^reference: 10\.0% of this CPU's fp32 peak, 160 GFLOP\/s = x;/);
+  assert.match(benchmarkReference(16, { gflops: 160, how: 'x' }, 6, 2), /load average 6\.0 on 2 cores/);
+  assert.doesNotMatch(benchmarkReference(16, { gflops: 160, how: 'x' }, 0.2, 2), /load average/);
+});

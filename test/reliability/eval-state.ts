@@ -4,7 +4,7 @@ import type { EvalReport } from '../../src/eval/types.js';
 
 /** A report with every time set to null: a resumed run must equal the uninterrupted one in everything else. */
 export function timeless(r: EvalReport): unknown {
-  return { ...r, time_s: null, stages: r.stages.map((s) => ({ ...s, time_s: null })) };
+  return { ...r, created_at: null, time_s: null, stages: r.stages.map((s) => ({ ...s, time_s: null })) };
 }
 
 /** The in-stage checkpoint of batch 0 in a state file: its stage and the attack units saved. */

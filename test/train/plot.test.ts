@@ -12,7 +12,7 @@ test('curves.svg: one path per series with data, points placed by value, text es
   );
   assert.match(svg, /^<svg[^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
   assert.ok(svg.trimEnd().endsWith('</svg>'));
-  assert.equal((svg.match(/<path /g) ?? []).length, 5, '3 loss series + val clean + val PGD');
+  assert.equal((svg.match(/<path /g) ?? []).length, 5, '3 loss series + val clean + val PGD (no lr or ε recorded: no schedule curve)');
   assert.ok(svg.includes('run &lt;a&amp;b&gt;') && !svg.includes('<a&b>'));
   // The accuracy panel spans [0, 1]: an accuracy of 0.4 sits 40% of the way up (plot area y 28..260).
   const paths = [...svg.matchAll(/<path d="([^"]+)"/g)].map((m) => m[1]!);
@@ -31,4 +31,21 @@ test("curves.svg draws the worst class's validation PGD accuracy", () => {
   assert.ok(worst, 'a path in the worst-class colour');
   const ys = worst[1]!.split(' ').map((p) => Number(p.slice(1).split(',')[1]));
   assert.ok(Math.abs(ys[1]! - (28 + 0.75 * 232)) < 0.1, `y of 0.25: ${ys[1]}`);
+});
+
+test('curves.svg: a schedule panel draws lr and ε as fractions of their maximum, named in the legend', () => {
+  const svg = curvesSvg([
+    { epoch: 1, lossTotal: 2, lr: 0.1, epsilon: 4 / 255 },
+    { epoch: 2, lossTotal: 1, lr: 0.2, epsilon: 8 / 255 },
+    { epoch: 3, lossTotal: 1, lr: 0.05, epsilon: 8 / 255 },
+  ]);
+  assert.ok(svg.includes('lr (max 0.2)') && svg.includes('ε (max 8/255)'), 'legend with the maxima');
+  const paths = [...svg.matchAll(/<path d="([^"]+)"/g)].map((m) => m[1]!);
+  assert.equal(paths.length, 3, 'total loss, lr, ε');
+  // Plot area y 28..260: a value of 0.5 of the maximum sits half-way, the maximum at the top.
+  const ys = (d: string): number[] => d.split(' ').map((p) => Number(p.slice(1).split(',')[1]));
+  const lr = ys(paths[1]!);
+  assert.ok(Math.abs(lr[0]! - (28 + 0.5 * 232)) < 0.1 && Math.abs(lr[1]! - 28) < 0.1 && Math.abs(lr[2]! - (28 + 0.75 * 232)) < 0.1, lr.join(','));
+  const eps = ys(paths[2]!);
+  assert.ok(Math.abs(eps[0]! - (28 + 0.5 * 232)) < 0.1 && Math.abs(eps[2]! - 28) < 0.1, eps.join(','));
 });

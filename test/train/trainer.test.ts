@@ -114,7 +114,13 @@ test('a 2-epoch run writes its files, keeps tensors constant across steps, updat
       assert.ok(r.valWorstClassRobustAcc <= r.valRobustAcc + 1e-12, 'worst class <= overall');
       assert.ok(Number.isInteger(r.valWorstClass) && r.valWorstClass >= 0 && r.valWorstClass < 10);
       assert.ok(Math.abs(r.lossTotal - (r.lossNatural + r.lossRobust)) < 1e-4, 'total = natural + robust');
+      // The wall clock at the epoch's end, and whether best/ took this epoch's model.
+      assert.ok(Math.abs(Date.parse(r.time) - Date.now()) < 3_600_000, `time ${r.time}`);
+      assert.equal(typeof r.best, 'boolean');
     }
+    assert.equal(lines[0].best, true, 'the first evaluated epoch is the best so far');
+    const bestEpoch = (JSON.parse(readFileSync(join(dir, RUN_FILES.best, 'checkpoint.json'), 'utf8')) as { epoch: number }).epoch;
+    assert.equal([...lines].reverse().find((r: { best: boolean }) => r.best).epoch, bestEpoch, 'the last epoch flagged best is the one best/ holds');
     // Cosine per epoch with E + 1 in the denominator, ε_t = ε·e/E.
     assert.ok(Math.abs(lines[0].lr - 0.05 * 0.5 * (1 + Math.cos(Math.PI / 3))) < 1e-12);
     assert.ok(Math.abs(lines[0].epsilon - 4 / 255) < 1e-12);
@@ -182,7 +188,7 @@ test('resume: 2 epochs straight equal 1 epoch + resume, and a mid-epoch stop + r
       const b2 = await train(tinyConfig(), { runDir: split, resume: true });
       assert.equal(b2.steps, 6);
       assert.ok(maxDiff(await lastWeights(straight), await lastWeights(split)) <= 1e-6, 'epoch-boundary resume');
-      const timeless = (m: (typeof a.metrics)[number]) => ({ ...m, epochSeconds: null, imagesPerSecond: null, evalSeconds: null, dataWaitSeconds: null });
+      const timeless = (m: (typeof a.metrics)[number]) => ({ ...m, time: null, epochSeconds: null, imagesPerSecond: null, evalSeconds: null, dataWaitSeconds: null });
       assert.deepEqual(b2.metrics.map(timeless), a.metrics.map(timeless), 'the replayed epoch end and epoch 2 report the same figures');
       // Stop after the first batch of epoch 2 (mid-epoch checkpoint), then resume.
       const s2 = { stopRequested: false };
