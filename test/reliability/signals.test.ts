@@ -107,7 +107,14 @@ function train(args: string[]): { status: number | null; stderr: string } {
 /** The digests of the model and optimiser state of a checkpoint, and where it stands. */
 async function fingerprint(dir: string): Promise<{ weights: string; tensors: string; position: unknown; metrics: unknown }> {
   const c = await verifyCheckpoint(dir);
-  const timeless = (c.meta.metrics ?? []).map((m) => ({ ...m, time: null, epochSeconds: null, imagesPerSecond: null, evalSeconds: null, dataWaitSeconds: null }));
+  const timeless = (c.meta.metrics ?? []).map((m) => ({
+    ...m,
+    time: null,
+    epochSeconds: null,
+    imagesPerSecond: null,
+    evalSeconds: null,
+    dataWaitSeconds: null,
+  }));
   return {
     weights: c.files[CHECKPOINT_FILES.weights]!.sha256,
     tensors: c.files[CHECKPOINT_FILES.tensors]!.sha256,

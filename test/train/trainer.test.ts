@@ -188,7 +188,14 @@ test('resume: 2 epochs straight equal 1 epoch + resume, and a mid-epoch stop + r
       const b2 = await train(tinyConfig(), { runDir: split, resume: true });
       assert.equal(b2.steps, 6);
       assert.ok(maxDiff(await lastWeights(straight), await lastWeights(split)) <= 1e-6, 'epoch-boundary resume');
-      const timeless = (m: (typeof a.metrics)[number]) => ({ ...m, time: null, epochSeconds: null, imagesPerSecond: null, evalSeconds: null, dataWaitSeconds: null });
+      const timeless = (m: (typeof a.metrics)[number]) => ({
+        ...m,
+        time: null,
+        epochSeconds: null,
+        imagesPerSecond: null,
+        evalSeconds: null,
+        dataWaitSeconds: null,
+      });
       assert.deepEqual(b2.metrics.map(timeless), a.metrics.map(timeless), 'the replayed epoch end and epoch 2 report the same figures');
       // Stop after the first batch of epoch 2 (mid-epoch checkpoint), then resume.
       const s2 = { stopRequested: false };
