@@ -24,6 +24,10 @@ export interface Collective {
   allReduce(tensors: tf.Tensor[], op: ReduceOp): tf.Tensor[];
   /** The same for plain numbers (metrics, counts): float32 on the wire, exact for integers up to 2^24. */
   allReduceNumbers(values: number[], op: ReduceOp): number[];
+  /** Whether any task says true (a stop request, a failed check): every task gets the same answer. */
+  anyOf(flag: boolean): boolean;
+  /** Task 0's numbers, on every task (float32 on the wire: integers up to 2^24 travel exactly). */
+  broadcastNumbers(values: number[]): number[];
   /** Gives up on the collectives in flight and to come: each later call throws `message`. */
   abort(message: string): void;
 }
@@ -43,6 +47,12 @@ export class SingleProcess implements Collective {
   allReduceNumbers(values: number[]): number[] {
     // float32 on the wire in the multi-task case: round here too, so one task and N tasks agree.
     return Array.from(Float32Array.from(values));
+  }
+  anyOf(flag: boolean): boolean {
+    return flag;
+  }
+  broadcastNumbers(values: number[]): number[] {
+    return this.allReduceNumbers(values);
   }
   abort(): void {}
 }
@@ -113,6 +123,15 @@ export class TensorFlowCollective implements Collective {
     } finally {
       x.dispose();
     }
+  }
+
+  anyOf(flag: boolean): boolean {
+    return this.allReduceNumbers([flag ? 1 : 0], 'sum')[0]! > 0;
+  }
+
+  broadcastNumbers(values: number[]): number[] {
+    // A sum in which only task 0 contributes: exact, whatever the reduction order.
+    return this.allReduceNumbers(this.rank === 0 ? values : values.map(() => 0), 'sum');
   }
 
   abort(message: string): void {

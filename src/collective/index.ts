@@ -1,4 +1,5 @@
 import { clusterFromEnv } from './cluster.js';
+import { InputError } from '../errors.js';
 import { type Collective, SingleProcess, TensorFlowCollective } from './collective.js';
 
 export { type Collective, type ReduceOp, CollectiveError, SingleProcess, TensorFlowCollective, type TensorFlowCollectiveOptions } from './collective.js';
@@ -8,6 +9,15 @@ export { executeOp, patchedBinding, whyUnpatched, IKL_PATCH, type OpAttr, type P
 
 /** Default seconds a collective waits for the other tasks (the issue's bound: a dead peer is noticed within it). */
 export const DEFAULT_COLLECTIVE_TIMEOUT_SECONDS = 300;
+
+/** IKL_COLLECTIVE_TIMEOUT (seconds a collective waits for the other tasks), or the default. */
+export function collectiveTimeoutFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.IKL_COLLECTIVE_TIMEOUT;
+  if (v === undefined || v === '') return DEFAULT_COLLECTIVE_TIMEOUT_SECONDS;
+  const n = Number(v);
+  if (!(n > 0 && Number.isFinite(n))) throw new InputError(`IKL_COLLECTIVE_TIMEOUT: expected a positive number of seconds, got ${JSON.stringify(v)}`);
+  return n;
+}
 
 /** The collective of this process: TensorFlow's collective ops when the environment names a cluster, else one process. */
 export function createCollective(options: { timeoutSeconds?: number; env?: NodeJS.ProcessEnv } = {}): Collective {

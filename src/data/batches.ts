@@ -88,6 +88,10 @@ function validate(set: ImageSet, opts: BatchOptions): void {
     if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new InputError(`${k}: expected a non-negative integer, got ${v}`);
   }
   if (set.n < 1) throw new InputError(`${set.name}: cannot make batches of an empty set`);
+  const shard = opts.shard;
+  if (shard && !(Number.isInteger(shard.size) && shard.size >= 1 && Number.isInteger(shard.rank) && shard.rank >= 0 && shard.rank < shard.size)) {
+    throw new InputError(`shard: expected 0 <= rank < size, got rank ${shard.rank} of ${shard.size}`);
+  }
   const extra = opts.extra;
   if (extra) {
     const { set: e, ratio } = extra;
@@ -129,12 +133,15 @@ function* generate(set: ImageSet, opts: BatchOptions): Generator<Batch, void, un
   const nOrig = B - nExtra;
   const total = numBatches(n, B, opts.dropLast ?? false);
   const order = opts.shuffle ? epochOrder(n, seed, epoch) : undefined;
+  const shard = opts.shard && opts.shard.size > 1 ? opts.shard : undefined;
 
   for (let i = opts.startBatch ?? 0; i < total; i++) {
     const start = i * nOrig;
     const count = extra ? B : Math.min(B, n - start);
-    const x = new Float32Array(count * size);
-    const y = new Int32Array(count);
+    const lo = shard ? Math.floor((shard.rank * count) / shard.size) : 0;
+    const hi = shard ? Math.floor(((shard.rank + 1) * count) / shard.size) : count;
+    const x = new Float32Array((hi - lo) * size);
+    const y = new Int32Array(hi - lo);
     const aug = opts.augment ? new SeededRng(deriveSeed(seed, epoch, i, TAG_AUGMENT)) : undefined;
     const extraRng = extra ? new SeededRng(deriveSeed(seed, epoch, i, TAG_EXTRA)) : undefined;
     for (let k = 0; k < count; k++) {
@@ -149,20 +156,24 @@ function* generate(set: ImageSet, opts: BatchOptions): Generator<Batch, void, un
         src = extra.set;
         j = extraRng!.int(extra.set.n);
       }
-      y[k] = src.labels[j]!;
+      // Rows of other tasks still take their random draws, so every row's augmentation is the unsharded one.
+      const mine = k >= lo && k < hi;
+      const r = k - lo;
+      if (mine) y[r] = src.labels[j]!;
       if (aug) {
         const dy = aug.int(2 * CROP_PADDING + 1);
         const dx = aug.int(2 * CROP_PADDING + 1);
         const flip = aug.next() < 0.5;
-        cropFlip(src.images, j * size, x, k * size, set, dy, dx, flip);
-      } else {
-        copyScaled(src.images, j * size, x, k * size, size);
+        if (mine) cropFlip(src.images, j * size, x, r * size, set, dy, dx, flip);
+      } else if (mine) {
+        copyScaled(src.images, j * size, x, r * size, size);
       }
     }
     yield {
-      x: tf.tensor4d(x, [count, set.height, set.width, set.channels], 'float32'),
+      x: tf.tensor4d(x, [hi - lo, set.height, set.width, set.channels], 'float32'),
       y: tf.tensor1d(y, 'int32'),
       index: i,
+      globalSize: count,
     };
   }
 }

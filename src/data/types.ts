@@ -28,6 +28,8 @@ export interface Batch {
   y: tf.Tensor1D;
   /** Index of this batch within its epoch (0-based, counts skipped batches too). */
   index: number;
+  /** Rows of the whole (global) batch this one is a shard of; x's rows when not sharded. */
+  globalSize: number;
 }
 
 export interface BatchOptions {
@@ -49,6 +51,12 @@ export interface BatchOptions {
    * `set` and the rest from the original data. The epoch keeps the original data's number of batches.
    */
   extra?: { set: ImageSet; ratio: number };
+  /**
+   * Data parallelism: yield only task `rank`'s rows of each batch, rows [⌊rank·c/size⌋, ⌊(rank+1)·c/size⌋) of the
+   * c rows the unsharded batch has (same images, same augmentation draws), so `size` tasks together see exactly
+   * the batches of one process.
+   */
+  shard?: { rank: number; size: number };
 }
 
 /** The built-in synthetic dataset: sizes and the seed that fixes every pixel. */

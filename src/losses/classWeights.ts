@@ -75,6 +75,21 @@ export class ClassWeights {
   }
 
   /**
+   * Data parallelism: replaces this task's accumulated sums and counts by their sums over all tasks (`reduce` sums
+   * float32 tensors over the tasks: the collective's allReduce), so finalize gives every task the same P.
+   */
+  sumAcross(reduce: (tensors: tf.Tensor[]) => tf.Tensor[]): void {
+    this.assertLive('sumAcross');
+    const counts = tf.cast(this.counts, 'float32');
+    const [sums, total] = reduce([this.sums, counts]);
+    counts.dispose();
+    this.sums.assign(sums as tf.Tensor2D);
+    const rounded = tf.tidy(() => tf.cast(tf.round(total!), 'int32')) as tf.Tensor1D;
+    this.counts.assign(rounded);
+    tf.dispose([sums!, total!, rounded]);
+  }
+
+  /**
    * Epoch end: P_new row y = accumulated row y normalised to sum 1 (the per-class mean); a class that saw
    * no example keeps its row. P ← m·P_new + (1 − m)·P. Resets the accumulator.
    */

@@ -6,12 +6,19 @@
  *   4. AWP restore W −= γ·v;
  *   5. class weights: accumulate softmax(z/T) of the clean logits of the loss pass;
  *   6. optional per-step weight average.
+ *
+ * Data parallelism (the reference's DataParallel): each task runs steps 1-3 on its shard of the global batch with
+ * its own batch-norm statistics; the gradients (the model's and the AWP proxy's), weighted by the shard's share of
+ * the batch, are summed over the tasks in one collective together with the step's figures and task 0's BN running
+ * statistics (DataParallel keeps device 0's buffers), so every task applies the same update to the same weights.
+ * With one process the collective is the identity and the share is 1.
  */
 import * as tf from '@tensorflow/tfjs';
 import { pgdPerturb } from '../attacks/pgd.js';
 import type { ModelFn } from '../attacks/types.js';
 import type { TrainConfig } from '../config/schema.js';
 import { InputError } from '../errors.js';
+import { SingleProcess, type Collective } from '../collective/index.js';
 import { ClassWeights } from '../losses/index.js';
 import { createModel, forward } from '../models/index.js';
 import { inferenceModel } from '../models/inference.js';
@@ -45,6 +52,8 @@ export interface Trainer {
   /** KD objectives: the frozen teacher (loadTeacher, set by train()) and the GI class prior over its logits. */
   teacher?: Teacher;
   kdPrior?: ClassWeights;
+  /** The tasks this step's gradients and figures are summed over (SingleProcess: the identity). */
+  collective: Collective;
 }
 
 export const trainForward =
@@ -67,7 +76,7 @@ export function attackLossOf(config: TrainConfig): 'kl' | 'ikl' | 'ce' {
 }
 
 /** Builds the model (seeded), optimiser, AWP proxy, class weights and weight average described by `config`. */
-export function createTrainer(config: TrainConfig): Trainer {
+export function createTrainer(config: TrainConfig, collective: Collective = new SingleProcess()): Trainer {
   const kd = isKdObjective(config.objective.type);
   if (kd && config.distill.adversarial && config.attack.objective === 'ikl') {
     // The class weights of the ikl attack come from the student's clean logits, which adversarial KD never computes.
@@ -84,7 +93,7 @@ export function createTrainer(config: TrainConfig): Trainer {
     nesterov: config.optimizer.nesterov,
     weightDecay: config.optimizer.weightDecay,
   });
-  const t: Trainer = { config, model, params, optimizer };
+  const t: Trainer = { config, model, params, optimizer, collective };
   if (config.awp.enabled) {
     // Its initial weights are irrelevant: every AWP step first copies the model's weights into it.
     t.proxy = createModel(spec);
@@ -133,10 +142,13 @@ export interface StepParams {
   seed: number;
   /** KD objectives: the warm-up factor of the distillation term this epoch (default 1). */
   kdWarmup?: number;
+  /** This task's rows over the global batch's (data parallelism; default 1: the whole batch is here). */
+  share?: number;
 }
 
 /** Host-side figures of one step. natural/robust are NaN when the objective has no such term. */
 export interface StepStats {
+  /** Rows of the global batch (all tasks). */
   batchSize: number;
   total: number;
   natural: number;
@@ -194,12 +206,17 @@ export function trainStep(t: Trainer, x: tf.Tensor4D, y: tf.Tensor1D, p: StepPar
     }
     const adv = xAdv;
     const lossPrior = type === 'ikl-at' ? prior : undefined;
+    // Each task's loss is weighted by its share of the batch: the sum over tasks of the gradients is then the
+    // gradient of the global batch's mean loss (the mean of the tasks' gradients for equal shards).
+    const share = p.share ?? 1;
+    const weighted = (loss: tf.Scalar): tf.Scalar => (share === 1 ? loss : tf.mul(loss, share));
     const lossOf = (fwd: TrainForward): tf.Scalar => {
       const q = objective(fwd, x, y, adv, lossPrior, cfg.objective, kd);
-      return q.total;
+      return weighted(q.total);
     };
+    const sumOverTasks = (g: tf.Tensor[]): tf.Tensor[] => t.collective.allReduce(g, 'sum');
     if (p.awp && t.awp) {
-      t.awp.computeDirections(lossOf, trainForward);
+      t.awp.computeDirections(lossOf, trainForward, sumOverTasks);
       t.awp.perturb();
       perturbed = true;
     }
@@ -208,17 +225,30 @@ export function trainStep(t: Trainer, x: tf.Tensor4D, y: tf.Tensor1D, p: StepPar
       // The other parts outlive the gradient computation (metrics, class weights): keep them from its tidy.
       for (const k of [q.natural, q.robust, q.logitsNat, q.logitsAdv]) if (k) tf.keep(k);
       parts = q;
-      return q.total;
+      return weighted(q.total);
     }, t.params);
     const q = parts!;
-    const figures = tf.tidy(() => {
+    // One collective: the figures (weighted like the loss, counts summed), the gradients, task 0's BN statistics.
+    const local = tf.tidy(() => {
       const nan = tf.scalar(Number.NaN);
       const correct = (logits: tf.Tensor2D | undefined): tf.Scalar =>
         logits ? (tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), y), 'float32')) as tf.Scalar) : nan;
-      return tf.stack([value, q.natural ?? nan, q.robust ?? nan, correct(q.logitsNat), correct(q.logitsAdv)]).dataSync();
+      const w = (v: tf.Scalar | undefined) => (v ? weighted(v) : nan);
+      const figures = tf.stack([value, w(q.natural), w(q.robust), correct(q.logitsNat), correct(q.logitsAdv), tf.scalar(x.shape[0])]);
+      const buffers = t.model.nonTrainableWeights.map((b) => (t.collective.rank === 0 ? b.read().clone() : tf.zerosLike(b.read())));
+      return [figures, ...buffers];
     });
+    const gradList = t.params.map((v) => grads[v.name]!);
+    let reduced: tf.Tensor[];
+    try {
+      reduced = t.collective.allReduce([...local, ...gradList], 'sum');
+    } finally {
+      tf.dispose([value, ...local, ...gradList]);
+    }
+    const nBuffers = t.model.nonTrainableWeights.length;
+    const figures = reduced[0]!.dataSync();
     const stats: StepStats = {
-      batchSize: x.shape[0],
+      batchSize: figures[5]!,
       total: figures[0]!,
       natural: figures[1]!,
       robust: figures[2]!,
@@ -226,14 +256,12 @@ export function trainStep(t: Trainer, x: tf.Tensor4D, y: tf.Tensor1D, p: StepPar
       advCorrect: figures[4]!,
     };
     if (!Number.isFinite(stats.total)) {
-      tf.dispose([value, ...Object.values(grads)]);
+      tf.dispose(reduced);
       throw new DivergenceError(`training loss is ${stats.total} (natural ${stats.natural}, robust ${stats.robust}); stopped before the optimizer step`);
     }
-    t.optimizer.step(
-      t.params.map((v) => grads[v.name]),
-      p.lr,
-    );
-    tf.dispose([value, ...Object.values(grads)]);
+    t.model.nonTrainableWeights.forEach((b, i) => b.write(reduced[1 + i]!));
+    t.optimizer.step(reduced.slice(1 + nBuffers), p.lr);
+    tf.dispose(reduced);
     if (perturbed) {
       t.awp!.restore();
       perturbed = false;

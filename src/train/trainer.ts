@@ -5,13 +5,20 @@
  *
  * Determinism: every random choice is a function of (run.seed, epoch, batch index), so resuming from a checkpoint
  * (at an epoch end or mid-epoch) continues the identical trajectory.
+ *
+ * Data parallelism goes through `opts.collective` (src/collective; one process: the identity): each task takes its
+ * shard of every batch, the step sums gradients and figures over the tasks (step.ts), the epoch end sums the
+ * class-wise weight sums and the validation counts, task 0 writes the run directory, and every task checks after
+ * each epoch that its weights are task 0's. Stop requests are agreed on, so all tasks stop at the same step.
  */
+import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs';
 import { pgdPerturb } from '../attacks/pgd.js';
 import type { ModelFn } from '../attacks/types.js';
 import { deriveSeed } from '../rng.js';
 import type { TrainConfig } from '../config/index.js';
+import { CollectiveError, SingleProcess, type Collective } from '../collective/index.js';
 import { batches, firstN, loadDataset, numBatches, readExtraData, splitValidation, trainSubset, type ImageSet } from '../data/index.js';
 import { InputError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
@@ -33,6 +40,8 @@ export interface TrainOptions {
   signal?: { stopRequested: boolean };
   /** Called after every optimiser step (monitoring, tests). */
   onStep?: (info: StepInfo, trainer: Trainer) => void;
+  /** The tasks of a data-parallel run (createCollective() from TF_CONFIG / Slurm); default one process. */
+  collective?: Collective;
 }
 
 export interface StepInfo {
@@ -121,21 +130,27 @@ async function evaluateUnlessStopped(
   set: ImageSet,
   config: TrainConfig,
   signal: TrainOptions['signal'],
+  collective: Collective,
 ): Promise<{ cleanAcc: number; robustAcc: number } | null> {
   const exec = inferenceModel(model);
+  const shard = { rank: collective.rank, size: collective.size };
   try {
     let clean = 0;
     let robust = 0;
-    for (const b of batches(set, { batchSize: config.data.batchSize, shuffle: false, augment: false })) {
-      if (signal?.stopRequested) {
+    // Each task evaluates its rows of every batch; the counts are summed at the end.
+    for (const b of batches(set, { batchSize: config.data.batchSize, shuffle: false, augment: false, shard })) {
+      if (collective.anyOf(signal?.stopRequested === true)) {
         tf.dispose([b.x, b.y]);
         return null;
       }
-      const counts = evalBatch(exec.fn, b, config);
-      clean += counts[0]!;
-      robust += counts[1]!;
+      if (b.x.shape[0] > 0) {
+        const counts = evalBatch(exec.fn, b, config);
+        clean += counts[0]!;
+        robust += counts[1]!;
+      } else tf.dispose([b.x, b.y]);
       await turnEventLoop();
     }
+    [clean, robust] = collective.allReduceNumbers([clean, robust], 'sum') as [number, number];
     return { cleanAcc: clean / set.n, robustAcc: robust / set.n };
   } finally {
     exec.dispose();
@@ -189,11 +204,14 @@ interface Loop {
 /** Trains as `config` says. See runDir.ts for what goes into the run directory. */
 export async function train(config: TrainConfig, opts: TrainOptions): Promise<TrainResult> {
   const log = opts.logger ?? silentLogger;
+  const collective = opts.collective ?? new SingleProcess();
   const run = new RunDirectory(opts.runDir, config);
+  run.writer = collective.rank === 0;
   const resumeDir = await run.resumePoint(opts.resume, log);
   const data = await loadData(config, log);
   run.evalOnTest = data.evalOnTest;
-  const t = createTrainer(config);
+  checkShards(config, data.train.n, collective.size);
+  const t = createTrainer(config, collective);
   try {
     if (isKdObjective(config.objective.type)) {
       t.teacher = await loadTeacher(config);
@@ -223,6 +241,7 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
         batchesPerEpoch: loop.nBatches,
         epochs: E,
         configHash: run.hash,
+        ...(collective.size > 1 ? { tasks: collective.size, rank: collective.rank, rowsPerTask: config.data.batchSize / collective.size } : {}),
       },
       progress.position.epoch > 1 || progress.position.batch > 0 ? 'training resumes' : 'training starts',
     );
@@ -266,6 +285,7 @@ async function runEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<bo
     seed: config.run.seed,
     epoch,
     startBatch,
+    shard: { rank: t.collective.rank, size: t.collective.size },
     extra: data.extra && config.data.extra ? { set: data.extra, ratio: config.data.extra.ratio } : undefined,
   })) {
     let stats: StepStats;
@@ -278,6 +298,7 @@ async function runEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<bo
         averageWeights: s.averageSteps,
         seed: deriveSeed(config.run.seed, epoch, b.index, TAG_ATTACK),
         kdWarmup: s.kdWarmup,
+        share: b.x.shape[0] / b.globalSize,
       });
     } catch (e) {
       if (e instanceof DivergenceError) {
@@ -305,7 +326,8 @@ async function runEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<bo
     const periodic = !lastOfEpoch && config.checkpoint.everySteps > 0 && p.step % config.checkpoint.everySteps === 0;
     // A stop after the epoch's last step is written here too, at position (epoch, nBatches): the resume then
     // runs only the epoch end.
-    const stopNow = loop.opts.signal?.stopRequested === true;
+    // Agreed by all tasks, so they stop after the same step (a collective waiting for a stopped task would time out).
+    const stopNow = t.collective.anyOf(loop.opts.signal?.stopRequested === true);
     if (periodic || stopNow) {
       p.accum.seconds += (performance.now() - t0) / 1000;
       t0 = performance.now();
@@ -334,10 +356,10 @@ async function finishEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise
   try {
     if (data.evalSet !== undefined && s.evaluate) {
       const te = performance.now();
-      val = await evaluateUnlessStopped(t.model, data.evalSet, config, signal);
+      val = await evaluateUnlessStopped(t.model, data.evalSet, config, signal, t.collective);
       if (val && t.waModel && (waNext || t.weightAverage?.initialized)) {
         restoreWeights(t.waModel, waNext ?? t.weightAverage!.weights());
-        wa = await evaluateUnlessStopped(t.waModel, data.evalSet, config, signal);
+        wa = await evaluateUnlessStopped(t.waModel, data.evalSet, config, signal, t.collective);
       }
       evalSeconds = (performance.now() - te) / 1000;
     }
@@ -350,6 +372,9 @@ async function finishEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise
     tf.dispose(waNext ?? []);
     throw e;
   }
+  const sumOverTasks = (ts: tf.Tensor[]): tf.Tensor[] => t.collective.allReduce(ts, 'sum');
+  t.classWeights?.sumAcross(sumOverTasks);
+  t.kdPrior?.sumAcross(sumOverTasks);
   t.classWeights?.finalize();
   t.kdPrior?.finalize();
   if (waNext) t.weightAverage!.adopt(waNext);
@@ -389,8 +414,43 @@ async function finishEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise
   }
   if (improved) await run.save('best', t.model, t, p);
   await run.recordEpoch(record, p.metrics);
+  checkSameWeights(t, epoch);
   loop.log.info({ ...record, best: p.best.epoch === epoch }, `epoch ${epoch}/${config.schedule.epochs}`);
   return false;
+}
+
+/** The global batch splits over the tasks: B/N rows each, and every batch (the last one too) gives each task rows. */
+function checkShards(config: TrainConfig, n: number, tasks: number): void {
+  const B = config.data.batchSize;
+  if (tasks === 1) return;
+  if (B % tasks !== 0) throw new InputError(`data.batchSize: ${B} does not divide over ${tasks} tasks; use a multiple of ${tasks} (the global batch)`);
+  const last = config.data.extra ? B : n - (numBatches(n, B) - 1) * B;
+  if (last < tasks)
+    throw new InputError(
+      `data.batchSize: the last batch of an epoch has ${last} images, fewer than the ${tasks} tasks; change data.batchSize or data.trainSubset`,
+    );
+}
+
+/**
+ * After each epoch: every task's weights (BN statistics and optimiser state included through the weights they
+ * produce) must be task 0's. A digest of all weights travels as 16-bit pieces (exact in float32); any mismatch
+ * stops every task with one line.
+ */
+function checkSameWeights(t: Trainer, epoch: number): void {
+  const h = createHash('sha256');
+  for (const w of t.model.weights) {
+    const v = w.read().dataSync() as Float32Array;
+    h.update(Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+  }
+  const digest = h.digest();
+  const mine = Array.from({ length: 8 }, (_, i) => digest.readUInt16BE(2 * i));
+  const leader = t.collective.broadcastNumbers(mine);
+  const differs = leader.some((v, i) => v !== mine[i]);
+  if (t.collective.anyOf(differs)) {
+    throw new CollectiveError(
+      `epoch ${epoch}: the weights of ${differs ? `task ${t.collective.rank}` : 'another task'} differ from task 0's (non-deterministic kernels or a task trained on other data); the last checkpoint is task 0's`,
+    );
+  }
 }
 
 function finiteOrNull(v: number): number | null {
