@@ -241,7 +241,9 @@ async function launchEval(n: number, command: string[], out: string, threads?: n
 
 export function buildProgram(run: (body: () => Promise<number>) => void): Command {
   return new Command('ikl-launch')
-    .description('Runs ikl-train as N data-parallel tasks on this machine (one per GPU; TensorFlow collective ops over 127.0.0.1), or ikl-eval as N shards merged.')
+    .description(
+      'Runs ikl-train as N data-parallel tasks on this machine (one per GPU; TensorFlow collective ops over 127.0.0.1), or ikl-eval as N shards merged.',
+    )
     .requiredOption('--nproc <n>', 'number of tasks (one per GPU)')
     .option('--timeout <seconds>', 'seconds an all-reduce waits for the other tasks before failing (default 300)')
     .option('--threads <n>', 'TensorFlow intra-op threads per task (CPU runs: cores / tasks)')

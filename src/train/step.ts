@@ -9,8 +9,9 @@
  *
  * Data parallelism (the reference's DataParallel): each task runs steps 1-3 on its shard of the global batch with
  * its own batch-norm statistics; the gradients (the model's and the AWP proxy's), weighted by the shard's share of
- * the batch, are summed over the tasks in one collective together with the step's figures and task 0's BN running
- * statistics (DataParallel keeps device 0's buffers), so every task applies the same update to the same weights.
+ * the batch, are summed over the tasks in one collective together with the step's figures, the class-wise weight
+ * increments and task 0's BN running statistics (DataParallel keeps device 0's buffers), so every task applies the
+ * same update to the same weights and holds the same class-weight sums.
  * With one process the collective is the identity and the share is 1.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -238,14 +239,20 @@ export function trainStep(t: Trainer, x: tf.Tensor4D, y: tf.Tensor1D, p: StepPar
       const buffers = t.model.nonTrainableWeights.map((b) => (t.collective.rank === 0 ? b.read().clone() : tf.zerosLike(b.read())));
       return [figures, ...buffers];
     });
+    // The class-weight (and KD prior) sums take every task's examples: their increments travel in the same bucket.
+    const increments = [
+      ...(t.classWeights && q.logitsNat ? t.classWeights.increment(q.logitsNat, y) : []),
+      ...(t.kdPrior && kd ? t.kdPrior.increment(kd.logitsTeacher, y) : []),
+    ];
     const gradList = t.params.map((v) => grads[v.name]!);
     let reduced: tf.Tensor[];
     try {
-      reduced = t.collective.allReduce([...local, ...gradList], 'sum');
+      reduced = t.collective.allReduce([...local, ...increments, ...gradList], 'sum');
     } finally {
-      tf.dispose([value, ...local, ...gradList]);
+      tf.dispose([value, ...local, ...increments, ...gradList]);
     }
     const nBuffers = t.model.nonTrainableWeights.length;
+    const inc = reduced.splice(1 + nBuffers, increments.length);
     const figures = reduced[0]!.dataSync();
     const stats: StepStats = {
       batchSize: figures[5]!,
@@ -256,7 +263,7 @@ export function trainStep(t: Trainer, x: tf.Tensor4D, y: tf.Tensor1D, p: StepPar
       advCorrect: figures[4]!,
     };
     if (!Number.isFinite(stats.total)) {
-      tf.dispose(reduced);
+      tf.dispose([...reduced, ...inc]);
       throw new DivergenceError(`training loss is ${stats.total} (natural ${stats.natural}, robust ${stats.robust}); stopped before the optimizer step`);
     }
     t.model.nonTrainableWeights.forEach((b, i) => b.write(reduced[1 + i]!));
@@ -267,8 +274,9 @@ export function trainStep(t: Trainer, x: tf.Tensor4D, y: tf.Tensor1D, p: StepPar
       perturbed = false;
     }
     // The clean logits of the loss pass (train mode, after x' was built), as the reference accumulates them.
-    if (t.classWeights && q.logitsNat) t.classWeights.accumulate(q.logitsNat, y);
-    if (t.kdPrior && kd) t.kdPrior.accumulate(kd.logitsTeacher, y);
+    if (t.classWeights && q.logitsNat) t.classWeights.add(inc[0]!, inc[1]!);
+    if (t.kdPrior && kd) t.kdPrior.add(inc.at(-2)!, inc.at(-1)!);
+    tf.dispose(inc);
     if (t.weightAverage && p.averageWeights) t.weightAverage.update(t.model.weights.map((w) => w.read()));
     return stats;
   } finally {

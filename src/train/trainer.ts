@@ -7,8 +7,8 @@
  * (at an epoch end or mid-epoch) continues the identical trajectory.
  *
  * Data parallelism goes through `opts.collective` (src/collective; one process: the identity): each task takes its
- * shard of every batch, the step sums gradients and figures over the tasks (step.ts), the epoch end sums the
- * class-wise weight sums and the validation counts, task 0 writes the run directory, and every task checks after
+ * shard of every batch, the step sums gradients, figures and class-wise weight increments over the tasks
+ * (step.ts), the epoch end sums the validation counts, task 0 writes the run directory, and every task checks after
  * each epoch that its weights are task 0's. Stop requests are agreed on, so all tasks stop at the same step.
  */
 import { createHash } from 'node:crypto';
@@ -372,9 +372,6 @@ async function finishEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise
     tf.dispose(waNext ?? []);
     throw e;
   }
-  const sumOverTasks = (ts: tf.Tensor[]): tf.Tensor[] => t.collective.allReduce(ts, 'sum');
-  t.classWeights?.sumAcross(sumOverTasks);
-  t.kdPrior?.sumAcross(sumOverTasks);
   t.classWeights?.finalize();
   t.kdPrior?.finalize();
   if (waNext) t.weightAverage!.adopt(waNext);
