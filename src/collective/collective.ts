@@ -176,6 +176,15 @@ export class TensorFlowCollective implements Collective {
   }
 }
 
+/** TensorFlow's status codes a collective fails with (tensorflow/core/protobuf/error_codes.proto). */
+const TF_CODES: Record<string, string> = { '1': 'CANCELLED', '4': 'DEADLINE_EXCEEDED', '10': 'ABORTED', '13': 'INTERNAL', '14': 'UNAVAILABLE' };
+
+/** One line from the binding's "Invalid TF_Status: <code>\nMessage: <message>" (or any error). */
 function firstLine(e: unknown): string {
-  return ((e as Error).message ?? String(e)).split('\n')[0]!;
+  const text = (e as Error).message ?? String(e);
+  const code = /Invalid TF_Status: (\d+)/.exec(text)?.[1];
+  const message = /Message: ([^\n]*)/.exec(text)?.[1]?.trim();
+  if (code === undefined) return text.split('\n')[0]!;
+  const line = `${TF_CODES[code] ?? `TF status ${code}`}${message ? `: ${message}` : ''}`;
+  return line.length > 300 ? `${line.slice(0, 297)}...` : line;
 }
