@@ -54,7 +54,12 @@ function launch(args: string[]): Launch {
   const waiters: { re: RegExp; resolve: () => void }[] = [];
   const onData = (d: Buffer): void => {
     out += d.toString();
-    for (const w of [...waiters]) if (w.re.test(out)) (waiters.splice(waiters.indexOf(w), 1), w.resolve());
+    for (const w of [...waiters]) {
+      if (w.re.test(out)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
   };
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
