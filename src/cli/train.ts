@@ -161,8 +161,9 @@ async function trainAction(flags: TrainFlags): Promise<number> {
 
   const { createLogger } = await import('../log.js');
   // Data parallelism (TF_CONFIG or srun): task 0 logs, the other tasks only warn (they compute the same figures).
-  const { clusterFromEnv } = await import('../collective/cluster.js');
+  const { clusterFromEnv, narrowGpusForSlurmTask } = await import('../collective/cluster.js');
   const rank = clusterFromEnv()?.rank ?? 0;
+  narrowGpusForSlurmTask();
   const log = createLogger({ format: config.run.logFormat, level: flags.verbose ? 'debug' : rank > 0 ? 'warn' : undefined, name: 'ikl-train' });
   const { initBackend, logBackend } = await import('../backend.js');
   // run.backend 'auto' leaves the choice to $IKL_BACKEND (then auto-detection).

@@ -80,3 +80,18 @@ function slurmCluster(env: NodeJS.ProcessEnv): ClusterSpec {
     throw new InputError(`SLURM_PROCID: ${env.SLURM_PROCID} is not a task of the ${workers.length} in the step`);
   return { workers, rank };
 }
+
+/**
+ * srun with --gres=gpu:G gives every task of a node all G GPUs: task i of the node keeps only the i-th
+ * (SLURM_LOCALID), before TensorFlow initialises CUDA. TF_CONFIG runs (ikl-launch) set CUDA_VISIBLE_DEVICES per task
+ * themselves. Returns the device list it set, if any.
+ */
+export function narrowGpusForSlurmTask(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const visible = env.CUDA_VISIBLE_DEVICES;
+  if (env.TF_CONFIG || env.SLURM_LOCALID === undefined || visible === undefined || !visible.includes(',')) return undefined;
+  if (!clusterFromEnv(env)) return undefined;
+  const ids = visible.split(',');
+  const local = Number(env.SLURM_LOCALID);
+  env.CUDA_VISIBLE_DEVICES = ids[local % ids.length];
+  return env.CUDA_VISIBLE_DEVICES;
+}

@@ -3,7 +3,7 @@ import { InputError } from '../errors.js';
 import { type Collective, SingleProcess, TensorFlowCollective } from './collective.js';
 
 export { type Collective, type ReduceOp, CollectiveError, SingleProcess, TensorFlowCollective, type TensorFlowCollectiveOptions } from './collective.js';
-export { clusterFromEnv, parseTfConfig, expandHostList, expandTasksPerNode, DEFAULT_PORT } from './cluster.js';
+export { clusterFromEnv, parseTfConfig, expandHostList, expandTasksPerNode, narrowGpusForSlurmTask, DEFAULT_PORT } from './cluster.js';
 export { encodeServerDef, type ClusterSpec, JOB } from './serverDef.js';
 export { executeOp, patchedBinding, whyUnpatched, IKL_PATCH, type OpAttr, type PatchedBinding } from './native.js';
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { clusterFromEnv, expandHostList, expandTasksPerNode, parseTfConfig } from '../../src/collective/cluster.js';
+import { clusterFromEnv, expandHostList, expandTasksPerNode, narrowGpusForSlurmTask, parseTfConfig } from '../../src/collective/cluster.js';
 import { InputError } from '../../src/errors.js';
 
 test('TF_CONFIG: workers and this task', () => {
@@ -41,4 +41,20 @@ test('Slurm: host lists, tasks per node and the block distribution of ranks', ()
   // TF_CONFIG wins over Slurm's variables.
   assert.equal(clusterFromEnv({ ...env, TF_CONFIG: '{"cluster":{"worker":["x:1"]},"task":{"index":0}}' })!.workers[0], 'x:1');
   assert.throws(() => clusterFromEnv({ ...env, SLURM_PROCID: '8' }), InputError);
+});
+
+test('Slurm: each task of a node keeps its own GPU', () => {
+  const env: NodeJS.ProcessEnv = {
+    SLURM_PROCID: '6',
+    SLURM_LOCALID: '2',
+    SLURM_NTASKS: '8',
+    SLURM_STEP_NODELIST: 'g[1-2]',
+    SLURM_STEP_TASKS_PER_NODE: '4(x2)',
+    CUDA_VISIBLE_DEVICES: '0,1,2,3',
+  };
+  assert.equal(narrowGpusForSlurmTask(env), '2');
+  assert.equal(env.CUDA_VISIBLE_DEVICES, '2');
+  // One GPU already, or a single-process job: untouched.
+  assert.equal(narrowGpusForSlurmTask({ ...env, CUDA_VISIBLE_DEVICES: '3' }), undefined);
+  assert.equal(narrowGpusForSlurmTask({ SLURM_PROCID: '0', SLURM_LOCALID: '0', SLURM_NTASKS: '1', CUDA_VISIBLE_DEVICES: '0,1' }), undefined);
 });
