@@ -171,3 +171,16 @@ export {
 export { loadTorchModel, readStateDictFile, recogniseArch, exportModel, type ImportedModel, type WeightSource } from './interop/index.js';
 export { exportSource, type ExportResult } from './interop/export.js';
 export { initModelFrom } from './interop/init-from.js';
+
+// Data parallelism on TensorFlow's collective runtime (ikl-launch, TF_CONFIG, Slurm).
+export {
+  createCollective,
+  clusterFromEnv,
+  encodeServerDef,
+  SingleProcess,
+  TensorFlowCollective,
+  CollectiveError,
+  type Collective,
+  type ClusterSpec,
+  type ReduceOp,
+} from './collective/index.js';

@@ -19,7 +19,7 @@ const VALUES = `
   planAttack readCheckpoint readCifar10 readCifar100 resolveConfig resolveEvalOptions runEval runStages sanityChecks
   saveModel splitValidation square stageFromSpec train trainConfigSchema validityLine verifyCheckpoint versionSpecs
   warmupFactor writeCheckpoint exportModel exportSource initModelFrom loadTorchModel readStateDictFile recogniseArch
-  fab customSpecs
+  fab customSpecs createCollective clusterFromEnv encodeServerDef SingleProcess TensorFlowCollective CollectiveError
 `;
 
 /** Types only (erased at run time; read from the source of src/index.ts). */
@@ -33,6 +33,7 @@ const TYPES = `
   PgdOptions RawEvalOptions Reduction RunEvalHooks SequenceOptions SquareOptions SquareResult StageEvent StageResult
   StageSpec StepInfo StepStats SyntheticOptions TrainConfig TrainConfigInput TrainOptions TrainResult ValidityLine
   ExportResult ImportedModel WeightSource
+  Collective ClusterSpec ReduceOp
 `;
 
 const words = (s: string): string[] => s.split(/\s+/).filter(Boolean).sort();
