@@ -6,6 +6,7 @@
  * torch.distributed code does.
  */
 import * as tf from '@tensorflow/tfjs';
+import { InputError } from '../errors.js';
 import { type ClusterSpec, encodeServerDef, JOB } from './serverDef.js';
 import { executeOp, patchedBinding, whyUnpatched, type PatchedBinding } from './native.js';
 
@@ -87,7 +88,8 @@ export class TensorFlowCollective implements Collective {
 
   constructor(spec: ClusterSpec, options: TensorFlowCollectiveOptions) {
     const binding = patchedBinding();
-    if (!binding) throw new CollectiveError(`a cluster of ${spec.workers.length} tasks needs TensorFlow's collective ops, but ${whyUnpatched()}`);
+    // A set-up problem the user fixes (backend choice, setup:native): bad input, exit 2.
+    if (!binding) throw new InputError(`TF_CONFIG/Slurm: a cluster of ${spec.workers.length} tasks needs TensorFlow's collective ops, but ${whyUnpatched()}`);
     this.binding = binding;
     this.rank = spec.rank;
     this.size = spec.workers.length;

@@ -58,3 +58,18 @@ test('Slurm: each task of a node keeps its own GPU', () => {
   assert.equal(narrowGpusForSlurmTask({ ...env, CUDA_VISIBLE_DEVICES: '3' }), undefined);
   assert.equal(narrowGpusForSlurmTask({ SLURM_PROCID: '0', SLURM_LOCALID: '0', SLURM_NTASKS: '1', CUDA_VISIBLE_DEVICES: '0,1' }), undefined);
 });
+
+test('a cluster on a backend without the patched binding is refused with one line (exit 2)', async () => {
+  const tf = await import('@tensorflow/tfjs');
+  const { createCollective } = await import('../../src/collective/index.js');
+  const env = { TF_CONFIG: JSON.stringify({ cluster: { worker: ['127.0.0.1:1', '127.0.0.1:2'] }, task: { index: 0 } }) };
+  if (tf.getBackend() === 'tensorflow') {
+    // Native backend: the patched binding is there (binding.test.ts); the single-process case needs no cluster.
+    assert.equal(createCollective({ env: {} }).size, 1);
+    return;
+  }
+  assert.throws(
+    () => createCollective({ env }),
+    (e: Error) => e instanceof InputError && /needs TensorFlow's collective ops/.test(e.message),
+  );
+});
