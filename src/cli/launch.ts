@@ -13,7 +13,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { createServer, type Server } from 'node:net';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
@@ -120,7 +120,8 @@ function startTask(rank: number, command: string[], env: NodeJS.ProcessEnv, stdo
       process.stderr.write(`ikl-launch: task ${rank}: cannot start ${file}: ${e.message}\n`);
       resolve({ code: 127, signal: null });
     });
-    child.on('exit', (code, signal) => resolve({ code, signal }));
+    // 'close': the process has exited and its output streams are drained (a shard's report is complete).
+    child.on('close', (code, signal) => resolve({ code, signal }));
   });
   return { rank, child, exited };
 }
@@ -229,13 +230,10 @@ async function launchEval(n: number, command: string[], out: string, threads?: n
   });
   const code = await runTasks(tasks);
   if (code !== EXIT.ok) return code;
-  // Wait for the shard reports' streams to be written, then publish them and merge.
-  await new Promise((resolve) => setImmediate(resolve));
   reports.forEach((r) => renameSync(`${r}.tmp`, r));
   const merge = startTask(0, ['ikl-eval', 'merge', ...reports], process.env, join(out, 'report.json'));
   const { code: mergeCode } = await merge.exited;
-  await new Promise((resolve) => setImmediate(resolve));
-  if (mergeCode === 0) process.stdout.write(await import('node:fs').then((fs) => fs.readFileSync(join(out, 'report.json'), 'utf8')));
+  if (mergeCode === 0) process.stdout.write(readFileSync(join(out, 'report.json'), 'utf8'));
   return mergeCode ?? EXIT.failure;
 }
 

@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { heavy } from '../helpers.js';
 
 const LAUNCH = fileURLToPath(new URL('../../../bin/ikl-launch.js', import.meta.url));
+const EVAL = fileURLToPath(new URL('../../../bin/ikl-eval.js', import.meta.url));
 
 /** Small CNN on 96 synthetic images, global batch 16 (8 per task); `epochs` long enough never to end by itself. */
 function writeConfig(dir: string, epochs: number): string {
@@ -92,35 +93,57 @@ function tasksOf(launcherPid: number): { pid: number; rank: number }[] {
 
 const metricLines = (runDir: string): number => readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').filter(Boolean).length;
 
-test('ikl-launch: 2 tasks train into one run directory; SIGINT → 130 with last/ kept; --resume continues', { ...heavy, timeout: 600_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ikl-launch-'));
-  const runDir = join(dir, 'run');
-  try {
-    const config = writeConfig(dir, 100);
-    const first = launch(['--config', config, '--run-dir', runDir]);
-    await first.waitFor(/"epoch":1,"step":\d+,"lr"/);
-    first.child.kill('SIGINT');
-    const { code } = await first.exit;
-    assert.equal(code, 130, first.output().slice(-3000));
-    assert.match(first.output(), /\[0\] .*stopped on request/);
-    assert.match(first.output(), /\[1\] ikl-train: SIGINT/);
-    assert.ok(existsSync(join(runDir, 'last', 'checkpoint.json')));
-    assert.ok(!existsSync(join(runDir, 'run', 'last')));
-    const epochs = metricLines(runDir);
-    assert.ok(epochs >= 1);
-    const stoppedAt = Number(/"step":(\d+),"checkpoint":[^\n]*stopped on request/.exec(first.output())![1]);
-    const second = launch(['--resume', runDir]);
-    await second.waitFor(new RegExp(`"msg":"resuming"`));
-    assert.match(second.output(), new RegExp(`"step":${stoppedAt},"msg":"resuming"`));
-    await second.waitFor(new RegExp(`"epoch":${epochs + 1},"step"`));
-    second.child.kill('SIGINT');
-    assert.equal((await second.exit).code, 130, second.output().slice(-3000));
-    assert.ok(metricLines(runDir) > epochs);
-  } finally {
-    for (const c of launches) c.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+test(
+  'ikl-launch: 2 tasks train into one run directory; SIGINT → 130 with last/ kept; --resume continues; ikl-eval shards merged',
+  { ...heavy, timeout: 600_000 },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ikl-launch-'));
+    const runDir = join(dir, 'run');
+    try {
+      const config = writeConfig(dir, 100);
+      const first = launch(['--config', config, '--run-dir', runDir]);
+      await first.waitFor(/"epoch":1,"step":\d+,"lr"/);
+      first.child.kill('SIGINT');
+      const { code } = await first.exit;
+      assert.equal(code, 130, first.output().slice(-3000));
+      assert.match(first.output(), /\[0\] .*stopped on request/);
+      assert.match(first.output(), /\[1\] ikl-train: SIGINT/);
+      assert.ok(existsSync(join(runDir, 'last', 'checkpoint.json')));
+      assert.ok(!existsSync(join(runDir, 'run', 'last')));
+      const epochs = metricLines(runDir);
+      assert.ok(epochs >= 1);
+      const stoppedAt = Number(/"step":(\d+),"checkpoint":[^\n]*stopped on request/.exec(first.output())![1]);
+      const second = launch(['--resume', runDir]);
+      await second.waitFor(new RegExp(`"msg":"resuming"`));
+      assert.match(second.output(), new RegExp(`"step":${stoppedAt},"msg":"resuming"`));
+      await second.waitFor(new RegExp(`"epoch":${epochs + 1},"step"`));
+      second.child.kill('SIGINT');
+      assert.equal((await second.exit).code, 130, second.output().slice(-3000));
+      assert.ok(metricLines(runDir) > epochs);
+
+      // ikl-eval over the launcher: two shards merged = one process's evaluation.
+      const evalArgs = ['--checkpoint', join(runDir, 'last'), '--attack', 'pgd', '--n-examples', '8', '--batch-size', '4'];
+      const env = { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2' };
+      const sharded = spawnSync(process.execPath, [LAUNCH, '--nproc', '2', '--threads', '1', '--out', join(dir, 'eval'), '--', 'ikl-eval', ...evalArgs], {
+        env,
+        encoding: 'utf8',
+        timeout: 300_000,
+      });
+      assert.equal(sharded.status, 0, sharded.stderr.slice(-3000));
+      const single = spawnSync(process.execPath, [EVAL, ...evalArgs], { env, encoding: 'utf8', timeout: 300_000 });
+      assert.equal(single.status, 0, single.stderr.slice(-3000));
+      const pick = (text: string) => {
+        const r = JSON.parse(text) as Record<string, unknown>;
+        return [r.n_examples, r.clean_acc, r.robust_acc];
+      };
+      assert.deepEqual(pick(sharded.stdout), pick(single.stdout));
+      assert.deepEqual(pick(readFileSync(join(dir, 'eval', 'report.json'), 'utf8')), pick(single.stdout));
+    } finally {
+      for (const c of launches) c.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
 
 test('ikl-launch: kill -9 of one task → non-zero exit, no task left, the resume continues from last/', { ...heavy, timeout: 600_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ikl-launch-'));
