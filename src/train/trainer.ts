@@ -133,21 +133,25 @@ async function evaluateUnlessStopped(
   collective: Collective,
 ): Promise<{ cleanAcc: number; robustAcc: number } | null> {
   const exec = inferenceModel(model);
-  const shard = { rank: collective.rank, size: collective.size };
   try {
     let clean = 0;
     let robust = 0;
-    // Each task evaluates its rows of every batch; the counts are summed at the end.
-    for (const b of batches(set, { batchSize: config.data.batchSize, shuffle: false, augment: false, shard })) {
-      if (collective.anyOf(signal?.stopRequested === true)) {
+    // Task r evaluates batches r, r + N, …: each batch as one process evaluates it (same PGD starts), counts
+    // summed at the end. Every task walks all batches, so the stop checks (one per round of N) line up.
+    const N = collective.size;
+    let i = 0;
+    for (const b of batches(set, { batchSize: config.data.batchSize, shuffle: false, augment: false })) {
+      if (i % N === 0 && collective.anyOf(signal?.stopRequested === true)) {
         tf.dispose([b.x, b.y]);
         return null;
       }
-      if (b.x.shape[0] > 0) {
-        const counts = evalBatch(exec.fn, b, config);
-        clean += counts[0]!;
-        robust += counts[1]!;
-      } else tf.dispose([b.x, b.y]);
+      if (i++ % N !== collective.rank) {
+        tf.dispose([b.x, b.y]);
+        continue;
+      }
+      const counts = evalBatch(exec.fn, b, config);
+      clean += counts[0]!;
+      robust += counts[1]!;
       await turnEventLoop();
     }
     [clean, robust] = collective.allReduceNumbers([clean, robust], 'sum') as [number, number];

@@ -13,17 +13,17 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { assertClose, heavy, noLeak } from '../helpers.js';
 import { batches, loadDataset } from '../../src/data/index.js';
-import { epochSettings, objective } from '../../src/train/index.js';
+import { epochSettings, evaluateAccuracy, objective } from '../../src/train/index.js';
 import { createTrainer, disposeTrainer, trainForward } from '../../src/train/step.js';
 import { dataParallelConfig } from './dpConfig.js';
 import { runTasks } from './spawn.js';
 
 const TASK = fileURLToPath(new URL('./trainTask.js', import.meta.url));
 
-/** Weights after every step of the one-process reference. */
-async function reference(): Promise<number[][][]> {
+/** Weights after every step of the one-process reference, and its end-of-epoch evaluation on the 10 test images. */
+async function reference(): Promise<{ steps: number[][][]; val: { cleanAcc: number; robustAcc: number } }> {
   const config = dataParallelConfig();
-  const { train: set } = await loadDataset('synthetic', { synthetic: { nTrain: 32, nTest: 10, seed: config.data.synthetic.seed } });
+  const { train: set, test } = await loadDataset('synthetic', { synthetic: { nTrain: 32, nTest: 10, seed: config.data.synthetic.seed } });
   const t = createTrainer(config);
   const lr = epochSettings(config, 1).lr;
   const out: number[][][] = [];
@@ -48,10 +48,10 @@ async function reference(): Promise<number[][][]> {
       out.push(t.model.weights.map((w) => Array.from(w.read().dataSync())));
       tf.dispose([...w0, ...grads.flat(), ...buffers.flat(), ...mean, b.x, b.y]);
     }
+    return { steps: out, val: evaluateAccuracy(t.model, test, config) };
   } finally {
     disposeTrainer(t);
   }
-  return out;
 }
 
 /** Weights after one step on the whole first batch (the control). */
@@ -79,9 +79,10 @@ test('2 tasks × B/2 = one process averaging the half-batch gradients, each half
     const results = await runTasks(2, TASK, [join(dir, 'run'), join(dir, 'weights')], 240_000);
     results.forEach((r, rank) => assert.equal(r.code, 0, `task ${rank} exit ${r.code}: ${r.stderr.slice(-3000)}`));
     const tasks = [0, 1].map(
-      (r) => JSON.parse(readFileSync(join(dir, `weights.${r}.json`), 'utf8')) as { steps: number[][][]; metrics: { lossTotal: number }[] },
+      (r) =>
+        JSON.parse(readFileSync(join(dir, `weights.${r}.json`), 'utf8')) as { steps: number[][][]; metrics: { valCleanAcc: number; valRobustAcc: number }[] },
     );
-    const expected = await noLeak(reference);
+    const { steps: expected, val } = await noLeak(reference);
     assert.equal(expected.length, 4);
     for (const [rank, task] of tasks.entries()) {
       assert.equal(task.steps.length, expected.length, `task ${rank}: steps`);
@@ -91,6 +92,8 @@ test('2 tasks × B/2 = one process averaging the half-batch gradients, each half
     assert.deepEqual(tasks[1]!.steps.at(-1), tasks[0]!.steps.at(-1));
     const figures = (m: Record<string, unknown>) => Object.fromEntries(Object.entries(m).filter(([k]) => !/Seconds|PerSecond/.test(k)));
     assert.deepEqual(tasks[1]!.metrics.map(figures), tasks[0]!.metrics.map(figures));
+    // The validation, batches split over the tasks and counts summed, is one process's evaluation of those weights.
+    assert.deepEqual([tasks[0]!.metrics[0]!.valCleanAcc, tasks[0]!.metrics[0]!.valRobustAcc], [val.cleanAcc, val.robustAcc]);
     // A control: one step on the whole batch (one set of BN statistics) lands elsewhere.
     const whole = await noLeak(wholeBatchStep);
     const gap = Math.max(...whole.map((w, i) => Math.max(...w.map((v, j) => Math.abs(v - tasks[0]!.steps[0]![i]![j]!)))));
