@@ -11,7 +11,11 @@
 #        IKL_TF_VERSION=2.21.0                  TensorFlow version to fetch with pip
 #        IKL_TF_CACHE=~/.cache/ikl-at           where downloaded wheels are kept
 #        IKL_SETUP_FORCE=1                      rebuild even if a working binding is present
-# Idempotent: a binding that already loads is left alone.
+# Idempotent: a binding that already loads and carries this repo's patch (scripts/native/) is left alone.
+#
+# The patch (scripts/native/tfjs-node-4.22.0.patch, pinned to tfjs-node 4.22.0) extends the binding where
+# TensorFlow's C API offers what tfjs hides: list(string)/list(type) op attributes, op placement, collective ops
+# from a ServerDef (abort, peer health), the device list. The binding reports it as `binding.IKL_PATCH`.
 set -euo pipefail
 
 say() { printf '[setup:native] %s\n' "$*" >&2; }
@@ -22,7 +26,7 @@ for arg in "$@"; do
   case "$arg" in
     --gpu) variant=gpu ;;
     --cpu) variant=cpu ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$arg' (expected --cpu or --gpu)" ;;
   esac
 done
@@ -34,14 +38,41 @@ tfjs_version=4.22.0
 if [ "$variant" = gpu ]; then pkg=@tensorflow/tfjs-node-gpu; wheel_name=tensorflow; else pkg=@tensorflow/tfjs-node; wheel_name=tensorflow-cpu; fi
 pkgdir="$root/node_modules/$pkg"
 
+patch_file="$root/scripts/native/tfjs-node-$tfjs_version.patch"
+patch_version=1  # the IKL_PATCH the patched binding reports (tfjs_binding.cc); bump with the patch
+
 binding_loads() {
   [ -d "$pkgdir" ] || return 1
   (cd "$root" && node -e "require('$pkg'); " >/dev/null 2>&1)
 }
 
-if [ "${IKL_SETUP_FORCE:-0}" != 1 ] && binding_loads; then
-  say "$pkg already loads its native binding; nothing to do (IKL_SETUP_FORCE=1 rebuilds)."
+# The binding loads and was built from the patched sources (older builds report no IKL_PATCH: rebuilt).
+binding_patched() {
+  (cd "$root" && node -e "const tf = require('$pkg'); process.exit(tf.backend().binding.IKL_PATCH === $patch_version ? 0 : 1)" >/dev/null 2>&1)
+}
+
+# Applies the patch to the package's binding sources once (a marker line says it is applied).
+patch_binding() {
+  local src="$pkgdir/binding/tfjs_binding.cc"
+  if grep -q "\"IKL_PATCH\", $patch_version)" "$src"; then return 0; fi
+  if grep -q '"IKL_PATCH"' "$src"; then
+    die "$pkgdir/binding carries another version of the ikl-at patch; reinstall it: rm -rf $pkgdir && npm run setup:native"
+  fi
+  local installed
+  installed=$(node -p "require('$pkgdir/package.json').version")
+  [ "$installed" = "$tfjs_version" ] || die "$pkg is $installed; the binding patch is for $tfjs_version"
+  command -v patch >/dev/null || die "the 'patch' program is needed (apt-get install patch)"
+  say "patching the $pkg binding sources with $(basename "$patch_file")"
+  (cd "$pkgdir" && patch -p1 --forward --batch --no-backup-if-mismatch <"$patch_file" >&2) \
+    || die "$(basename "$patch_file") does not apply to $pkgdir/binding"
+}
+
+if [ "${IKL_SETUP_FORCE:-0}" != 1 ] && binding_patched; then
+  say "$pkg already loads its patched native binding; nothing to do (IKL_SETUP_FORCE=1 rebuilds)."
   exit 0
+fi
+if [ "${IKL_SETUP_FORCE:-0}" != 1 ] && binding_loads; then
+  say "$pkg loads a binding built without the ikl-at patch (version $patch_version): rebuilding it"
 fi
 
 start=$(date +%s)
@@ -70,7 +101,7 @@ fi
 [ -f "$wheel" ] || die "wheel not found: $wheel"
 say "using wheel $wheel"
 
-# 3. Stage the C library and the 14 C-API headers where binding.gyp and scripts/install.js look.
+# 3. Stage the C library and the 15 C-API headers where binding.gyp and scripts/install.js look.
 deps="$pkgdir/deps"
 rm -rf "$deps.tmp"
 mkdir -p "$deps.tmp/lib" "$deps.tmp/include"
@@ -81,7 +112,7 @@ wheel, out = sys.argv[1], sys.argv[2]
 libs = ["libtensorflow_cc.so.2", "libtensorflow_framework.so.2"]
 headers = ["tensorflow/c/c_api.h", "tensorflow/c/c_api_macros.h", "tensorflow/c/eager/c_api.h",
            "tensorflow/c/tf_attrtype.h", "tensorflow/c/tf_buffer.h", "tensorflow/c/tf_datatype.h",
-           "tensorflow/c/tf_status.h", "tensorflow/c/tf_tensor.h", "tensorflow/c/tf_tstring.h",
+           "tensorflow/c/tf_status.h", "tensorflow/c/c_api_experimental.h", "tensorflow/c/tf_tensor.h", "tensorflow/c/tf_tstring.h",
            "tensorflow/core/platform/ctstring.h", "tensorflow/core/platform/ctstring_internal.h",
            "tsl/platform/ctstring.h", "tsl/platform/ctstring_internal.h", "xla/tsl/c/tsl_status.h"]
 with zipfile.ZipFile(wheel) as z:
@@ -104,7 +135,8 @@ PY
   && ln -sf libtensorflow_framework.so.2 libtensorflow_framework.so.2.9.1)
 rm -rf "$deps" && mv "$deps.tmp" "$deps"
 
-# 4. Compile the binding (node-gyp via node-pre-gyp; the package's script finds deps/lib and skips its download).
+# 4. Patch the binding sources (idempotent), then compile the binding (node-gyp via node-pre-gyp; the package's script finds deps/lib and skips its download).
+patch_binding
 say "compiling the $pkg binding against TensorFlow $tf_version (about a minute)"
 # --loglevel=error: npm warns that build-from-source (read by node-pre-gyp from the environment) is not one of its
 # own settings, once per npm process (two lines); errors are still shown.
@@ -112,4 +144,5 @@ say "compiling the $pkg binding against TensorFlow $tf_version (about a minute)"
   || die "building the $pkg binding failed (needs python3, make and a C++ compiler: apt-get install build-essential)"
 
 binding_loads || die "the binding was built but '$pkg' still does not load; run: node -e \"require('$pkg')\""
+binding_patched || die "the binding was built but does not report IKL_PATCH=$patch_version; rerun with IKL_SETUP_FORCE=1"
 say "done in $(( $(date +%s) - start )) s: $pkg now uses TensorFlow $tf_version from $wheel"

@@ -5,7 +5,7 @@ set -euo pipefail
 usage() {
   cat <<'USAGE'
 Usage: scripts/train-slurm.sh [-o OUT_DIR] [-s SEEDS | -w SWEEP_FILE] [-p PARTITION] [-t TIME] [-a "SBATCH_ARGS"]
-                              PRESET [-- IKL_TRAIN_FLAGS...]
+                              [-N NODES] [-G GPUS_PER_NODE] PRESET [-- IKL_TRAIN_FLAGS...]
 
 Submits `sbatch --array`, one GPU per task. Task i trains PRESET (a name from configs/ or a config path) into
 OUT_DIR/NAME-<tag>:
@@ -20,12 +20,18 @@ OUT_DIR/NAME-<tag>:
   -t TIME        time limit per task (default 48:00:00). Before it ends Slurm sends SIGTERM; ikl-train finishes
                  the step, writes last/ and exits 143, and the task requeues itself and resumes from last/.
   -a ARGS        extra sbatch arguments, e.g. "--account=abc --mem=32G"
+  -N NODES       data-parallel runs: nodes per run (default 1)
+  -G GPUS        data-parallel runs: GPUs (= tasks) per node (default 1). With N*G > 1 every run is one
+                 data-parallel ikl-train of N*G tasks (srun; TensorFlow collective ops, gRPC between nodes, NCCL
+                 between GPUs); data.batchSize is the global batch and must divide by N*G. Ports: IKL_PORT
+                 (default 20000 + job id mod 20000) + the task's index on its node.
   -h             this help
   IKL_TRAIN_FLAGS  passed to every task, e.g. -- --set schedule.epochs=100
 
 Examples:
   scripts/train-slurm.sh -p gpu -s 0-4 cifar10-ikl-at
   scripts/train-slurm.sh -p gpu -w sweeps/alpha-beta.txt cifar100-ikl-at -- --set schedule.epochs=100
+  scripts/train-slurm.sh -p gpu -s 0 -N 2 -G 4 cifar10-ikl-at    # one run on 2 nodes x 4 GPUs
 Then evaluate each run: scripts/eval-slurm.sh -p gpu 4 -- --checkpoint runs-slurm/cifar10-ikl-at-seed0/wa --attack autoattack
 USAGE
 }
@@ -36,7 +42,9 @@ sweep=""
 partition=""
 time_limit=48:00:00
 extra=""
-while getopts ":o:s:w:p:t:a:h" opt; do
+nodes=1
+gpus=1
+while getopts ":o:s:w:p:t:a:N:G:h" opt; do
   case "$opt" in
     o) out_dir=$OPTARG ;;
     s) seeds=$OPTARG ;;
@@ -44,6 +52,8 @@ while getopts ":o:s:w:p:t:a:h" opt; do
     p) partition=$OPTARG ;;
     t) time_limit=$OPTARG ;;
     a) extra=$OPTARG ;;
+    N) nodes=$OPTARG ;;
+    G) gpus=$OPTARG ;;
     h) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
   esac
@@ -53,6 +63,9 @@ if [[ $# -lt 1 ]]; then usage >&2; exit 2; fi
 preset=$1
 shift
 if [[ ${1:-} == "--" ]]; then shift; fi
+for v in "$nodes" "$gpus"; do
+  [[ $v =~ ^[1-9][0-9]*$ ]] || { echo "train-slurm.sh: -N and -G expect positive integers, got '$v'" >&2; exit 2; }
+done
 if [[ -n $seeds && -n $sweep ]]; then echo "train-slurm.sh: give -s SEEDS or -w SWEEP_FILE, not both" >&2; exit 2; fi
 for a in "$@"; do
   case "$a" in --config|--config=*|--run-dir|--run-dir=*|--resume|--resume=*)
@@ -106,7 +119,9 @@ read -r -a extra_args <<<"$extra"
 
 # The task body. SIGTERM 5 minutes before the time limit (--signal) goes to the srun step: ikl-train writes
 # last/ and exits 143; the task then requeues itself and the next start resumes from last/.
-sbatch --job-name="ikl-$name" --array="$array" --gres=gpu:1 --cpus-per-task=4 --time="$time_limit" \
+# Data parallelism: one task per GPU; ikl-train finds its place from Slurm's variables (src/collective/cluster.ts).
+sbatch --job-name="ikl-$name" --array="$array" --nodes="$nodes" --ntasks-per-node="$gpus" --gres=gpu:"$gpus" \
+  --cpus-per-task=4 --time="$time_limit" \
   --signal=TERM@300 --requeue --open-mode=append --output="$out_dir/logs/$name-%A_%a.log" \
   "${part_arg[@]+"${part_arg[@]}"}" "${extra_args[@]+"${extra_args[@]}"}" <<EOF
 #!/usr/bin/env bash
@@ -125,6 +140,7 @@ fi
 dir="$out_dir/$name-\$tag"
 resume=()
 if [[ -e "\$dir/last" ]]; then resume=(--resume); fi
+export IKL_PORT=\${IKL_PORT:-\$((20000 + SLURM_JOB_ID % 20000))}
 set +e
 srun node "$ikl_train" --config "$config" --run-dir "\$dir" --log-format json --no-progress \
   "\${resume[@]+"\${resume[@]}"}" $flags "\${sets[@]}"

@@ -213,3 +213,15 @@ export {
   type RobustBenchComparison,
 } from './interop/robustbench.js';
 export { robustBenchInfo, type RobustBenchModelInfo } from './interop/robustbench-info.js';
+// Data parallelism on TensorFlow's collective runtime (ikl-launch, TF_CONFIG, Slurm).
+export {
+  createCollective,
+  clusterFromEnv,
+  encodeServerDef,
+  SingleProcess,
+  TensorFlowCollective,
+  CollectiveError,
+  type Collective,
+  type ClusterSpec,
+  type ReduceOp,
+} from './collective/index.js';

@@ -19,7 +19,7 @@ const VALUES = `
   planAttack readCheckpoint readCifar10 readCifar100 resolveConfig resolveEvalOptions runEval runStages sanityChecks
   saveModel splitValidation square stageFromSpec train trainConfigSchema validityLine verifyCheckpoint versionSpecs
   warmupFactor writeCheckpoint exportModel exportSource initModelFrom loadTorchModel readStateDictFile recogniseArch
-  fab customSpecs momentumAt oneCycleAt emaDecay AUGMENTATIONS Augmenter augmentBatch AUTOATTACK_STANDARD_L1 writeReportEvents TensorBoardWriter readEvents BatchLoader MemorySource ConcatSource openParts EpochSampler MixedSampler writeNpz ROBUSTBENCH_MODELS ROBUSTBENCH_LACKING findRobustBenchEntry ensureRobustBenchFile loadRobustBench loadRobustBenchModel compareWithRobustBench robustBenchInfo
+  fab customSpecs momentumAt oneCycleAt emaDecay AUGMENTATIONS Augmenter augmentBatch AUTOATTACK_STANDARD_L1 writeReportEvents TensorBoardWriter readEvents BatchLoader MemorySource ConcatSource openParts EpochSampler MixedSampler writeNpz ROBUSTBENCH_MODELS ROBUSTBENCH_LACKING findRobustBenchEntry ensureRobustBenchFile loadRobustBench loadRobustBenchModel compareWithRobustBench robustBenchInfo createCollective clusterFromEnv encodeServerDef SingleProcess TensorFlowCollective CollectiveError
 `;
 
 /** Types only (erased at run time; read from the source of src/index.ts). */
@@ -32,7 +32,7 @@ const TYPES = `
   LoadDatasetOptions LoadedCheckpoint LogFormat Logger MarginOptions MetricRecord ModelArch ModelFn ModelSpec Norm
   PgdOptions RawEvalOptions Reduction RunEvalHooks SequenceOptions SquareOptions SquareResult StageEvent StageResult
   StageSpec StepInfo StepStats SyntheticOptions TrainConfig TrainConfigInput TrainOptions TrainResult ValidityLine
-  ExportResult ImportedModel WeightSource OneCycleOptions EmaDecayOptions AugmentationName ImageShape PerClassRow PerClassSummary EventRecord ImageSource BatchSampler Augmentation LoaderOptions PartFile RobustBenchEntry RobustBenchComparison RobustBenchModelInfo
+  ExportResult ImportedModel WeightSource OneCycleOptions EmaDecayOptions AugmentationName ImageShape PerClassRow PerClassSummary EventRecord ImageSource BatchSampler Augmentation LoaderOptions PartFile RobustBenchEntry RobustBenchComparison RobustBenchModelInfo Collective ClusterSpec ReduceOp
 `;
 
 const words = (s: string): string[] => s.split(/\s+/).filter(Boolean).sort();

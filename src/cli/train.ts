@@ -212,10 +212,19 @@ async function trainAction(flags: TrainFlags): Promise<number> {
   process.on('SIGTERM', handlers.SIGTERM);
 
   const { createLogger } = await import('../log.js');
-  // A copy of every line in the run directory (NDJSON, appended across resumes), whatever stderr shows.
+  // Data parallelism (TF_CONFIG or srun): task 0 logs, the other tasks only warn (they compute the same figures).
+  const { clusterFromEnv, narrowGpusForSlurmTask } = await import('../collective/cluster.js');
+  const rank = clusterFromEnv()?.rank ?? 0;
+  narrowGpusForSlurmTask();
+  // A copy of every line in the run directory (NDJSON, appended across resumes), whatever stderr shows: task 0's.
   const created = firstMissingDir(plan.runDir);
   const logFile = join(plan.runDir, RUN_LOG);
-  const log = createLogger({ format: config.run.logFormat, level: flags.verbose ? 'debug' : undefined, name: 'ikl-train', file: logFile });
+  const log = createLogger({
+    format: config.run.logFormat,
+    level: flags.verbose ? 'debug' : rank > 0 ? 'warn' : undefined,
+    name: 'ikl-train',
+    ...(rank === 0 ? { file: logFile } : {}),
+  });
   const { initBackend, logBackend } = await import('../backend.js');
   // run.backend 'auto' leaves the choice to $IKL_BACKEND (then auto-detection).
   // TensorFlow's C++ INFO lines only with --verbose (src/backend.ts hides them otherwise).
@@ -225,10 +234,13 @@ async function trainAction(flags: TrainFlags): Promise<number> {
   log.info({ runDir: plan.runDir, config: plan.configSource, hash: configHash(config).slice(0, 12), resume: plan.resume }, 'training');
   if (signal.stopRequested) return received === 'SIGTERM' ? EXIT.sigterm : EXIT.sigint;
   const { train } = await import('../train/index.js');
-  const bar = config.run.progress && process.stderr.isTTY === true ? await epochBar(config.schedule.epochs) : undefined;
+  const { createCollective, collectiveTimeoutFromEnv } = await import('../collective/index.js');
+  const collective = createCollective({ timeoutSeconds: collectiveTimeoutFromEnv() });
+  if (collective.size > 1) log.info({ tasks: collective.size, rank: collective.rank }, 'data-parallel run (TensorFlow collective ops)');
+  const bar = config.run.progress && process.stderr.isTTY === true && rank === 0 ? await epochBar(config.schedule.epochs) : undefined;
   let result;
   try {
-    result = await train(config, { runDir: plan.runDir, resume: plan.resume, logger: log, signal, onStep: bar?.onStep });
+    result = await train(config, { runDir: plan.runDir, resume: plan.resume, logger: log, signal, onStep: bar?.onStep, collective });
   } catch (e) {
     // A run that failed before writing anything (bad data dir, a refused resume...) leaves no folder behind: the
     // error is on stderr, and the log copy of a folder this run created goes with it.

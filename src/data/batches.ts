@@ -81,6 +81,7 @@ function* generate(source: ImageSource, sampler: BatchSampler, augmentation: Aug
       x: tf.tensor4d(b.x, [b.rows, source.height, source.width, source.channels], 'float32'),
       y: tf.tensor1d(b.y, 'int32'),
       index: i,
+      globalSize: b.globalRows,
     };
   }
 }

@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors.js';
 import type { AugmentationName } from './augment.js';
 import { augmentationFor, type Augmentation, type AugmentSpec } from './augmentation.js';
-import { makeBatch, type HostBatch } from './pipeline.js';
+import { makeBatch, type HostBatch, type Shard } from './pipeline.js';
 import type { BatchSampler } from './sampler.js';
 import type { ImageSource } from './source.js';
 import type { Batch } from './types.js';
@@ -29,6 +29,8 @@ export interface LoaderOptions {
   /** The second view's policy of an augmentation pair (data.pair); omitted: one view. */
   pair?: AugmentationName;
   seed: number;
+  /** This task's share of every batch in a data-parallel run (makeBatch); omitted: the whole batch. */
+  shard?: Shard;
 }
 
 /** What a worker is told once (see worker.ts). */
@@ -37,10 +39,11 @@ export interface WorkerInit {
   sampler: ReturnType<BatchSampler['spec']>;
   augment: AugmentSpec;
   seed: number;
+  shard?: Shard;
 }
 
 /** A worker's answer for one batch. */
-export type WorkerReply = { id: number; x: Float32Array; y: Int32Array; rows: number } | { id: number; error: string; input: boolean };
+export type WorkerReply = { id: number; x: Float32Array; y: Int32Array; rows: number; globalRows: number } | { id: number; error: string; input: boolean };
 
 interface Pending {
   promise: Promise<HostBatch>;
@@ -68,7 +71,13 @@ export class BatchLoader {
     this.augmentation = augmentationFor(this.augment, source);
     this.prefetch = Math.max(1, opts.prefetch ?? 2 * opts.workers);
     if (opts.workers > 0) {
-      const init: WorkerInit = { source: source.spec(), sampler: sampler.spec(), augment: this.augment, seed: opts.seed };
+      const init: WorkerInit = {
+        source: source.spec(),
+        sampler: sampler.spec(),
+        augment: this.augment,
+        seed: opts.seed,
+        ...(opts.shard ? { shard: opts.shard } : {}),
+      };
       for (let w = 0; w < opts.workers; w++) {
         const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
         worker.on('message', (m: WorkerReply) => this.reply(m));
@@ -86,7 +95,7 @@ export class BatchLoader {
     if (!w) return;
     this.waiting.delete(m.id);
     if ('error' in m) w.reject(m.input ? new InputError(m.error) : new Error(m.error));
-    else w.resolve({ x: m.x, y: m.y, rows: m.rows });
+    else w.resolve({ x: m.x, y: m.y, rows: m.rows, globalRows: m.globalRows });
   }
 
   private fail(e: Error): void {
@@ -116,7 +125,7 @@ export class BatchLoader {
 
   /** The host arrays of one batch, made in this thread (what the workers compute). */
   hostBatch(epoch: number, batch: number): HostBatch {
-    return makeBatch(this.source, this.sampler, this.augmentation, this.opts.seed, epoch, batch);
+    return makeBatch(this.source, this.sampler, this.augmentation, this.opts.seed, epoch, batch, this.opts.shard);
   }
 
   /** The batches of epoch `epoch` from `startBatch` on. The caller disposes each batch's x and y. */
@@ -144,6 +153,7 @@ export class BatchLoader {
         x: tf.tensor4d(host.x, [host.rows, ...shape], 'float32'),
         y: tf.tensor1d(host.y, 'int32'),
         index: i,
+        globalSize: host.globalRows,
       };
     }
   }

@@ -35,6 +35,8 @@ export interface Batch {
   y: tf.Tensor1D;
   /** Index of this batch within its epoch (0-based, counts skipped batches too). */
   index: number;
+  /** Rows of the whole (global) batch this one is a shard of; x's rows when not sharded. */
+  globalSize: number;
 }
 
 export interface BatchOptions {

@@ -19,8 +19,8 @@ parentPort!.on('message', (m: { id: number; epoch: number; batch: number }) => {
   let reply: WorkerReply;
   let transfer: ArrayBuffer[] = [];
   try {
-    const b = makeBatch(source, sampler, augmentation, init.seed, m.epoch, m.batch);
-    reply = { id: m.id, x: b.x, y: b.y, rows: b.rows };
+    const b = makeBatch(source, sampler, augmentation, init.seed, m.epoch, m.batch, init.shard);
+    reply = { id: m.id, x: b.x, y: b.y, rows: b.rows, globalRows: b.globalRows };
     transfer = [b.x.buffer as ArrayBuffer, b.y.buffer as ArrayBuffer];
   } catch (e) {
     reply = { id: m.id, error: (e as Error).message, input: e instanceof InputError };

@@ -59,18 +59,37 @@ export class ClassWeights {
 
   /** Adds softmax(logitsNat/T) of each example to its label's running sum. No gradient, no host read. */
   accumulate(logitsNat: tf.Tensor2D, labels: tf.Tensor1D): void {
-    this.assertLive('accumulate');
+    const [sums, counts] = this.increment(logitsNat, labels);
+    this.add(sums, counts);
+    tf.dispose([sums, counts]);
+  }
+
+  /**
+   * What `accumulate` would add for this batch: [Σ over the batch of onehot(y_b)ᵀ softmax(z_b/T) (C×C), examples
+   * per label (C, float32)]. Data parallelism sums these over the tasks in the step's collective and `add`s the
+   * sum on every task, so all tasks hold the same accumulator at every step. Caller disposes.
+   */
+  increment(logitsNat: tf.Tensor2D, labels: tf.Tensor1D): [tf.Tensor2D, tf.Tensor1D] {
+    this.assertLive('increment');
     checkLogits('ClassWeights.accumulate', 'logitsNat', logitsNat, this.numClasses);
     if (logitsNat.shape[1] !== this.numClasses) {
       throw new InputError(`ClassWeights.accumulate: logitsNat must have ${this.numClasses} columns, got ${logitsNat.shape[1]}`);
     }
     checkLabels('ClassWeights.accumulate', 'labels', labels, logitsNat);
-    tf.tidy(() => {
+    return tf.tidy(() => {
       const probs = tf.softmax(tf.div(logitsNat, this.temperature));
-      const oneHot = tf.oneHot(labels, this.numClasses); // B×C int32
-      // Σ over the batch of onehot(y_b)ᵀ probs_b: row y collects the predictions of class-y examples.
-      this.sums.assign(tf.add(this.sums, tf.matMul(oneHot.toFloat(), probs, true, false)));
-      this.counts.assign(tf.add(this.counts, tf.sum(oneHot, 0)) as tf.Tensor1D);
+      const oneHot = tf.oneHot(labels, this.numClasses).toFloat(); // B×C
+      // Row y collects the predictions of class-y examples.
+      return [tf.matMul(oneHot, probs, true, false), tf.sum(oneHot, 0)] as [tf.Tensor2D, tf.Tensor1D];
+    });
+  }
+
+  /** Adds an increment (this batch's, or the sum of the tasks' increments) to the running sums. */
+  add(sums: tf.Tensor, counts: tf.Tensor): void {
+    this.assertLive('add');
+    tf.tidy(() => {
+      this.sums.assign(tf.add(this.sums, sums) as tf.Tensor2D);
+      this.counts.assign(tf.add(this.counts, tf.cast(tf.round(counts), 'int32')) as tf.Tensor1D);
     });
   }
 

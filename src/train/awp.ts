@@ -67,18 +67,29 @@ export class Awp {
    * Steps 1-3: computes v for this batch. `loss(forward)` must build the training objective with the given
    * train-mode forward pass (which runs on the proxy). Nothing is read back to the host: no per-step sync.
    */
-  computeDirections(loss: (forward: TrainForward) => tf.Scalar, forwardOf: (model: tf.LayersModel) => TrainForward): void {
+  computeDirections(
+    loss: (forward: TrainForward) => tf.Scalar,
+    forwardOf: (model: tf.LayersModel) => TrainForward,
+    /** Data parallelism: sums the proxy's gradients over the tasks (each weighted by its share of the batch). */
+    reduce: (grads: tf.Tensor[]) => tf.Tensor[] = (g) => g.map((x) => x.clone()),
+  ): void {
     this.disposeDirections();
     const src = this.model.weights;
     // All weights, BN statistics included: the proxy's forward must see the real model's state.
     this.proxy.weights.forEach((p, i) => p.write(src[i]!.read()));
     const proxyForward = forwardOf(this.proxy);
     const { value, grads } = tf.variableGrads(() => loss(proxyForward), this.proxyKernels);
+    let summed: tf.Tensor[];
+    try {
+      summed = reduce(this.proxyKernels.map((k) => grads[k.name]!));
+    } finally {
+      tf.dispose([value, ...Object.values(grads)]);
+    }
     tf.tidy(() => {
       // Plain SGD (no momentum, no decay) ascending the loss.
-      this.proxyKernels.forEach((k) => k.assign(tf.add(k, tf.mul(grads[k.name]!, this.options.proxyLr))));
+      this.proxyKernels.forEach((k, i) => k.assign(tf.add(k, tf.mul(summed[i]!, this.options.proxyLr))));
     });
-    tf.dispose([value, ...Object.values(grads)]);
+    tf.dispose(summed);
     this.directions = this.kernels.map((w, i) => awpDirection(w, this.proxyKernels[i]!));
   }
 

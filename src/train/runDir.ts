@@ -81,6 +81,11 @@ export class RunDirectory {
   evalOnTest = false;
   /** KD runs: the teacher's weight digest, recorded in every checkpoint and checked on resume. */
   teacherSha256: string | undefined;
+  /**
+   * Whether this process writes the run's files. Data parallelism: task 0 writes, the other tasks (same weights,
+   * checked every epoch) only read, so one run directory has one writer.
+   */
+  writer = true;
 
   constructor(
     readonly dir: string,
@@ -153,12 +158,17 @@ export class RunDirectory {
 
   /** The resolved config and the metrics so far (a resumed run rewrites them from its checkpoint). */
   async start(metrics: readonly MetricRecord[]): Promise<void> {
+    if (!this.writer) return;
     await writeFileAtomic(join(this.dir, RUN_FILES.config), configToYaml(this.config, `ikl-train resolved config (hash ${this.hash})`));
     await writeFileAtomic(join(this.dir, RUN_FILES.metrics), metrics.map((m) => JSON.stringify(m) + '\n').join(''));
   }
 
   /** Writes checkpoint `kind` of `model` (the trainer's model, or its weight-average model) at `progress`. */
   async save(kind: CheckpointKind, model: tf.LayersModel, t: Trainer, progress: RunProgress): Promise<string> {
+    if (!this.writer) {
+      if (kind === 'last') this.lastDir = join(this.dir, kind);
+      return join(this.dir, kind);
+    }
     const c = this.config;
     const state: RunState = {
       version: 1,
@@ -200,6 +210,7 @@ export class RunDirectory {
 
   /** Appends an epoch record to metrics.jsonl and redraws curves.svg from all of them. */
   async recordEpoch(record: MetricRecord, metrics: readonly MetricRecord[]): Promise<void> {
+    if (!this.writer) return;
     await appendFile(join(this.dir, RUN_FILES.metrics), JSON.stringify(record) + '\n');
     await writeFileAtomic(
       join(this.dir, RUN_FILES.curves),

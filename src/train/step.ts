@@ -9,12 +9,20 @@
  * The recipe of DM-Improves-AT adds: an attack with BN in train mode that leaves the running statistics alone
  * (attack.bnMode), BN momentum 1 on the first step (model.bnWarmStart), no weight decay on BN parameters, a
  * scheduled momentum, and a per-step EMA with a decay per step (ema.ts).
+ *
+ * Data parallelism (the reference's DataParallel): each task runs steps 1-3 on its shard of the global batch with
+ * its own batch-norm statistics; the gradients (the model's and the AWP proxy's), weighted by the shard's share of
+ * the batch, are summed over the tasks in one collective together with the step's figures, the class-wise weight
+ * increments and task 0's BN running statistics (DataParallel keeps device 0's buffers), so every task applies the
+ * same update to the same weights and holds the same class-weight sums.
+ * With one process the collective is the identity and the share is 1.
  */
 import * as tf from '@tensorflow/tfjs';
 import { pgdPerturb } from '../attacks/pgd.js';
 import type { ModelFn } from '../attacks/types.js';
 import type { TrainConfig } from '../config/schema.js';
 import { InputError } from '../errors.js';
+import { SingleProcess, type Collective } from '../collective/index.js';
 import { ClassWeights } from '../losses/index.js';
 import { createModel, forward } from '../models/index.js';
 import { inferenceModel } from '../models/inference.js';
@@ -49,6 +57,8 @@ export interface Trainer {
   /** KD objectives: the frozen teacher (loadTeacher, set by train()) and the GI class prior over its logits. */
   teacher?: Teacher;
   kdPrior?: ClassWeights;
+  /** The tasks this step's gradients and figures are summed over (SingleProcess: the identity). */
+  collective: Collective;
 }
 
 export const trainForward =
@@ -71,7 +81,7 @@ export function attackLossOf(config: TrainConfig): 'kl' | 'ikl' | 'ce' {
 }
 
 /** Builds the model (seeded), optimiser, AWP proxy, class weights and weight average described by `config`. */
-export function createTrainer(config: TrainConfig): Trainer {
+export function createTrainer(config: TrainConfig, collective: Collective = new SingleProcess()): Trainer {
   const kd = isKdObjective(config.objective.type);
   if (kd && config.distill.adversarial && config.attack.objective === 'ikl') {
     // The class weights of the ikl attack come from the student's clean logits, which adversarial KD never computes.
@@ -94,7 +104,7 @@ export function createTrainer(config: TrainConfig): Trainer {
     weightDecay: config.optimizer.weightDecay,
     decay: config.optimizer.bnWeightDecay ? undefined : bnParameterMask(model).map((bn) => !bn),
   });
-  const t: Trainer = { config, model, params, optimizer };
+  const t: Trainer = { config, model, params, optimizer, collective };
   if (config.awp.enabled) {
     // Its initial weights are irrelevant: every AWP step first copies the model's weights into it.
     t.proxy = createModel(spec);
@@ -152,10 +162,13 @@ export interface StepParams {
   seed: number;
   /** KD objectives: the warm-up factor of the distillation term this epoch (default 1). */
   kdWarmup?: number;
+  /** This task's rows over the global batch's (data parallelism; default 1: the whole batch is here). */
+  share?: number;
 }
 
 /** Host-side figures of one step. natural/robust are NaN when the objective has no such term. */
 export interface StepStats {
+  /** Rows of the global batch (all tasks). */
   batchSize: number;
   total: number;
   natural: number;
@@ -217,12 +230,17 @@ export function trainStep(t: Trainer, x: tf.Tensor4D, y: tf.Tensor1D, p: StepPar
     // The AutoAugment pair splits the robust term by view; AWP's ascent uses one IKL over all 2B rows, as
     // utils_awp.py's calc_awp does in the reference.
     const pair = cfg.data.pair.enabled ? { gamma: cfg.data.pair.gamma } : undefined;
+    // Each task's loss is weighted by its share of the batch: the sum over tasks of the gradients is then the
+    // gradient of the global batch's mean loss (the mean of the tasks' gradients for equal shards).
+    const share = p.share ?? 1;
+    const weighted = (loss: tf.Scalar): tf.Scalar => (share === 1 ? loss : tf.mul(loss, share));
     const lossOf = (fwd: TrainForward): tf.Scalar => {
       const q = objective(fwd, x, y, adv, lossPrior, cfg.objective, kd);
-      return q.total;
+      return weighted(q.total);
     };
+    const sumOverTasks = (g: tf.Tensor[]): tf.Tensor[] => t.collective.allReduce(g, 'sum');
     if (p.awp && t.awp) {
-      t.awp.computeDirections(lossOf, trainForward);
+      t.awp.computeDirections(lossOf, trainForward, sumOverTasks);
       t.awp.perturb();
       perturbed = true;
     }
@@ -235,21 +253,37 @@ export function trainStep(t: Trainer, x: tf.Tensor4D, y: tf.Tensor1D, p: StepPar
         // The other parts outlive the gradient computation (metrics, class weights): keep them from its tidy.
         for (const k of [q.natural, q.robust, q.logitsNat, q.logitsAdv]) if (k) tf.keep(k);
         parts = q;
-        return q.total;
+        return weighted(q.total);
       }, t.params);
     } finally {
       if (bnMomenta) restoreBnMomentum(t.model, bnMomenta);
     }
     const { value, grads } = pass;
     const q = parts!;
-    const figures = tf.tidy(() => {
+    // One collective: the figures (weighted like the loss, counts summed), the gradients, task 0's BN statistics.
+    const local = tf.tidy(() => {
       const nan = tf.scalar(Number.NaN);
       const correct = (logits: tf.Tensor2D | undefined): tf.Scalar =>
         logits ? (tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), y), 'float32')) as tf.Scalar) : nan;
-      return tf.stack([value, q.natural ?? nan, q.robust ?? nan, correct(q.logitsNat), correct(q.logitsAdv)]).dataSync();
+      const w = (v: tf.Scalar | undefined) => (v ? weighted(v) : nan);
+      const figures = tf.stack([value, w(q.natural), w(q.robust), correct(q.logitsNat), correct(q.logitsAdv), tf.scalar(x.shape[0])]);
+      const buffers = t.model.nonTrainableWeights.map((b) => (t.collective.rank === 0 ? b.read().clone() : tf.zerosLike(b.read())));
+      return [figures, ...buffers];
     });
+    // The class-weight (and KD prior) sums take every task's examples: their increments travel in the same bucket.
+    const increments = [...classWeightIncrement(t, q.logitsNat, y, pair !== undefined), ...(t.kdPrior && kd ? t.kdPrior.increment(kd.logitsTeacher, y) : [])];
+    const gradList = t.params.map((v) => grads[v.name]!);
+    let reduced: tf.Tensor[];
+    try {
+      reduced = t.collective.allReduce([...local, ...increments, ...gradList], 'sum');
+    } finally {
+      tf.dispose([value, ...local, ...increments, ...gradList]);
+    }
+    const nBuffers = t.model.nonTrainableWeights.length;
+    const inc = reduced.splice(1 + nBuffers, increments.length);
+    const figures = reduced[0]!.dataSync();
     const stats: StepStats = {
-      batchSize: x.shape[0],
+      batchSize: figures[5]!,
       total: figures[0]!,
       natural: figures[1]!,
       robust: figures[2]!,
@@ -257,32 +291,20 @@ export function trainStep(t: Trainer, x: tf.Tensor4D, y: tf.Tensor1D, p: StepPar
       advCorrect: figures[4]!,
     };
     if (!Number.isFinite(stats.total)) {
-      tf.dispose([value, ...Object.values(grads)]);
+      tf.dispose([...reduced, ...inc]);
       throw new DivergenceError(`training loss is ${stats.total} (natural ${stats.natural}, robust ${stats.robust}); stopped before the optimizer step`);
     }
-    t.optimizer.step(
-      t.params.map((v) => grads[v.name]),
-      p.lr,
-      p.momentum,
-    );
-    tf.dispose([value, ...Object.values(grads)]);
+    t.model.nonTrainableWeights.forEach((b, i) => b.write(reduced[1 + i]!));
+    t.optimizer.step(reduced.slice(1 + nBuffers), p.lr, p.momentum);
+    tf.dispose(reduced);
     if (perturbed) {
       t.awp!.restore();
       perturbed = false;
     }
     // The clean logits of the loss pass (train mode, after x' was built), as the reference accumulates them.
-    if (t.classWeights && q.logitsNat) {
-      if (pair) {
-        // The pair's class-wise weights come from view A only (the first half of the rows).
-        const b = x.shape[0] / 2;
-        const [zA, yA] = [tf.slice(q.logitsNat, [0, 0], [b, -1]) as tf.Tensor2D, tf.slice(y, [0], [b]) as tf.Tensor1D];
-        t.classWeights.accumulate(zA, yA);
-        tf.dispose([zA, yA]);
-      } else {
-        t.classWeights.accumulate(q.logitsNat, y);
-      }
-    }
-    if (t.kdPrior && kd) t.kdPrior.accumulate(kd.logitsTeacher, y);
+    if (t.classWeights && q.logitsNat) t.classWeights.add(inc[0]!, inc[1]!);
+    if (t.kdPrior && kd) t.kdPrior.add(inc.at(-2)!, inc.at(-1)!);
+    tf.dispose(inc);
     if (t.weightAverage && p.averageWeights)
       t.weightAverage.update(
         t.model.weights.map((w) => w.read()),
@@ -295,5 +317,21 @@ export function trainStep(t: Trainer, x: tf.Tensor4D, y: tf.Tensor1D, p: StepPar
     if (parts) disposeParts(parts);
     const own: (tf.Tensor | undefined)[] = [xAdv, prior, kd?.logitsTeacher, kd?.prior];
     tf.dispose(own.filter((v): v is tf.Tensor => v !== undefined));
+  }
+}
+
+/**
+ * This step's increment of the class-wise weight sums from the clean logits of the loss pass (train mode, after x'
+ * was built), as the reference accumulates them; with the AutoAugment pair from view A only (the first half of the rows).
+ */
+function classWeightIncrement(t: Trainer, logitsNat: tf.Tensor2D | undefined, y: tf.Tensor1D, pair: boolean): tf.Tensor[] {
+  if (!t.classWeights || !logitsNat) return [];
+  if (!pair) return t.classWeights.increment(logitsNat, y);
+  const b = y.shape[0] / 2;
+  const [zA, yA] = [tf.slice(logitsNat, [0, 0], [b, -1]) as tf.Tensor2D, tf.slice(y, [0], [b]) as tf.Tensor1D];
+  try {
+    return t.classWeights.increment(zA, yA);
+  } finally {
+    tf.dispose([zA, yA]);
   }
 }

@@ -5,13 +5,20 @@
  *
  * Determinism: every random choice is a function of (run.seed, epoch, batch index), so resuming from a checkpoint
  * (at an epoch end or mid-epoch) continues the identical trajectory.
+ *
+ * Data parallelism goes through `opts.collective` (src/collective; one process: the identity): each task takes its
+ * shard of every batch, the step sums gradients, figures and class-wise weight increments over the tasks
+ * (step.ts), the epoch end sums the validation counts, task 0 writes the run directory, and every task checks after
+ * each epoch that its weights are task 0's. Stop requests are agreed on, so all tasks stop at the same step.
  */
+import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs';
 import { pgdPerturb } from '../attacks/pgd.js';
 import type { ModelFn } from '../attacks/types.js';
 import { deriveSeed } from '../rng.js';
 import type { TrainConfig } from '../config/index.js';
+import { CollectiveError, SingleProcess, type Collective } from '../collective/index.js';
 import {
   BatchLoader,
   batches,
@@ -52,6 +59,8 @@ export interface TrainOptions {
   signal?: { stopRequested: boolean };
   /** Called after every optimiser step (monitoring, tests). */
   onStep?: (info: StepInfo, trainer: Trainer) => void;
+  /** The tasks of a data-parallel run (createCollective() from TF_CONFIG / Slurm); default one process. */
+  collective?: Collective;
 }
 
 export interface StepInfo {
@@ -127,7 +136,7 @@ async function loadData(config: TrainConfig, log: Logger): Promise<Data> {
  * The training batches: in-memory images alone (shuffled per epoch), or mixed with the generated images by the
  * reference sampler. With data.workers > 0 the batches are made ahead in worker threads.
  */
-function trainLoader(config: TrainConfig, data: Data): BatchLoader {
+function trainLoader(config: TrainConfig, data: Data, collective: Collective): BatchLoader {
   const d = config.data;
   const B = d.batchSize;
   const seed = config.run.seed;
@@ -147,7 +156,9 @@ function trainLoader(config: TrainConfig, data: Data): BatchLoader {
         })
       : new EpochSampler({ kind: 'epoch', n: data.train.n, batchSize: B, shuffle: true, dropLast: false, seed });
   const pair = d.pair.enabled ? d.pair.augment : undefined;
-  return new BatchLoader(source, sampler, { workers: d.workers, prefetch: d.prefetch, augment: d.augment, ...(pair ? { pair } : {}), seed });
+  // A data-parallel task reads its share of every batch (all tasks together: the batches of one process).
+  const shard = collective.size > 1 ? { shard: { rank: collective.rank, size: collective.size } } : {};
+  return new BatchLoader(source, sampler, { workers: d.workers, prefetch: d.prefetch, augment: d.augment, ...(pair ? { pair } : {}), seed, ...shard });
 }
 
 /**
@@ -170,6 +181,11 @@ class ClassCounts {
 
   add(batch: ArrayLike<number>): void {
     for (let j = 0; j < batch.length; j++) this.counts[j]! += batch[j]!;
+  }
+
+  /** The counts of every task of a data-parallel run (one process: unchanged). */
+  sumOver(collective: Collective): void {
+    if (collective.size > 1) this.counts.set(collective.allReduceNumbers([...this.counts], 'sum'));
   }
 
   accuracy(n: number): ValAccuracy {
@@ -202,18 +218,33 @@ export function evaluateAccuracy(model: tf.LayersModel, set: ImageSet, config: T
 }
 
 /** evaluateAccuracy, stopping between batches when a stop is requested (then null). */
-async function evaluateUnlessStopped(model: tf.LayersModel, set: ImageSet, config: TrainConfig, signal: TrainOptions['signal']): Promise<ValAccuracy | null> {
+async function evaluateUnlessStopped(
+  model: tf.LayersModel,
+  set: ImageSet,
+  config: TrainConfig,
+  signal: TrainOptions['signal'],
+  collective: Collective,
+): Promise<ValAccuracy | null> {
   const exec = inferenceModel(model);
   try {
     const counts = new ClassCounts(set.numClasses);
+    // Task r evaluates batches r, r + N, …: each batch as one process evaluates it (same PGD starts), counts
+    // summed at the end. Every task walks all batches, so the stop checks (one per round of N) line up.
+    const N = collective.size;
+    let i = 0;
     for (const b of batches(set, { batchSize: config.data.batchSize, shuffle: false, augment: false })) {
-      if (signal?.stopRequested) {
+      if (i % N === 0 && collective.anyOf(signal?.stopRequested === true)) {
         tf.dispose([b.x, b.y]);
         return null;
+      }
+      if (i++ % N !== collective.rank) {
+        tf.dispose([b.x, b.y]);
+        continue;
       }
       counts.add(evalBatch(exec.fn, b, config, set.numClasses));
       await turnEventLoop();
     }
+    counts.sumOver(collective);
     return counts.accuracy(set.n);
   } finally {
     exec.dispose();
@@ -280,15 +311,18 @@ interface Loop {
 /** Trains as `config` says. See runDir.ts for what goes into the run directory. */
 export async function train(config: TrainConfig, opts: TrainOptions): Promise<TrainResult> {
   const log = opts.logger ?? silentLogger;
+  const collective = opts.collective ?? new SingleProcess();
   const run = new RunDirectory(opts.runDir, config);
+  run.writer = collective.rank === 0;
   const resumeDir = await run.resumePoint(opts.resume, log);
   const data = await loadData(config, log);
   run.evalOnTest = data.evalOnTest;
+  checkShards(config, data.train.n, collective.size);
   let loader: BatchLoader | undefined;
-  const t = createTrainer(config);
+  const t = createTrainer(config, collective);
   let loopTb: TensorBoardWriter | undefined;
   try {
-    loader = trainLoader(config, data);
+    loader = trainLoader(config, data, collective);
     // The loader holds the training images now (shared with its workers); drop the other reference.
     data.train = { ...data.train, images: new Uint8Array(0), labels: new Uint8Array(0) };
     if (isKdObjective(config.objective.type)) {
@@ -332,6 +366,7 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
         batchesPerEpoch: loop.nBatches,
         epochs: E,
         configHash: run.hash,
+        ...(collective.size > 1 ? { tasks: collective.size, rank: collective.rank, rowsPerTask: config.data.batchSize / collective.size } : {}),
       },
       progress.position.epoch > 1 || progress.position.batch > 0 ? 'training resumes' : 'training starts',
     );
@@ -396,6 +431,7 @@ async function runEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<bo
         averageWeights: s.averageSteps,
         seed: deriveSeed(config.run.seed, epoch, b.index, TAG_ATTACK),
         kdWarmup: s.kdWarmup,
+        share: b.x.shape[0] / b.globalSize,
       });
     } catch (e) {
       if (e instanceof DivergenceError) {
@@ -435,7 +471,8 @@ async function runEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise<bo
     const periodic = !lastOfEpoch && config.checkpoint.everySteps > 0 && p.step % config.checkpoint.everySteps === 0;
     // A stop after the epoch's last step is written here too, at position (epoch, nBatches): the resume then
     // runs only the epoch end.
-    const stopNow = loop.opts.signal?.stopRequested === true;
+    // Agreed by all tasks, so they stop after the same step (a collective waiting for a stopped task would time out).
+    const stopNow = t.collective.anyOf(loop.opts.signal?.stopRequested === true);
     if (periodic || stopNow) {
       p.accum.seconds += (performance.now() - t0) / 1000;
       t0 = performance.now();
@@ -481,10 +518,10 @@ async function finishEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise
   try {
     if (data.evalSet !== undefined && s.evaluate) {
       const te = performance.now();
-      val = await evaluateUnlessStopped(t.model, data.evalSet, config, signal);
+      val = await evaluateUnlessStopped(t.model, data.evalSet, config, signal, t.collective);
       if (val && t.waModel && (waNext || t.weightAverage?.initialized)) {
         restoreWeights(t.waModel, waNext ?? t.weightAverage!.weights());
-        wa = await evaluateUnlessStopped(t.waModel, data.evalSet, config, signal);
+        wa = await evaluateUnlessStopped(t.waModel, data.evalSet, config, signal, t.collective);
       }
       evalSeconds = (performance.now() - te) / 1000;
     }
@@ -556,8 +593,43 @@ async function finishEpoch(loop: Loop, epoch: number, s: EpochSettings): Promise
     });
     loop.tb.flush();
   }
+  checkSameWeights(t, epoch);
   loop.log.info({ ...record, best: improved }, `epoch ${epoch}/${config.schedule.epochs}`);
   return false;
+}
+
+/** The global batch splits over the tasks: B/N rows each, and every batch (the last one too) gives each task rows. */
+function checkShards(config: TrainConfig, n: number, tasks: number): void {
+  const B = config.data.batchSize;
+  if (tasks === 1) return;
+  if (B % tasks !== 0) throw new InputError(`data.batchSize: ${B} does not divide over ${tasks} tasks; use a multiple of ${tasks} (the global batch)`);
+  const last = config.data.extra ? B : n - (numBatches(n, B) - 1) * B;
+  if (last < tasks)
+    throw new InputError(
+      `data.batchSize: the last batch of an epoch has ${last} images, fewer than the ${tasks} tasks; change data.batchSize or data.trainSubset`,
+    );
+}
+
+/**
+ * After each epoch: every task's weights (BN statistics and optimiser state included through the weights they
+ * produce) must be task 0's. A digest of all weights travels as 16-bit pieces (exact in float32); any mismatch
+ * stops every task with one line.
+ */
+function checkSameWeights(t: Trainer, epoch: number): void {
+  const h = createHash('sha256');
+  for (const w of t.model.weights) {
+    const v = w.read().dataSync() as Float32Array;
+    h.update(Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+  }
+  const digest = h.digest();
+  const mine = Array.from({ length: 8 }, (_, i) => digest.readUInt16BE(2 * i));
+  const leader = t.collective.broadcastNumbers(mine);
+  const differs = leader.some((v, i) => v !== mine[i]);
+  if (t.collective.anyOf(differs)) {
+    throw new CollectiveError(
+      `epoch ${epoch}: the weights of ${differs ? `task ${t.collective.rank}` : 'another task'} differ from task 0's (non-deterministic kernels or a task trained on other data); the last checkpoint is task 0's`,
+    );
+  }
 }
 
 function finiteOrNull(v: number): number | null {

@@ -20,6 +20,7 @@ import { objective } from '../../src/train/objective.js';
 import { Awp } from '../../src/train/awp.js';
 import { Sgd } from '../../src/train/sgd.js';
 import { inferenceFn, trainForward, trainStep, type Trainer } from '../../src/train/step.js';
+import { SingleProcess } from '../../src/collective/index.js';
 
 interface Fixture {
   shape: [number, number, number];
@@ -183,6 +184,7 @@ test("trainStep with data.pair: the next epoch's class-wise weights come from vi
     // Momentum 0: no optimizer state is created, so the step must leave the tensor count unchanged.
     optimizer: new Sgd(params, { momentum: 0, nesterov: false, weightDecay: 0 }),
     classWeights: new ClassWeights(K, { temperature: fx.temperature, momentum: 1 }),
+    collective: new SingleProcess(),
   };
   try {
     await noLeak(() => {
