@@ -19,7 +19,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { absorbedPadding, channelsLastBn, weightOf } from './forward.js';
 import { activationOf, kind, layerGraph, type GraphNode } from './graph.js';
-import { conv2dBackpropInput, conv2dBiasAct, reluBackward, type ConvPad } from '../kernels.js';
+import { batchNormReluInference, conv2dBackpropInput, conv2dBiasAct, reluBackward, type ConvPad } from '../kernels.js';
 
 export interface InferenceModel {
   /** Logits of NHWC inputs in [0, 1]; differentiable with respect to x. Carries its activation bytes per row. */
@@ -116,15 +116,17 @@ function convOp(W: tf.Tensor4D, b: tf.Tensor1D | undefined, strides: [number, nu
   return { forward, backward, keepsOutput: relu };
 }
 
-/** BN with running statistics (+ ReLU): the batchNorm kernel model.apply uses; backward dy·1[y > 0]·s. */
+/** BN with running statistics (+ ReLU: one kernel, kernels.ts); backward dy·1[y > 0]·s. */
 function bnOp(layer: tf.layers.Layer, scale: tf.Tensor1D, relu: boolean) {
   const eps = (layer.getConfig() as { epsilon: number }).epsilon;
   const [mean, variance, beta, gamma] = ['moving_mean', 'moving_variance', 'beta', 'gamma'].map((n) => weightOf(layer, n) as tf.Tensor1D);
   const forward = (x: tf.Tensor4D) =>
-    tf.tidy(() => {
-      const normed = tf.batchNorm4d(x, mean!, variance!, beta, gamma, eps);
-      return relu ? tf.relu(normed) : normed;
-    });
+    relu && beta && gamma
+      ? batchNormReluInference(x, mean!, variance!, beta, gamma, eps)
+      : tf.tidy(() => {
+          const normed = tf.batchNorm4d(x, mean!, variance!, beta, gamma, eps);
+          return relu ? tf.relu(normed) : normed;
+        });
   const backward: Backward = (dy, _ins, y) => [tf.tidy(() => tf.mul(relu ? reluBackward(dy, y) : dy, scale))];
   return { forward, backward, keepsOutput: relu };
 }

@@ -5,6 +5,8 @@ import { assertClose, noLeak, rng } from '../helpers.js';
 import { patchedBinding } from '../../src/collective/native.js';
 import {
   conv2dBackpropFilter,
+  batchNormReluInference,
+  bnReluInUse,
   conv2dBiasAct,
   fusedConvInUse,
   conv2dBackpropInput,
@@ -222,3 +224,26 @@ for (const [name, pad, strides, useBias, relu] of [
     );
   });
 }
+
+// Against the float64 definition: a handful of float32 roundings of O(1) values, so 1e-5 relative to max(1, |y|).
+test('batchNormReluInference equals relu(γ·(x − μ)/√(σ² + ε) + β) with running statistics (float64 definition)', async () => {
+  await noLeak(() =>
+    tf.tidy(() => {
+      const [n, h, w, c] = [3, 5, 4, 6];
+      const x = randomTensor([n, h, w, c], 11) as tf.Tensor4D;
+      const r = rng(12);
+      const [mean, offset] = [0, 1].map(() => Float32Array.from({ length: c }, () => r() - 0.5));
+      const [variance, scale] = [0, 1].map(() => Float32Array.from({ length: c }, () => 0.5 + r()));
+      const eps = 1e-3;
+      const y = batchNormReluInference(x, tf.tensor1d(mean!), tf.tensor1d(variance!), tf.tensor1d(offset!), tf.tensor1d(scale!), eps);
+      const xs = x.dataSync();
+      const expected = Array.from(xs, (v, i) => {
+        const k = i % c;
+        return Math.max(0, (scale![k]! * (v - mean![k]!)) / Math.sqrt(variance![k]! + eps) + offset![k]!);
+      });
+      assert.deepEqual(y.shape, x.shape);
+      assertClose(y.dataSync(), expected, 1e-5, 'BN + ReLU');
+      if (tf.getBackend() === 'tensorflow' && process.env.TF_ENABLE_ONEDNN_OPTS !== '0') assert.ok(bnReluInUse(), 'one oneDNN kernel on the native backend');
+    }),
+  );
+});
