@@ -11,6 +11,9 @@
  * - These ops carry their own input gradients (the weights are constants here), so an attack's gradient costs
  *   ~3 kernels per convolution (TF's ReluGrad and explicit-padding backprop, kernels.ts); each frees its saved
  *   tensors once its backward has run.
+ * - `fn.forwardBackward` runs the same backwards in reverse step order without tfjs' tape (no Identity/Reshape
+ *   bookkeeping kernels, a quarter fewer kernels per small-CNN input gradient): the attacks' lossAndGrad uses it.
+ * - A BN + ReLU that stays (pre-activation) runs as one oneDNN kernel where available (kernels.ts).
  * - Every activation is disposed after its last reader.
  *
  * The values equal `model.apply(x, { training: false })` to float32 rounding (tests check every zoo model).
