@@ -17,8 +17,12 @@
  * - Convolution + bias + ReLU (the inference executor's folded layers): tfjs-node's FusedConv2D adds the bias with
  *   a broadcasting Add (and pads explicitly padded inputs with a separate op); TensorFlow's BiasAdd is a cheaper
  *   pass. Conv2D + BiasAdd + Relu run as one tfjs kernel: a fifth less time for the small CNN's forward (measured).
+ *   With ikl-at's binding patch (list attributes), oneDNN's fused convolution does all three in one kernel instead
+ *   (fusedConvAttrs); the three ops remain the path of an unpatched binding.
  * - Choosing whole rows by a per-row mask (the attacks' per-example bookkeeping): tfjs' `where` first tiles the
  *   mask to the tensors' full shape; TensorFlow's Select takes a vector condition over the first dimension as is.
+ * - Inference-mode BN + ReLU that no convolution absorbs (pre-activation blocks): tfjs' batchNorm and relu are
+ *   several passes; oneDNN's fused batch norm with its Relu activation is one (batchNormReluInference).
  * - Training-mode batch norm: composed from tfjs ops it is about fifteen elementwise passes per layer forward and
  *   backward (moments, normalise, the gradient's sums and correction); TensorFlow's FusedBatchNormV3 and
  *   FusedBatchNormGradV3 do each direction in one kernel, as PyTorch does.
@@ -43,6 +47,7 @@ const CONV_BIAS_ACT = 'IklConv2DBiasAct';
 const SELECT_ROWS = 'IklSelectRows';
 const BN_TRAIN = 'IklFusedBatchNormTrain';
 const BN_GRAD = 'IklFusedBatchNormGrad';
+const BN_RELU_INFERENCE = 'IklBatchNormReluInference';
 
 interface ConvAttrs {
   strides: [number, number];
@@ -78,6 +83,44 @@ function bnAttrs(b: NativeBackend, epsilon: number, forward: boolean) {
     { name: 'data_format', type: B.TF_ATTR_STRING!, value: 'NHWC' },
     { name: 'is_training', type: B.TF_ATTR_BOOL!, value: true },
   ];
+}
+
+/**
+ * oneDNN's fused convolution (conv + BiasAdd [+ Relu] in one primitive, the output written once) through the patched
+ * binding's list attributes. Called by its oneDNN name: TensorFlow's eager runtime rewrites Conv2D to oneDNN's
+ * kernel but not `_FusedConv2D`, whose generic Eigen kernel is slower than the three separate ops (measured:
+ * 1.1–1.2x at CIFAR shapes); `_kernel` selects the oneDNN registration, as TensorFlow's graph rewrite does.
+ * No `is_filter_const`: the eager kernel cache is shared by every call with the same attributes, so a cached filter
+ * would leak between models.
+ */
+function fusedConvAttrs(b: NativeBackend, relu: boolean) {
+  const B = b.binding;
+  return [
+    { name: 'num_args', type: B.TF_ATTR_INT!, value: 1 },
+    { name: 'TArgs', type: B.TF_ATTR_TYPE!, value: [B.TF_FLOAT] },
+    { name: 'fused_ops', type: B.TF_ATTR_STRING!, value: relu ? ['BiasAdd', 'Relu'] : ['BiasAdd'] },
+    { name: '_kernel', type: B.TF_ATTR_STRING!, value: 'MklNameChangeOp' },
+  ];
+}
+
+/** The binding patch version with list attributes (collective/native.ts's IKL_PATCH; a root module imports no module directory). */
+const IKL_PATCH = 1;
+
+/** Whether the fused convolution ran (true), failed once (false), or has not been tried (undefined). */
+let fusedConvWorks: boolean | undefined;
+
+/**
+ * Whether conv2dBiasAct runs as one oneDNN kernel (patched binding, oneDNN on), known after its first call with a
+ * bias on the native backend; false otherwise (three TensorFlow ops, or tfjs' FusedConv2D on other backends).
+ */
+export function fusedConvInUse(): boolean {
+  return fusedConvWorks === true && tf.getBackend() === NATIVE;
+}
+
+/** Turns the fused convolution and inference BN + ReLU off (false) or back on (true) for paired A/B benchmarks (bench/models.ts). */
+export function preferFusedConv(on: boolean): void {
+  fusedConvWorks = on ? undefined : false;
+  bnReluWorks = on ? undefined : false;
 }
 
 let registered = false;
@@ -130,6 +173,21 @@ function registerNative(): void {
     kernelFunc: ({ inputs, backend, attrs }) => {
       const b = backend as unknown as NativeBackend;
       const a = attrs as unknown as ConvAttrs & { relu: boolean };
+      if (inputs.bias && fusedConvWorks !== false && b.binding.IKL_PATCH === IKL_PATCH) {
+        try {
+          const y = b.executeSingleOutput(
+            '_MklNativeFusedConv2D',
+            [...convAttrs(b, a), ...fusedConvAttrs(b, a.relu)],
+            [inputs.x!, inputs.filter!, inputs.bias],
+          );
+          fusedConvWorks = true;
+          return y;
+        } catch (e) {
+          // The first call decides (oneDNN off: TF_ENABLE_ONEDNN_OPTS=0, or a build without it); later ones rethrow.
+          if (fusedConvWorks === true) throw e;
+          fusedConvWorks = false;
+        }
+      }
       let y = b.executeSingleOutput('Conv2D', convAttrs(b, a), [inputs.x!, inputs.filter!]);
       const then = (op: string, extra: { name: string; type: number; value: unknown }[], more: tf.TensorInfo[]) => {
         const next = b.executeSingleOutput(op, [T(b), ...extra], [y, ...more]);
@@ -139,6 +197,34 @@ function registerNative(): void {
       if (inputs.bias) then('BiasAdd', [{ name: 'data_format', type: b.binding.TF_ATTR_STRING!, value: 'NHWC' }], [inputs.bias]);
       if (a.relu) then('Relu', [], []);
       return y;
+    },
+  });
+  // relu(BN(x)) with running statistics: oneDNN's _FusedBatchNormEx (inference, activation Relu) → y and five
+  // outputs that inference leaves empty. Feature-detected like the fused convolution.
+  tf.registerKernel({
+    kernelName: BN_RELU_INFERENCE,
+    backendName: NATIVE,
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const b = backend as unknown as NativeBackend;
+      const B = b.binding;
+      const bnAttrs = [
+        { name: 'T', type: B.TF_ATTR_TYPE!, value: B.TF_FLOAT },
+        { name: 'U', type: B.TF_ATTR_TYPE!, value: B.TF_FLOAT },
+        { name: 'epsilon', type: B.TF_ATTR_FLOAT!, value: (attrs as { epsilon: number }).epsilon },
+        { name: 'data_format', type: B.TF_ATTR_STRING!, value: 'NHWC' },
+        { name: 'is_training', type: B.TF_ATTR_BOOL!, value: false },
+        { name: 'num_side_inputs', type: B.TF_ATTR_INT!, value: 0 },
+        { name: 'activation_mode', type: B.TF_ATTR_STRING!, value: 'Relu' },
+        { name: '_kernel', type: B.TF_ATTR_STRING!, value: 'MklNameChangeOp' },
+      ];
+      const out = b.executeMultipleOutputs(
+        '_MklNativeFusedBatchNormEx',
+        bnAttrs,
+        [inputs.x!, inputs.scale!, inputs.offset!, inputs.mean!, inputs.variance!],
+        6,
+      );
+      tf.dispose(out.slice(1));
+      return out[0]!;
     },
   });
   // FusedBatchNormV3(x, scale, offset, mean, variance) → y, batch mean, batch variance (Bessel-corrected), and three
@@ -234,6 +320,41 @@ export function conv2dBackpropFilter(x: tf.Tensor4D, dy: tf.Tensor4D, filterShap
     }
   }
   return tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { strides, pad, dataFormat: 'NHWC', filterShape } as never) as tf.Tensor4D;
+}
+
+/** Whether the one-kernel inference BN + ReLU ran (true), failed once (false), or has not been tried. */
+let bnReluWorks: boolean | undefined;
+
+/**
+ * relu(γ·(x − μ)/√(σ² + ε) + β) with running statistics μ, σ² (an inference-mode BN + ReLU that no convolution can
+ * absorb: a pre-activation block's), NHWC float32. One oneDNN kernel on the native backend (6x fewer ms than tfjs'
+ * batchNorm + relu at WRN shapes, measured); tfjs' batchNorm4d + relu elsewhere, or when oneDNN is off.
+ */
+export function batchNormReluInference(
+  x: tf.Tensor4D,
+  mean: tf.Tensor1D,
+  variance: tf.Tensor1D,
+  offset: tf.Tensor1D,
+  scale: tf.Tensor1D,
+  epsilon: number,
+): tf.Tensor4D {
+  if (native() && x.dtype === 'float32' && bnReluWorks !== false) {
+    try {
+      const y = tf.engine().runKernel(BN_RELU_INFERENCE, { x, scale, offset, mean, variance }, { epsilon } as never) as tf.Tensor4D;
+      bnReluWorks = true;
+      return y;
+    } catch (e) {
+      // The first call decides (oneDNN off: TF_ENABLE_ONEDNN_OPTS=0); later failures are errors.
+      if (bnReluWorks === true) throw e;
+      bnReluWorks = false;
+    }
+  }
+  return tf.tidy(() => tf.relu(tf.batchNorm4d(x, mean, variance, offset, scale, epsilon)));
+}
+
+/** Whether batchNormReluInference runs as one kernel (known after its first call on the native backend). */
+export function bnReluInUse(): boolean {
+  return bnReluWorks === true && tf.getBackend() === NATIVE;
 }
 
 /** What the batch-norm backward needs from the forward: opaque to the caller, disposed after the backward. */

@@ -20,6 +20,7 @@ export interface LossAndGrad {
  * than an exception, so the zero-gradient sanity check can report it. Returned tensors belong to the caller's scope.
  */
 export function lossAndGrad(model: ModelFn, lossFn: PerExampleLoss, x: tf.Tensor4D): LossAndGrad {
+  if (model.forwardBackward && tapeFree) return lossAndGradByLayers(model.forwardBackward, lossFn, x);
   const kept: { logits?: tf.Tensor2D; loss?: tf.Tensor1D } = {};
   const { value, grads } = tf.engine().gradients(
     () => {
@@ -42,6 +43,32 @@ export function lossAndGrad(model: ModelFn, lossFn: PerExampleLoss, x: tf.Tensor
   kept.loss!.dispose();
   kept.logits!.dispose();
   return out;
+}
+
+let tapeFree = true;
+
+/** Whether lossAndGrad uses the executor's own backward where it has one (default) or tfjs' tape: A/B benches. */
+export function preferTapeFree(on: boolean): void {
+  tapeFree = on;
+}
+
+/** lossAndGrad through the executor's own backward: the tape only records the loss (logits → [B]). */
+function lossAndGradByLayers(forwardBackward: NonNullable<ModelFn['forwardBackward']>, lossFn: PerExampleLoss, x: tf.Tensor4D): LossAndGrad {
+  let loss: tf.Tensor1D | undefined;
+  const { logits, grad } = forwardBackward(x, (z) => {
+    const { value, grads } = tf.engine().gradients(
+      () => {
+        loss = tf.keep(lossFn(z));
+        return tf.sum(loss);
+      },
+      [z],
+      undefined,
+      true,
+    );
+    value.dispose();
+    return (grads[0] ?? tf.zerosLike(z)) as tf.Tensor2D;
+  });
+  return { loss: loss!, logits, grad };
 }
 
 /** Per-example correctness (argmax == y) as a bool tensor [B]. */

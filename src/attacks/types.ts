@@ -6,7 +6,14 @@ import type { AttackProgress } from './progress.js';
  * `activationBytesPerRow` (set by the inference executor) is the activation memory of one input row in a forward;
  * attacks that batch independent work size their default blocks with it (block-rows.ts).
  */
-export type ModelFn = ((x: tf.Tensor4D) => tf.Tensor2D) & { readonly activationBytesPerRow?: number };
+export type ModelFn = ((x: tf.Tensor4D) => tf.Tensor2D) & {
+  readonly activationBytesPerRow?: number;
+  /**
+   * Set by the inference executor: the logits and ∂L/∂x given ∂L/∂logits, by the layers' own backwards instead of
+   * tfjs' tape (attacks/grad.ts uses it; the same values).
+   */
+  readonly forwardBackward?: (x: tf.Tensor4D, outputGrad: (logits: tf.Tensor2D) => tf.Tensor2D) => { logits: tf.Tensor2D; grad: tf.Tensor4D };
+};
 
 /** The threat models: L-inf, L2, and L1 (AutoAttack's third; APGD, FAB and Square only). */
 export type Norm = 'linf' | 'l2' | 'l1';

@@ -11,6 +11,9 @@
  * - These ops carry their own input gradients (the weights are constants here), so an attack's gradient costs
  *   ~3 kernels per convolution (TF's ReluGrad and explicit-padding backprop, kernels.ts); each frees its saved
  *   tensors once its backward has run.
+ * - `fn.forwardBackward` runs the same backwards in reverse step order without tfjs' tape (no Identity/Reshape
+ *   bookkeeping kernels, a quarter fewer kernels per small-CNN input gradient): the attacks' lossAndGrad uses it.
+ * - A BN + ReLU that stays (pre-activation) runs as one oneDNN kernel where available (kernels.ts).
  * - Every activation is disposed after its last reader.
  *
  * The values equal `model.apply(x, { training: false })` to float32 rounding (tests check every zoo model).
@@ -19,11 +22,15 @@
 import * as tf from '@tensorflow/tfjs';
 import { absorbedPadding, channelsLastBn, weightOf } from './forward.js';
 import { activationOf, kind, layerGraph, type GraphNode } from './graph.js';
-import { conv2dBackpropInput, conv2dBiasAct, reluBackward, type ConvPad } from '../kernels.js';
+import { batchNormReluInference, conv2dBackpropInput, conv2dBiasAct, reluBackward, type ConvPad } from '../kernels.js';
 
 export interface InferenceModel {
   /** Logits of NHWC inputs in [0, 1]; differentiable with respect to x. Carries its activation bytes per row. */
-  fn: ((x: tf.Tensor4D) => tf.Tensor2D) & { readonly activationBytesPerRow: number };
+  fn: ((x: tf.Tensor4D) => tf.Tensor2D) & {
+    readonly activationBytesPerRow: number;
+    /** Logits and ∂L/∂x from ∂L/∂logits, without tfjs' tape (the attacks' input gradient, attacks/grad.ts). */
+    readonly forwardBackward: (x: tf.Tensor4D, outputGrad: (logits: tf.Tensor2D) => tf.Tensor2D) => { logits: tf.Tensor2D; grad: tf.Tensor4D };
+  };
   /** Number of steps (fused layer groups) one forward runs. */
   steps: number;
   /** Frees the folded weights. */
@@ -34,7 +41,10 @@ interface Step {
   /** Node whose output this step produces (the last layer of the fused group). */
   at: number;
   inputs: number[];
+  /** The forward as tfjs ops the tape can differentiate (model.apply's path: fn). */
   run: (ins: tf.Tensor[]) => tf.Tensor;
+  /** The forward without a gradient wrapper and its backward (forwardBackward); absent: run under tf.grad. */
+  raw?: { forward: (ins: tf.Tensor[]) => tf.Tensor; backward: Backward };
 }
 
 /** The ReLU node reading node i alone, if any. */
@@ -70,25 +80,23 @@ function bnAffine(layer: tf.layers.Layer): { scale: tf.Tensor1D; shift: tf.Tenso
   });
 }
 
-/**
- * act(conv(x, W) + b) with W, b constants: one kernel forward (kernels.ts; no bias add where b is absent: adding
- * zeros costs a full pass); backward ReLU mask + Conv2DBackpropInput.
- */
-function convOp(W: tf.Tensor4D, b: tf.Tensor1D | undefined, strides: [number, number], pad: ConvPad, relu: boolean) {
+/** A step's backward: the gradients of its inputs from that of its output (its inputs and output still alive). */
+type Backward = (dy: tf.Tensor, ins: tf.Tensor[], out: tf.Tensor) => tf.Tensor[];
+
+/** A one-input op with its own backward as a tfjs op the tape differentiates (the backward frees its saved output). */
+function withGrad(forward: (x: tf.Tensor4D) => tf.Tensor4D, backward: Backward, keepsOutput: boolean) {
   return (x: tf.Tensor4D): tf.Tensor4D => {
     const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
       const [xIn, save] = args as [tf.Tensor4D, tf.GradSaveFunc];
-      const y = conv2dBiasAct(xIn, W, b, strides, pad, relu);
-      save(relu ? [y] : []);
+      const y = forward(xIn);
+      save(keepsOutput ? [y] : []);
       return {
         value: y,
         gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
-          const g = relu ? reluBackward(dy, saved[0]!) : dy;
-          const dx = conv2dBackpropInput(g as tf.Tensor4D, W, xIn.shape, strides, pad);
-          if (g !== dy) g.dispose();
+          const [dx] = backward(dy, [xIn], saved[0]!);
           dy.dispose();
           for (const t of saved) t.dispose();
-          return dx;
+          return dx!;
         },
       };
     });
@@ -96,28 +104,34 @@ function convOp(W: tf.Tensor4D, b: tf.Tensor1D | undefined, strides: [number, nu
   };
 }
 
-/** BN with running statistics (+ ReLU): the batchNorm kernel model.apply uses; backward dy·1[y > 0]·s. */
+/**
+ * act(conv(x, W) + b) with W, b constants: one kernel forward (kernels.ts; no bias add where b is absent: adding
+ * zeros costs a full pass); backward ReLU mask + Conv2DBackpropInput.
+ */
+function convOp(W: tf.Tensor4D, b: tf.Tensor1D | undefined, strides: [number, number], pad: ConvPad, relu: boolean) {
+  const forward = (x: tf.Tensor4D) => conv2dBiasAct(x, W, b, strides, pad, relu);
+  const backward: Backward = (dy, ins, y) => {
+    const g = relu ? reluBackward(dy, y) : dy;
+    const dx = conv2dBackpropInput(g as tf.Tensor4D, W, ins[0]!.shape, strides, pad);
+    if (g !== dy) g.dispose();
+    return [dx];
+  };
+  return { forward, backward, keepsOutput: relu };
+}
+
+/** BN with running statistics (+ ReLU: one kernel, kernels.ts); backward dy·1[y > 0]·s. */
 function bnOp(layer: tf.layers.Layer, scale: tf.Tensor1D, relu: boolean) {
   const eps = (layer.getConfig() as { epsilon: number }).epsilon;
   const [mean, variance, beta, gamma] = ['moving_mean', 'moving_variance', 'beta', 'gamma'].map((n) => weightOf(layer, n) as tf.Tensor1D);
-  return (x: tf.Tensor4D): tf.Tensor4D => {
-    const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-      const [xIn, save] = args as [tf.Tensor4D, tf.GradSaveFunc];
-      const normed = tf.batchNorm4d(xIn, mean!, variance!, beta, gamma, eps);
-      const y = relu ? tf.relu(normed) : normed;
-      save(relu ? [y] : []);
-      return {
-        value: y,
-        gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
-          const dx = tf.tidy(() => tf.mul(relu ? reluBackward(dy, saved[0]!) : dy, scale));
-          dy.dispose();
-          for (const t of saved) t.dispose();
-          return dx;
-        },
-      };
-    });
-    return op(x) as tf.Tensor4D;
-  };
+  const forward = (x: tf.Tensor4D) =>
+    relu && beta && gamma
+      ? batchNormReluInference(x, mean!, variance!, beta, gamma, eps)
+      : tf.tidy(() => {
+          const normed = tf.batchNorm4d(x, mean!, variance!, beta, gamma, eps);
+          return relu ? tf.relu(normed) : normed;
+        });
+  const backward: Backward = (dy, _ins, y) => [tf.tidy(() => tf.mul(relu ? reluBackward(dy, y) : dy, scale))];
+  return { forward, backward, keepsOutput: relu };
 }
 
 /** Compiles the inference executor of a zoo model (single input, single output, each layer called once). */
@@ -169,7 +183,9 @@ export function inferenceModel(model: tf.LayersModel): InferenceModel {
         }
         const padded = padOf.get(i);
         const conv = convOp(W, b, cfg.strides as [number, number], padded?.pad ?? (cfg.padding as 'same' | 'valid'), relu);
-        steps.push({ at, inputs: padded?.inputs ?? inputs, run: (ins) => conv(ins[0] as tf.Tensor4D) });
+        const op = withGrad(conv.forward, conv.backward, conv.keepsOutput);
+        const forward = (ins: tf.Tensor[]) => conv.forward(ins[0] as tf.Tensor4D);
+        steps.push({ at, inputs: padded?.inputs ?? inputs, run: (ins) => op(ins[0] as tf.Tensor4D), raw: { forward, backward: conv.backward } });
         break;
       }
       case 'BatchNormalization': {
@@ -182,15 +198,31 @@ export function inferenceModel(model: tf.LayersModel): InferenceModel {
         own(scale);
         const r = reluAfter(nodes, i);
         if (r !== undefined) absorbed.add(r);
-        const f = bnOp(layer, scale, r !== undefined);
-        steps.push({ at: r ?? i, inputs, run: (ins) => f(ins[0] as tf.Tensor4D) });
+        const bn = bnOp(layer, scale, r !== undefined);
+        const op = withGrad(bn.forward, bn.backward, bn.keepsOutput);
+        const forward = (ins: tf.Tensor[]) => bn.forward(ins[0] as tf.Tensor4D);
+        steps.push({ at: r ?? i, inputs, run: (ins) => op(ins[0] as tf.Tensor4D), raw: { forward, backward: bn.backward } });
         break;
       }
       case 'Add':
-        steps.push({ at: i, inputs, run: (ins) => (ins.length === 2 ? tf.add(ins[0]!, ins[1]!) : tf.addN(ins)) });
+        {
+          const run = (ins: tf.Tensor[]) => (ins.length === 2 ? tf.add(ins[0]!, ins[1]!) : tf.addN(ins));
+          // Same-shape sums only (a zoo residual); a broadcasting Add goes through tf.grad.
+          const same = (node.layer.input as tf.SymbolicTensor[]).every((t, _, all) => t.shape.join() === all[0]!.shape.join());
+          steps.push({ at: i, inputs, run, ...(same ? { raw: { forward: run, backward: (dy, ins) => ins.map(() => dy.clone()) } } : {}) });
+        }
         break;
       case 'GlobalAveragePooling2D':
-        steps.push({ at: i, inputs, run: (ins) => tf.mean(ins[0]!, [1, 2]) });
+        {
+          const run = (ins: tf.Tensor[]) => tf.mean(ins[0]!, [1, 2]);
+          // tfjs' gradient of mean: dy broadcast over H, W, divided by H·W (the same kernels, the same values).
+          const backward: Backward = (dy, ins) =>
+            tf.tidy(() => {
+              const [n, h, w, c] = ins[0]!.shape as number[];
+              return [tf.div(tf.mul(tf.reshape(dy, [n!, 1, 1, c!]), tf.ones(ins[0]!.shape)), h! * w!)];
+            });
+          steps.push({ at: i, inputs, run, raw: { forward: run, backward } });
+        }
         break;
       case 'Dense': {
         if (cfg.activation !== 'linear' || !cfg.useBias) {
@@ -199,7 +231,9 @@ export function inferenceModel(model: tf.LayersModel): InferenceModel {
         }
         const kernel = weightOf(layer, 'kernel') as tf.Tensor2D;
         const bias = weightOf(layer, 'bias');
-        steps.push({ at: i, inputs, run: (ins) => tf.fused.matMul({ a: ins[0] as tf.Tensor2D, b: kernel, bias }) });
+        const run = (ins: tf.Tensor[]) => tf.fused.matMul({ a: ins[0] as tf.Tensor2D, b: kernel, bias });
+        const backward: Backward = (dy) => [tf.matMul(dy as tf.Tensor2D, kernel, false, true)];
+        steps.push({ at: i, inputs, run, raw: { forward: run, backward } });
         break;
       }
       default:
@@ -223,10 +257,58 @@ export function inferenceModel(model: tf.LayersModel): InferenceModel {
     });
     return values[stepOf.get(output)!] as tf.Tensor2D;
   };
+  /**
+   * Logits and ∂L/∂x without the tape: the forward keeps every step's inputs and output (what the tape would save),
+   * `outputGrad` gives ∂L/∂logits, and the steps' own backwards run in reverse order, summing the gradients of
+   * outputs read twice (the residual sums). A step with no backward of its own (a layer run by model.apply)
+   * recomputes its forward under tf.grad. The same backward kernels as fn's tape, without its bookkeeping.
+   */
+  const forwardBackward = (x: tf.Tensor4D, outputGrad: (logits: tf.Tensor2D) => tf.Tensor2D): { logits: tf.Tensor2D; grad: tf.Tensor4D } => {
+    const values: tf.Tensor[] = new Array(steps.length);
+    const inputOf = (j: number) => (j < 0 ? x : values[stepOf.get(j)!]!);
+    steps.forEach((s, k) => {
+      const ins = s.inputs.map(inputOf);
+      values[k] = s.raw ? s.raw.forward(ins) : s.run(ins);
+    });
+    const out = stepOf.get(output)!;
+    const logits = values[out] as tf.Tensor2D;
+    const grads: (tf.Tensor | undefined)[] = new Array(steps.length);
+    let gx: tf.Tensor | undefined;
+    const accumulate = (j: number, g: tf.Tensor) => {
+      const prev = j < 0 ? gx : grads[stepOf.get(j)!];
+      const sum = prev ? tf.add(prev, g) : g;
+      if (prev) tf.dispose([prev, g]);
+      if (j < 0) gx = sum;
+      else grads[stepOf.get(j)!] = sum;
+    };
+    grads[out] = outputGrad(logits);
+    for (let k = steps.length - 1; k >= 0; k--) {
+      const s = steps[k]!;
+      const dy = grads[k];
+      if (!dy) continue;
+      const ins = s.inputs.map(inputOf);
+      const gIns = s.raw
+        ? s.raw.backward(dy, ins, values[k]!)
+        : (() => {
+            const { value, grads: g } = tf.engine().gradients(() => s.run(ins), ins, dy, true);
+            value.dispose();
+            return g;
+          })();
+      dy.dispose();
+      grads[k] = undefined;
+      s.inputs.forEach((j, n) => {
+        if (gIns[n]) accumulate(j, gIns[n]);
+      });
+    }
+    values.forEach((v, k) => {
+      if (k !== out) v.dispose();
+    });
+    return { logits, grad: (gx ?? tf.zerosLike(x)) as tf.Tensor4D };
+  };
   // The activations one input row holds (every step's output, float32): sizes the attacks' blocks (block-rows.ts).
   const activationBytesPerRow = steps.reduce((sum, s) => {
     const shape = nodes[s.at]!.layer.outputShape as (number | null)[];
     return sum + 4 * shape.slice(1).reduce<number>((a, d) => a * (d ?? 1), 1);
   }, 0);
-  return { fn: Object.assign(fn, { activationBytesPerRow }), steps: steps.length, dispose: () => tf.dispose(owned) };
+  return { fn: Object.assign(fn, { activationBytesPerRow, forwardBackward }), steps: steps.length, dispose: () => tf.dispose(owned) };
 }

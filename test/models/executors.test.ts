@@ -129,4 +129,28 @@ for (const arch of MODEL_ARCHS) {
     tf.dispose([x, labels]);
     model.dispose();
   });
+
+  test(`${arch}: the executor's tape-free input gradient equals tf.grad of the executor`, opts, async () => {
+    const model = createModel({ arch, numClasses: 10, seed: 23 });
+    scramble(model, 3);
+    const x = randomImages(3, 5);
+    const labels = tf.oneHot(tf.tensor1d([2, 0, 7], 'int32'), 10);
+    await noLeak(() => {
+      const exec = inferenceModel(model);
+      const loss = (z: tf.Tensor2D) => tf.losses.softmaxCrossEntropy(labels, z);
+      const gTape = tf.grad((v: tf.Tensor) => loss(exec.fn(v as tf.Tensor4D)))(x);
+      const { logits, grad } = exec.fn.forwardBackward(x, (z) => tf.grad((v: tf.Tensor) => loss(v as tf.Tensor2D))(z) as tf.Tensor2D);
+      const plain = exec.fn(x);
+      // The same forward kernels (so the same ReLU masks) and the same backward kernels: logits identical; the
+      // gradients differ only where a tensor read by three or more steps sums its gradients in another order
+      // (float32 addition is not associative), a few roundings of 6e-8 relative: 1e-6 leaves room, 1e-4 is an error.
+      assert.deepEqual(Array.from(logits.dataSync()), Array.from(plain.dataSync()), 'logits');
+      assert.deepEqual(grad.shape, x.shape);
+      assert.ok(relErr(grad, gTape) <= 1e-6, `input gradient: relative error ${relErr(grad, gTape)} > 1e-6`);
+      exec.dispose();
+      tf.dispose([gTape, logits, grad, plain]);
+    });
+    tf.dispose([x, labels]);
+    model.dispose();
+  });
 }

@@ -2,8 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { assertClose, noLeak, rng } from '../helpers.js';
+import { patchedBinding } from '../../src/collective/native.js';
 import {
   conv2dBackpropFilter,
+  batchNormReluInference,
+  bnReluInUse,
+  conv2dBiasAct,
+  fusedConvInUse,
   conv2dBackpropInput,
   fusedBatchNormGrad,
   fusedBatchNormTrain,
@@ -170,6 +175,75 @@ test('selectRows takes row i of a where mask[i], else of b (float32 rank 4, int3
         assert.deepEqual(got.shape, shape);
         assert.deepEqual(Array.from(got.dataSync()), expected);
       }
+    }),
+  );
+});
+
+// conv2dBiasAct against tfjs' conv2d + add + relu. On the patched native binding with oneDNN it is one fused kernel
+// (asserted, so a silent fallback fails here); the sums run in another order than tfjs' conv2d, so the tolerance is
+// float32 summation error over 3·3·C products of O(1) terms, relative to max(1, |y|): 1e-5 covers C = 16 with margin.
+for (const [name, pad, strides, useBias, relu] of [
+  ['same, bias, relu', 'same', [1, 1], true, true],
+  [
+    'explicit symmetric stride 2, bias',
+    [
+      [0, 0],
+      [1, 1],
+      [1, 1],
+      [0, 0],
+    ],
+    [2, 2],
+    true,
+    false,
+  ],
+  ['valid, no bias, relu', 'valid', [1, 1], false, true],
+] as [string, ConvPad, [number, number], boolean, boolean][]) {
+  test(`conv2dBiasAct (${name}) equals tfjs' conv2d + bias + relu`, async () => {
+    await noLeak(() =>
+      tf.tidy(() => {
+        const r = rng(7);
+        const x = tf.tensor4d(
+          Array.from({ length: 2 * 9 * 9 * 16 }, () => r() * 2 - 1),
+          [2, 9, 9, 16],
+        );
+        const w = tf.tensor4d(
+          Array.from({ length: 3 * 3 * 16 * 8 }, () => r() - 0.5),
+          [3, 3, 16, 8],
+        );
+        const bias = useBias ? tf.tensor1d(Array.from({ length: 8 }, () => r() - 0.5)) : undefined;
+        const padded = Array.isArray(pad) ? tf.pad(x, pad) : x;
+        let expected: tf.Tensor = tf.conv2d(padded, w, strides, Array.isArray(pad) ? 'valid' : pad);
+        if (bias) expected = tf.add(expected, bias);
+        if (relu) expected = tf.relu(expected);
+        const y = conv2dBiasAct(x, w, bias, strides, pad, relu);
+        assert.deepEqual(y.shape, expected.shape);
+        assertClose(y.dataSync(), expected.dataSync(), 1e-5, 'conv + bias + act');
+        if (useBias && patchedBinding() && process.env.TF_ENABLE_ONEDNN_OPTS !== '0')
+          assert.ok(fusedConvInUse(), 'the patched binding runs the fused oneDNN convolution');
+      }),
+    );
+  });
+}
+
+// Against the float64 definition: a handful of float32 roundings of O(1) values, so 1e-5 relative to max(1, |y|).
+test('batchNormReluInference equals relu(γ·(x − μ)/√(σ² + ε) + β) with running statistics (float64 definition)', async () => {
+  await noLeak(() =>
+    tf.tidy(() => {
+      const [n, h, w, c] = [3, 5, 4, 6];
+      const x = randomTensor([n, h, w, c], 11) as tf.Tensor4D;
+      const r = rng(12);
+      const [mean, offset] = [0, 1].map(() => Float32Array.from({ length: c }, () => r() - 0.5));
+      const [variance, scale] = [0, 1].map(() => Float32Array.from({ length: c }, () => 0.5 + r()));
+      const eps = 1e-3;
+      const y = batchNormReluInference(x, tf.tensor1d(mean!), tf.tensor1d(variance!), tf.tensor1d(offset!), tf.tensor1d(scale!), eps);
+      const xs = x.dataSync();
+      const expected = Array.from(xs, (v, i) => {
+        const k = i % c;
+        return Math.max(0, (scale![k]! * (v - mean![k]!)) / Math.sqrt(variance![k]! + eps) + offset![k]!);
+      });
+      assert.deepEqual(y.shape, x.shape);
+      assertClose(y.dataSync(), expected, 1e-5, 'BN + ReLU');
+      if (tf.getBackend() === 'tensorflow' && process.env.TF_ENABLE_ONEDNN_OPTS !== '0') assert.ok(bnReluInUse(), 'one oneDNN kernel on the native backend');
     }),
   );
 });
