@@ -108,7 +108,9 @@ function tensorFrom(ref: TensorRef, storage: () => Uint8Array, budget: Budget): 
   const n = numel(shape);
   const last = offset + shape.reduce((a, d, i) => a + Math.max(d - 1, 0) * stride[i]!, 0);
   if (n > 0 && !(Number.isSafeInteger(last) && last < ref.storage.numel)) {
-    throw new FormatError(`tensor of size [${shape}] and stride [${stride}] at offset ${offset} reaches past its storage ${key} of ${ref.storage.numel} elements`);
+    throw new FormatError(
+      `tensor of size [${shape}] and stride [${stride}] at offset ${offset} reaches past its storage ${key} of ${ref.storage.numel} elements`,
+    );
   }
   return {
     kind: 'torch-tensor',
@@ -300,7 +302,8 @@ function readSafetensors(buf: Uint8Array): Map<string, TorchTensor> {
       throw new FormatError(`${what}: shape must be a list of at most ${LIMITS.tensorRank} non-negative integers`);
     }
     const offsets = e.data_offsets;
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount)) throw new FormatError(`${what}: data_offsets must be [begin, end] integers`);
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount))
+      throw new FormatError(`${what}: data_offsets must be [begin, end] integers`);
     const [b, end] = offsets as [number, number];
     if (!(end >= b && end <= data.length)) throw new FormatError(`${what}: offsets [${b}, ${end}] outside the data of ${data.length} bytes (truncated?)`);
     const count = numel(shape as number[]);
@@ -311,7 +314,8 @@ function readSafetensors(buf: Uint8Array): Map<string, TorchTensor> {
   }
   ranges.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
   for (let i = 1; i < ranges.length; i++) {
-    if (ranges[i]![0] < ranges[i - 1]![1]) throw new FormatError(`tensors ${quote(ranges[i - 1]![2])} and ${quote(ranges[i]![2])} overlap in the data (the format forbids it)`);
+    if (ranges[i]![0] < ranges[i - 1]![1])
+      throw new FormatError(`tensors ${quote(ranges[i - 1]![2])} and ${quote(ranges[i]![2])} overlap in the data (the format forbids it)`);
   }
   return out;
 }
@@ -328,15 +332,13 @@ function asFormatError(e: unknown): FormatError {
 }
 
 /** A tensor's read(), whose failures are FormatErrors (tensors are read after the file was parsed). */
-const guarded =
-  (read: () => Float32Array) =>
-  (): Float32Array => {
-    try {
-      return read();
-    } catch (e) {
-      throw asFormatError(e);
-    }
-  };
+const guarded = (read: () => Float32Array) => (): Float32Array => {
+  try {
+    return read();
+  } catch (e) {
+    throw asFormatError(e);
+  }
+};
 
 /**
  * Reads any supported weight file into a JS value (dicts are Maps) whose tensors are TorchTensors. Every failure,

@@ -47,7 +47,9 @@ export class Budget {
   copy(n: number, what: string): void {
     this.copied += n;
     if (!(n >= 0) || this.copied > this.maxCopied) {
-      throw new LimitError(`${what} would bring the bytes read from the file to ${this.copied}, more than ${this.maxCopied} (${LIMITS.copiedPerFileByte}x the file + ${LIMITS.copiedBase / 2 ** 20} MiB)`);
+      throw new LimitError(
+        `${what} would bring the bytes read from the file to ${this.copied}, more than ${this.maxCopied} (${LIMITS.copiedPerFileByte}x the file + ${LIMITS.copiedBase / 2 ** 20} MiB)`,
+      );
     }
   }
 }

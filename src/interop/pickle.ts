@@ -141,13 +141,10 @@ function persistentLoad(pid: unknown): StorageRef {
  */
 export function decodeLong(b: Uint8Array): number | bigint {
   if (b.length === 0) return 0;
-  let hex = '';
-  for (let i = b.length - 1; i >= 0; i--) hex += HEX[b[i]!];
-  let v = BigInt(`0x${hex}`);
+  let v = BigInt(`0x${Buffer.from(b).reverse().toString('hex')}`);
   if (b[b.length - 1]! & 0x80) v -= 1n << BigInt(8 * b.length);
   return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
 }
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 const latin1Decoder = new TextDecoder('latin1');
@@ -456,7 +453,8 @@ export function unpickle(buf: Uint8Array, start = 0, budget = new Budget(buf.len
     const at = vm.pos;
     const op = vm.u8();
     const handler = OPCODES.get(op);
-    if (!handler) throw new PickleError(`refused opcode 0x${op.toString(16).padStart(2, '0')} at offset ${at} (not used by a state_dict; nothing was executed)`);
+    if (!handler)
+      throw new PickleError(`refused opcode 0x${op.toString(16).padStart(2, '0')} at offset ${at} (not used by a state_dict; nothing was executed)`);
     handler.run(vm);
   }
   return { value: vm.result.value, end: vm.pos };

@@ -102,7 +102,7 @@ export class ZipReader {
       this.inside(p + 46, nameLen + extraLen + commentLen, 'central directory entry');
       const name = new TextDecoder().decode(b.subarray(p + 46, p + 46 + nameLen));
       // zip64: the sizes and offset that do not fit 32 bits are in extra field 0x0001, in this order.
-      for (let e = p + 46 + nameLen; e + 4 <= p + 46 + nameLen + extraLen; ) {
+      for (let e = p + 46 + nameLen; e + 4 <= p + 46 + nameLen + extraLen;) {
         const id = this.u16(e);
         const len = this.u16(e + 2);
         if (id === 1) {
