@@ -48,10 +48,11 @@ export function fileError(file: string, e: unknown, verb = 'write', hint = ''): 
  * terminal, start a new line or disguise the message; longer than `max` characters is cut with '...'.
  */
 export function printable(s: string, max = Infinity): string {
+  const cut = s.length > max;
   // eslint-disable-next-line no-control-regex
-  const escaped = s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => {
+  const escaped = (cut ? s.slice(0, max) : s).replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => {
     const code = c.charCodeAt(0);
     return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u{${code.toString(16)}}`;
   });
-  return escaped.length > max ? `${escaped.slice(0, max)}...` : escaped;
+  return cut || escaped.length > max ? `${escaped.slice(0, max)}...` : escaped;
 }

@@ -57,8 +57,9 @@ export class ZipReader {
     if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new ZipError(`zip field of ${v} at offset ${p} is larger than any file`);
     return Number(v);
   };
-  private inside(start: number, length: number, what: string): void {
-    if (start < 0 || length < 0 || start + length > this.buf.length) throw new ZipError(`${what} lies outside the file (truncated?)`);
+  /** `what` is a function: the message quotes names from the file, built only when it is thrown. */
+  private inside(start: number, length: number, what: () => string): void {
+    if (start < 0 || length < 0 || start + length > this.buf.length) throw new ZipError(`${what()} lies outside the file (truncated?)`);
   }
 
   private readDirectory(): void {
@@ -77,19 +78,19 @@ export class ZipReader {
     let cdOffset = this.u32(eocd + 16);
     if (eocd >= 20 && this.u32(eocd - 20) === ZIP64_LOCATOR) {
       const at = this.u64(eocd - 20 + 8);
-      this.inside(at, 56, 'zip64 end record');
+      this.inside(at, 56, () => 'zip64 end record');
       if (this.u32(at) !== ZIP64_EOCD) throw new ZipError('zip64 locator does not point at a zip64 end record');
       declared = this.u64(at + 32);
       cdSize = this.u64(at + 40);
       cdOffset = this.u64(at + 48);
     }
-    this.inside(cdOffset, cdSize, 'central directory');
+    this.inside(cdOffset, cdSize, () => 'central directory');
     const ranges: [number, number, string][] = [];
     let p = cdOffset;
     const end = cdOffset + cdSize;
     while (p < end) {
       if (this.members.size >= LIMITS.zipEntries) throw new LimitError(`more than ${LIMITS.zipEntries} zip entries`);
-      this.inside(p, 46, 'central directory entry');
+      this.inside(p, 46, () => 'central directory entry');
       if (this.u32(p) !== CENTRAL) throw new ZipError(`bad central directory entry at offset ${p}`);
       const flags = this.u16(p + 8);
       const method = this.u16(p + 10);
@@ -99,7 +100,7 @@ export class ZipReader {
       const extraLen = this.u16(p + 30);
       const commentLen = this.u16(p + 32);
       let local = this.u32(p + 42);
-      this.inside(p + 46, nameLen + extraLen + commentLen, 'central directory entry');
+      this.inside(p + 46, nameLen + extraLen + commentLen, () => 'central directory entry');
       const name = new TextDecoder().decode(b.subarray(p + 46, p + 46 + nameLen));
       // zip64: the sizes and offset that do not fit 32 bits are in extra field 0x0001, in this order.
       for (let e = p + 46 + nameLen; e + 4 <= p + 46 + nameLen + extraLen;) {
@@ -120,10 +121,10 @@ export class ZipReader {
       }
       if (flags & 1) throw new ZipError(`zip entry ${quote(name)} is encrypted`);
       if (this.members.has(name)) throw new ZipError(`zip entry ${quote(name)} appears twice`);
-      this.inside(local, 30, `local header of ${quote(name)}`);
+      this.inside(local, 30, () => `local header of ${quote(name)}`);
       if (this.u32(local) !== LOCAL) throw new ZipError(`zip entry ${quote(name)}: no local header at offset ${local}`);
       const dataStart = local + 30 + this.u16(local + 26) + this.u16(local + 28);
-      this.inside(dataStart, compressedSize, `data of zip entry ${quote(name)}`);
+      this.inside(dataStart, compressedSize, () => `data of zip entry ${quote(name)}`);
       if (method !== 0 && method !== 8) throw new ZipError(`zip entry ${quote(name)}: unsupported compression method ${method}`);
       if (method === 0 && compressedSize !== size) throw new ZipError(`stored zip entry ${quote(name)} declares ${size} bytes but holds ${compressedSize}`);
       this.members.set(name, { name, method, compressedSize, size, dataStart });

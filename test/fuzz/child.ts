@@ -39,7 +39,7 @@ export function load(buf: Uint8Array): { outcome: Outcome; detail: string } {
     if (!refusal) return { outcome: 'js-error', detail: printable(`${(e as Error)?.name}: ${msg}`, 300) };
     // A refusal is clean only if it prints as one line without control characters (printable leaves it unchanged).
     if (printable(msg) !== msg) return { outcome: 'js-error', detail: `refusal with raw control characters: ${printable(msg, 300)}` };
-    return { outcome: 'refused', detail: msg.slice(0, 300) };
+    return { outcome: 'refused', detail: msg.slice(0, 1000) };
   }
 }
 

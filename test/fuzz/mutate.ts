@@ -304,7 +304,8 @@ export function mutateSafetensors(r: Rng, input: Uint8Array): Uint8Array {
   const data = input.subarray(8 + n);
   const names = Object.keys(header).filter((k) => k !== '__metadata__');
   const name = names.length ? pick(r, names) : 'w';
-  const e = (header[name] ??= {});
+  let e = header[name];
+  if (typeof e !== 'object' || e === null || Array.isArray(e)) e = header[name] = {};
   switch (int(r, 9)) {
     case 0:
       e[pick(r, ['dtype', 'shape', 'data_offsets'])] = pick(r, WRONG);
