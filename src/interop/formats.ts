@@ -282,7 +282,7 @@ function readSafetensors(buf: Uint8Array): Map<string, TorchTensor> {
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(8, 8 + n)));
   } catch (e) {
-    throw new FormatError(`safetensors header is not UTF-8 JSON (${(e as Error).message})`);
+    throw new FormatError(`safetensors header is not JSON (${(e as Error).message})`);
   }
   if (!isObject(header)) throw new FormatError('safetensors header: expected a JSON object');
   const data = buf.subarray(8 + n);

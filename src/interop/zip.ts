@@ -32,6 +32,7 @@ const MAX32 = 0xffffffff;
 
 export class ZipReader {
   private readonly members = new Map<string, Member>();
+  private inflated = 0;
   private readonly view: DataView;
 
   constructor(
@@ -144,6 +145,10 @@ export class ZipReader {
     if (!m) return undefined;
     const raw = this.buf.subarray(m.dataStart, m.dataStart + m.compressedSize);
     if (m.method === 0) return raw;
+    // torch.save stores members uncompressed: all deflated members together may not inflate to more than 4x the
+    // file (+1 MiB), so a zip bomb is refused before any memory is allocated for it.
+    this.inflated += m.size;
+    if (this.inflated > 4 * this.buf.length + 2 ** 20) throw new ZipError(`zip entry ${quote(name)} would inflate far beyond the file size`);
     this.budget.copy(m.size, `inflating zip entry ${quote(name)}`);
     const out = new Uint8Array(m.size);
     let n = 0;
