@@ -182,8 +182,9 @@ export function zip(members: readonly ZipMember[], lies: ZipLies = {}): Uint8Arr
   v.setUint32(0, 0x06054b50, true);
   v.setUint16(8, count, true);
   v.setUint16(10, count, true);
-  v.setUint32(12, cdSize, true);
-  v.setUint32(16, cdOffset, true);
+  // A zip64 archive says so with 0xffffffff in the 32-bit fields (what readers such as fflate look for).
+  v.setUint32(12, lies.zip64Entries !== undefined ? 0xffffffff : cdSize, true);
+  v.setUint32(16, lies.zip64Entries !== undefined ? 0xffffffff : cdOffset, true);
   parts.push(e);
   const out = new Uint8Array(offset + 22);
   let p = 0;
