@@ -240,6 +240,7 @@ function readTorchLegacy(buf: Uint8Array, budget: Budget): PyValue {
   );
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   for (const k of keys) {
+    if (typeof k !== 'string' && typeof k !== 'number') throw new FormatError('legacy storage keys must be strings');
     const key = String(k);
     if (pos + 8 > buf.length) throw new FormatError(`truncated: storage ${quote(key)} missing`);
     const count = Number(view.getBigInt64(pos, true));

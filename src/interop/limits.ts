@@ -54,5 +54,12 @@ export class Budget {
   }
 }
 
-/** Text from a file, quoted for a one-line message (escaped, at most 120 characters). */
-export const quote = (s: unknown): string => `'${printable(String(s), 120)}'`;
+/**
+ * A value from a file, quoted for a one-line message (escaped, at most 120 characters). Containers are named, not
+ * printed (String() of a memo-shared list expands it exponentially), and huge integers are not converted to decimal.
+ */
+export function quote(v: unknown): string {
+  if (typeof v === 'object' && v !== null) return `<${Array.isArray(v) ? 'list' : v instanceof Map ? 'dict' : 'object'}>`;
+  if (typeof v === 'bigint' && (v > 2n ** 64n || v < -(2n ** 64n))) return '<integer of more than 64 bits>';
+  return `'${printable(String(v), 120)}'`;
+}

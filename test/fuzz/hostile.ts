@@ -114,6 +114,27 @@ export const HOSTILE: Hostile[] = [
     },
   },
   {
+    name: 'legacy file whose protocol number is a "billion laughs" list',
+    was: 'String() of the list for the message: exponential (found by the fuzzer)',
+    expect: /unsupported legacy protocol <list>/,
+    bytes: () => {
+      const magic = new Pickle().proto().op(0x8a, 10, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19).stop();
+      const p = new Pickle().proto().emptyList().put(0).op(0x30);
+      for (let i = 1; i <= 64; i++)
+        p.mark()
+          .get(i - 1)
+          .get(i - 1)
+          .op(0x6c)
+          .put(i)
+          .op(0x30);
+      const laughs = p.get(64).stop();
+      const out = new Uint8Array(magic.length + laughs.length);
+      out.set(magic);
+      out.set(laughs, magic.length);
+      return out;
+    },
+  },
+  {
     name: 'LONG4 of 4 MB',
     was: 'quadratic decoding (1 MB > 20 s)',
     expect: /holds no dict of tensors/,
