@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from './errors.js';
 import { oneOf } from './input.js';
+import { decideOneDnn, type OneDnnDecision } from './onednn.js';
 
 import { BACKEND_CHOICES, type BackendChoice } from './choices.js';
 export { BACKEND_CHOICES, type BackendChoice };
@@ -27,6 +28,8 @@ export interface BackendInfo {
   gpu: boolean;
   devices: string[];
   warnings: string[];
+  /** Native backend: oneDNN on or off, and why (onednn.ts). */
+  oneDnn?: OneDnnDecision;
 }
 
 export const CPU_SLOWNESS_WARNING =
@@ -40,10 +43,15 @@ export function parseBackendChoice(value: string, source = '--backend'): Backend
   return oneOf(BACKEND_CHOICES, value, source);
 }
 
+let oneDnn: OneDnnDecision | undefined;
+
 /** Defaults that make the native backend fast and quiet; a value the user set always wins. */
-function setNativeEnvDefaults(): void {
-  // oneDNN kernels made training steps 12-32% faster on the CPUs we measured.
-  process.env.TF_ENABLE_ONEDNN_OPTS ??= '1';
+function setNativeEnvDefaults(want: BackendChoice): void {
+  // oneDNN kernels made training steps 12-32% faster on the CPUs we measured, but kill the process on some
+  // AVX-512 CPUs: onednn.ts decides (before TensorFlow loads) from a probe in a child process, cached per machine.
+  const pkg = want !== 'tensorflow' && resolvable('@tensorflow/tfjs-node-gpu') ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';
+  if (resolvable(pkg)) oneDnn = decideOneDnn({ pkg });
+  process.env.TF_ENABLE_ONEDNN_OPTS ??= oneDnn?.onednn === false ? '0' : '1';
   // TensorFlow's C++ INFO lines would otherwise interleave with our logs.
   process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
 }
@@ -129,6 +137,15 @@ function tryOpen(path: string, flags = 'a'): number | undefined {
   }
 }
 
+function resolvable(pkg: string): boolean {
+  try {
+    require.resolve(pkg);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function tryLoad(pkg: string): { ok: true } | { ok: false; error: string } {
   try {
     withNativeLoadQuiet(() => require(pkg));
@@ -173,6 +190,7 @@ function nativeInfo(pkg: BackendInfo['package'], warnings: string[]): BackendInf
     gpu,
     devices: gpu ? orDefault(visibleGpus(), 'GPU:0') : [`CPU${threads}`],
     warnings,
+    ...(oneDnn ? { oneDnn } : {}),
   };
 }
 
@@ -192,7 +210,7 @@ export async function initBackend(choice?: BackendChoice): Promise<BackendInfo> 
     return (current = { name: 'cpu', package: '@tensorflow/tfjs', tfVersion: tf.version.tfjs, gpu: false, devices: ['CPU (JavaScript)'], warnings });
   }
 
-  setNativeEnvDefaults();
+  setNativeEnvDefaults(want);
   if (want === 'auto' || want === 'gpu') {
     const gpuLoad = tryLoad('@tensorflow/tfjs-node-gpu');
     if (gpuLoad.ok) {
@@ -236,5 +254,5 @@ export function backendInfo(): BackendInfo | undefined {
 export function logBackend(log: { warn(msg: string): void; info(obj: object, msg: string): void }, info: BackendInfo): void {
   for (const w of info.warnings) log.warn(w);
   const version = info.name === 'tensorflow' ? { tensorflow: info.tfVersion } : { tfjs: info.tfVersion };
-  log.info({ backend: info.name, package: info.package, ...version, gpu: info.gpu, devices: info.devices }, 'backend');
+  log.info({ backend: info.name, package: info.package, ...version, gpu: info.gpu, devices: info.devices, onednn: info.oneDnn?.onednn }, 'backend');
 }

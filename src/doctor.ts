@@ -231,7 +231,7 @@ export async function diagnose(opts: DoctorOptions = {}): Promise<Diagnosis> {
   add(
     'threads',
     'info',
-    `TF_ENABLE_ONEDNN_OPTS=${env('TF_ENABLE_ONEDNN_OPTS')}${process.env.TF_ENABLE_ONEDNN_OPTS === undefined ? ' (ikl-at sets 1 before TensorFlow loads: oneDNN kernels asked for)' : ''}`,
+    `TF_ENABLE_ONEDNN_OPTS=${env('TF_ENABLE_ONEDNN_OPTS')}${process.env.TF_ENABLE_ONEDNN_OPTS === undefined ? ' (ikl-at sets 1, or 0 where its oneDNN probe faults: see the onednn line)' : ''}`,
   );
   add(
     'threads',
@@ -311,6 +311,15 @@ export async function diagnose(opts: DoctorOptions = {}): Promise<Diagnosis> {
     );
     add('backend', 'info', `devices: ${backend.devices.join(', ')}`);
     if (native) add('backend', 'info', oneDnnStatement(nativeLoadNotices()));
+    if (backend.oneDnn) {
+      // The path the convolutions take on this CPU (onednn.ts): oneDNN, or TensorFlow's Eigen kernels where oneDNN faults.
+      const d = backend.oneDnn;
+      add(
+        'onednn',
+        d.onednn ? 'ok' : 'warn',
+        `convolutions: ${d.onednn ? 'oneDNN kernels (fast path)' : "TensorFlow's Eigen kernels (safe path)"}; ${d.reason}`,
+      );
+    }
     if (!native && want !== 'cpu') {
       usable = false;
       fixes.push('npm run setup:native   (builds @tensorflow/tfjs-node against the tensorflow-cpu wheel; needs python3, make, a C++ compiler)');

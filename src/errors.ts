@@ -41,3 +41,18 @@ export function fileError(file: string, e: unknown, verb = 'write', hint = ''): 
   if (!isFileSystemError(e)) return e;
   return new InputError(`${file}: cannot ${verb} (${FS_REASONS[e.code!]}${e.code === 'ENOENT' ? '' : `, ${e.code}`})${hint ? `; ${hint}` : ''}`);
 }
+
+/**
+ * `s` safe to print inside a one-line message: control characters (C0, DEL, C1), line and paragraph separators and
+ * the bidirectional overrides become `\xNN` / `\u{NNNN}` escapes, so text taken from a file cannot clear the
+ * terminal, start a new line or disguise the message; longer than `max` characters is cut with '...'.
+ */
+export function printable(s: string, max = Infinity): string {
+  const cut = s.length > max;
+  // eslint-disable-next-line no-control-regex
+  const escaped = (cut ? s.slice(0, max) : s).replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => {
+    const code = c.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u{${code.toString(16)}}`;
+  });
+  return cut || escaped.length > max ? `${escaped.slice(0, max)}...` : escaped;
+}

@@ -6,7 +6,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { sha256 } from '../checkpoint/files.js';
-import { InputError } from '../errors.js';
+import { InputError, printable } from '../errors.js';
 import { writeFileAtomic } from '../files.js';
 import { NORMALIZATION_LAYER, archDef, normalizationStats, setNormalization } from '../models/archs.js';
 import { parseArch } from '../models/index.js';
@@ -41,6 +41,22 @@ export async function isWeightFile(path: string): Promise<boolean> {
   }
 }
 
+/**
+ * A weight file's bytes → its state_dict. Every problem is an InputError naming `label`, on one line with the
+ * file's own text escaped (see printable): the reader's budgets bound its time and memory whatever the bytes.
+ */
+export function parseStateDict(buf: Uint8Array, label: string): FlatStateDict & { format: WeightFormat } {
+  let parsed: ReturnType<typeof readWeightFile>;
+  try {
+    parsed = readWeightFile(buf);
+  } catch (e) {
+    throw new InputError(`${label}: ${printable(e instanceof FormatError ? e.message : String(e))}`);
+  }
+  const flat = flattenStateDict(parsed.value);
+  if ('problem' in flat) throw new InputError(`${label}: ${printable(flat.problem, 300)}`);
+  return { ...flat, format: parsed.format };
+}
+
 /** Reads a weight file and finds its state_dict. Every problem is an InputError naming the file. */
 export async function readStateDictFile(file: string): Promise<FlatStateDict & { source: WeightSource }> {
   let buf: Uint8Array;
@@ -49,16 +65,8 @@ export async function readStateDictFile(file: string): Promise<FlatStateDict & {
   } catch (e) {
     throw new InputError(`${file}: cannot read the weight file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  let parsed: ReturnType<typeof readWeightFile>;
-  try {
-    parsed = readWeightFile(buf);
-  } catch (e) {
-    if (e instanceof FormatError) throw new InputError(`${file}: ${e.message}`);
-    throw e;
-  }
-  const flat = flattenStateDict(parsed.value);
-  if ('problem' in flat) throw new InputError(`${file}: ${flat.problem}`);
-  return { ...flat, source: { file, sha256: sha256(buf), format: parsed.format, container: flat.container, prefix: flat.prefix } };
+  const { format, ...flat } = parseStateDict(buf, file);
+  return { ...flat, source: { file, sha256: sha256(buf), format, container: flat.container, prefix: flat.prefix } };
 }
 
 const shapesOf = (flat: FlatStateDict): Map<string, number[]> => new Map([...flat.tensors].map(([k, t]) => [k, t.shape]));
@@ -70,11 +78,11 @@ const shapesOf = (flat: FlatStateDict): Map<string, number[]> => new Map([...fla
 export function importIntoModel(model: tf.LayersModel, mapping: TorchMapping, flat: FlatStateDict, label: string, what: string): void {
   const specs = expectedKeys(model, mapping);
   const problem = describeMismatch(compareKeys(specs, shapesOf(flat), mapping));
-  if (problem) throw new InputError(`${label}: does not match ${what}: ${problem}`);
+  if (problem) throw new InputError(`${label}: does not match ${what}: ${printable(problem, 600)}`);
   try {
     writeStateDict(specs, flat.tensors);
   } catch (e) {
-    if (e instanceof FormatError) throw new InputError(`${label}: ${e.message}`);
+    if (e instanceof FormatError) throw new InputError(`${label}: ${printable(e.message)}`);
     throw e;
   }
 }
@@ -85,7 +93,7 @@ export function resolveArch(flat: FlatStateDict, label: string, opts: { arch?: s
   const seen = recogniseArch(shapes);
   let arch: string;
   if (opts.arch !== undefined) arch = parseArch(opts.arch);
-  else if ('problem' in seen) throw new InputError(`${label}: ${seen.problem}`);
+  else if ('problem' in seen) throw new InputError(`${label}: ${printable(seen.problem, 300)}`);
   else if (!isModelArch(seen.arch)) {
     throw new InputError(`${label}: holds a ${seen.arch}, which is not in the zoo (${MODEL_ARCHS_HELP})`);
   } else arch = seen.arch;

@@ -4,6 +4,7 @@
  * (`module.` from DataParallel, `module.0.` / `0.` from a Sequential with the network first).
  */
 import { isTorchTensor, type TorchTensor } from './formats.js';
+import { quote } from './limits.js';
 import type { PyValue } from './pickle.js';
 
 export const CONTAINER_KEYS = ['state_dict', 'model_state_dict', 'model'] as const;
@@ -27,7 +28,10 @@ export function flattenStateDict(value: PyValue): FlatStateDict | { problem: str
     if (!(value instanceof Map)) return { problem: 'the file holds no dict of tensors' };
     const key = CONTAINER_KEYS.find((k) => isStateDict(value.get(k)));
     if (!key) {
-      const keys = [...value.keys()].slice(0, 6).map(String).join(', ');
+      const keys = [...value.keys()]
+        .slice(0, 6)
+        .map((k) => (typeof k === 'string' ? k : quote(k)))
+        .join(', ');
       return { problem: `no state_dict found (top-level keys: ${keys}; expected tensors, or one of ${CONTAINER_KEYS.join('/')})` };
     }
     container = key;
