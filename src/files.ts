@@ -3,7 +3,8 @@
  * directory. A reader (or a crash at any moment) sees the old file or the new one, never half of one.
  */
 import { open, rename, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileError } from './errors.js';
 
 /**
@@ -44,4 +45,12 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array): 
     throw fileError(file, e, 'write', 'the previous version, if any, is intact');
   }
   await syncDir(dirname(file));
+}
+
+/**
+ * The one cache folder of ikl-at (RobustBench files, the oneDNN probe's verdicts): $IKL_CACHE, else
+ * $XDG_CACHE_HOME/ikl-at, else ~/.cache/ikl-at (where setup:native keeps the TensorFlow wheel too).
+ */
+export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.IKL_CACHE || join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'ikl-at');
 }

@@ -18,9 +18,10 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { cpus, homedir } from 'node:os';
+import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { InputError } from './errors.js';
+import { cacheDir } from './files.js';
 
 export interface OneDnnDecision {
   /** oneDNN kernels on (TF_ENABLE_ONEDNN_OPTS=1) or off (=0). */
@@ -80,10 +81,6 @@ export function probeKey(pkg: string): string {
   return h.digest('hex').slice(0, 16);
 }
 
-/** ~/.cache/ikl-at (or $IKL_CACHE_DIR, or $XDG_CACHE_HOME/ikl-at). */
-export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  return env.IKL_CACHE_DIR ?? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'ikl-at');
-}
 
 export interface DecideOptions {
   /** The backend package the process will load. */

@@ -68,7 +68,10 @@ function lossAndGradByLayers(forwardBackward: NonNullable<ModelFn['forwardBackwa
     value.dispose();
     return (grads[0] ?? tf.zerosLike(z)) as tf.Tensor2D;
   });
-  return { loss: loss!, logits, grad };
+  // As lossAndGrad's: the loss belongs to the caller's scope (a kept tensor would outlive the caller's tidy).
+  const owned = tf.clone(loss!);
+  loss!.dispose();
+  return { loss: owned, logits, grad };
 }
 
 /** Per-example correctness (argmax == y) as a bool tensor [B]. */

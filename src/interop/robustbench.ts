@@ -10,13 +10,13 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { homedir, hostname } from 'node:os';
+import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dirname, join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { downloadFile } from '../data/download.js';
 import { InputError } from '../errors.js';
-import { writeFileAtomic } from '../files.js';
+import { cacheDir, writeFileAtomic } from '../files.js';
 import { silentLogger, type Logger } from '../log.js';
 import { NORMALIZATION_LAYER, archDef, buildNormalized, setNormalization } from '../models/archs.js';
 import { parseArch } from '../models/index.js';
@@ -79,9 +79,9 @@ export function findRobustBenchEntry(
   throw new InputError(`${source} ${ref}: not a RobustBench CIFAR-10/100 Linf/L2 model name${near.length ? ` (similar: ${near.join(', ')})` : ''}`);
 }
 
-/** `$IKL_CACHE/robustbench` (IKL_CACHE defaults to ~/.cache/ikl-at). */
+/** `<cache>/robustbench`, the cache of src/files.ts (`$IKL_CACHE`, default ~/.cache/ikl-at). */
 export function robustBenchCacheRoot(env: NodeJS.ProcessEnv = process.env): string {
-  return join(env.IKL_CACHE ?? join(homedir(), '.cache', 'ikl-at'), 'robustbench');
+  return join(cacheDir(env), 'robustbench');
 }
 
 /** Where the file of an entry is looked for: our cache first, then RobustBench's own `models/` layout (relative to the cwd). */

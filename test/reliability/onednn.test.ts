@@ -49,18 +49,18 @@ test('the probe decides once per machine: a signal turns oneDNN off, a pass keep
       const cache = join(dir, outcome);
       let calls = 0;
       const probe = (): ProbeResult => (calls++, { outcome, detail: outcome === 'signal' ? 'died of SIGFPE' : 'convolutions ran' });
-      const first = decideOneDnn({ pkg: PKG, env: { IKL_CACHE_DIR: cache }, probe });
+      const first = decideOneDnn({ pkg: PKG, env: { IKL_CACHE: cache }, probe });
       assert.equal(first.onednn, onednn);
       assert.equal(first.source, 'probe');
       if (!onednn) assert.match(first.reason, /died of SIGFPE.*TF_ENABLE_ONEDNN_OPTS=0/);
-      const second = decideOneDnn({ pkg: PKG, env: { IKL_CACHE_DIR: cache }, probe });
+      const second = decideOneDnn({ pkg: PKG, env: { IKL_CACHE: cache }, probe });
       assert.deepEqual([second.onednn, second.source, calls], [onednn, 'cache', 1]);
     }
     const cache = join(dir, 'inconclusive');
     let calls = 0;
     const probe = (): ProbeResult => (calls++, { outcome: 'inconclusive', detail: 'exit 1' });
-    assert.equal(decideOneDnn({ pkg: PKG, env: { IKL_CACHE_DIR: cache }, probe }).onednn, true);
-    decideOneDnn({ pkg: PKG, env: { IKL_CACHE_DIR: cache }, probe });
+    assert.equal(decideOneDnn({ pkg: PKG, env: { IKL_CACHE: cache }, probe }).onednn, true);
+    decideOneDnn({ pkg: PKG, env: { IKL_CACHE: cache }, probe });
     assert.equal(calls, 2, 'an inconclusive probe is run again');
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -78,7 +78,7 @@ test('a process whose probe dies runs with oneDNN off and computes the same conv
   try {
     const run = (extra: Record<string, string>) => {
       const r = spawnSync(process.execPath, [here('./onednn-child.js')], {
-        env: childEnv({ IKL_CACHE_DIR: dir, ...extra }),
+        env: childEnv({ IKL_CACHE: dir, ...extra }),
         encoding: 'utf8',
         timeout: 600_000,
         maxBuffer: 2 ** 28,
