@@ -137,7 +137,9 @@ async function evalAction(flags: EvalFlags): Promise<number> {
   // Paths too, before TensorFlow loads (seconds): a typo is answered at once.
   const warning = epsWarning(partial);
   if (warning !== undefined) process.stderr.write(`ikl-eval: warning: ${warning}\n`);
-  if (!existsSync(partial.checkpoint)) throw new InputError(`--checkpoint ${partial.checkpoint}: no such checkpoint directory or weight file`);
+  // A RobustBench name is resolved (cache, download) by the library.
+  if (flags.model === undefined && !existsSync(partial.checkpoint))
+    throw new InputError(`--checkpoint ${partial.checkpoint}: no such checkpoint directory or weight file`);
   const { initBackend, logBackend, parseBackendChoice } = await import('../backend.js');
   const backendChoice = flags.backend === undefined ? undefined : parseBackendChoice(flags.backend);
   const { createLogger } = await import('../log.js');
