@@ -81,7 +81,6 @@ export function probeKey(pkg: string): string {
   return h.digest('hex').slice(0, 16);
 }
 
-
 export interface DecideOptions {
   /** The backend package the process will load. */
   pkg: string;
