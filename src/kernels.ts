@@ -103,8 +103,11 @@ function fusedConvAttrs(b: NativeBackend, relu: boolean) {
   ];
 }
 
-/** The binding patch version with list attributes (collective/native.ts's IKL_PATCH; a root module imports no module directory). */
-const IKL_PATCH = 1;
+/**
+ * The version of ikl-at's binding patch (scripts/native/) this code expects: list attributes here, collectives in
+ * src/collective/native.ts (which imports it). scripts/setup-native.sh checks the same number.
+ */
+export const IKL_PATCH = 1;
 
 /** Whether the fused convolution ran (true), failed once (false), or has not been tried (undefined). */
 let fusedConvWorks: boolean | undefined;

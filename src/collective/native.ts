@@ -13,6 +13,7 @@
  *   `copyToDevice(tensorId, device) → {id, shape, dtype}`.
  */
 import * as tf from '@tensorflow/tfjs';
+import { IKL_PATCH } from '../kernels.js';
 
 /** One attribute of an op, as tfjs-node's binding takes it. */
 export interface OpAttr {
@@ -55,8 +56,7 @@ interface NodeBackend {
   executeMultipleOutputs(name: string, attrs: OpAttr[], inputs: tf.TensorInfo[], numOutputs: number): tf.Tensor[];
 }
 
-/** The patch version this code expects (scripts/setup-native.sh checks the same number). */
-export const IKL_PATCH = 1;
+export { IKL_PATCH };
 
 function nodeBackend(): NodeBackend | undefined {
   if (tf.getBackend() !== 'tensorflow') return undefined;
